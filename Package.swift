@@ -1,0 +1,64 @@
+// swift-tools-version:6.0
+// TensorGuard PKCS#11 — see ../shared/DESIGN.md §1 for the layout. Each layer only knows the one below.
+import Foundation
+import PackageDescription
+
+let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
+
+let package = Package(
+    name: "TensorGuardPKCS11",
+    platforms: [.macOS(.v15)],
+    products: [
+        // The module hosts load: libtensorguard-pkcs11.so. Swift runtime linked statically, only C_* exported,
+        // NODELETE (hosts dlclose modules; the Swift runtime cannot be unloaded).
+        .library(name: "tensorguard-pkcs11", type: .dynamic, targets: ["TensorGuardPKCS11"]),
+        .executable(name: "tg-pkcs11", targets: ["tg-pkcs11"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        // System libraries (Debian: libp11-kit-dev for the header only, libssl-dev, libsqlite3-dev).
+        .systemLibrary(name: "CP11Kit", providers: [.apt(["libp11-kit-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+
+        // Thin Swift wrappers over OpenSSL libcrypto: random, AES modes, key wrap, digests, HMAC, KDFs, zeroisation.
+        .target(name: "CryptoCore", dependencies: ["COpenSSL"]),
+        // The N2HE scheme of the TensorGuard SDK: parameters, keys, LWE1/LWE2, PCG64 expansion. Knows no PKCS#11.
+        .target(name: "N2HE", dependencies: ["COpenSSL"]),
+        // Key-wrapping backends (DESIGN §5): the protocol and its implementations. Never sees objects.
+        .target(name: "KeyWrap", dependencies: ["CryptoCore"]),
+        // Persistence and at-rest sealing (DESIGN §4): SQLite per token, root key envelope, sealed attributes.
+        .target(name: "TokenStore", dependencies: ["CryptoCore", "CSQLite", "KeyWrap"]),
+        // PKCS#11 semantics in Swift types: slots, tokens, sessions, login, objects, policy, mechanisms.
+        .target(name: "Cryptoki", dependencies: [
+            "CP11Kit", "CryptoCore", "N2HE", "KeyWrap", "TokenStore",
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        // C function tables (2.40 and 3.0), C_GetFunctionList, C_GetInterfaceList, C_GetInterface.
+        .target(name: "CPKCS11", dependencies: ["CP11Kit"]),
+        // The C ABI: @_cdecl C_* shims only.
+        .target(
+            name: "TensorGuardPKCS11",
+            dependencies: ["CPKCS11", "CP11Kit", "Cryptoki"],
+            linkerSettings: [.unsafeFlags([
+                "-static-stdlib",
+                "-Xlinker", "--exclude-libs=ALL",
+                "-Xlinker", "-z", "-Xlinker", "nodelete",
+                "-Xlinker", "--version-script=\(root)/Sources/TensorGuardPKCS11/exports.map",
+            ])]
+        ),
+        // Operator CLI.
+        .executableTarget(name: "tg-pkcs11", dependencies: [
+            "CP11Kit", "N2HE",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "CryptoCoreTests", dependencies: ["CryptoCore"]),
+        .testTarget(name: "N2HETests", dependencies: ["N2HE"]),
+        .testTarget(name: "TokenStoreTests", dependencies: ["TokenStore", "KeyWrap", "CryptoCore"]),
+        .testTarget(name: "CryptokiTests", dependencies: ["Cryptoki", "CP11Kit"]),
+    ]
+)

@@ -1,0 +1,1 @@
+#include "CPKCS11.h"

@@ -1,0 +1,3 @@
+#ifndef CPKCS11_H
+#define CPKCS11_H
+#endif
