@@ -1,0 +1,115 @@
+import COpenSSL
+
+/// Read-only access to contiguous bytes. `[UInt8]`, `ArraySlice<UInt8>` and `SecretBytes` conform,
+/// so every CryptoCore entry point accepts either public arrays or secret buffers without copying.
+public protocol ByteView {
+    var count: Int { get }
+    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R
+}
+
+extension Array: ByteView where Element == UInt8 {}
+extension ArraySlice: ByteView where Element == UInt8 {}
+
+/// An owned buffer of secret bytes (keys, PIN-derived keys, unsealed attribute values).
+///
+/// The memory is allocated outside the Swift array machinery (so it is never silently copied by CoW) and is
+/// wiped with `OPENSSL_cleanse` when the object is deallocated. Equality is constant-time in the contents
+/// (lengths are not secret). Mutate only through `withUnsafeMutableBytes` before the value is shared across
+/// threads; after that treat it as immutable (that is what makes the `Sendable` conformance sound).
+public final class SecretBytes: ByteView, Equatable, @unchecked Sendable, CustomStringConvertible {
+    private let pointer: UnsafeMutableRawPointer
+    /// Number of secret bytes.
+    public let count: Int
+
+    /// `count` zero bytes (negative counts are treated as 0).
+    public init(count: Int) {
+        let n = max(0, count)
+        self.count = n
+        self.pointer = UnsafeMutableRawPointer.allocate(byteCount: max(1, n), alignment: 16)
+        self.pointer.initializeMemory(as: UInt8.self, repeating: 0, count: max(1, n))
+    }
+
+    /// A copy of `bytes`. The caller remains responsible for wiping its own copy.
+    public convenience init(copying bytes: some ByteView) {
+        self.init(count: bytes.count)
+        bytes.withUnsafeBytes { src in
+            if let base = src.baseAddress, src.count > 0 {
+                self.pointer.copyMemory(from: base, byteCount: src.count)
+            }
+        }
+    }
+
+    /// A copy of `bytes`. The caller remains responsible for wiping its own copy.
+    public convenience init(copying bytes: [UInt8]) {
+        self.init(count: bytes.count)
+        bytes.withUnsafeBytes { src in
+            if let base = src.baseAddress, src.count > 0 {
+                self.pointer.copyMemory(from: base, byteCount: src.count)
+            }
+        }
+    }
+
+    /// `count` fresh random bytes from the OpenSSL CSPRNG.
+    public static func random(count: Int) throws -> SecretBytes {
+        let s = SecretBytes(count: count)
+        try s.withUnsafeMutableBytes { try SecureRandom.fill($0) }
+        return s
+    }
+
+    deinit {
+        OPENSSL_cleanse(pointer, max(1, count))
+        pointer.deallocate()
+    }
+
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(start: pointer, count: count))
+    }
+
+    public func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeMutableRawBufferPointer(start: pointer, count: count))
+    }
+
+    /// A new `SecretBytes` holding `range` of this one (clamped to the bounds).
+    public func slice(_ range: Range<Int>) -> SecretBytes {
+        let lo = min(max(0, range.lowerBound), count)
+        let hi = min(max(lo, range.upperBound), count)
+        let s = SecretBytes(count: hi - lo)
+        if hi > lo { s.pointer.copyMemory(from: pointer + lo, byteCount: hi - lo) }
+        return s
+    }
+
+    /// Copies the secret out into an ordinary array — only for handing a value to the caller
+    /// (e.g. C_GetAttributeValue of an extractable, non-sensitive CKA_VALUE). The array is not wiped.
+    public func unsafeCopyToArray() -> [UInt8] {
+        withUnsafeBytes { Array($0) }
+    }
+
+    /// Constant-time in the contents; unequal lengths compare unequal immediately.
+    public static func == (lhs: SecretBytes, rhs: SecretBytes) -> Bool {
+        constantTimeEquals(lhs, rhs)
+    }
+
+    /// Never prints the contents.
+    public var description: String { "SecretBytes(\(count) bytes)" }
+}
+
+/// Constant-time comparison of the contents (CRYPTO_memcmp). Lengths are not treated as secret:
+/// different lengths return `false` at once.
+public func constantTimeEquals(_ a: some ByteView, _ b: some ByteView) -> Bool {
+    guard a.count == b.count else { return false }
+    if a.count == 0 { return true }
+    return a.withUnsafeBytes { pa in
+        b.withUnsafeBytes { pb in
+            guard let x = pa.baseAddress, let y = pb.baseAddress else { return false }
+            return CRYPTO_memcmp(x, y, pa.count) == 0
+        }
+    }
+}
+
+/// Overwrites an array's storage with zeros (OPENSSL_cleanse) and empties it.
+public func secureZero(_ bytes: inout [UInt8]) {
+    bytes.withUnsafeMutableBytes { buf in
+        if let base = buf.baseAddress, buf.count > 0 { OPENSSL_cleanse(base, buf.count) }
+    }
+    bytes.removeAll()
+}

@@ -1,0 +1,109 @@
+import CryptoCore
+
+/// What a backend is, as recorded in the token database and shown to operators.
+public struct BackendDescriptor: Sendable, Equatable, Hashable, CustomStringConvertible {
+    /// Backend kind as named in the configuration: "local", later "pkcs11", "aws-kms", …
+    public var kind: String
+    /// The KEK identifier inside the backend (HSM key label, KMS key ARN / resource name). "" for local.
+    public var keyID: String
+    /// The KEK version that produced the blob ("" when the backend has no versions).
+    public var keyVersion: String
+
+    public init(kind: String, keyID: String = "", keyVersion: String = "") {
+        self.kind = kind
+        self.keyID = keyID
+        self.keyVersion = keyVersion
+    }
+
+    public var description: String {
+        keyVersion.isEmpty ? "\(kind)(\(keyID))" : "\(kind)(\(keyID)@\(keyVersion))"
+    }
+}
+
+/// The identity a wrapped root key is bound to (AAD for AEAD backends, EncryptionContext for AWS KMS,
+/// additionalAuthenticatedData for GCP, …). A blob produced for one token does not unwrap for another.
+public struct WrapContext: Sendable, Equatable, Hashable {
+    /// The token's serial number (16 characters, CK_TOKEN_INFO.serialNumber).
+    public var tokenSerial: String
+    /// The token's random identity (hex), created at C_InitToken.
+    public var tokenUUID: String
+
+    public init(tokenSerial: String, tokenUUID: String) {
+        self.tokenSerial = tokenSerial
+        self.tokenUUID = tokenUUID
+    }
+
+    /// Canonical byte encoding for use as AAD:
+    /// `"TG-WRAP-CTX-1" || 0x00 || u16be(len serial) || serial || u16be(len uuid) || uuid` (UTF-8).
+    public var aad: [UInt8] {
+        var out = Array("TG-WRAP-CTX-1".utf8)
+        out.append(0)
+        for field in [tokenSerial, tokenUUID] {
+            let bytes = Array(field.utf8.prefix(Int(UInt16.max)))
+            out.append(UInt8(truncatingIfNeeded: bytes.count >> 8))
+            out.append(UInt8(truncatingIfNeeded: bytes.count))
+            out.append(contentsOf: bytes)
+        }
+        return out
+    }
+
+    /// Key/value form for backends that take a string map (AWS KMS EncryptionContext).
+    public var encryptionContext: [String: String] {
+        ["tg-token-serial": tokenSerial, "tg-token-uuid": tokenUUID]
+    }
+}
+
+/// A key-wrapping backend (DESIGN §5): protects the token's 256-bit root key. Backends never see objects.
+///
+/// Implementations must be safe to call from several threads, must not start background threads, and must
+/// bound every network/HSM call by a timeout. Errors are `KeyWrapError`; messages never contain secrets.
+public protocol KeyWrapBackend: Sendable {
+    /// Kind, key id, key version. For backends with rotating keys, `keyVersion` is the version new wraps use.
+    var descriptor: BackendDescriptor { get }
+    /// Wraps the root key, binding the result to `context`. The blob is opaque to the caller.
+    func wrap(_ rootKey: SecretBytes, context: WrapContext) throws -> [UInt8]
+    /// Unwraps a blob produced by `wrap` with an equal `context`; otherwise `.integrityFailure`.
+    func unwrap(_ blob: [UInt8], context: WrapContext) throws -> SecretBytes
+    /// Cheap reachability / configuration check (for C_GetTokenInfo / operators). Throws on a problem.
+    func checkHealth() throws
+}
+
+/// Backend failures. Suggested CK_RV mapping for the PKCS#11 layer (not enforced here):
+///
+/// | case | CK_RV |
+/// |---|---|
+/// | `.unreachable` | CKR_DEVICE_ERROR (transient; retried inside the backend before it is thrown) |
+/// | `.removed` | CKR_DEVICE_REMOVED (the HSM token / KMS key is gone or disabled) |
+/// | `.authenticationFailed` | CKR_DEVICE_ERROR — the *backend's* credentials (HSM PIN, cloud credentials) were refused. The token PIN was already verified locally before any backend call, so this is never the user's fault; CKR_PIN_INCORRECT would be wrong and must not touch the retry counter. |
+/// | `.keyNotFound` | CKR_DEVICE_ERROR (KEK missing: configuration problem) |
+/// | `.policyViolation` | CKR_DEVICE_ERROR (e.g. KMS denies decrypt for this principal) |
+/// | `.integrityFailure` | CKR_DEVICE_ERROR (blob tampered or bound to another token) — log loudly |
+/// | `.misconfigured` | CKR_DEVICE_ERROR at login, CKR_GENERAL_ERROR / CKR_ARGUMENTS_BAD at C_Initialize |
+public enum KeyWrapError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The backend could not be reached (network, timeout, HSM not responding). Message: what was tried.
+    case unreachable(String)
+    /// The backend device / key has been removed or disabled.
+    case removed(String)
+    /// The backend refused our credentials.
+    case authenticationFailed(String)
+    /// The configured key does not exist in the backend.
+    case keyNotFound(String)
+    /// The backend's policy forbids the operation.
+    case policyViolation(String)
+    /// The blob is malformed, tampered, or bound to another context.
+    case integrityFailure
+    /// The backend configuration is invalid (unknown kind, missing option, unreadable secret file, …).
+    case misconfigured(String)
+
+    public var description: String {
+        switch self {
+        case .unreachable(let m): return "key backend unreachable: \(m)"
+        case .removed(let m): return "key backend removed: \(m)"
+        case .authenticationFailed(let m): return "key backend refused credentials: \(m)"
+        case .keyNotFound(let m): return "key backend key not found: \(m)"
+        case .policyViolation(let m): return "key backend policy violation: \(m)"
+        case .integrityFailure: return "wrapped root key failed its integrity check"
+        case .misconfigured(let m): return "key backend misconfigured: \(m)"
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import CryptoCore
+import KeyWrap
+
+/// Errors thrown by TokenStore. Messages never contain PINs, keys or attribute values.
+///
+/// Suggested CK_RV mapping: `.pinIncorrect` → CKR_PIN_INCORRECT, `.pinLocked` → CKR_PIN_LOCKED,
+/// `.userPINNotInitialized` → CKR_USER_PIN_NOT_INITIALIZED, `.tokenNotInitialized` →
+/// CKR_TOKEN_NOT_RECOGNIZED / CKR_USER_PIN_NOT_INITIALIZED, `.notLoggedIn` → CKR_USER_NOT_LOGGED_IN,
+/// `.wrongRole` → CKR_USER_TYPE_INVALID / CKR_USER_NOT_LOGGED_IN, `.objectNotFound` → CKR_OBJECT_HANDLE_INVALID,
+/// `.duplicateObject` → CKR_GENERAL_ERROR, `.integrityFailure` → CKR_DEVICE_ERROR (tampered storage),
+/// `.backend(e)` → see `KeyWrapError`, `.database` / `.corrupt` / `.unsupportedFormat` → CKR_DEVICE_ERROR,
+/// `.busy` → CKR_DEVICE_ERROR (another process held the write lock past the busy timeout),
+/// `.invalidArgument` → CKR_ARGUMENTS_BAD.
+public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// SQLite failed; `code` is the extended result code, `message` SQLite's text (never bound values).
+    case database(code: Int32, message: String)
+    /// The write lock stayed busy beyond the busy timeout.
+    case busy
+    /// The file is not a TensorGuard token database or a record is malformed.
+    case corrupt(String)
+    /// The database was written by a newer format version than this build understands.
+    case unsupportedFormat(Int)
+    /// The token has not been initialised (C_InitToken never ran).
+    case tokenNotInitialized
+    /// Wrong PIN; `remaining` attempts are left before the role locks.
+    case pinIncorrect(remaining: Int)
+    /// The role's retry counter reached its maximum.
+    case pinLocked
+    /// No user PIN has been set since the last C_InitToken.
+    case userPINNotInitialized
+    /// A sealed value or PIN envelope failed authentication (tampered, moved, or sealed under another root key).
+    case integrityFailure
+    /// Secret attributes need a logged-in `SessionKeys`.
+    case notLoggedIn
+    /// The operation needs session keys of another role (e.g. initUserPIN needs SO keys).
+    case wrongRole
+    case objectNotFound(String)
+    case duplicateObject(String)
+    /// A caller argument is invalid (empty unique id, label too long, bad KDF cost, …).
+    case invalidArgument(String)
+    /// The key backend failed.
+    case backend(KeyWrapError)
+    /// A cryptographic primitive failed (other than authentication, which maps to the cases above).
+    case crypto(CryptoError)
+
+    public var description: String {
+        switch self {
+        case .database(let c, let m): return "database error \(c): \(m)"
+        case .busy: return "database busy"
+        case .corrupt(let m): return "token database corrupt: \(m)"
+        case .unsupportedFormat(let v): return "unsupported storage format version \(v)"
+        case .tokenNotInitialized: return "token not initialized"
+        case .pinIncorrect(let r): return "PIN incorrect (\(r) attempts left)"
+        case .pinLocked: return "PIN locked"
+        case .userPINNotInitialized: return "user PIN not initialized"
+        case .integrityFailure: return "sealed data failed its integrity check"
+        case .notLoggedIn: return "not logged in"
+        case .wrongRole: return "operation needs another role"
+        case .objectNotFound(let id): return "object \(id) not found"
+        case .duplicateObject(let id): return "object \(id) already exists"
+        case .invalidArgument(let m): return "invalid argument: \(m)"
+        case .backend(let e): return e.description
+        case .crypto(let e): return e.description
+        }
+    }
+}
