@@ -1,0 +1,120 @@
+/// Streams the entries of an LWE2 matrix A (N2HE-SPEC.md §3) row by row from any starting row, for
+/// q = 2^32 (entries are the 32-bit halves of next64, low half first) and q = 2^48 (next64 >> 16).
+struct LWE2RowStream {
+    private static let bufferOutputs = 1024           // raw 64-bit outputs per refill (8 KiB, L1-resident)
+    private let n: Int
+    private let entriesPerOutput: Int                 // 2 for q = 2^32, 1 for q = 2^48
+    private let buffer: UnsafeMutablePointer<UInt64>
+    private var filler: PCG64InterleavedFiller
+    private var position = 0                          // next entry in the buffer
+    private var entriesInBuffer = 0
+    private var entriesRemaining: Int                 // entries still to consume, rows ..< endRow
+
+    /// Positions the stream at the first entry of `rows.lowerBound`; it yields rows up to `rows.upperBound`.
+    /// The caller must call `release()` when done.
+    init(generator: PCG64, rows: Range<Int>, n: Int, modulusBits: Int) {
+        self.n = n
+        entriesPerOutput = modulusBits == 32 ? 2 : 1
+        let startEntry = UInt64(rows.lowerBound) * UInt64(n)        // < 2^32 · 2^16
+        let skip = Int(startEntry % UInt64(entriesPerOutput))
+        filler = PCG64InterleavedFiller(generator: generator, startingAtOutput: startEntry / UInt64(entriesPerOutput))
+        buffer = .allocate(capacity: LWE2RowStream.bufferOutputs)
+        entriesRemaining = rows.count * n
+        refill()
+        position = skip   // an odd start (q = 2^32) begins on the high half of an output
+    }
+
+    func release() { buffer.deallocate() }
+
+    private mutating func refill() {
+        let needed = (entriesRemaining + entriesPerOutput - 1) / entriesPerOutput + 1   // +1: possible skipped half
+        let outputs = min(LWE2RowStream.bufferOutputs, (needed + 3) & ~3)
+        filler.fill(buffer, count: outputs)
+        entriesInBuffer = outputs * entriesPerOutput
+        position = 0
+    }
+
+    /// Consumes the next row, handing `segment(entries, column, count)` the row in contiguous pieces. `entries`
+    /// points to UInt32 entries (q = 2^32) or raw UInt64 outputs whose entry is `>> 16` (q = 2^48).
+    @inline(__always)
+    mutating func nextRow(_ segment: (UnsafeRawPointer, Int, Int) -> Void) {
+        var column = 0
+        while column < n {
+            if position == entriesInBuffer { refill() }
+            let take = min(entriesInBuffer - position, n - column)
+            let base = UnsafeRawPointer(buffer) + position * (8 / entriesPerOutput)
+            segment(base, column, take)
+            column += take
+            position += take
+        }
+        entriesRemaining -= n
+    }
+
+    /// The next row's dot product with the key, mod 2^64 (reduce mod q afterwards).
+    @inline(__always)
+    mutating func nextRowDot(_ key: N2HESecretKey) -> UInt64 {
+        var sum: UInt64 = 0
+        if entriesPerOutput == 2 {
+            nextRow { base, column, count in
+                sum = sum &+ Kernels.dot32(base.assumingMemoryBound(to: UInt32.self),
+                                           key.plus32 + column, key.minus32 + column, count)
+            }
+        } else {
+            nextRow { base, column, count in
+                sum = sum &+ Kernels.dotShift16(base.assumingMemoryBound(to: UInt64.self),
+                                                key.plus64 + column, key.minus64 + column, count)
+            }
+        }
+        return sum
+    }
+
+    /// Writes the next row's entries (values in [0, q)) to `out`.
+    mutating func nextRow(into out: UnsafeMutablePointer<UInt64>) {
+        if entriesPerOutput == 2 {
+            nextRow { base, column, count in
+                let p = base.assumingMemoryBound(to: UInt32.self)
+                for i in 0..<count { out[column + i] = UInt64(p[i]) }
+            }
+        } else {
+            nextRow { base, column, count in
+                let p = base.assumingMemoryBound(to: UInt64.self)
+                for i in 0..<count { out[column + i] = p[i] &>> 16 }
+            }
+        }
+    }
+}
+
+/// The public face of LWE2's matrix expansion (for tests, tools and benchmarks).
+public enum N2HEMatrixExpansion {
+    /// A (rows × n, row-major, entries in [0, q)) as numpy
+    /// `Generator(PCG64(int.from_bytes(seed, 'big'))).integers(0, q, size=(rows, n), dtype=int64)` yields it.
+    public static func expand(seed: [UInt8], rows: Int, dimension n: Int, modulusBits: Int) throws -> [UInt64] {
+        guard N2HEParameters.dimensionRange.contains(n) else { throw N2HEError.unsupportedParameters(.dimensionOutOfRange(n)) }
+        guard N2HEParameters.supportedModulusBits.contains(modulusBits) else {
+            throw N2HEError.unsupportedParameters(.unsupportedModulusBits(modulusBits))
+        }
+        guard rows >= 1, rows <= Int(UInt32.max) else { throw N2HEError.invalidPlaintextLength(rows * 8) }
+        let (total, overflow) = rows.multipliedReportingOverflow(by: n)
+        guard !overflow else { throw N2HEError.malformedCiphertext(.sizeOverflow) }
+        var stream = LWE2RowStream(generator: PCG64(seedBytesBigEndian: seed), rows: 0..<rows, n: n, modulusBits: modulusBits)
+        defer { stream.release() }
+        return [UInt64](unsafeUninitializedCapacity: total) { buffer, initialized in
+            guard let base = buffer.baseAddress else { return }
+            for r in 0..<rows { stream.nextRow(into: base + r * n) }
+            initialized = total
+        }
+    }
+
+    /// Σ over rows of (row · s) — the expansion plus dot product that LWE2 decryption performs, exposed so
+    /// benchmarks can time it. Returns the per-row dot products mod q.
+    public static func rowDots(seed: [UInt8], rows: Int, key: N2HESecretKey, modulusBits: Int) throws -> [UInt64] {
+        guard N2HEParameters.supportedModulusBits.contains(modulusBits) else {
+            throw N2HEError.unsupportedParameters(.unsupportedModulusBits(modulusBits))
+        }
+        guard rows >= 1, rows <= Int(UInt32.max) else { throw N2HEError.invalidPlaintextLength(rows * 8) }
+        let mask = (UInt64(1) << UInt64(modulusBits)) &- 1
+        var stream = LWE2RowStream(generator: PCG64(seedBytesBigEndian: seed), rows: 0..<rows, n: key.n, modulusBits: modulusBits)
+        defer { stream.release() }
+        return (0..<rows).map { _ in stream.nextRowDot(key) & mask }
+    }
+}

@@ -1,0 +1,96 @@
+import COpenSSL
+
+/// OpenSSL's CSPRNG (RAND_bytes).
+enum SecureRandom {
+    /// Fills `buffer` with CSPRNG bytes.
+    static func fill(_ buffer: UnsafeMutableRawBufferPointer) throws {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+        var offset = 0
+        while offset < buffer.count {
+            let chunk = min(buffer.count - offset, 1 << 30)
+            guard RAND_bytes(base.advanced(by: offset).assumingMemoryBound(to: UInt8.self), Int32(chunk)) == 1 else {
+                throw N2HEError.randomGeneratorFailure
+            }
+            offset += chunk
+        }
+    }
+
+    static func bytes(_ count: Int) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        try out.withUnsafeMutableBytes { try fill($0) }
+        return out
+    }
+}
+
+/// A buffered reader of CSPRNG 64-bit words (RAND_bytes in 4 KiB chunks); zeroises its buffer on release.
+final class SecureRandomWords {
+    private let capacity = 512
+    private let buffer: UnsafeMutablePointer<UInt64>
+    private var position: Int
+
+    init() {
+        buffer = .allocate(capacity: capacity)
+        buffer.initialize(repeating: 0, count: capacity)
+        position = capacity
+    }
+
+    deinit {
+        OPENSSL_cleanse(buffer, capacity * 8)
+        buffer.deallocate()
+    }
+
+    func next() throws -> UInt64 {
+        if position == capacity {
+            try SecureRandom.fill(UnsafeMutableRawBufferPointer(start: buffer, count: capacity * 8))
+            position = 0
+        }
+        let value = buffer[position]
+        position += 1
+        return value
+    }
+}
+
+/// AES-256-CTR keystream under a fresh random key (OpenSSL EVP): a fast CSPRNG for the matrix A of LWE1.
+final class AESCTRKeystream {
+    private let context: OpaquePointer
+    private var zeros: [UInt8] = []
+
+    init() throws {
+        guard let ctx = EVP_CIPHER_CTX_new() else { throw N2HEError.cryptoBackendFailure }
+        context = ctx
+        var key = [UInt8](repeating: 0, count: 32)
+        defer { key.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) } }
+        try key.withUnsafeMutableBytes { try SecureRandom.fill($0) }
+        let iv = [UInt8](repeating: 0, count: 16)
+        let ok = key.withUnsafeBufferPointer { k in
+            iv.withUnsafeBufferPointer { v in
+                EVP_EncryptInit_ex(ctx, EVP_aes_256_ctr(), nil, k.baseAddress, v.baseAddress)
+            }
+        }
+        guard ok == 1 else {
+            EVP_CIPHER_CTX_free(ctx)
+            throw N2HEError.cryptoBackendFailure
+        }
+    }
+
+    deinit { EVP_CIPHER_CTX_free(context) }
+
+    /// Overwrites `count` bytes at `destination` with the next keystream bytes. Returns false on an OpenSSL failure.
+    func fill(_ destination: UnsafeMutableRawPointer, count: Int) -> Bool {
+        if zeros.count < count { zeros = [UInt8](repeating: 0, count: count) }
+        var produced: Int32 = 0
+        var offset = 0
+        return zeros.withUnsafeBufferPointer { zero -> Bool in
+            guard let zeroBase = zero.baseAddress else { return count == 0 }
+            while offset < count {
+                let chunk = min(count - offset, 1 << 30)
+                let out = destination.advanced(by: offset).assumingMemoryBound(to: UInt8.self)
+                guard EVP_EncryptUpdate(context, out, &produced, zeroBase, Int32(chunk)) == 1, Int(produced) == chunk else {
+                    return false
+                }
+                offset += chunk
+            }
+            return true
+        }
+    }
+}
