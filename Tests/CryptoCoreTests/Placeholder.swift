@@ -1,2 +1,0 @@
-import XCTest
-final class CryptoCoreTestsPlaceholder: XCTestCase { func testNothing() {} }
