@@ -59,6 +59,7 @@ let package = Package(
         .testTarget(name: "CryptoCoreTests", dependencies: ["CryptoCore"]),
         .testTarget(name: "N2HETests", dependencies: ["N2HE"]),
         .testTarget(name: "TokenStoreTests", dependencies: ["TokenStore", "KeyWrap", "CryptoCore"]),
+        .testTarget(name: "KeyWrapTests", dependencies: ["KeyWrap", "CryptoCore"]),
         .testTarget(name: "CryptokiTests", dependencies: ["Cryptoki", "CP11Kit"]),
     ]
 )
