@@ -1,0 +1,46 @@
+// Errors of the PKCS#11 client layer. Every CK_RV other than CKR_OK becomes a PKCS11Error naming the
+// function and the CKR_ constant ("C_Login failed: CKR_PIN_INCORRECT"); nothing here ever carries a PIN
+// or key byte.
+import CP11Kit
+
+struct PKCS11Error: Error, CustomStringConvertible, Equatable {
+    /// The C function that failed, e.g. "C_Login".
+    let function: String
+    let rv: CK_RV
+
+    var description: String { "\(function) failed: \(ReturnValueNames.name(of: rv))" }
+}
+
+/// Failures that happen before or around PKCS#11 calls: loading the module, a missing entry point.
+enum ModuleError: Error, CustomStringConvertible {
+    case loadFailed(path: String, reason: String)
+    case missingSymbol(path: String, symbol: String)
+    case missingFunction(String)
+    case unexpected(String)
+
+    var description: String {
+        switch self {
+        case .loadFailed(let path, let reason):
+            return "cannot load PKCS#11 module '\(path)': \(reason)"
+        case .missingSymbol(let path, let symbol):
+            return "'\(path)' is not a PKCS#11 module: it does not export \(symbol)"
+        case .missingFunction(let name):
+            return "the module's function list has no \(name) entry"
+        case .unexpected(let what):
+            return "unexpected answer from the module: \(what)"
+        }
+    }
+}
+
+/// Throws a PKCS11Error for anything but CKR_OK.
+@inline(__always)
+func check(_ function: String, _ rv: CK_RV) throws {
+    if rv != CK_RV(CKR_OK) { throw PKCS11Error(function: function, rv: rv) }
+}
+
+/// The function pointer of an entry point, or a clear error when the module leaves it NULL.
+@inline(__always)
+func entry<F>(_ name: String, _ pointer: F?) throws -> F {
+    guard let pointer else { throw ModuleError.missingFunction(name) }
+    return pointer
+}
