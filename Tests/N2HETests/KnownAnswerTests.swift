@@ -1,0 +1,120 @@
+import XCTest
+@testable import N2HE
+
+final class KnownAnswerTests: XCTestCase {
+    let seed = [UInt8](0..<32)
+
+    func testExpansionPrefixAndDigestQ32() throws {
+        let a = try N2HEMatrixExpansion.expand(seed: seed, rows: 1, dimension: 1024, modulusBits: 32)
+        XCTAssertEqual(Array(a.prefix(4)), [4039686930, 2162238391, 2998903572, 426028264])
+        XCTAssertEqual(sha256(littleEndianBytes(a)), "77627ccd17df77a03232e3e852a0328a03c1b3ad4f33cb421d0b972f553f218c")
+    }
+
+    func testExpansionPrefixAndDigestQ48() throws {
+        let a = try N2HEMatrixExpansion.expand(seed: seed, rows: 1, dimension: 1024, modulusBits: 48)
+        XCTAssertEqual(Array(a.prefix(4)), [141704455254216, 27920188355263, 219975270519569, 92638865661845])
+        XCTAssertEqual(sha256(littleEndianBytes(a)), "f0c909c7dceec9e043e03c6aec72d175c799c1a1949601d2d4ad0f93a30077a7")
+    }
+
+    func testTV1LWE2() throws {
+        let s: [Int64] = [1, 0, -1, 1, -1, 0, 0, 1, -1, -1, 1, 0, 1, 0, -1, 1]
+        let params = try N2HEParameters(n: 16, modulusBits: 32, plaintextBits: 16)
+        let cipher = try N2HECipher(key: try makeKey(s), parameters: params)
+        let expected = "4c574532030000001000000003000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f62fc531000000000c1bcabc900000000b16a592c00000000"
+        let plaintext = littleEndianBytes([1, 42, 65535] as [Int64])
+        for threads in [1, 2, 3] {
+            let ct = try plaintext.withUnsafeBytes {
+                try cipher.encryptToArray(plaintext: $0, format: .lwe2, threads: threads,
+                                          fixed: .init(noise: [0, 1, -1], seed: seed))
+            }
+            XCTAssertEqual(hex(ct), expected, "threads \(threads)")
+        }
+        XCTAssertEqual(try cipher.decrypt(bytes(hex: expected)), [1, 42, 65535])
+        XCTAssertEqual(try cipher.decrypt(bytes(hex: expected), threads: 3), [1, 42, 65535])
+    }
+
+    func testTV2LWE1() throws {
+        let params = try N2HEParameters(n: 4, modulusBits: 32, plaintextBits: 16)
+        let cipher = try N2HECipher(key: try makeKey([1, -1, 0, 1]), parameters: params)
+        let expected = "4c5745310200000004000000010100000000000000020000000000000003000000000000000400000000000000ffffffff00000000000000000000000015cd5b0700000000070000000000000005000700000000000300e8fd00000000"
+        let plaintext = littleEndianBytes([7, 65000] as [Int64])
+        let ct = try plaintext.withUnsafeBytes {
+            try cipher.encryptToArray(plaintext: $0, format: .lwe1, threads: 1,
+                                      fixed: .init(noise: [2, -3], matrix: [1, 2, 3, 4, 4294967295, 0, 123456789, 7]))
+        }
+        XCTAssertEqual(hex(ct), expected)
+        XCTAssertEqual(try cipher.decrypt(bytes(hex: expected)), [7, 65000])
+    }
+
+    /// Message reduction uses Python semantics: −1 ≡ t − 1, t + 5 ≡ 5.
+    func testMessageReductionMatchesPythonModulo() throws {
+        let params = try N2HEParameters(n: 4, modulusBits: 32, plaintextBits: 16)
+        let cipher = try N2HECipher(key: try makeKey([1, -1, 0, 1]), parameters: params)
+        let plaintext = littleEndianBytes([-1, 65536 + 5] as [Int64])
+        let ct = try plaintext.withUnsafeBytes {
+            try cipher.encryptToArray(plaintext: $0, format: .lwe1, threads: 1,
+                                      fixed: .init(noise: [0, 0], matrix: [0, 0, 0, 0, 0, 0, 0, 0]))
+        }
+        // A = 0, e = 0 ⇒ B = Δ·(m mod t).
+        let b = Array(ct.suffix(16))
+        XCTAssertEqual(b, littleEndianBytes([UInt64(65535) << 16, UInt64(5) << 16]))
+    }
+
+    func testSeedSequenceEntropyWords() {
+        XCTAssertEqual(SeedSequence.entropyWords(bigEndianBytes: [UInt8](repeating: 0, count: 32)), [0])
+        XCTAssertEqual(SeedSequence.entropyWords(bigEndianBytes: [0, 0, 0, 0, 0, 1, 0, 0, 0, 2]), [2, 1])
+        XCTAssertEqual(SeedSequence.entropyWords(bigEndianBytes: [UInt8](0..<32)).count, 8)
+    }
+
+    func testJumpAheadMatchesSequentialSteps() {
+        var sequential = PCG64(seedBytesBigEndian: seed)
+        let base = sequential
+        var outputs: [UInt64] = []
+        for _ in 0..<300 { outputs.append(sequential.next64()) }
+        for start in [0, 1, 2, 3, 5, 17, 100, 255] {
+            var jumped = base
+            jumped.advance(by: UInt128(start))
+            XCTAssertEqual(jumped.next64(), outputs[start], "advance(\(start))")
+            var filler = PCG64InterleavedFiller(generator: base, startingAtOutput: UInt64(start))
+            var buffer = [UInt64](repeating: 0, count: 40)
+            buffer.withUnsafeMutableBufferPointer { filler.fill($0.baseAddress!, count: 40) }
+            XCTAssertEqual(buffer, Array(outputs[start..<start + 40]), "filler from \(start)")
+        }
+    }
+
+    /// Streams started at any row (odd n, so q = 2^32 rows start on either half) equal the full expansion.
+    func testRowStreamFromAnyRowMatchesFullExpansion() throws {
+        for bits in [32, 48] {
+            for n in [1, 3, 7, 1025] {
+                let rows = 9
+                let full = try N2HEMatrixExpansion.expand(seed: seed, rows: rows, dimension: n, modulusBits: bits)
+                for start in 0..<rows {
+                    var stream = LWE2RowStream(generator: PCG64(seedBytesBigEndian: seed), rows: start..<rows, n: n, modulusBits: bits)
+                    defer { stream.release() }
+                    var row = [UInt64](repeating: 0, count: n)
+                    for r in start..<rows {
+                        row.withUnsafeMutableBufferPointer { stream.nextRow(into: $0.baseAddress!) }
+                        XCTAssertEqual(row, Array(full[r * n..<(r + 1) * n]), "q=2^\(bits) n=\(n) start=\(start) row=\(r)")
+                    }
+                }
+            }
+        }
+    }
+
+    func testRoundHalfEvenDecode() {
+        // Δ = 2^16, t = 2^16.
+        func d(_ x: UInt64) -> UInt64 { Kernels.decode(x, scaleBits: 16, plaintextMask: 0xFFFF) }
+        XCTAssertEqual(d(0), 0)
+        XCTAssertEqual(d(32767), 0)
+        XCTAssertEqual(d(32768), 0)            // 0.5 → 0 (even)
+        XCTAssertEqual(d(32769), 1)
+        XCTAssertEqual(d(65536 + 32768), 2)    // 1.5 → 2 (even)
+        XCTAssertEqual(d((1 << 32) - 1), 0)    // −1/Δ → 0
+        XCTAssertEqual(d((1 << 32) - 32768), 0) // −0.5 → −0 → 0
+        XCTAssertEqual(d((1 << 32) - 32769), 65535) // −0.50002 → −1 ≡ t − 1
+        XCTAssertEqual(d(1 << 31), 32768)      // x = q/2 exactly stays positive: t/2
+        // Δ = 2 (plaintextBits = 31, q = 2^32).
+        XCTAssertEqual(Kernels.decode(3, scaleBits: 1, plaintextMask: (1 << 31) - 1), 2)   // 1.5 → 2
+        XCTAssertEqual(Kernels.decode(5, scaleBits: 1, plaintextMask: (1 << 31) - 1), 2)   // 2.5 → 2
+    }
+}

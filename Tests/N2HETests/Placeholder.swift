@@ -1,2 +1,0 @@
-import XCTest
-final class N2HETestsPlaceholder: XCTestCase { func testNothing() {} }
