@@ -87,8 +87,9 @@ def parse(ct, n_expected, q):
         b = np.frombuffer(ct, dtype="<i8", count=k, offset=45)
     else:
         raise ValueError("bad magic")
-    # Values >= q are reduced mod q, as the SDK's int64 arithmetic effectively does (q is a power of two).
-    return a & (q - 1), b & (q - 1)
+    # Like the SDK, no range check: values >= q still decrypt correctly because int64 arithmetic wraps mod 2^64
+    # and q divides 2^64 (the Swift library reduces such values mod q for the same result).
+    return a, b
 
 
 def decrypt_parts(a, b, s, q, t, delta):

@@ -86,16 +86,18 @@ struct LWE2RowStream {
 
 /// The public face of LWE2's matrix expansion (for tests, tools and benchmarks).
 public enum N2HEMatrixExpansion {
-    /// A (rows × n, row-major, entries in [0, q)) as numpy
+    /// A (rows × n, row-major, entries in [0, q); rows·n ≤ 2^28) as numpy
     /// `Generator(PCG64(int.from_bytes(seed, 'big'))).integers(0, q, size=(rows, n), dtype=int64)` yields it.
     public static func expand(seed: [UInt8], rows: Int, dimension n: Int, modulusBits: Int) throws -> [UInt64] {
         guard N2HEParameters.dimensionRange.contains(n) else { throw N2HEError.unsupportedParameters(.dimensionOutOfRange(n)) }
         guard N2HEParameters.supportedModulusBits.contains(modulusBits) else {
             throw N2HEError.unsupportedParameters(.unsupportedModulusBits(modulusBits))
         }
-        guard rows >= 1, rows <= Int(UInt32.max) else { throw N2HEError.invalidPlaintextLength(rows * 8) }
-        let (total, overflow) = rows.multipliedReportingOverflow(by: n)
-        guard !overflow else { throw N2HEError.malformedCiphertext(.sizeOverflow) }
+        // At most 2^28 entries (2 GiB) are materialised; larger matrices are only ever streamed.
+        guard rows >= 1, rows <= Int(UInt32.max), rows * n <= 1 << 28 else {
+            throw N2HEError.unsupportedParameters(.countOutOfRange(rows))
+        }
+        let total = rows * n
         var stream = LWE2RowStream(generator: PCG64(seedBytesBigEndian: seed), rows: 0..<rows, n: n, modulusBits: modulusBits)
         defer { stream.release() }
         return [UInt64](unsafeUninitializedCapacity: total) { buffer, initialized in
@@ -111,7 +113,7 @@ public enum N2HEMatrixExpansion {
         guard N2HEParameters.supportedModulusBits.contains(modulusBits) else {
             throw N2HEError.unsupportedParameters(.unsupportedModulusBits(modulusBits))
         }
-        guard rows >= 1, rows <= Int(UInt32.max) else { throw N2HEError.invalidPlaintextLength(rows * 8) }
+        guard rows >= 1, rows <= Int(UInt32.max) else { throw N2HEError.unsupportedParameters(.countOutOfRange(rows)) }
         let mask = (UInt64(1) << UInt64(modulusBits)) &- 1
         var stream = LWE2RowStream(generator: PCG64(seedBytesBigEndian: seed), rows: 0..<rows, n: key.n, modulusBits: modulusBits)
         defer { stream.release() }

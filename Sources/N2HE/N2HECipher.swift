@@ -108,13 +108,14 @@ public struct N2HECipher: Sendable {
             throw N2HEError.outputBufferTooSmall(required: total, available: output.count)
         }
         let n = parameters.n
-        let noiseValues: [Int64]
+        var noiseValues: [Int64]
         if let fixed {
             guard fixed.noise.count == k else { throw N2HEError.invalidPlaintextLength(plaintext.count) }
             noiseValues = fixed.noise
         } else {
             noiseValues = try noise.samples(k)
         }
+        defer { noiseValues.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) } }
         // Header.
         out.copyMemory(from: format.magic, byteCount: 4)
         out.storeBytes(of: UInt32(k).littleEndian, toByteOffset: 4, as: UInt32.self)
@@ -252,7 +253,8 @@ public struct N2HECipher: Sendable {
 
     /// Decrypts a ciphertext to its k values in [0, t).
     public func decrypt(_ ciphertext: [UInt8], threads: Int = 1) throws -> [Int64] {
-        try ciphertext.withUnsafeBytes { ct in
+        try Self.checkThreads(threads)
+        return try ciphertext.withUnsafeBytes { ct in
             let k = try N2HECiphertextInfo(parsing: ct, expectedDimension: parameters.n).count
             var out = [Int64](repeating: 0, count: k)
             _ = try out.withUnsafeMutableBytes { try decrypt(ciphertext: ct, into: $0, threads: threads) }

@@ -32,6 +32,8 @@ public enum N2HEError: Error, Equatable, Sendable {
         case plaintextBitsOutOfRange(Int)
         case noiseOutOfRange(Int)
         case threadCountOutOfRange(Int)
+        /// A row count outside 1...2^32 − 1, or a matrix too large to materialise.
+        case countOutOfRange(Int)
     }
 
     public enum KeyFileDefect: Equatable, Sendable {

@@ -18,12 +18,25 @@ final class MutationFuzzTests: XCTestCase {
             let cipher = try N2HECipher(key: sdkKey, parameters: try N2HEParameters(n: 1024, modulusBits: c.modulus_bits))
             corpus.ciphertexts.append((try Fixtures.data(c.file), cipher))
         }
+        // Fully deterministic corpus: keys, A, seeds and noise from a seeded generator.
+        var rng = SplitMix64(state: 2026)
+        func ternary(_ n: Int) throws -> N2HESecretKey {
+            try makeKey((0..<n).map { _ in Int64(rng.next() % 3) - 1 })
+        }
         for bits in [32, 48] {
             for n in [1, 5, 8] {
-                let cipher = try N2HECipher(key: try N2HESecretKey.generate(n: n), parameters: try N2HEParameters(n: n, modulusBits: bits))
+                let cipher = try N2HECipher(key: try ternary(n), parameters: try N2HEParameters(n: n, modulusBits: bits))
                 for format in N2HECiphertextFormat.allCases {
                     for k in [1, 2, 7] {
-                        corpus.ciphertexts.append((try cipher.encrypt((0..<k).map { Int64($0) }, format: format), cipher))
+                        let plaintext = littleEndianBytes((0..<k).map { Int64($0) })
+                        let fixed = N2HECipher.FixedRandomness(
+                            noise: (0..<k).map { _ in Int64(rng.next() % 5) - 2 },
+                            matrix: (0..<k * n).map { _ in rng.next() },
+                            seed: (0..<32).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+                        let ct = try plaintext.withUnsafeBytes {
+                            try cipher.encryptToArray(plaintext: $0, format: format, threads: 1, fixed: fixed)
+                        }
+                        corpus.ciphertexts.append((ct, cipher))
                     }
                 }
             }
@@ -31,7 +44,7 @@ final class MutationFuzzTests: XCTestCase {
         corpus.keyFiles.append(try Fixtures.data("sdk-key-1.npy"))
         corpus.rawKeys.append(try Fixtures.data("sdk-key-1.bin"))
         for n in [1, 3, 16] {
-            let key = try N2HESecretKey.generate(n: n)
+            let key = try ternary(n)
             corpus.keyFiles.append(key.npyRepresentation())
             corpus.rawKeys.append(key.rawRepresentation())
         }
