@@ -5,166 +5,231 @@
 // Contract for output-producing calls: `.lengthQuery` and a too-small buffer leave the operation active
 // (answer `.lengthRequired` / `.bufferTooSmall`); success or any error ends a single-part operation
 // (PKCS#11 §5.2). Input buffers are the caller's memory, valid during the one call only.
+//
+// Where the work happens (for a newcomer): Config/ (YAML), Slots/ (token state, login), Sessions/ (session
+// table, operation slots, the crypto calls), Objects/ (policy table, templates, store access), Mechanisms/
+// (one file per family), Logging/. The methods below only route.
 import CP11Kit
+import Synchronization
 
 public final class Module: @unchecked Sendable {
+    let configuration: Configuration
+    let tokens: [Token]
+    let sessionHandles = HandleAllocator()
+    let objectHandles = HandleAllocator()
+    let sessions = Mutex<[CK_SESSION_HANDLE: Session]>([:])
+
     /// Loads the configuration (DESIGN §6): `configPath` (from C_Initialize pReserved) when given, else
     /// TENSORGUARD_PKCS11_CONF, $XDG_CONFIG_HOME/tensorguard-pkcs11/config.yaml,
     /// /etc/tensorguard-pkcs11/config.yaml, else the built-in default (one `local` token).
+    ///
+    /// Errors: CKR_ARGUMENTS_BAD when `configPath` names no readable file; CKR_GENERAL_ERROR for every other
+    /// configuration problem (syntax, unknown key, bad value, group/world-writable file, unopenable store).
+    /// The reason is logged (level error, stderr unless the configuration named a file).
     public init(configPath: String?) throws {
-        throw CKRError(CKR_GENERAL_ERROR)
+        Log.shared.configureFromEnvironment()
+        let config: Configuration
+        do {
+            config = try ConfigurationLoader.load(explicitPath: configPath)
+        } catch let e as ConfigurationError {
+            Log.error(e.message)
+            throw CKRError(e.rv)
+        } catch {
+            throw ErrorMap.wrap(error, context: "configuration")
+        }
+        Log.shared.configure(level: config.logLevel, file: config.logFile)
+        Log.info("configuration from \(config.source): \(config.tokens.count) token(s)")
+        var tokens: [Token] = []
+        for (i, t) in config.tokens.enumerated() {
+            tokens.append(try Token(slotID: CK_SLOT_ID(i), config: t, handles: objectHandles))
+        }
+        self.configuration = config
+        self.tokens = tokens
     }
 
     /// C_Finalize: closes every session, zeroises every key held in memory, closes databases.
-    public func finalize() {}
+    public func finalize() {
+        let all = sessions.withLock { s in
+            let v = Array(s.values)
+            s.removeAll()
+            return v
+        }
+        for s in all { s.token.detach(session: s.handle) }
+        for t in tokens { t.reset() }
+    }
 
     /// In a child process after fork(): zeroise in-memory secrets and drop all state without touching
     /// resources shared with the parent (database connections, backend sessions are abandoned, not closed).
-    public func abandonAfterFork() {}
+    public func abandonAfterFork() {
+        sessions.withLock { $0.removeAll() }
+        for t in tokens {
+            t.reset()
+            // Never close the parent's SQLite connections from the child: keep the token (and its database
+            // handle) alive forever instead of letting deinit close it.
+            _ = Unmanaged.passRetained(t)
+        }
+        Log.shared.abandonAfterFork()
+    }
 
     // MARK: General, slots, tokens
-    public var info: ModuleInfo { fatalError("contract stub") }
-    public func slotList(tokenPresent: Bool) -> [CK_SLOT_ID] { [] }
-    public func slotInfo(_ slot: CK_SLOT_ID) throws -> SlotInfo { throw CKRError(CKR_SLOT_ID_INVALID) }
-    public func tokenInfo(_ slot: CK_SLOT_ID) throws -> TokenInfo { throw CKRError(CKR_SLOT_ID_INVALID) }
-    public func mechanismList(_ slot: CK_SLOT_ID) throws -> [CK_MECHANISM_TYPE] { throw CKRError(CKR_SLOT_ID_INVALID) }
+    public var info: ModuleInfo {
+        ModuleInfo(cryptokiVersion: Version(2, 40), manufacturerID: ModuleIdentity.manufacturer, flags: 0,
+                   libraryDescription: ModuleIdentity.libraryDescription, libraryVersion: ModuleIdentity.version)
+    }
+    public func slotList(tokenPresent: Bool) -> [CK_SLOT_ID] { tokens.map { $0.slotID } }
+    public func slotInfo(_ slot: CK_SLOT_ID) throws -> SlotInfo { try token(slot).slotInfo() }
+    public func tokenInfo(_ slot: CK_SLOT_ID) throws -> TokenInfo { try token(slot).tokenInfo() }
+    public func mechanismList(_ slot: CK_SLOT_ID) throws -> [CK_MECHANISM_TYPE] {
+        _ = try token(slot)
+        return Mechanisms.list
+    }
     public func mechanismInfo(_ slot: CK_SLOT_ID, _ type: CK_MECHANISM_TYPE) throws -> MechanismInfo {
-        throw CKRError(CKR_SLOT_ID_INVALID)
+        _ = try token(slot)
+        return try Mechanisms.info(type)
     }
     /// `label` is the caller's 32 bytes, blank padded.
-    public func initToken(_ slot: CK_SLOT_ID, soPIN: [UInt8], label: [UInt8]) throws { throw CKRError(CKR_SLOT_ID_INVALID) }
-    public func initPIN(_ session: CK_SESSION_HANDLE, pin: [UInt8]) throws { throw CKRError(CKR_SESSION_HANDLE_INVALID) }
+    public func initToken(_ slot: CK_SLOT_ID, soPIN: [UInt8], label: [UInt8]) throws {
+        try token(slot).initToken(soPIN: soPIN, label: label)
+    }
+    public func initPIN(_ session: CK_SESSION_HANDLE, pin: [UInt8]) throws {
+        let s = try self.session(session)
+        try s.token.initPIN(pin, sessionReadWrite: s.readWrite)
+    }
     public func setPIN(_ session: CK_SESSION_HANDLE, oldPIN: [UInt8], newPIN: [UInt8]) throws {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        let s = try self.session(session)
+        try s.token.setPIN(old: oldPIN, new: newPIN, sessionReadWrite: s.readWrite)
     }
 
     // MARK: Sessions and login
-    public func openSession(_ slot: CK_SLOT_ID, flags: CK_FLAGS) throws -> CK_SESSION_HANDLE { throw CKRError(CKR_SLOT_ID_INVALID) }
-    public func closeSession(_ session: CK_SESSION_HANDLE) throws { throw CKRError(CKR_SESSION_HANDLE_INVALID) }
-    public func closeAllSessions(_ slot: CK_SLOT_ID) throws { throw CKRError(CKR_SLOT_ID_INVALID) }
-    public func sessionInfo(_ session: CK_SESSION_HANDLE) throws -> SessionInfo { throw CKRError(CKR_SESSION_HANDLE_INVALID) }
-    public func login(_ session: CK_SESSION_HANDLE, userType: CK_USER_TYPE, pin: [UInt8]) throws {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+    public func openSession(_ slot: CK_SLOT_ID, flags: CK_FLAGS) throws -> CK_SESSION_HANDLE {
+        try openSessionImpl(slot, flags: flags)
     }
-    public func logout(_ session: CK_SESSION_HANDLE) throws { throw CKRError(CKR_SESSION_HANDLE_INVALID) }
+    public func closeSession(_ session: CK_SESSION_HANDLE) throws { try closeSessionImpl(session) }
+    public func closeAllSessions(_ slot: CK_SLOT_ID) throws { try closeAllSessionsImpl(slot) }
+    public func sessionInfo(_ session: CK_SESSION_HANDLE) throws -> SessionInfo { try self.session(session).info() }
+    public func login(_ session: CK_SESSION_HANDLE, userType: CK_USER_TYPE, pin: [UInt8]) throws {
+        try loginImpl(session, userType: userType, pin: pin)
+    }
+    public func logout(_ session: CK_SESSION_HANDLE) throws { try self.session(session).token.logout() }
     /// C_SessionCancel (3.0): ends the operations named by `flags` (CKF_ENCRYPT, CKF_DECRYPT, ...).
     public func cancelOperations(_ session: CK_SESSION_HANDLE, flags: CK_FLAGS) throws {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try self.session(session).ops.withLock { $0.cancel(flags) }
     }
 
     // MARK: Objects
     public func createObject(_ session: CK_SESSION_HANDLE, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try createObjectImpl(session, template: template)
     }
     public func copyObject(_ session: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try copyObjectImpl(session, object, template: template)
     }
     public func destroyObject(_ session: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE) throws {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try destroyObjectImpl(session, object)
     }
     public func objectSize(_ session: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE) throws -> CK_ULONG {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try objectSizeImpl(session, object)
     }
     /// One answer per requested type, in order.
     public func attributeValues(_ session: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE,
                                 types: [CK_ATTRIBUTE_TYPE]) throws -> [AttributeQueryResult] {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try attributeValuesImpl(session, object, types: types)
     }
     public func setAttributeValues(_ session: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE, template: [Attribute]) throws {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try setAttributeValuesImpl(session, object, template: template)
     }
     public func findObjectsInit(_ session: CK_SESSION_HANDLE, template: [Attribute]) throws {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try findObjectsInitImpl(session, template: template)
     }
     public func findObjects(_ session: CK_SESSION_HANDLE, maxCount: Int) throws -> [CK_OBJECT_HANDLE] {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try findObjectsImpl(session, maxCount: maxCount)
     }
-    public func findObjectsFinal(_ session: CK_SESSION_HANDLE) throws { throw CKRError(CKR_SESSION_HANDLE_INVALID) }
+    public func findObjectsFinal(_ session: CK_SESSION_HANDLE) throws { try findObjectsFinalImpl(session) }
 
     // MARK: Encryption and decryption
     public func encryptInit(_ session: CK_SESSION_HANDLE, mechanism: Mechanism, key: CK_OBJECT_HANDLE) throws {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try cipherInit(session, mechanism: mechanism, key: key, direction: .encrypt)
     }
     public func encrypt(_ session: CK_SESSION_HANDLE, input: UnsafeRawBufferPointer, output: OutputBuffer) throws -> OutputResult {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try cipherSingle(session, input: input, output: output, direction: .encrypt)
     }
     public func encryptUpdate(_ session: CK_SESSION_HANDLE, input: UnsafeRawBufferPointer, output: OutputBuffer) throws -> OutputResult {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try cipherUpdate(session, input: input, output: output, direction: .encrypt)
     }
     public func encryptFinal(_ session: CK_SESSION_HANDLE, output: OutputBuffer) throws -> OutputResult {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try cipherFinal(session, output: output, direction: .encrypt)
     }
     public func decryptInit(_ session: CK_SESSION_HANDLE, mechanism: Mechanism, key: CK_OBJECT_HANDLE) throws {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try cipherInit(session, mechanism: mechanism, key: key, direction: .decrypt)
     }
     public func decrypt(_ session: CK_SESSION_HANDLE, input: UnsafeRawBufferPointer, output: OutputBuffer) throws -> OutputResult {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try cipherSingle(session, input: input, output: output, direction: .decrypt)
     }
     public func decryptUpdate(_ session: CK_SESSION_HANDLE, input: UnsafeRawBufferPointer, output: OutputBuffer) throws -> OutputResult {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try cipherUpdate(session, input: input, output: output, direction: .decrypt)
     }
     public func decryptFinal(_ session: CK_SESSION_HANDLE, output: OutputBuffer) throws -> OutputResult {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try cipherFinal(session, output: output, direction: .decrypt)
     }
 
     // MARK: Digests
-    public func digestInit(_ session: CK_SESSION_HANDLE, mechanism: Mechanism) throws { throw CKRError(CKR_SESSION_HANDLE_INVALID) }
+    public func digestInit(_ session: CK_SESSION_HANDLE, mechanism: Mechanism) throws { try digestInitImpl(session, mechanism: mechanism) }
     public func digest(_ session: CK_SESSION_HANDLE, input: UnsafeRawBufferPointer, output: OutputBuffer) throws -> OutputResult {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try digestImpl(session, input: input, output: output)
     }
     public func digestUpdate(_ session: CK_SESSION_HANDLE, input: UnsafeRawBufferPointer) throws {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try digestUpdateImpl(session, input: input)
     }
-    public func digestKey(_ session: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) throws { throw CKRError(CKR_SESSION_HANDLE_INVALID) }
+    public func digestKey(_ session: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) throws { try digestKeyImpl(session, key: key) }
     public func digestFinal(_ session: CK_SESSION_HANDLE, output: OutputBuffer) throws -> OutputResult {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try digestFinalImpl(session, output: output)
     }
 
     // MARK: Signatures and MACs
     public func signInit(_ session: CK_SESSION_HANDLE, mechanism: Mechanism, key: CK_OBJECT_HANDLE) throws {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try macInit(session, mechanism: mechanism, key: key, verify: false)
     }
     public func sign(_ session: CK_SESSION_HANDLE, input: UnsafeRawBufferPointer, output: OutputBuffer) throws -> OutputResult {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try signImpl(session, input: input, output: output)
     }
     public func signUpdate(_ session: CK_SESSION_HANDLE, input: UnsafeRawBufferPointer) throws {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try macUpdate(session, input: input, verify: false)
     }
     public func signFinal(_ session: CK_SESSION_HANDLE, output: OutputBuffer) throws -> OutputResult {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try signFinalImpl(session, output: output)
     }
     public func verifyInit(_ session: CK_SESSION_HANDLE, mechanism: Mechanism, key: CK_OBJECT_HANDLE) throws {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try macInit(session, mechanism: mechanism, key: key, verify: true)
     }
     /// Throws CKR_SIGNATURE_INVALID / CKR_SIGNATURE_LEN_RANGE for a bad signature; ends the operation.
     public func verify(_ session: CK_SESSION_HANDLE, input: UnsafeRawBufferPointer, signature: UnsafeRawBufferPointer) throws {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try verifyImpl(session, input: input, signature: signature)
     }
     public func verifyUpdate(_ session: CK_SESSION_HANDLE, input: UnsafeRawBufferPointer) throws {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try macUpdate(session, input: input, verify: true)
     }
     public func verifyFinal(_ session: CK_SESSION_HANDLE, signature: UnsafeRawBufferPointer) throws {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try verifyFinalImpl(session, signature: signature)
     }
 
     // MARK: Keys
     public func generateKey(_ session: CK_SESSION_HANDLE, mechanism: Mechanism, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try generateKeyImpl(session, mechanism: mechanism, template: template)
     }
     public func wrapKey(_ session: CK_SESSION_HANDLE, mechanism: Mechanism, wrappingKey: CK_OBJECT_HANDLE,
                         key: CK_OBJECT_HANDLE, output: OutputBuffer) throws -> OutputResult {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try wrapKeyImpl(session, mechanism: mechanism, wrappingKey: wrappingKey, key: key, output: output)
     }
     public func unwrapKey(_ session: CK_SESSION_HANDLE, mechanism: Mechanism, unwrappingKey: CK_OBJECT_HANDLE,
                           wrappedKey: UnsafeRawBufferPointer, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try unwrapKeyImpl(session, mechanism: mechanism, unwrappingKey: unwrappingKey, wrappedKey: wrappedKey, template: template)
     }
 
     // MARK: Random
+    /// Accepted and ignored (as SoftHSM2 accepts it): OpenSSL's CSPRNG seeds itself from the OS.
     public func seedRandom(_ session: CK_SESSION_HANDLE, seed: UnsafeRawBufferPointer) throws {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        _ = try self.session(session)
     }
     public func generateRandom(_ session: CK_SESSION_HANDLE, into buffer: UnsafeMutableRawBufferPointer) throws {
-        throw CKRError(CKR_SESSION_HANDLE_INVALID)
+        try generateRandomImpl(session, into: buffer)
     }
 }

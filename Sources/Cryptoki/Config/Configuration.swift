@@ -1,0 +1,263 @@
+// The module configuration (DESIGN §6, reference: docs/config.md). Parsed strictly: an unknown key or a bad
+// value is an error at C_Initialize, never silently ignored.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CP11Kit
+import KeyWrap
+import TokenStore
+import Yams
+
+struct TokenConfiguration: Equatable, Sendable {
+    var name: String
+    var store: String
+    var backend: BackendConfiguration
+    var maxPINRetries: Int
+    var pinKDFCost: Int
+}
+
+struct Configuration: Equatable, Sendable {
+    var logLevel: LogLevel = .error
+    var logFile: String? = nil
+    var tokens: [TokenConfiguration]
+    /// Where it came from ("built-in default" or a path), for the log.
+    var source: String
+
+    static let defaultMaxPINRetries = 10
+    static let defaultPINKDFCost = 15
+    static let minimumPINKDFCost = 10
+    static let maximumPINKDFCost = 20
+
+    /// The zero-config default: one `local` token named "default".
+    static func builtIn() throws -> Configuration {
+        Configuration(tokens: [try TokenConfiguration.make(name: "default", store: nil, backend: .default,
+                                                          maxPINRetries: nil, pinKDFCost: nil)],
+                      source: "built-in default")
+    }
+}
+
+/// A configuration problem. `rv` is what C_Initialize answers (see docs/config.md).
+struct ConfigurationError: Error, CustomStringConvertible {
+    var rv: CK_RV
+    var message: String
+    var description: String { message }
+}
+
+extension TokenConfiguration {
+    static func make(name: String, store: String?, backend: BackendConfiguration, maxPINRetries: Int?,
+                     pinKDFCost: Int?) throws -> TokenConfiguration {
+        TokenConfiguration(name: name, store: try store ?? Self.defaultStore(name: name), backend: backend,
+                           maxPINRetries: maxPINRetries ?? Configuration.defaultMaxPINRetries,
+                           pinKDFCost: pinKDFCost ?? Configuration.defaultPINKDFCost)
+    }
+
+    /// $XDG_DATA_HOME/tensorguard-pkcs11/<name>, else ~/.local/share/tensorguard-pkcs11/<name>.
+    static func defaultStore(name: String) throws -> String {
+        if let xdg = Environment.get("XDG_DATA_HOME"), xdg.hasPrefix("/") {
+            return xdg + "/tensorguard-pkcs11/" + name
+        }
+        guard let home = Environment.home() else {
+            throw ConfigurationError(rv: CKR_GENERAL_ERROR,
+                                     message: "token '\(name)': no store given and neither XDG_DATA_HOME nor HOME is set")
+        }
+        return home + "/.local/share/tensorguard-pkcs11/" + name
+    }
+}
+
+enum Environment {
+    static func get(_ name: String) -> String? {
+        guard let v = getenv(name) else { return nil }
+        let s = String(cString: v)
+        return s.isEmpty ? nil : s
+    }
+
+    static func home() -> String? {
+        if let h = get("HOME") { return h }
+        guard let pw = getpwuid(getuid()), let dir = pw.pointee.pw_dir else { return nil }
+        let s = String(cString: dir)
+        return s.isEmpty ? nil : s
+    }
+}
+
+enum ConfigurationLoader {
+    /// Discovery (DESIGN §6): `explicitPath` (C_Initialize pReserved), TENSORGUARD_PKCS11_CONF,
+    /// $XDG_CONFIG_HOME/tensorguard-pkcs11/config.yaml (or ~/.config/...), /etc/tensorguard-pkcs11/config.yaml,
+    /// else the built-in default. An explicit path or the environment variable must name a readable file.
+    static func load(explicitPath: String?) throws -> Configuration {
+        if let p = explicitPath, !p.isEmpty {
+            return try loadFile(p, missingRV: CKR_ARGUMENTS_BAD)
+        }
+        if let p = Environment.get("TENSORGUARD_PKCS11_CONF") {
+            return try loadFile(p, missingRV: CKR_GENERAL_ERROR)
+        }
+        var candidates: [String] = []
+        if let xdg = Environment.get("XDG_CONFIG_HOME"), xdg.hasPrefix("/") {
+            candidates.append(xdg + "/tensorguard-pkcs11/config.yaml")
+        } else if let home = Environment.home() {
+            candidates.append(home + "/.config/tensorguard-pkcs11/config.yaml")
+        }
+        candidates.append("/etc/tensorguard-pkcs11/config.yaml")
+        for c in candidates where access(c, F_OK) == 0 {
+            return try loadFile(c, missingRV: CKR_GENERAL_ERROR)
+        }
+        return try Configuration.builtIn()
+    }
+
+    static func loadFile(_ path: String, missingRV: CK_RV) throws -> Configuration {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            throw ConfigurationError(rv: missingRV, message: "config file \(path): cannot stat (errno \(errno))")
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw ConfigurationError(rv: missingRV, message: "config file \(path): not a regular file")
+        }
+        if st.st_mode & (S_IWGRP | S_IWOTH) != 0 {
+            throw ConfigurationError(rv: CKR_GENERAL_ERROR,
+                                     message: "config file \(path) is group- or world-writable; refusing it (chmod go-w)")
+        }
+        guard let text = readText(path) else {
+            throw ConfigurationError(rv: missingRV, message: "config file \(path): cannot read")
+        }
+        var config = try parse(text, origin: path)
+        config.source = path
+        return config
+    }
+
+    static func readText(_ path: String) -> String? {
+        guard let f = fopen(path, "r") else { return nil }
+        defer { fclose(f) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, f) }
+            if n > 0 { bytes.append(contentsOf: chunk[0..<n]) }
+            if n < chunk.count { break }
+            if bytes.count > 1 << 20 { return nil }  // a config file is small
+        }
+        if ferror(f) != 0 { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    // MARK: Schema
+
+    static func parse(_ text: String, origin: String) throws -> Configuration {
+        func fail(_ m: String) -> ConfigurationError {
+            ConfigurationError(rv: CKR_GENERAL_ERROR, message: "config \(origin): \(m)")
+        }
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch {
+            throw fail("YAML syntax error: \(error)")
+        }
+        guard let root else { return try Configuration.builtIn() }  // empty document
+        guard let top = root.mapping else { throw fail("top level must be a mapping") }
+
+        var config = Configuration(tokens: [], source: origin)
+        var sawTokens = false
+        for (keyNode, value) in top {
+            guard let key = keyNode.string else { throw fail("non-string key") }
+            switch key {
+            case "log":
+                guard let m = value.mapping else { throw fail("'log' must be a mapping") }
+                for (k, v) in m {
+                    switch k.string ?? "" {
+                    case "level":
+                        guard let s = v.string, let l = LogLevel(name: s) else {
+                            throw fail("log.level must be one of off, error, warning, info, debug")
+                        }
+                        config.logLevel = l
+                    case "file":
+                        guard let s = v.string, s.hasPrefix("/") else { throw fail("log.file must be an absolute path") }
+                        config.logFile = s
+                    default:
+                        throw fail("unknown key 'log.\(k.string ?? "?")'")
+                    }
+                }
+            case "tokens":
+                sawTokens = true
+                if value.string == "" || (value.scalar != nil && value.string == "null") { continue }
+                guard let seq = value.sequence else { throw fail("'tokens' must be a list") }
+                for (i, item) in seq.enumerated() {
+                    config.tokens.append(try parseToken(item, index: i, fail: fail))
+                }
+            default:
+                throw fail("unknown key '\(key)'")
+            }
+        }
+        if !sawTokens || config.tokens.isEmpty {
+            config.tokens = try Configuration.builtIn().tokens
+        }
+        var names = Set<String>(), stores = Set<String>()
+        for t in config.tokens {
+            guard names.insert(t.name).inserted else { throw fail("duplicate token name '\(t.name)'") }
+            guard stores.insert(t.store).inserted else { throw fail("two tokens share the store \(t.store)") }
+        }
+        return config
+    }
+
+    private static func parseToken(_ node: Node, index: Int, fail: (String) -> ConfigurationError) throws -> TokenConfiguration {
+        guard let m = node.mapping else { throw fail("tokens[\(index)] must be a mapping") }
+        var name: String?
+        var store: String?
+        var backend = BackendConfiguration.default
+        var retries: Int?
+        var cost: Int?
+        for (k, v) in m {
+            let key = k.string ?? ""
+            switch key {
+            case "name":
+                guard let s = v.string, !s.isEmpty, s.utf8.count <= 64,
+                      !s.contains("/"), s != ".", s != ".." else {
+                    throw fail("tokens[\(index)].name must be 1..64 characters without '/'")
+                }
+                name = s
+            case "store":
+                guard let s = v.string, s.hasPrefix("/") else {
+                    throw fail("tokens[\(index)].store must be an absolute path")
+                }
+                store = s
+            case "backend":
+                guard let bm = v.mapping else { throw fail("tokens[\(index)].backend must be a mapping") }
+                var kind: String?
+                var options: [String: String] = [:]
+                for (bk, bv) in bm {
+                    guard let bks = bk.string else { throw fail("tokens[\(index)].backend: non-string key") }
+                    guard let bvs = bv.string, bv.scalar != nil else {
+                        throw fail("tokens[\(index)].backend.\(bks) must be a scalar")
+                    }
+                    if bks == "kind" { kind = bvs } else { options[bks] = bvs }
+                }
+                guard let kind, !kind.isEmpty else { throw fail("tokens[\(index)].backend.kind is required") }
+                guard BackendFactory.kinds.contains(kind) else {
+                    throw fail("tokens[\(index)].backend.kind '\(kind)' unknown (known: \(BackendFactory.kinds.joined(separator: ", ")))")
+                }
+                if kind == LocalBackend.kind, let extra = options.keys.sorted().first {
+                    throw fail("unknown key 'tokens[\(index)].backend.\(extra)' (the local backend takes no options)")
+                }
+                backend = BackendConfiguration(kind: kind, options: options)
+            case "max_pin_retries":
+                guard let i = v.int, (1...1000).contains(i) else {
+                    throw fail("tokens[\(index)].max_pin_retries must be an integer in 1...1000")
+                }
+                retries = i
+            case "pin_kdf_cost":
+                guard let i = v.int, (Configuration.minimumPINKDFCost...Configuration.maximumPINKDFCost).contains(i) else {
+                    throw fail("tokens[\(index)].pin_kdf_cost must be an integer in \(Configuration.minimumPINKDFCost)...\(Configuration.maximumPINKDFCost)")
+                }
+                cost = i
+            default:
+                throw fail("unknown key 'tokens[\(index)].\(key)'")
+            }
+        }
+        guard let name else { throw fail("tokens[\(index)].name is required") }
+        do {
+            return try TokenConfiguration.make(name: name, store: store, backend: backend,
+                                               maxPINRetries: retries, pinKDFCost: cost)
+        } catch let e as ConfigurationError {
+            throw fail(e.message)
+        }
+    }
+}

@@ -1,0 +1,37 @@
+// Message digests: CKM_SHA_1, CKM_SHA256, CKM_SHA384, CKM_SHA512 (C_Digest*, C_DigestKey), via CryptoCore.
+import CP11Kit
+import CryptoCore
+
+enum DigestMechanism {
+    static func algorithm(_ type: CK_MECHANISM_TYPE) -> DigestAlgorithm? {
+        switch type {
+        case CKM_SHA_1: return .sha1
+        case CKM_SHA256: return .sha256
+        case CKM_SHA384: return .sha384
+        case CKM_SHA512: return .sha512
+        default: return nil
+        }
+    }
+}
+
+final class DigestOperation: @unchecked Sendable {
+    let algorithm: DigestAlgorithm
+    private let digest: CryptoCore.Digest
+    var pending: [UInt8]?
+    var multipart = false
+
+    init(_ m: Mechanism) throws {
+        guard let alg = DigestMechanism.algorithm(m.type) else { throw ckr(CKR_MECHANISM_INVALID) }
+        try Mechanisms.requireNoParameter(m)
+        algorithm = alg
+        do { digest = try CryptoCore.Digest(alg) } catch { throw ErrorMap.wrap(error, context: "digest init") }
+    }
+
+    func update(_ data: some ByteView) throws {
+        do { try digest.update(data) } catch { throw ErrorMap.wrap(error, context: "digest update") }
+    }
+
+    func finish() throws -> [UInt8] {
+        do { return try digest.finalize() } catch { throw ErrorMap.wrap(error, context: "digest final") }
+    }
+}

@@ -1,0 +1,47 @@
+// HMAC sign/verify: CKM_SHA_1_HMAC, CKM_SHA256_HMAC, CKM_SHA384_HMAC, CKM_SHA512_HMAC with generic secret keys,
+// via CryptoCore.HMAC.
+import CP11Kit
+import CryptoCore
+
+enum HMACMechanism {
+    static func algorithm(_ type: CK_MECHANISM_TYPE) -> DigestAlgorithm? {
+        switch type {
+        case CKM_SHA_1_HMAC: return .sha1
+        case CKM_SHA256_HMAC: return .sha256
+        case CKM_SHA384_HMAC: return .sha384
+        case CKM_SHA512_HMAC: return .sha512
+        default: return nil
+        }
+    }
+}
+
+final class MACOperation: @unchecked Sendable {
+    let algorithm: DigestAlgorithm
+    private let mac: CryptoCore.HMAC
+    var multipart = false
+
+    init(_ m: Mechanism, key: SecretBytes) throws {
+        guard let alg = HMACMechanism.algorithm(m.type) else { throw ckr(CKR_MECHANISM_INVALID) }
+        try Mechanisms.requireNoParameter(m)
+        algorithm = alg
+        do { mac = try CryptoCore.HMAC(alg, key: key) } catch { throw ErrorMap.wrap(error, context: "HMAC init") }
+    }
+
+    var length: Int { algorithm.outputLength }
+
+    func update(_ data: some ByteView) throws {
+        do { try mac.update(data) } catch { throw ErrorMap.wrap(error, context: "HMAC update") }
+    }
+
+    func finish() throws -> [UInt8] {
+        do { return try mac.finalize() } catch { throw ErrorMap.wrap(error, context: "HMAC final") }
+    }
+
+    /// CKR_SIGNATURE_LEN_RANGE unless the full MAC length; CKR_SIGNATURE_INVALID on mismatch.
+    func verify(_ signature: UnsafeRawBufferPointer) throws {
+        guard signature.count == length else { throw ckr(CKR_SIGNATURE_LEN_RANGE) }
+        let ok: Bool
+        do { ok = try mac.finalizeAndVerify(RawView(signature)) } catch { throw ErrorMap.wrap(error, context: "HMAC verify") }
+        guard ok else { throw ckr(CKR_SIGNATURE_INVALID) }
+    }
+}

@@ -1,0 +1,139 @@
+// C_GenerateKey (AES, generic secret, N2HE), C_WrapKey and C_UnwrapKey (AES KW / KWP).
+import CP11Kit
+import CryptoCore
+import N2HE
+
+extension Module {
+    func generateKeyImpl(_ handle: CK_SESSION_HANDLE, mechanism m: Mechanism, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
+        let s = try session(handle)
+        let access = s.access
+        try Mechanisms.require(m.type, CKF_GENERATE)
+        try Mechanisms.requireNoParameter(m)
+        let keyType: CK_KEY_TYPE
+        switch m.type {
+        case CKM_AES_KEY_GEN: keyType = CKK_AES
+        case CKM_GENERIC_SECRET_KEY_GEN: keyType = CKK_GENERIC_SECRET
+        case CK.mechN2HEKeyGen: keyType = CK.keyN2HE
+        default: throw ckr(CKR_MECHANISM_INVALID)
+        }
+        let kind = try ObjectFactory.kind(of: template, impliedClass: CKO_SECRET_KEY, impliedKeyType: keyType)
+        let parsed = try ObjectFactory.parse(template, kind: kind, origin: .generated(m.type), role: access.role)
+        try checkCreation(s, parsed: parsed, kind: kind, access: access)
+
+        let value: SecretBytes
+        func valueLength() throws -> Int {
+            guard case .bytes(let b)? = parsed[CKA_VALUE_LEN] else { throw ckr(CKR_TEMPLATE_INCOMPLETE) }
+            guard let n = Encoding.decodeULong(b) else { throw ckr(CKR_ATTRIBUTE_VALUE_INVALID) }
+            return n > CK_ULONG(Int.max) ? -1 : Int(n)
+        }
+        func random(_ n: Int) throws -> SecretBytes {
+            do { return try SecretBytes.random(count: n) } catch { throw ErrorMap.wrap(error, context: "key generation") }
+        }
+        switch keyType {
+        case CKK_AES:
+            let n = try valueLength()
+            guard [16, 24, 32].contains(n) else { throw ckr(CKR_KEY_SIZE_RANGE) }
+            value = try random(n)
+        case CKK_GENERIC_SECRET:
+            let n = try valueLength()
+            guard (1...Mechanisms.genericSecretMaxBytes).contains(n) else { throw ckr(CKR_KEY_SIZE_RANGE) }
+            value = try random(n)
+        default:
+            let params = try ObjectFactory.n2heParameters(parsed)
+            if case .bytes(let b)? = parsed[CKA_VALUE_LEN], Encoding.decodeULong(b) != CK_ULONG(params.rawKeyByteCount) {
+                throw ckr(CKR_TEMPLATE_INCONSISTENT)
+            }
+            value = try N2HEMechanism.generate(params)
+        }
+        let record = try ObjectFactory.build(kind: kind, attributes: parsed, origin: .generated(m.type), value: value)
+        return try s.token.insert(record, access: access)
+    }
+
+    func wrapKeyImpl(_ handle: CK_SESSION_HANDLE, mechanism m: Mechanism, wrappingKey: CK_OBJECT_HANDLE,
+                     key: CK_OBJECT_HANDLE, output: OutputBuffer) throws -> OutputResult {
+        let s = try session(handle)
+        try Mechanisms.require(m.type, CKF_WRAP)
+        let (padded, iv) = try KeyWrapMechanism.parameters(m)
+        let wrapper = try operationKey(s, wrappingKey, usage: CKA_WRAP, mechanism: m.type,
+                                       invalidHandle: CKR_WRAPPING_KEY_HANDLE_INVALID)
+        guard wrapper.kind == .secretKey(CKK_AES) else { throw ckr(CKR_WRAPPING_KEY_TYPE_INCONSISTENT) }
+        let target: ObjectRef
+        do { target = try s.token.object(key, access: s.access) } catch let e as CKRError where e.rv == CKR_OBJECT_HANDLE_INVALID {
+            throw ckr(CKR_KEY_HANDLE_INVALID)
+        }
+        let r = target.record
+        guard case .secretKey = r.kind else { throw ckr(CKR_KEY_NOT_WRAPPABLE) }
+        guard r.bool(CKA_EXTRACTABLE) else { throw ckr(CKR_KEY_UNEXTRACTABLE) }
+        if r.bool(CKA_WRAP_WITH_TRUSTED), !wrapper.bool(CKA_TRUSTED) { throw ckr(CKR_KEY_NOT_WRAPPABLE) }
+        if case .template(let wt)? = wrapper.attributes[CK.wrapTemplate], !wt.isEmpty {
+            let wanted = wt.compactMap { a -> (CK_ATTRIBUTE_TYPE, AttributeValue)? in
+                guard let v = AttributePolicy.canonicalForSearch(a) else { return nil }
+                return (a.type, v)
+            }
+            guard wanted.count == wt.count, r.matches(wanted) else { throw ckr(CKR_KEY_NOT_WRAPPABLE) }
+        }
+        guard case .bytes(let lenBytes)? = r.attributes[CKA_VALUE_LEN], let len = Encoding.decodeULong(lenBytes),
+              len <= CK_ULONG(Int.max), let n = AESKeyWrap.wrappedLength(plaintextLength: Int(len), padded: padded) else {
+            throw ckr(CKR_KEY_SIZE_RANGE)
+        }
+        var pending: [UInt8]? = nil
+        let wrapperValue = try keyValue(s, wrapper)
+        return try Output.produce(exact: n, pending: &pending, output: output) {
+            let v = try keyValue(s, r)
+            do {
+                return try AESKeyWrap.wrap(kek: wrapperValue, plaintext: v, padded: padded, iv: iv)
+            } catch let e as CryptoError where e == .invalidInputLength(v.count) {
+                throw ckr(CKR_KEY_SIZE_RANGE)
+            } catch {
+                throw CipherDirection.encrypt.map(error, "wrap key")
+            }
+        }
+    }
+
+    func unwrapKeyImpl(_ handle: CK_SESSION_HANDLE, mechanism m: Mechanism, unwrappingKey: CK_OBJECT_HANDLE,
+                       wrappedKey: UnsafeRawBufferPointer, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
+        let s = try session(handle)
+        let access = s.access
+        try Mechanisms.require(m.type, CKF_UNWRAP)
+        let (padded, iv) = try KeyWrapMechanism.parameters(m)
+        let unwrapper = try operationKey(s, unwrappingKey, usage: CKA_UNWRAP, mechanism: m.type,
+                                         invalidHandle: CKR_UNWRAPPING_KEY_HANDLE_INVALID)
+        guard unwrapper.kind == .secretKey(CKK_AES) else { throw ckr(CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT) }
+
+        // The unwrapping key's CKA_UNWRAP_TEMPLATE is merged in; a conflicting value → CKR_TEMPLATE_INCONSISTENT.
+        var merged = template
+        if case .template(let ut)? = unwrapper.attributes[CK.unwrapTemplate] {
+            for a in ut {
+                let mine = template.filter { $0.type == a.type }
+                if mine.isEmpty {
+                    merged.append(a)
+                } else {
+                    let canonicalTheirs = AttributePolicy.canonicalForSearch(a)
+                    for x in mine where AttributePolicy.canonicalForSearch(x) != canonicalTheirs {
+                        throw ckr(CKR_TEMPLATE_INCONSISTENT)
+                    }
+                }
+            }
+        }
+        let kind = try ObjectFactory.kind(of: merged)
+        guard case .secretKey = kind else { throw ckr(CKR_TEMPLATE_INCONSISTENT) }
+        let parsed = try ObjectFactory.parse(merged, kind: kind, origin: .unwrapped, role: access.role)
+        try checkCreation(s, parsed: parsed, kind: kind, access: access)
+
+        guard wrappedKey.count % 8 == 0, wrappedKey.count >= (padded ? 16 : 24) else { throw ckr(CKR_WRAPPED_KEY_LEN_RANGE) }
+        let kek = try keyValue(s, unwrapper)
+        let value: SecretBytes
+        do {
+            value = try AESKeyWrap.unwrap(kek: kek, ciphertext: RawView(wrappedKey), padded: padded, iv: iv)
+        } catch let e as CryptoError {
+            switch e {
+            case .invalidInputLength: throw ckr(CKR_WRAPPED_KEY_LEN_RANGE)
+            case .integrityFailure, .authenticationFailed: throw ckr(CKR_WRAPPED_KEY_INVALID)
+            default: throw ErrorMap.wrap(e, context: "unwrap key")
+            }
+        }
+        let record = try ObjectFactory.build(kind: kind, attributes: parsed, origin: .unwrapped, value: value,
+                                             valueError: CKR_WRAPPED_KEY_INVALID)
+        return try s.token.insert(record, access: access)
+    }
+}

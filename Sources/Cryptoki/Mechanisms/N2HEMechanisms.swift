@@ -1,0 +1,131 @@
+// The TensorGuard N2HE vendor mechanisms (DESIGN §2): CKM_TG_N2HE_KEY_GEN, CKM_TG_N2HE_LWE1, CKM_TG_N2HE_LWE2.
+// Plaintext: k little-endian int64 (8k bytes); ciphertext: one LWE1/LWE2 batch ciphertext. Multi-part buffers
+// input until the final call (the header carries k). All arithmetic is the N2HE library's.
+import CP11Kit
+import CryptoCore
+import N2HE
+
+enum N2HEMechanism {
+    static func format(_ type: CK_MECHANISM_TYPE) -> N2HECiphertextFormat? {
+        switch type {
+        case CK.mechN2HELWE1: return .lwe1
+        case CK.mechN2HELWE2: return .lwe2
+        default: return nil
+        }
+    }
+
+    static func map(_ error: any Error, direction: CipherDirection) -> CKRError {
+        guard let e = error as? N2HEError else { return direction.map(error, "N2HE") }
+        switch e {
+        case .invalidPlaintextLength: return CKRError(direction == .encrypt ? CKR_DATA_LEN_RANGE : CKR_ENCRYPTED_DATA_LEN_RANGE)
+        case .lengthMismatch: return CKRError(CKR_ENCRYPTED_DATA_LEN_RANGE)
+        case .malformedCiphertext(let d):
+            if d == .truncatedHeader { return CKRError(CKR_ENCRYPTED_DATA_LEN_RANGE) }
+            return CKRError(CKR_ENCRYPTED_DATA_INVALID)
+        case .dimensionMismatch: return CKRError(CKR_ENCRYPTED_DATA_INVALID)
+        case .outputBufferTooSmall(let required, _): return CKRError(required > 0 ? CKR_BUFFER_TOO_SMALL : CKR_GENERAL_ERROR)
+        case .randomGeneratorFailure: return ErrorMap.wrap(e, context: "N2HE random")
+        default: return ErrorMap.wrap(e, context: "N2HE")
+        }
+    }
+
+    /// A fresh ternary key of dimension n from the CSPRNG.
+    static func generate(_ params: N2HEParameters) throws -> SecretBytes {
+        do {
+            let key = try N2HESecretKey.generate(n: params.n)
+            return key.withRawRepresentation { SecretBytes(copying: RawView($0)) }
+        } catch {
+            throw ErrorMap.wrap(error, context: "N2HE key generation")
+        }
+    }
+}
+
+final class N2HECipherOperation: CipherOperation {
+    let cipher: N2HECipher
+    let format: N2HECiphertextFormat
+    let direction: CipherDirection
+    private var buffered: [UInt8] = []
+
+    init(key value: SecretBytes, parameters: N2HEParameters, mechanism: Mechanism, direction: CipherDirection) throws {
+        guard let f = N2HEMechanism.format(mechanism.type) else { throw ckr(CKR_MECHANISM_INVALID) }
+        try Mechanisms.requireNoParameter(mechanism)
+        do {
+            let key = try value.withUnsafeBytes { try N2HESecretKey(rawRepresentation: $0, expectedDimension: parameters.n) }
+            cipher = try N2HECipher(key: key, parameters: parameters)
+        } catch {
+            throw ErrorMap.wrap(error, context: "N2HE key")
+        }
+        format = f
+        self.direction = direction
+    }
+
+    deinit { secureZero(&buffered) }
+
+    func singleOutputLength(input: UnsafeRawBufferPointer) throws -> Int? {
+        direction == .encrypt ? try singleOutputLength(inputLength: input.count) : try decryptLength(input)
+    }
+
+    func singleOutputLength(inputLength: Int) throws -> Int? {
+        do {
+            return try cipher.ciphertextByteCount(format: format, plaintextByteCount: inputLength)
+        } catch {
+            throw N2HEMechanism.map(error, direction: direction)
+        }
+    }
+
+    /// Decrypt length from the ciphertext header (validated), without decrypting.
+    func decryptLength(_ input: UnsafeRawBufferPointer) throws -> Int {
+        do { return try cipher.plaintextByteCount(ciphertext: input) } catch { throw N2HEMechanism.map(error, direction: .decrypt) }
+    }
+
+    func single(_ input: UnsafeRawBufferPointer) throws -> [UInt8] {
+        do {
+            switch direction {
+            case .encrypt:
+                let n = try cipher.ciphertextByteCount(format: format, plaintextByteCount: input.count)
+                var out = [UInt8](repeating: 0, count: n)
+                let written = try out.withUnsafeMutableBytes { try cipher.encrypt(plaintext: input, format: format, into: $0) }
+                if written < out.count { out.removeLast(out.count - written) }
+                return out
+            case .decrypt:
+                let n = try cipher.plaintextByteCount(ciphertext: input)
+                var out = [UInt8](repeating: 0, count: n)
+                let written = try out.withUnsafeMutableBytes { try cipher.decrypt(ciphertext: input, into: $0) }
+                if written < out.count { out.removeLast(out.count - written) }
+                return out
+            }
+        } catch {
+            throw N2HEMechanism.map(error, direction: direction)
+        }
+    }
+
+    /// Writes straight into the caller's buffer (no intermediate copy of a large ciphertext).
+    func single(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws -> Int? {
+        do {
+            switch direction {
+            case .encrypt: return try cipher.encrypt(plaintext: input, format: format, into: output)
+            case .decrypt: return try cipher.decrypt(ciphertext: input, into: output)
+            }
+        } catch {
+            throw N2HEMechanism.map(error, direction: direction)
+        }
+    }
+
+    func updateOutputLength(inputLength: Int) throws -> Int { 0 }
+
+    func update(_ input: UnsafeRawBufferPointer) throws -> [UInt8] {
+        guard buffered.count <= Int.max - input.count else { throw ckr(direction.lengthError) }
+        buffered.append(contentsOf: input)
+        return []
+    }
+
+    func finalOutputLength() throws -> Int? {
+        try buffered.withUnsafeBytes { b in
+            direction == .encrypt ? try singleOutputLength(inputLength: b.count) : try decryptLength(b)
+        }
+    }
+
+    func final() throws -> [UInt8] {
+        try buffered.withUnsafeBytes { try single($0) }
+    }
+}

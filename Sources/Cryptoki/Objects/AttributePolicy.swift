@@ -1,0 +1,247 @@
+// The declarative attribute-policy table (kryoptic style): for every object class / key type, which attributes
+// exist, their value kind, default, and the rules of change. Everything that creates, copies, modifies or
+// reads an object consults this table; no rule is hard-coded elsewhere.
+import CP11Kit
+
+/// How an attribute's bytes are shaped.
+enum ValueKind: Sendable {
+    case bool            // CK_BBOOL, exactly 1 byte
+    case ulong           // CK_ULONG, exactly 8 bytes
+    case bytes           // any bytes
+    case utf8            // CK_UTF8CHAR string (not NUL terminated), validated as UTF-8
+    case date            // CK_DATE: 0 bytes (empty) or 8 ASCII digits YYYYMMDD
+    case template        // CK_ATTRIBUTE array
+    case mechanismList   // CK_MECHANISM_TYPE array
+}
+
+struct AttributeRule: OptionSet, Sendable {
+    let rawValue: UInt32
+    /// Must be present in a C_CreateObject / C_UnwrapKey-produced template (CKR_TEMPLATE_INCOMPLETE).
+    static let requiredOnCreate = AttributeRule(rawValue: 1 << 0)
+    /// Must be present in a C_GenerateKey template.
+    static let requiredOnGenerate = AttributeRule(rawValue: 1 << 1)
+    /// May appear only in C_CreateObject (the token computes it for generate/unwrap): CKA_VALUE.
+    static let createOnly = AttributeRule(rawValue: 1 << 2)
+    /// Token-computed: may never appear in a template (CKR_ATTRIBUTE_READ_ONLY).
+    static let computed = AttributeRule(rawValue: 1 << 3)
+    /// Fixed once the object exists: C_SetAttributeValue → CKR_ATTRIBUTE_READ_ONLY.
+    static let fixed = AttributeRule(rawValue: 1 << 4)
+    /// Fixed for C_SetAttributeValue, but C_CopyObject may change it (CKA_TOKEN, CKA_PRIVATE, CKA_MODIFIABLE).
+    static let copyChangeable = AttributeRule(rawValue: 1 << 5)
+    /// A boolean that may only ever go false → true after creation (CKA_SENSITIVE, CKA_WRAP_WITH_TRUSTED).
+    static let onlyToTrue = AttributeRule(rawValue: 1 << 6)
+    /// A boolean that may only ever go true → false after creation (CKA_EXTRACTABLE, CKA_COPYABLE, CKA_DESTROYABLE).
+    static let onlyToFalse = AttributeRule(rawValue: 1 << 7)
+    /// Only the Security Officer may set it to true (CKA_TRUSTED).
+    static let soSetsTrue = AttributeRule(rawValue: 1 << 8)
+    /// Never returned when the key is sensitive or unextractable (CKR_ATTRIBUTE_SENSITIVE).
+    static let sensitive = AttributeRule(rawValue: 1 << 9)
+    /// Sealed at rest by TokenStore (AES-256-GCM under the per-object key), never written in clear.
+    static let secretAtRest = AttributeRule(rawValue: 1 << 10)
+    /// Served from TokenStore's hash index in C_FindObjects.
+    static let searchable = AttributeRule(rawValue: 1 << 11)
+    /// Sealed at rest only when the object is private (CKA_VALUE of a private data object).
+    static let secretWhenPrivate = AttributeRule(rawValue: 1 << 12)
+}
+
+/// A default applied when the template omits the attribute.
+enum AttributeDefault: Sendable {
+    case none                 // no default: absent unless required / computed
+    case value([UInt8])
+    case template             // empty template
+}
+
+struct AttributeSpec: Sendable {
+    let type: CK_ATTRIBUTE_TYPE
+    let kind: ValueKind
+    let rules: AttributeRule
+    let defaultValue: AttributeDefault
+
+    init(_ type: CK_ATTRIBUTE_TYPE, _ kind: ValueKind, _ rules: AttributeRule = [], _ d: AttributeDefault = .none) {
+        self.type = type; self.kind = kind; self.rules = rules; self.defaultValue = d
+    }
+}
+
+/// The object kinds this token holds.
+enum ObjectKind: Equatable, Hashable, Sendable {
+    case data
+    case secretKey(CK_KEY_TYPE)
+
+    var objectClass: CK_OBJECT_CLASS {
+        switch self {
+        case .data: return CKO_DATA
+        case .secretKey: return CKO_SECRET_KEY
+        }
+    }
+    var keyType: CK_KEY_TYPE? {
+        if case .secretKey(let k) = self { return k }
+        return nil
+    }
+
+    static let supportedKeyTypes: [CK_KEY_TYPE] = [CKK_AES, CKK_GENERIC_SECRET, CK.keyN2HE]
+}
+
+enum AttributePolicy {
+    private static let T = Encoding.bool(true)
+    private static let F = Encoding.bool(false)
+    private static let empty: [UInt8] = []
+
+    /// PKCS#11 3.0 §4.4–4.5: common to every object.
+    static let storage: [AttributeSpec] = [
+        AttributeSpec(CKA_CLASS, .ulong, [.fixed, .searchable]),
+        AttributeSpec(CKA_TOKEN, .bool, [.copyChangeable], .value(F)),
+        AttributeSpec(CKA_PRIVATE, .bool, [.copyChangeable]),  // default depends on class: see defaultPrivate
+        AttributeSpec(CKA_MODIFIABLE, .bool, [.copyChangeable], .value(T)),
+        AttributeSpec(CKA_LABEL, .utf8, [.searchable], .value(empty)),
+        AttributeSpec(CKA_COPYABLE, .bool, [.onlyToFalse], .value(T)),
+        AttributeSpec(CKA_DESTROYABLE, .bool, [.onlyToFalse], .value(T)),
+        AttributeSpec(CK.attrUniqueID, .utf8, [.computed, .fixed, .searchable]),
+    ]
+
+    /// §4.5: data objects.
+    static let data: [AttributeSpec] = [
+        AttributeSpec(CKA_APPLICATION, .utf8, [], .value(empty)),
+        AttributeSpec(CKA_OBJECT_ID, .bytes, [], .value(empty)),
+        AttributeSpec(CKA_VALUE, .bytes, [.secretWhenPrivate], .value(empty)),
+    ]
+
+    /// §4.7 + §4.10: common key and secret key attributes.
+    static let secretKey: [AttributeSpec] = [
+        AttributeSpec(CKA_KEY_TYPE, .ulong, [.fixed, .searchable]),
+        AttributeSpec(CKA_ID, .bytes, [.searchable], .value(empty)),
+        AttributeSpec(CKA_START_DATE, .date, [], .value(empty)),
+        AttributeSpec(CKA_END_DATE, .date, [], .value(empty)),
+        AttributeSpec(CKA_DERIVE, .bool, [], .value(F)),
+        AttributeSpec(CKA_LOCAL, .bool, [.computed, .fixed]),
+        AttributeSpec(CKA_KEY_GEN_MECHANISM, .ulong, [.computed, .fixed]),
+        AttributeSpec(CK.allowedMechanisms, .mechanismList, [], .value(empty)),
+        AttributeSpec(CKA_ENCRYPT, .bool, [], .value(T)),
+        AttributeSpec(CKA_DECRYPT, .bool, [], .value(T)),
+        AttributeSpec(CKA_SIGN, .bool, [], .value(T)),
+        AttributeSpec(CKA_VERIFY, .bool, [], .value(T)),
+        AttributeSpec(CKA_WRAP, .bool, [], .value(T)),
+        AttributeSpec(CKA_UNWRAP, .bool, [], .value(T)),
+        AttributeSpec(CKA_SENSITIVE, .bool, [.onlyToTrue], .value(F)),
+        AttributeSpec(CKA_EXTRACTABLE, .bool, [.onlyToFalse], .value(T)),
+        AttributeSpec(CKA_ALWAYS_SENSITIVE, .bool, [.computed, .fixed]),
+        AttributeSpec(CKA_NEVER_EXTRACTABLE, .bool, [.computed, .fixed]),
+        AttributeSpec(CKA_CHECK_VALUE, .bytes, [.fixed]),  // computed; a create template may state it (must match)
+        AttributeSpec(CKA_WRAP_WITH_TRUSTED, .bool, [.onlyToTrue], .value(F)),
+        AttributeSpec(CKA_TRUSTED, .bool, [.soSetsTrue], .value(F)),
+        AttributeSpec(CK.wrapTemplate, .template, [], .template),
+        AttributeSpec(CK.unwrapTemplate, .template, [], .template),
+        AttributeSpec(CK.deriveTemplate, .template, [], .template),
+        AttributeSpec(CKA_VALUE, .bytes, [.requiredOnCreate, .createOnly, .fixed, .sensitive, .secretAtRest]),
+        AttributeSpec(CKA_VALUE_LEN, .ulong, [.fixed]),  // computed at create; generate requires it for AES/generic
+    ]
+
+    /// Vendor: N2HE parameters (DESIGN §2): fixed at creation; security bits computed.
+    static let n2he: [AttributeSpec] = [
+        AttributeSpec(CK.attrN2HEDimension, .ulong, [.fixed], .value(Encoding.ulong(1024))),
+        AttributeSpec(CK.attrN2HEModulusBits, .ulong, [.fixed], .value(Encoding.ulong(32))),
+        AttributeSpec(CK.attrN2HEPlaintextBits, .ulong, [.fixed], .value(Encoding.ulong(16))),
+        AttributeSpec(CK.attrN2HENoiseMilli, .ulong, [.fixed], .value(Encoding.ulong(5120))),
+        AttributeSpec(CK.attrN2HESecurityBits, .ulong, [.computed, .fixed]),
+    ]
+
+    private static func index(_ specs: [AttributeSpec]) -> [CK_ATTRIBUTE_TYPE: AttributeSpec] {
+        var d: [CK_ATTRIBUTE_TYPE: AttributeSpec] = [:]
+        for s in specs { d[s.type] = s }
+        return d
+    }
+
+    private static let dataTable = index(storage + data)
+    private static let aesTable = index(storage + secretKey)
+    private static let n2heTable = index(storage + secretKey + n2he)
+
+    /// The table of one object kind (nil: unsupported kind).
+    static func table(for kind: ObjectKind) -> [CK_ATTRIBUTE_TYPE: AttributeSpec]? {
+        switch kind {
+        case .data: return dataTable
+        case .secretKey(let k) where k == CKK_AES || k == CKK_GENERIC_SECRET: return aesTable
+        case .secretKey(let k) where k == CK.keyN2HE: return n2heTable
+        default: return nil
+        }
+    }
+
+    /// Spec lookup for one kind.
+    static func spec(_ type: CK_ATTRIBUTE_TYPE, for kind: ObjectKind) -> AttributeSpec? {
+        table(for: kind)?[type]
+    }
+
+    /// Every attribute type served from TokenStore's hash index.
+    static let indexedTypes: Set<UInt> = {
+        var s = Set<UInt>()
+        for spec in storage + secretKey + data where spec.rules.contains(.searchable) { s.insert(UInt(spec.type)) }
+        return s
+    }()
+
+    /// CKA_PRIVATE default when the template omits it: keys are private, data objects public.
+    static func defaultPrivate(for kind: ObjectKind) -> Bool {
+        if case .secretKey = kind { return true }
+        return false
+    }
+
+    /// Is `type` sealed at rest for an object of `kind` with CKA_PRIVATE = `isPrivate`?
+    static func isSecretAtRest(_ type: CK_ATTRIBUTE_TYPE, kind: ObjectKind, isPrivate: Bool) -> Bool {
+        guard let s = spec(type, for: kind) else { return false }
+        return s.rules.contains(.secretAtRest) || (isPrivate && s.rules.contains(.secretWhenPrivate))
+    }
+
+    /// Validates and canonicalises one value against its kind. Throws CKR_ATTRIBUTE_VALUE_INVALID.
+    static func canonical(_ value: AttributeValue, kind: ValueKind) throws -> AttributeValue {
+        switch (kind, value) {
+        case (.template, .template(let t)):
+            var seen = Set<CK_ATTRIBUTE_TYPE>()
+            for a in t {
+                guard case .bytes = a.value, seen.insert(a.type).inserted else { throw ckr(CKR_ATTRIBUTE_VALUE_INVALID) }
+            }
+            return .template(t.map { a in
+                // canonicalise booleans inside templates when we know the attribute is boolean
+                if case .bytes(let b) = a.value, b.count == 1, isKnownBool(a.type) {
+                    return Attribute(type: a.type, bytes: Encoding.bool(b[0] != 0))
+                }
+                return a
+            })
+        case (.template, .bytes(let b)) where b.isEmpty:
+            return .template([])
+        case (.template, _), (_, .template):
+            throw ckr(CKR_ATTRIBUTE_VALUE_INVALID)
+        case (.bool, .bytes(let b)):
+            guard let v = Encoding.decodeBool(b) else { throw ckr(CKR_ATTRIBUTE_VALUE_INVALID) }
+            return .bytes(Encoding.bool(v))
+        case (.ulong, .bytes(let b)):
+            guard Encoding.decodeULong(b) != nil else { throw ckr(CKR_ATTRIBUTE_VALUE_INVALID) }
+            return value
+        case (.mechanismList, .bytes(let b)):
+            guard Encoding.decodeULongArray(b) != nil else { throw ckr(CKR_ATTRIBUTE_VALUE_INVALID) }
+            return value
+        case (.date, .bytes(let b)):
+            guard b.isEmpty || (b.count == 8 && b.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 })) else {
+                throw ckr(CKR_ATTRIBUTE_VALUE_INVALID)
+            }
+            return value
+        case (.utf8, .bytes(let b)):
+            guard String(validating: b, as: UTF8.self) != nil else { throw ckr(CKR_ATTRIBUTE_VALUE_INVALID) }
+            return value
+        case (.bytes, .bytes):
+            return value
+        }
+    }
+
+    static func isKnownBool(_ type: CK_ATTRIBUTE_TYPE) -> Bool {
+        for table in [aesTable, dataTable] {
+            if let s = table[type] { return s.kind == .bool }
+        }
+        return false
+    }
+
+    /// Canonical form of a search-template value: attributes of a known kind are canonicalised (so a CK_BBOOL
+    /// given as 0xFF still matches); a malformed value can match nothing (nil).
+    static func canonicalForSearch(_ a: Attribute) -> AttributeValue? {
+        for table in [n2heTable, dataTable] {
+            if let s = table[a.type] { return try? canonical(a.value, kind: s.kind) }
+        }
+        return a.value
+    }
+}

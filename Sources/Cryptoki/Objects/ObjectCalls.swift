@@ -1,0 +1,131 @@
+// C_CreateObject, C_CopyObject, C_DestroyObject, C_GetObjectSize, C_GetAttributeValue, C_SetAttributeValue and
+// C_FindObjects*: session checks around ObjectFactory (rules) and ObjectStore (storage).
+import CP11Kit
+import CryptoCore
+
+extension Module {
+    func createObjectImpl(_ handle: CK_SESSION_HANDLE, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
+        let s = try session(handle)
+        let access = s.access
+        let kind = try ObjectFactory.kind(of: template)
+        let parsed = try ObjectFactory.parse(template, kind: kind, origin: .created, role: access.role)
+        try checkCreation(s, parsed: parsed, kind: kind, access: access)
+        let record = try ObjectFactory.build(kind: kind, attributes: parsed, origin: .created, value: nil)
+        return try s.token.insert(record, access: access)
+    }
+
+    /// Session / login rules for a new object, checked before any expensive work: token objects need a RW
+    /// session, private objects a user login, and a token object carrying a secret value needs the token's
+    /// keys (any login) to seal it.
+    func checkCreation(_ s: Session, parsed: AttributeMap, kind: ObjectKind, access: Access) throws {
+        let isToken = parsed[CKA_TOKEN] == .bytes(Encoding.bool(true))
+        let isPrivate: Bool
+        if case .bytes(let b)? = parsed[CKA_PRIVATE], let v = Encoding.decodeBool(b) {
+            isPrivate = v
+        } else {
+            isPrivate = AttributePolicy.defaultPrivate(for: kind)
+        }
+        try s.token.checkWritable(isToken: isToken, isPrivate: isPrivate, access: access)
+        if isToken, case .secretKey = kind, access.role == nil { throw ckr(CKR_USER_NOT_LOGGED_IN) }
+    }
+
+    func copyObjectImpl(_ handle: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
+        let s = try session(handle)
+        let access = s.access
+        let ref = try s.token.object(object, access: access)
+        guard ref.record.bool(CKA_COPYABLE) else { throw ckr(CKR_ACTION_PROHIBITED) }
+        var copy = try ObjectFactory.applyChanges(template, to: ref.record, copy: true, role: access.role)
+        // The copy carries its own secret values (unsealed from the original) and a new identity.
+        var secrets = copy.secrets
+        for t in ref.record.sealedTypes where secrets[t] == nil {
+            guard let v = try s.token.secret(t, of: ref.record) else { continue }
+            secrets[t] = v
+        }
+        let uid = try ObjectFactory.newUniqueID()
+        copy = ObjectRecord(uniqueID: uid, kind: copy.kind, attributes: copy.attributes, secrets: secrets)
+        copy.attributes[CK.attrUniqueID] = .bytes(Array(uid.utf8))
+        copy.placeSecrets()
+        if copy.isToken, !copy.secrets.isEmpty, access.role == nil { throw ckr(CKR_USER_NOT_LOGGED_IN) }
+        return try s.token.insert(copy, access: access)
+    }
+
+    func destroyObjectImpl(_ handle: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE) throws {
+        let s = try session(handle)
+        let access = s.access
+        let ref = try s.token.object(object, access: access)
+        guard ref.record.bool(CKA_DESTROYABLE) else { throw ckr(CKR_ACTION_PROHIBITED) }
+        try s.token.destroy(ref, access: access)
+    }
+
+    func objectSizeImpl(_ handle: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE) throws -> CK_ULONG {
+        let s = try session(handle)
+        let ref = try s.token.object(object, access: s.access)
+        return CK_ULONG(ref.record.sizeEstimate)
+    }
+
+    func attributeValuesImpl(_ handle: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE,
+                             types: [CK_ATTRIBUTE_TYPE]) throws -> [AttributeQueryResult] {
+        let s = try session(handle)
+        let ref = try s.token.object(object, access: s.access)
+        let r = ref.record
+        var out: [AttributeQueryResult] = []
+        out.reserveCapacity(types.count)
+        for t in types {
+            guard let spec = AttributePolicy.spec(t, for: r.kind) else { out.append(.typeInvalid); continue }
+            if spec.rules.contains(.sensitive), r.hidesSensitive { out.append(.sensitive); continue }
+            if let v = r.attributes[t] { out.append(.value(v)); continue }
+            if r.secrets[t] != nil || r.sealedTypes.contains(t) {
+                // A sealed value needs the login that can unseal it; without one it reads as sensitive.
+                if let v = try? s.token.secret(t, of: r) {
+                    out.append(.value(.bytes(v.unsafeCopyToArray())))
+                } else {
+                    out.append(.sensitive)
+                }
+                continue
+            }
+            out.append(.value(spec.kind == .template ? .template([]) : .bytes([])))
+        }
+        return out
+    }
+
+    func setAttributeValuesImpl(_ handle: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE, template: [Attribute]) throws {
+        let s = try session(handle)
+        let access = s.access
+        let ref = try s.token.object(object, access: access)
+        guard ref.record.isModifiable else { throw ckr(CKR_ACTION_PROHIBITED) }
+        let changed = try ObjectFactory.applyChanges(template, to: ref.record, copy: false, role: access.role)
+        try s.token.update(ObjectRef(handle: ref.handle, record: changed), access: access)
+    }
+
+    // MARK: Find
+
+    func findObjectsInitImpl(_ handle: CK_SESSION_HANDLE, template: [Attribute]) throws {
+        let s = try session(handle)
+        if s.ops.withLock({ $0.find != nil }) { throw ckr(CKR_OPERATION_ACTIVE) }
+        let found = try s.token.find(template, access: s.access)
+        try s.ops.withLock { o in
+            if o.find != nil { throw ckr(CKR_OPERATION_ACTIVE) }
+            o.find = FindState(handles: found)
+        }
+    }
+
+    func findObjectsImpl(_ handle: CK_SESSION_HANDLE, maxCount: Int) throws -> [CK_OBJECT_HANDLE] {
+        let s = try session(handle)
+        return try s.ops.withLock { o in
+            guard var f = o.find else { throw ckr(CKR_OPERATION_NOT_INITIALIZED) }
+            let n = max(0, min(maxCount, f.handles.count - f.position))
+            let chunk = Array(f.handles[f.position..<(f.position + n)])
+            f.position += n
+            o.find = f
+            return chunk
+        }
+    }
+
+    func findObjectsFinalImpl(_ handle: CK_SESSION_HANDLE) throws {
+        let s = try session(handle)
+        try s.ops.withLock { o in
+            guard o.find != nil else { throw ckr(CKR_OPERATION_NOT_INITIALIZED) }
+            o.find = nil
+        }
+    }
+}

@@ -1,0 +1,225 @@
+// The objects of one token as sessions see them: session objects in memory, token objects through TokenStore
+// (secret attributes sealed, no clear key byte on disk whatever CKA_PRIVATE says). Handles are nonzero, stable
+// for the life of the process and never reused. Another process's new or deleted token objects appear or vanish
+// on the next call: every lookup goes through the store's mirror, which refreshes on PRAGMA data_version.
+import CP11Kit
+import CryptoCore
+import TokenStore
+
+/// What a call may see and do: the token's login role and whether the calling session is read/write.
+struct Access: Sendable {
+    var role: LoginRole?
+    var readWrite: Bool
+    var session: CK_SESSION_HANDLE
+
+    var userLoggedIn: Bool { role == .user }
+    func canSee(_ r: ObjectRecord) -> Bool { !r.isPrivate || userLoggedIn }
+}
+
+/// A located object: its handle and current record.
+struct ObjectRef: Sendable {
+    let handle: CK_OBJECT_HANDLE
+    var record: ObjectRecord
+}
+
+extension Token {
+    func access(session: CK_SESSION_HANDLE, readWrite: Bool) -> Access {
+        Access(role: state.withLock { $0.role }, readWrite: readWrite, session: session)
+    }
+
+    private func storeContext(_ what: String) -> String { "token '\(config.name)': \(what)" }
+
+    // MARK: Lookup
+
+    /// The object behind `handle` if it exists and is visible, else CKR_OBJECT_HANDLE_INVALID.
+    func object(_ handle: CK_OBJECT_HANDLE, access: Access) throws -> ObjectRef {
+        enum Where { case session(ObjectRecord), token(String), none }
+        let loc: Where = state.withLock { s in
+            if let e = s.sessionObjects[handle] { return .session(e.record) }
+            if let uid = s.handleUIDs[handle] { return .token(uid) }
+            return .none
+        }
+        switch loc {
+        case .session(let r):
+            guard access.canSee(r) else { throw ckr(CKR_OBJECT_HANDLE_INVALID) }
+            return ObjectRef(handle: handle, record: r)
+        case .token(let uid):
+            guard let stored = try ErrorMap.guarded(storeContext("read object"), { try database.object(uniqueID: uid) }),
+                  let r = ObjectRecord(stored: stored), access.canSee(r) else {
+                throw ckr(CKR_OBJECT_HANDLE_INVALID)
+            }
+            return ObjectRef(handle: handle, record: r)
+        case .none:
+            throw ckr(CKR_OBJECT_HANDLE_INVALID)
+        }
+    }
+
+    /// A secret value (CKA_VALUE of a key, or of a private data object): from memory for session objects,
+    /// unsealed (and cached for the login) for token objects. Not logged in → CKR_USER_NOT_LOGGED_IN.
+    func secret(_ type: CK_ATTRIBUTE_TYPE, of record: ObjectRecord) throws -> SecretBytes? {
+        if let s = record.secrets[type] { return s }
+        guard record.sealedTypes.contains(type) else { return nil }
+        let cacheable = type == CKA_VALUE
+        let (keys, cached): (SessionKeys?, SecretBytes?) = state.withLock { s in
+            if cacheable, let c = s.secretCache[record.uniqueID], c.sequence == record.sequence { return (s.keys, c.value) }
+            return (s.keys, nil)
+        }
+        if let cached { return cached }
+        guard let keys else { throw ckr(CKR_USER_NOT_LOGGED_IN) }
+        guard let stored = try ErrorMap.guarded(storeContext("read object"), { try database.object(uniqueID: record.uniqueID) }) else {
+            throw ckr(CKR_OBJECT_HANDLE_INVALID)
+        }
+        let value = try ErrorMap.guarded(storeContext("unseal")) { try database.unseal(stored, attribute: UInt(type), keys: keys) }
+        if cacheable {
+            state.withLock { s in
+                if s.keys != nil { s.secretCache[record.uniqueID] = (stored.sequence, value) }
+            }
+        }
+        return value
+    }
+
+    // MARK: Create / update / destroy
+
+    /// Checks the session may create or modify an object with these properties.
+    func checkWritable(isToken: Bool, isPrivate: Bool, access: Access) throws {
+        if isToken, !access.readWrite { throw ckr(CKR_SESSION_READ_ONLY) }
+        if isPrivate, !access.userLoggedIn { throw ckr(CKR_USER_NOT_LOGGED_IN) }
+    }
+
+    /// Stores a new object (one sealed insert for a token object) and returns its handle.
+    func insert(_ record: ObjectRecord, access: Access) throws -> CK_OBJECT_HANDLE {
+        try checkWritable(isToken: record.isToken, isPrivate: record.isPrivate, access: access)
+        let handle = handles.allocate()
+        if !record.isToken {
+            try state.withLock { s in
+                guard s.sessions[access.session] != nil else { throw ckr(CKR_SESSION_HANDLE_INVALID) }
+                s.sessionObjects[handle] = SessionObjectEntry(record: record, owner: access.session)
+            }
+            return handle
+        }
+        var secretAttrs: [UInt: SecretBytes] = [:]
+        for (t, v) in record.secrets { secretAttrs[UInt(t)] = v }
+        let keys = state.withLock { $0.keys }
+        if !secretAttrs.isEmpty, keys == nil { throw ckr(CKR_USER_NOT_LOGGED_IN) }
+        let stored = try ErrorMap.guarded(storeContext("insert object")) {
+            try database.insert(uniqueID: record.uniqueID, publicAttributes: record.storePublicAttributes,
+                                secretAttributes: secretAttrs, keys: secretAttrs.isEmpty ? nil : keys)
+        }
+        state.withLock { s in
+            s.tokenHandles[record.uniqueID] = handle
+            s.handleUIDs[handle] = record.uniqueID
+            if let v = record.secrets[CKA_VALUE], s.keys != nil { s.secretCache[record.uniqueID] = (stored.sequence, v) }
+        }
+        return handle
+    }
+
+    /// Replaces the public attributes of an existing object (C_SetAttributeValue); secrets are unchanged.
+    func update(_ ref: ObjectRef, access: Access) throws {
+        try checkWritable(isToken: ref.record.isToken, isPrivate: ref.record.isPrivate, access: access)
+        if !ref.record.isToken {
+            try state.withLock { s in
+                guard let e = s.sessionObjects[ref.handle] else { throw ckr(CKR_OBJECT_HANDLE_INVALID) }
+                s.sessionObjects[ref.handle] = SessionObjectEntry(record: ref.record, owner: e.owner)
+            }
+            return
+        }
+        var secretAttrs: [UInt: SecretBytes]? = nil
+        var keys: SessionKeys? = nil
+        if ref.record.secretsChanged {
+            var all: [UInt: SecretBytes] = [:]
+            for t in ref.record.sealedTypes.union(ref.record.secrets.keys) {
+                guard let v = try secret(t, of: ref.record) else { continue }
+                all[UInt(t)] = v
+            }
+            secretAttrs = all
+            keys = state.withLock { $0.keys }
+            if keys == nil { throw ckr(CKR_USER_NOT_LOGGED_IN) }
+        }
+        _ = try ErrorMap.guarded(storeContext("update object")) {
+            try database.update(uniqueID: ref.record.uniqueID, publicAttributes: ref.record.storePublicAttributes,
+                                secretAttributes: secretAttrs, keys: keys)
+        }
+        state.withLock { s in s.secretCache[ref.record.uniqueID] = nil }
+    }
+
+    func destroy(_ ref: ObjectRef, access: Access) throws {
+        try checkWritable(isToken: ref.record.isToken, isPrivate: ref.record.isPrivate, access: access)
+        if !ref.record.isToken {
+            state.withLock { s in s.sessionObjects[ref.handle] = nil }
+            return
+        }
+        try ErrorMap.guarded(storeContext("delete object")) { try database.delete(uniqueID: ref.record.uniqueID) }
+        state.withLock { s in s.secretCache[ref.record.uniqueID] = nil }
+    }
+
+    // MARK: Find
+
+    /// Every visible object matching `template`, session objects first, then token objects in creation order.
+    /// Token objects come from the store's hash indexes when the template names an indexed attribute.
+    func find(_ template: [Attribute], access: Access) throws -> [CK_OBJECT_HANDLE] {
+        var wanted: [(CK_ATTRIBUTE_TYPE, AttributeValue)] = []
+        for a in template {
+            guard let v = AttributePolicy.canonicalForSearch(a) else { return [] }
+            wanted.append((a.type, v))
+        }
+        let tokenFlag: Bool? = wanted.first(where: { $0.0 == CKA_TOKEN }).flatMap {
+            if case .bytes(let b) = $0.1 { return Encoding.decodeBool(b) }
+            return nil
+        }
+        var result: [CK_OBJECT_HANDLE] = []
+        if tokenFlag != true {
+            let objs = state.withLock { s in s.sessionObjects.sorted { $0.key < $1.key } }
+            for (h, e) in objs where access.canSee(e.record) && e.record.matches(wanted) {
+                result.append(h)
+            }
+        }
+        if tokenFlag == false { return result }
+
+        // Public part of the template goes to the store's index; a secret-at-rest part is checked after unsealing.
+        var storeTemplate: [UInt: [UInt8]] = [:]
+        var secretPart: [(CK_ATTRIBUTE_TYPE, [UInt8])] = []
+        for (t, v) in wanted {
+            switch v {
+            case .bytes(let b):
+                if t == CKA_VALUE { secretPart.append((t, b)) } else { storeTemplate[UInt(t)] = b }
+            case .template(let tpl):
+                storeTemplate[UInt(t)] = Encoding.encodeTemplate(tpl)
+            }
+        }
+        let found = try ErrorMap.guarded(storeContext("find")) { try database.find(matching: storeTemplate) }
+        var records: [ObjectRecord] = []
+        records.reserveCapacity(found.count)
+        for stored in found {
+            guard let r = ObjectRecord(stored: stored), access.canSee(r) else { continue }
+            records.append(r)
+        }
+        if !secretPart.isEmpty {
+            var kept: [ObjectRecord] = []
+            for r in records {
+                // A public data object's CKA_VALUE is stored in clear (then it's in `attributes` and in the
+                // store template match already); sealed values need the login.
+                var ok = true
+                for (t, b) in secretPart {
+                    if let mine = r.attributes[t] { ok = ok && mine == .bytes(b); continue }
+                    guard let s = try? secret(t, of: r) else { ok = false; break }
+                    ok = ok && constantTimeEquals(s, b)
+                }
+                if ok { kept.append(r) }
+            }
+            records = kept
+        }
+        state.withLock { s in
+            for r in records {
+                if let h = s.tokenHandles[r.uniqueID] {
+                    result.append(h)
+                } else {
+                    let h = handles.allocate()
+                    s.tokenHandles[r.uniqueID] = h
+                    s.handleUIDs[h] = r.uniqueID
+                    result.append(h)
+                }
+            }
+        }
+        return result
+    }
+}

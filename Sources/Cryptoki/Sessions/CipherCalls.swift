@@ -1,0 +1,118 @@
+// C_EncryptInit/Encrypt/EncryptUpdate/EncryptFinal and the decrypt twins: key checks, operation slots and the
+// size-query convention (Mechanisms/Operation.swift).
+import CP11Kit
+import CryptoCore
+
+extension Module {
+    /// The key for an operation: a visible secret key (CKR_KEY_HANDLE_INVALID), permitted for `usage`
+    /// (CKR_KEY_FUNCTION_NOT_PERMITTED) and for the mechanism (CKA_ALLOWED_MECHANISMS → CKR_MECHANISM_INVALID).
+    func operationKey(_ s: Session, _ handle: CK_OBJECT_HANDLE, usage: CK_ATTRIBUTE_TYPE,
+                      mechanism: CK_MECHANISM_TYPE, invalidHandle: CK_RV = CKR_KEY_HANDLE_INVALID) throws -> ObjectRecord {
+        let ref: ObjectRef
+        do { ref = try s.token.object(handle, access: s.access) } catch let e as CKRError where e.rv == CKR_OBJECT_HANDLE_INVALID {
+            throw ckr(invalidHandle)
+        }
+        guard case .secretKey = ref.record.kind else { throw ckr(CKR_KEY_TYPE_INCONSISTENT) }
+        guard ref.record.bool(usage) else { throw ckr(CKR_KEY_FUNCTION_NOT_PERMITTED) }
+        if case .bytes(let b)? = ref.record.attributes[CK.allowedMechanisms], !b.isEmpty,
+           let allowed = Encoding.decodeULongArray(b), !allowed.contains(mechanism) {
+            throw ckr(CKR_MECHANISM_INVALID)
+        }
+        return ref.record
+    }
+
+    func keyValue(_ s: Session, _ record: ObjectRecord) throws -> SecretBytes {
+        guard let v = try s.token.secret(CKA_VALUE, of: record) else { throw ckr(CKR_KEY_HANDLE_INVALID) }
+        return v
+    }
+
+    func makeCipher(_ s: Session, mechanism m: Mechanism, key: CK_OBJECT_HANDLE, direction: CipherDirection) throws -> CipherOperation {
+        try Mechanisms.require(m.type, direction == .encrypt ? CKF_ENCRYPT : CKF_DECRYPT)
+        let record = try operationKey(s, key, usage: direction == .encrypt ? CKA_ENCRYPT : CKA_DECRYPT, mechanism: m.type)
+        if let _ = N2HEMechanism.format(m.type) {
+            guard record.kind == .secretKey(CK.keyN2HE) else { throw ckr(CKR_KEY_TYPE_INCONSISTENT) }
+            try Mechanisms.requireNoParameter(m)
+            let params = try ObjectFactory.n2heParameters(record.attributes)
+            return try N2HECipherOperation(key: try keyValue(s, record), parameters: params, mechanism: m, direction: direction)
+        }
+        guard record.kind == .secretKey(CKK_AES) else { throw ckr(CKR_KEY_TYPE_INCONSISTENT) }
+        if KeyWrapMechanism.isKeyWrap(m.type) {
+            _ = try KeyWrapMechanism.parameters(m)
+            return try KeyWrapCipherOperation(key: try keyValue(s, record), mechanism: m, direction: direction)
+        }
+        let mode = try AESMechanism.mode(for: m)
+        return try AESCipherOperation(key: try keyValue(s, record), mode: mode, direction: direction)
+    }
+
+    func cipherInit(_ handle: CK_SESSION_HANDLE, mechanism: Mechanism, key: CK_OBJECT_HANDLE, direction: CipherDirection) throws {
+        let s = try session(handle)
+        let active = { (o: Operations) in direction == .encrypt ? o.encrypt != nil : o.decrypt != nil }
+        if s.ops.withLock({ active($0) }) { throw ckr(CKR_OPERATION_ACTIVE) }
+        let op = try makeCipher(s, mechanism: mechanism, key: key, direction: direction)
+        try s.ops.withLock { o in
+            if active(o) { throw ckr(CKR_OPERATION_ACTIVE) }
+            if direction == .encrypt { o.encrypt = ActiveCipher(op) } else { o.decrypt = ActiveCipher(op) }
+        }
+    }
+
+    /// Runs `body` on the session's active cipher of `direction`; ends the operation when `body` says so or throws.
+    private func withCipher(_ handle: CK_SESSION_HANDLE, _ direction: CipherDirection,
+                            _ body: (ActiveCipher) throws -> (OutputResult, done: Bool)) throws -> OutputResult {
+        let s = try session(handle)
+        return try s.ops.withLock { o in
+            guard let active = direction == .encrypt ? o.encrypt : o.decrypt else { throw ckr(CKR_OPERATION_NOT_INITIALIZED) }
+            func end() { if direction == .encrypt { o.encrypt = nil } else { o.decrypt = nil } }
+            do {
+                let (r, done) = try body(active)
+                if done { end() }
+                return r
+            } catch {
+                end()
+                throw error
+            }
+        }
+    }
+
+    func cipherSingle(_ handle: CK_SESSION_HANDLE, input: UnsafeRawBufferPointer, output: OutputBuffer,
+                      direction: CipherDirection) throws -> OutputResult {
+        try withCipher(handle, direction) { a in
+            if a.multipart { throw ckr(CKR_OPERATION_ACTIVE) }
+            if a.pending == nil {
+                let exact = try a.op.singleOutputLength(input: input)
+                if let n = exact, case .buffer(let buf) = output, buf.count >= n,
+                   let written = try a.op.single(input, into: buf) {
+                    return (.written(written), true)
+                }
+                let r = try Output.produce(exact: exact, pending: &a.pending, output: output) { try a.op.single(input) }
+                return (r, r.delivered)
+            }
+            let r = try Output.produce(exact: nil, pending: &a.pending, output: output) { [] }
+            return (r, r.delivered)
+        }
+    }
+
+    func cipherUpdate(_ handle: CK_SESSION_HANDLE, input: UnsafeRawBufferPointer, output: OutputBuffer,
+                      direction: CipherDirection) throws -> OutputResult {
+        try withCipher(handle, direction) { a in
+            if a.pending != nil, !a.multipart { throw ckr(CKR_OPERATION_ACTIVE) }
+            a.multipart = true
+            let n = try a.op.updateOutputLength(inputLength: input.count)
+            switch output {
+            case .lengthQuery: return (.lengthRequired(n), false)
+            case .buffer(let buf) where buf.count < n: return (.bufferTooSmall(required: n), false)
+            default:
+                let out = try a.op.update(input)
+                return (Output.deliver(out, to: output), false)
+            }
+        }
+    }
+
+    func cipherFinal(_ handle: CK_SESSION_HANDLE, output: OutputBuffer, direction: CipherDirection) throws -> OutputResult {
+        try withCipher(handle, direction) { a in
+            a.multipart = true
+            let exact = a.pending == nil ? try a.op.finalOutputLength() : nil
+            let r = try Output.produce(exact: exact, pending: &a.pending, output: output) { try a.op.final() }
+            return (r, r.delivered)
+        }
+    }
+}

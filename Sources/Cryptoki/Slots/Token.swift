@@ -1,0 +1,147 @@
+// One slot and its token: the token's store, its login state (shared by every session of this application),
+// its session objects and the handle table of its token objects.
+//
+// Locking: `state` (short critical sections, never held across a KDF or backend call); `gate` serialises the
+// slow PIN operations of this token only (login, C_InitToken, C_InitPIN, C_SetPIN), so other tokens and other
+// sessions' cryptographic operations keep running during a KDF.
+import CP11Kit
+import CryptoCore
+import KeyWrap
+import Synchronization
+import TokenStore
+
+enum LoginRole: Sendable, Equatable {
+    case user, so
+    var storeRole: Role { self == .user ? .user : .so }
+}
+
+/// Allocates object and session handles: nonzero, never reused within the process.
+final class HandleAllocator: Sendable {
+    private let next = Atomic<UInt>(1)
+    func allocate() -> UInt { next.wrappingAdd(1, ordering: .relaxed).oldValue }
+}
+
+struct SessionObjectEntry: Sendable {
+    var record: ObjectRecord
+    /// The session that created it: the object dies with that session.
+    let owner: CK_SESSION_HANDLE
+}
+
+struct TokenState: @unchecked Sendable {
+    var role: LoginRole?
+    var keys: SessionKeys?
+    /// Open sessions of this token → read/write flag.
+    var sessions: [CK_SESSION_HANDLE: Bool] = [:]
+    var sessionObjects: [CK_OBJECT_HANDLE: SessionObjectEntry] = [:]
+    var tokenHandles: [String: CK_OBJECT_HANDLE] = [:]
+    var handleUIDs: [CK_OBJECT_HANDLE: String] = [:]
+    /// Unsealed secret values of token objects while logged in, keyed by unique id, valid for one store sequence.
+    var secretCache: [String: (sequence: Int64, value: SecretBytes)] = [:]
+
+    var hasReadOnlySession: Bool { sessions.values.contains(false) }
+    var readWriteCount: Int { sessions.values.filter { $0 }.count }
+
+    mutating func dropLogin() {
+        role = nil
+        keys = nil
+        secretCache.removeAll()
+        sessionObjects = sessionObjects.filter { !$0.value.record.isPrivate }
+    }
+}
+
+final class Token: @unchecked Sendable {
+    let slotID: CK_SLOT_ID
+    let config: TokenConfiguration
+    let database: TokenDatabase
+    let vault: TokenVault
+    let backend: any KeyWrapBackend
+    let handles: HandleAllocator
+    let state = Mutex<TokenState>(TokenState())
+    let gate = Mutex<Void>(())
+
+    init(slotID: CK_SLOT_ID, config: TokenConfiguration, handles: HandleAllocator) throws {
+        self.slotID = slotID
+        self.config = config
+        self.handles = handles
+        do {
+            self.backend = try BackendFactory.make(config.backend)
+            self.database = try TokenDatabase(directory: config.store, indexedAttributes: AttributePolicy.indexedTypes)
+            self.vault = try TokenVault(database: database, kdfLog2N: config.pinKDFCost)
+        } catch {
+            Log.error("token '\(config.name)' (slot \(slotID), store \(config.store)): cannot open: \(error)")
+            throw CKRError(CKR_GENERAL_ERROR)
+        }
+    }
+
+    var role: LoginRole? { state.withLock { $0.role } }
+
+    func record() throws -> TokenRecord {
+        try ErrorMap.guarded("token '\(config.name)': read token record") { try database.tokenRecord() }
+    }
+
+    // MARK: Info
+
+    func tokenInfo() throws -> TokenInfo {
+        let rec = try record()
+        let (count, rw) = state.withLock { ($0.sessions.count, $0.readWriteCount) }
+        var flags: CK_FLAGS = CKF_RNG | CKF_LOGIN_REQUIRED | CKF_CLOCK_ON_TOKEN
+        if rec.isInitialized { flags |= CKF_TOKEN_INITIALIZED }
+        if rec.userPIN.isSet { flags |= CKF_USER_PIN_INITIALIZED }
+        if rec.userPIN.isCountLow { flags |= CKF_USER_PIN_COUNT_LOW }
+        if rec.userPIN.isFinalTry { flags |= CKF_USER_PIN_FINAL_TRY }
+        if rec.userPIN.isLocked { flags |= CKF_USER_PIN_LOCKED }
+        if rec.soPIN.isCountLow { flags |= CKF_SO_PIN_COUNT_LOW }
+        if rec.soPIN.isFinalTry { flags |= CKF_SO_PIN_FINAL_TRY }
+        if rec.soPIN.isLocked { flags |= CKF_SO_PIN_LOCKED }
+        let label = rec.isInitialized ? Encoding.trimmedText(rec.label) : ""
+        let serial = rec.serialNumber.isEmpty ? "0000000000000000" : rec.serialNumber
+        return TokenInfo(label: label, manufacturerID: ModuleIdentity.manufacturer, model: "TensorGuard soft",
+                         serialNumber: serial, flags: flags,
+                         maxSessionCount: CK.effectivelyInfinite, sessionCount: CK_ULONG(count),
+                         maxRwSessionCount: CK.effectivelyInfinite, rwSessionCount: CK_ULONG(rw),
+                         maxPinLen: CK_ULONG(CK.maxPINLength), minPinLen: CK_ULONG(CK.minPINLength),
+                         totalPublicMemory: CK.unavailable, freePublicMemory: CK.unavailable,
+                         totalPrivateMemory: CK.unavailable, freePrivateMemory: CK.unavailable,
+                         hardwareVersion: ModuleIdentity.version, firmwareVersion: ModuleIdentity.version,
+                         utcTime: Clock.utcTime())
+    }
+
+    func slotInfo() -> SlotInfo {
+        SlotInfo(slotDescription: config.name, manufacturerID: ModuleIdentity.manufacturer,
+                 flags: CKF_TOKEN_PRESENT, hardwareVersion: ModuleIdentity.version,
+                 firmwareVersion: ModuleIdentity.version)
+    }
+
+    // MARK: Sessions
+
+    func attach(session: CK_SESSION_HANDLE, readWrite: Bool) throws {
+        try state.withLock { s in
+            if !readWrite, s.role == .so { throw ckr(CKR_SESSION_READ_WRITE_SO_EXISTS) }
+            s.sessions[session] = readWrite
+        }
+    }
+
+    /// Removes a session: its session objects die; the last session closing logs the application out.
+    func detach(session: CK_SESSION_HANDLE) {
+        state.withLock { s in
+            s.sessions[session] = nil
+            s.sessionObjects = s.sessionObjects.filter { $0.value.owner != session }
+            if s.sessions.isEmpty { s.dropLogin() }
+        }
+    }
+
+    /// C_Finalize / fork: forget keys and session objects.
+    func reset() {
+        state.withLock { s in
+            s.dropLogin()
+            s.sessions.removeAll()
+            s.sessionObjects.removeAll()
+        }
+    }
+}
+
+enum ModuleIdentity {
+    static let manufacturer = "TensorGuard"
+    static let libraryDescription = "TensorGuard PKCS#11"
+    static let version = Version(0, 1)
+}
