@@ -2,61 +2,130 @@ import CryptoCore
 import CSQLite
 import KeyWrap
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// One token's SQLite database (`<directory>/token.sqlite`), WAL mode, shared safely by threads and processes.
 ///
-/// Every read call first runs `PRAGMA data_version` (one cached statement); if another connection committed
+/// Every call first runs `PRAGMA data_version` (one cached statement); if another connection committed
 /// since, the in-memory mirror of the token row and objects is refreshed incrementally. Every write is one
 /// `BEGIN IMMEDIATE … COMMIT` transaction committed before the call returns (durable against a crash of the
 /// process: WAL with synchronous=NORMAL; see docs/storage-format.md). `find(matching:)` is served from the
 /// mirror through hash indexes on the attribute types named at open time.
+///
+/// Fork: a child process must not use or close the parent's connection — call `abandonAfterFork()` on every
+/// inherited instance, drop it, and open a new one.
 public final class TokenDatabase: Sendable {
     /// File name inside the token directory.
     public static let fileName = "token.sqlite"
     /// Current storage format version (schema + record layouts).
     public static let formatVersion = 1
+    /// Longest accepted unique id, in UTF-8 bytes.
+    public static let maximumUniqueIDLength = 256
 
     /// Full path of the database file.
     public let path: String
     /// Attribute types with a hash index in the mirror (e.g. CKA_CLASS 0x0, CKA_LABEL 0x3, CKA_ID 0x102).
     public let indexedAttributeTypes: Set<UInt>
 
-    /// Opens (creating if needed) `<directory>/token.sqlite`; creates `directory` (0700) if missing.
+    let state: Mutex<Connection>
+
+    /// Opens (creating if needed) `<directory>/token.sqlite`; creates `directory` (mode 0700) if missing.
     /// - Parameters:
     ///   - indexedAttributes: public attribute types `find` should serve from a hash index.
     ///   - busyTimeoutMilliseconds: how long a write waits for another process's write lock.
     public init(directory: String, indexedAttributes: Set<UInt>, busyTimeoutMilliseconds: Int32 = 10_000) throws {
-        self.path = directory + "/" + Self.fileName
+        guard !directory.isEmpty else { throw StoreError.invalidArgument("empty token directory") }
+        if mkdir(directory, 0o700) != 0 && errno != EEXIST {
+            throw StoreError.database(code: SQLITE_CANTOPEN, message: "cannot create directory \(directory) (errno \(errno))")
+        }
+        self.path = directory.hasSuffix("/") ? directory + Self.fileName : directory + "/" + Self.fileName
         self.indexedAttributeTypes = indexedAttributes
-        throw StoreError.crypto(.notImplemented)
+        let connection = try Connection(path: path, indexed: indexedAttributes, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
+        self.state = Mutex(connection)
+    }
+
+    /// Runs `body` with the connection locked and the mirror fresh.
+    func read<R: Sendable>(_ body: (Connection) throws -> R) throws -> R {
+        try state.withLock { conn in
+            try conn.refreshIfChanged()
+            return try body(conn)
+        }
+    }
+
+    /// Runs `body` in a write transaction with the connection locked and the mirror fresh.
+    func write<R: Sendable>(_ body: (Connection) throws -> R) throws -> R {
+        try state.withLock { conn in
+            try conn.checkUsable()
+            return try conn.writeTransaction {
+                try conn.refreshIfChanged()
+                return try body(conn)
+            }
+        }
+    }
+
+    /// For a forked child: marks the inherited connection unusable and leaks it (closing it in the child could
+    /// checkpoint or delete the parent's WAL). Every later call throws.
+    public func abandonAfterFork() {
+        state.withLock { $0.abandoned = true }
     }
 
     // MARK: Token record
 
     /// The token row (fresh: re-read if another process changed it).
     public func tokenRecord() throws -> TokenRecord {
-        throw StoreError.crypto(.notImplemented)
+        try read { $0.token.record }
     }
 
     /// Persists caller-owned token flag bits.
     public func setTokenFlags(_ flags: UInt64) throws {
-        throw StoreError.crypto(.notImplemented)
+        try write { conn in
+            try conn.run("UPDATE token SET flags = ? WHERE id = 1") { try conn.bind($0, 1, Int64(bitPattern: flags)) }
+            conn.token.record.flags = flags
+        }
     }
 
     // MARK: Objects
 
     /// A fresh random unique id (32 lowercase hex characters).
     public static func newUniqueID() throws -> String {
-        throw StoreError.crypto(.notImplemented)
+        do {
+            return Hex.lower(try SecureRandom.bytes(16))
+        } catch let e as CryptoError {
+            throw StoreError.crypto(e)
+        }
     }
 
     /// Inserts a new token object in one committed transaction. `secretAttributes` are sealed with `keys`
     /// (required when non-empty, else `.notLoggedIn`). A type may not be both public and secret
-    /// (`.invalidArgument`). Existing `uniqueID` → `.duplicateObject`.
+    /// (`.invalidArgument`). Existing `uniqueID` → `.duplicateObject`. The token must be initialised.
     @discardableResult
     public func insert(uniqueID: String, publicAttributes: [UInt: [UInt8]], secretAttributes: [UInt: SecretBytes] = [:],
                        keys: SessionKeys?) throws -> StoredObject {
-        throw StoreError.crypto(.notImplemented)
+        try Self.validate(uniqueID: uniqueID, publicAttributes: publicAttributes, secretTypes: Set(secretAttributes.keys))
+        let sealed = try Self.seal(secretAttributes, uniqueID: uniqueID, keys: keys)
+        let pubBlob = try RecordCodec.encode(publicAttributes)
+        let sealedBlob = try RecordCodec.encode(sealed.mapValues(\.bytes))
+        return try write { conn in
+            guard conn.token.record.isInitialized else { throw StoreError.tokenNotInitialized }
+            if let keys, keys.tokenUUID != conn.token.record.tokenUUID { throw StoreError.notLoggedIn }
+            guard conn.objects[uniqueID] == nil else { throw StoreError.duplicateObject(uniqueID) }
+            let seq = try conn.nextSeq()
+            try conn.run("INSERT INTO objects (unique_id, seq, public_attrs, sealed_attrs) VALUES (?, ?, ?, ?)") { s in
+                try conn.bind(s, 1, uniqueID)
+                try conn.bind(s, 2, seq)
+                try conn.bind(s, 3, pubBlob)
+                try conn.bind(s, 4, sealedBlob)
+            }
+            let rowid = sqlite3_last_insert_rowid(conn.db)
+            let object = StoredObject(uniqueID: uniqueID, publicAttributes: publicAttributes, sealedAttributes: sealed, sequence: seq)
+            conn.putInMirror(object, rowid: rowid)   // rolled back with a full reload if COMMIT fails
+            conn.didCommit(seq: seq)
+            return object
+        }
     }
 
     /// Replaces the object's public attribute set, and its secret set unless `secretAttributes` is nil
@@ -64,39 +133,135 @@ public final class TokenDatabase: Sendable {
     @discardableResult
     public func update(uniqueID: String, publicAttributes: [UInt: [UInt8]], secretAttributes: [UInt: SecretBytes]?,
                        keys: SessionKeys?) throws -> StoredObject {
-        throw StoreError.crypto(.notImplemented)
+        let newSealed: [UInt: SealedValue]?
+        if let secretAttributes {
+            try Self.validate(uniqueID: uniqueID, publicAttributes: publicAttributes, secretTypes: Set(secretAttributes.keys))
+            newSealed = try Self.seal(secretAttributes, uniqueID: uniqueID, keys: keys)
+        } else {
+            try Self.validate(uniqueID: uniqueID, publicAttributes: publicAttributes, secretTypes: [])
+            newSealed = nil
+        }
+        let pubBlob = try RecordCodec.encode(publicAttributes)
+        return try write { conn in
+            guard let existing = conn.objects[uniqueID] else { throw StoreError.objectNotFound(uniqueID) }
+            if let keys, keys.tokenUUID != conn.token.record.tokenUUID { throw StoreError.notLoggedIn }
+            let sealed = newSealed ?? existing.object.sealedAttributes
+            if newSealed == nil, !Set(sealed.keys).isDisjoint(with: publicAttributes.keys) {
+                throw StoreError.invalidArgument("attribute type both public and secret")
+            }
+            let sealedBlob = try RecordCodec.encode(sealed.mapValues(\.bytes))
+            let seq = try conn.nextSeq()
+            try conn.run("UPDATE objects SET seq = ?, public_attrs = ?, sealed_attrs = ? WHERE unique_id = ?") { s in
+                try conn.bind(s, 1, seq)
+                try conn.bind(s, 2, pubBlob)
+                try conn.bind(s, 3, sealedBlob)
+                try conn.bind(s, 4, uniqueID)
+            }
+            guard sqlite3_changes(conn.db) == 1 else { throw StoreError.objectNotFound(uniqueID) }
+            let object = StoredObject(uniqueID: uniqueID, publicAttributes: publicAttributes, sealedAttributes: sealed, sequence: seq)
+            conn.putInMirror(object, rowid: existing.rowid)
+            conn.didCommit(seq: seq)
+            return object
+        }
     }
 
     /// Deletes the object (committed before returning). Missing → `.objectNotFound`.
     public func delete(uniqueID: String) throws {
-        throw StoreError.crypto(.notImplemented)
+        try write { conn in
+                guard conn.objects[uniqueID] != nil else { throw StoreError.objectNotFound(uniqueID) }
+                let seq = try conn.nextSeq()
+                try conn.run("DELETE FROM objects WHERE unique_id = ?") { try conn.bind($0, 1, uniqueID) }
+                try conn.run("INSERT INTO tombstones (seq, unique_id) VALUES (?, ?)") { s in
+                    try conn.bind(s, 1, seq)
+                    try conn.bind(s, 2, uniqueID)
+                }
+                if seq % 1024 == 0, seq > Connection.tombstoneWindow {
+                    let pruned = seq - Connection.tombstoneWindow
+                    try conn.run("DELETE FROM tombstones WHERE seq <= ?") { try conn.bind($0, 1, pruned) }
+                    try conn.run("UPDATE token SET pruned_seq = ? WHERE id = 1") { try conn.bind($0, 1, pruned) }
+                    conn.token.prunedSeq = pruned
+                }
+                conn.removeFromMirror(uniqueID)
+                conn.didCommit(seq: seq)
+        }
     }
 
     /// The object, or nil.
     public func object(uniqueID: String) throws -> StoredObject? {
-        throw StoreError.crypto(.notImplemented)
+        try read { $0.objects[uniqueID]?.object }
     }
 
     /// Every object, in creation order (oldest first).
     public func allObjects() throws -> [StoredObject] {
-        throw StoreError.crypto(.notImplemented)
+        try read { conn in conn.orderedIDs().compactMap { conn.objects[$0]?.object } }
     }
 
     /// Objects whose public attributes contain every (type, value) of `template` (byte-exact), in creation
     /// order. Uses the hash index of an indexed type in the template (smallest candidate set); only a template
     /// with no indexed type falls back to scanning the mirror. Empty template → all objects.
     public func find(matching template: [UInt: [UInt8]]) throws -> [StoredObject] {
-        throw StoreError.crypto(.notImplemented)
+        try read { conn in
+            var best: Set<String>? = nil
+            for (type, value) in template where conn.indexed.contains(type) {
+                let hits = conn.index[type]?[value] ?? []
+                if hits.isEmpty { return [] }
+                if best == nil || hits.count < (best?.count ?? Int.max) { best = hits }
+            }
+            func matches(_ o: StoredObject) -> Bool {
+                for (type, value) in template where o.publicAttributes[type] != value { return false }
+                return true
+            }
+            if let best {
+                var found: [(Int64, StoredObject)] = []
+                found.reserveCapacity(best.count)
+                for id in best {
+                    if let e = conn.objects[id], matches(e.object) { found.append((e.rowid, e.object)) }
+                }
+                return found.sorted { $0.0 < $1.0 }.map(\.1)
+            }
+            return conn.orderedIDs().compactMap { id in conn.objects[id].flatMap { matches($0.object) ? $0.object : nil } }
+        }
     }
 
     /// Unseals one secret attribute of `object`. Missing type → `.invalidArgument`; tampered or moved value
     /// → `.integrityFailure`.
     public func unseal(_ object: StoredObject, attribute type: UInt, keys: SessionKeys) throws -> SecretBytes {
-        throw StoreError.crypto(.notImplemented)
+        guard let sealed = object.sealedAttributes[type] else { throw StoreError.invalidArgument("attribute \(type) is not sealed in this object") }
+        return try keys.unseal(sealed, uniqueID: object.uniqueID, attribute: type)
     }
 
     /// Number of token objects.
     public func objectCount() throws -> Int {
-        throw StoreError.crypto(.notImplemented)
+        try read { $0.objects.count }
+    }
+
+    // MARK: helpers
+
+    static func validate(uniqueID: String, publicAttributes: [UInt: [UInt8]], secretTypes: Set<UInt>) throws {
+        guard !uniqueID.isEmpty, uniqueID.utf8.count <= maximumUniqueIDLength else {
+            throw StoreError.invalidArgument("unique id must be 1...\(maximumUniqueIDLength) bytes")
+        }
+        guard secretTypes.isDisjoint(with: publicAttributes.keys) else {
+            throw StoreError.invalidArgument("attribute type both public and secret")
+        }
+    }
+
+    static func seal(_ secrets: [UInt: SecretBytes], uniqueID: String, keys: SessionKeys?) throws -> [UInt: SealedValue] {
+        guard !secrets.isEmpty else { return [:] }
+        guard let keys else { throw StoreError.notLoggedIn }
+        var out: [UInt: SealedValue] = [:]
+        for (type, value) in secrets { out[type] = try keys.seal(value, uniqueID: uniqueID, attribute: type) }
+        return out
+    }
+}
+
+extension TokenDatabase {
+    /// Best effort `wal_checkpoint(TRUNCATE)` after PIN changes so superseded envelopes do not linger in the
+    /// WAL file (they are overwritten in the main file by secure_delete). Skipped silently when readers block it.
+    func checkpoint() {
+        state.withLock { conn in
+            guard !conn.abandoned else { return }
+            _ = try? conn.exec("PRAGMA wal_checkpoint(TRUNCATE)")
+        }
     }
 }

@@ -1,0 +1,329 @@
+import CryptoCore
+import CSQLite
+import KeyWrap
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The token row plus bookkeeping columns, as mirrored in memory.
+struct TokenState {
+    var record: TokenRecord
+    var epoch: Int64
+    var seq: Int64
+    var prunedSeq: Int64
+}
+
+/// A PIN envelope row.
+struct PINEnvelope {
+    var salt: [UInt8]
+    var log2N: Int
+    var r: Int
+    var p: Int
+    var sealed: [UInt8]
+    var failed: Int
+    var maxAttempts: Int
+}
+
+/// One SQLite connection plus the in-memory mirror. Only ever used under `TokenDatabase`'s mutex.
+/// `@unchecked Sendable`: every access happens inside `TokenDatabase.state.withLock`.
+final class Connection: @unchecked Sendable {
+    static let schemaVersion = 1
+    /// Tombstones older than this many change numbers are pruned; a reader further behind reloads fully.
+    static let tombstoneWindow: Int64 = 4096
+
+    let db: OpaquePointer
+    var statements: [String: OpaquePointer] = [:]
+    var inTransaction = false
+    var abandoned = false
+
+    // Mirror.
+    let indexed: Set<UInt>
+    var token: TokenState
+    var objects: [String: (rowid: Int64, object: StoredObject)] = [:]
+    var index: [UInt: [[UInt8]: Set<String>]] = [:]
+    var orderCache: [String]? = nil
+    var lastDataVersion: Int64 = .min
+    var lastSeq: Int64 = -1
+    var loadedEpoch: Int64 = -1
+
+    init(path: String, indexed: Set<UInt>, busyTimeoutMilliseconds: Int32) throws {
+        self.indexed = indexed
+        var handle: OpaquePointer?
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let rc = sqlite3_open_v2(path, &handle, flags, nil)
+        guard rc == SQLITE_OK, let h = handle else {
+            let message = handle.flatMap { sqlite3_errmsg($0) }.map { String(cString: $0) } ?? "cannot open"
+            if let h = handle { sqlite3_close_v2(h) }
+            throw StoreError.database(code: rc, message: message)
+        }
+        db = h
+        token = TokenState(record: Connection.emptyRecord, epoch: 0, seq: 0, prunedSeq: 0)
+        // From here on `self` is complete: a throw runs deinit, which closes the handle.
+        _ = chmod(path, 0o600)   // WAL and SHM files inherit the main file's permissions
+        sqlite3_busy_timeout(db, max(0, busyTimeoutMilliseconds))
+        sqlite3_extended_result_codes(db, 1)
+        try exec("PRAGMA journal_mode=WAL")
+        try exec("PRAGMA synchronous=NORMAL")
+        try exec("PRAGMA foreign_keys=ON")
+        try exec("PRAGMA secure_delete=ON")
+        try migrate()
+        try refreshIfChanged()
+    }
+
+    deinit {
+        guard !abandoned else { return }   // after fork: never touch the parent's SQLite state
+        for (_, s) in statements { sqlite3_finalize(s) }
+        sqlite3_close_v2(db)
+    }
+
+    static var emptyRecord: TokenRecord {
+        TokenRecord(isInitialized: false, label: [UInt8](repeating: 0x20, count: 32), serialNumber: "", tokenUUID: "",
+                    flags: 0, soPIN: PINStatus(isSet: false, failedAttempts: 0, maxAttempts: 0),
+                    userPIN: PINStatus(isSet: false, failedAttempts: 0, maxAttempts: 0),
+                    backend: nil, formatVersion: TokenDatabase.formatVersion)
+    }
+
+    func checkUsable() throws {
+        if abandoned { throw StoreError.database(code: SQLITE_MISUSE, message: "connection abandoned after fork") }
+    }
+
+    // MARK: schema
+
+    /// Creates or upgrades the schema inside one write transaction. Rule: versions only go up; each step
+    /// `n → n+1` is a function below; a file newer than this build is refused (`.unsupportedFormat`).
+    func migrate() throws {
+        try writeTransaction {
+            try exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            var current = 0
+            try withStatement("SELECT version FROM schema_version") { stmt in
+                if try step(stmt) { current = Int(columnInt(stmt, 0)) }
+            }
+            guard current <= Self.schemaVersion else { throw StoreError.unsupportedFormat(current) }
+            if current == 0 {
+                try exec(Self.schemaV1)
+                try exec("INSERT INTO schema_version (version) VALUES (1)")
+                current = 1
+            }
+            // Future: while current < Self.schemaVersion { try migrations[current](); current += 1 }
+        }
+    }
+
+    static let schemaV1 = """
+    CREATE TABLE token (
+        id                  INTEGER PRIMARY KEY CHECK (id = 1),
+        initialized         INTEGER NOT NULL DEFAULT 0,
+        label               BLOB    NOT NULL,
+        serial              TEXT    NOT NULL DEFAULT '',
+        uuid                TEXT    NOT NULL DEFAULT '',
+        flags               INTEGER NOT NULL DEFAULT 0,
+        backend_kind        TEXT,
+        backend_key_id      TEXT,
+        backend_key_version TEXT,
+        format_version      INTEGER NOT NULL,
+        epoch               INTEGER NOT NULL DEFAULT 0,
+        seq                 INTEGER NOT NULL DEFAULT 0,
+        pruned_seq          INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO token (id, label, format_version) VALUES (1, x'2020202020202020202020202020202020202020202020202020202020202020', 1);
+    CREATE TABLE pin (
+        role         TEXT    PRIMARY KEY CHECK (role IN ('so', 'user')),
+        token_id     INTEGER NOT NULL DEFAULT 1 REFERENCES token(id) ON DELETE CASCADE,
+        kdf          TEXT    NOT NULL,
+        salt         BLOB    NOT NULL,
+        log2n        INTEGER NOT NULL,
+        r            INTEGER NOT NULL,
+        p            INTEGER NOT NULL,
+        sealed       BLOB    NOT NULL,
+        failed       INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL
+    );
+    CREATE TABLE objects (
+        id           INTEGER PRIMARY KEY,
+        token_id     INTEGER NOT NULL DEFAULT 1 REFERENCES token(id) ON DELETE CASCADE,
+        unique_id    TEXT    NOT NULL UNIQUE,
+        seq          INTEGER NOT NULL,
+        public_attrs BLOB    NOT NULL,
+        sealed_attrs BLOB    NOT NULL
+    );
+    CREATE INDEX objects_seq ON objects (seq);
+    CREATE TABLE tombstones (
+        seq       INTEGER PRIMARY KEY,
+        unique_id TEXT    NOT NULL
+    );
+    """
+
+    // MARK: change detection and mirror
+
+    /// One cached `PRAGMA data_version`; refreshes the mirror only if another connection committed.
+    func refreshIfChanged() throws {
+        try checkUsable()
+        let dv: Int64 = try withStatement("PRAGMA data_version") { stmt in
+            guard try step(stmt) else { throw StoreError.corrupt("no data_version") }
+            return columnInt(stmt, 0)
+        }
+        guard dv != lastDataVersion else { return }
+        try readTransaction { try refresh() }
+        lastDataVersion = dv
+    }
+
+    /// Re-reads the token row; then either applies the changes since `lastSeq` (objects with a larger seq,
+    /// tombstones with a larger seq) or, after a re-initialisation / too old a position, reloads everything.
+    func refresh() throws {
+        token = try loadToken()
+        if token.epoch != loadedEpoch || lastSeq < token.prunedSeq {
+            try fullReload()
+            return
+        }
+        guard token.seq > lastSeq else { return }
+        try withStatement("SELECT unique_id FROM tombstones WHERE seq > ?") { stmt in
+            try bind(stmt, 1, lastSeq)
+            while try step(stmt) { removeFromMirror(columnText(stmt, 0)) }
+        }
+        try withStatement("SELECT id, unique_id, seq, public_attrs, sealed_attrs FROM objects WHERE seq > ?") { stmt in
+            try bind(stmt, 1, lastSeq)
+            while try step(stmt) {
+                let (rowid, object) = try decodeObjectRow(stmt)
+                putInMirror(object, rowid: rowid)
+            }
+        }
+        lastSeq = token.seq
+    }
+
+    func fullReload() throws {
+        objects.removeAll(keepingCapacity: true)
+        index.removeAll(keepingCapacity: true)
+        orderCache = nil
+        try withStatement("SELECT id, unique_id, seq, public_attrs, sealed_attrs FROM objects ORDER BY id") { stmt in
+            while try step(stmt) {
+                let (rowid, object) = try decodeObjectRow(stmt)
+                putInMirror(object, rowid: rowid)
+            }
+        }
+        loadedEpoch = token.epoch
+        lastSeq = token.seq
+    }
+
+    func decodeObjectRow(_ stmt: OpaquePointer) throws -> (Int64, StoredObject) {
+        let rowid = columnInt(stmt, 0)
+        let uid = columnText(stmt, 1)
+        let seq = columnInt(stmt, 2)
+        let pub = try RecordCodec.decode(columnBlob(stmt, 3))
+        let sealed = try RecordCodec.decode(columnBlob(stmt, 4)).mapValues { SealedValue(bytes: $0) }
+        return (rowid, StoredObject(uniqueID: uid, publicAttributes: pub, sealedAttributes: sealed, sequence: seq))
+    }
+
+    func loadToken() throws -> TokenState {
+        var state: TokenState? = nil
+        try withStatement("""
+            SELECT initialized, label, serial, uuid, flags, backend_kind, backend_key_id, backend_key_version,
+                   format_version, epoch, seq, pruned_seq FROM token WHERE id = 1
+            """) { stmt in
+            guard try step(stmt) else { throw StoreError.corrupt("token row missing") }
+            var backend: BackendDescriptor? = nil
+            if !columnIsNull(stmt, 5) {
+                backend = BackendDescriptor(kind: columnText(stmt, 5), keyID: columnText(stmt, 6), keyVersion: columnText(stmt, 7))
+            }
+            var label = columnBlob(stmt, 1)
+            if label.count != 32 { label = Array((label + [UInt8](repeating: 0x20, count: 32)).prefix(32)) }
+            let record = TokenRecord(isInitialized: columnInt(stmt, 0) != 0, label: label,
+                                     serialNumber: columnText(stmt, 2), tokenUUID: columnText(stmt, 3),
+                                     flags: UInt64(bitPattern: columnInt(stmt, 4)),
+                                     soPIN: PINStatus(isSet: false, failedAttempts: 0, maxAttempts: 0),
+                                     userPIN: PINStatus(isSet: false, failedAttempts: 0, maxAttempts: 0),
+                                     backend: backend, formatVersion: Int(columnInt(stmt, 8)))
+            state = TokenState(record: record, epoch: columnInt(stmt, 9), seq: columnInt(stmt, 10), prunedSeq: columnInt(stmt, 11))
+        }
+        guard var s = state else { throw StoreError.corrupt("token row missing") }
+        try withStatement("SELECT role, failed, max_attempts FROM pin") { stmt in
+            while try step(stmt) {
+                let status = PINStatus(isSet: true, failedAttempts: Int(columnInt(stmt, 1)), maxAttempts: Int(columnInt(stmt, 2)))
+                switch Role(rawValue: columnText(stmt, 0)) {
+                case .so: s.record.soPIN = status
+                case .user: s.record.userPIN = status
+                case nil: throw StoreError.corrupt("unknown PIN role")
+                }
+            }
+        }
+        return s
+    }
+
+    func putInMirror(_ object: StoredObject, rowid: Int64) {
+        if objects[object.uniqueID] != nil { removeFromMirror(object.uniqueID) }
+        objects[object.uniqueID] = (rowid, object)
+        for t in indexed {
+            if let v = object.publicAttributes[t] { index[t, default: [:]][v, default: []].insert(object.uniqueID) }
+        }
+        orderCache = nil
+    }
+
+    func removeFromMirror(_ uniqueID: String) {
+        guard let old = objects.removeValue(forKey: uniqueID) else { return }
+        for t in indexed {
+            guard let v = old.object.publicAttributes[t] else { continue }
+            index[t]?[v]?.remove(uniqueID)
+            if index[t]?[v]?.isEmpty == true { index[t]?[v] = nil }
+        }
+        orderCache = nil
+    }
+
+    func orderedIDs() -> [String] {
+        if let o = orderCache { return o }
+        let o = objects.sorted { $0.value.rowid < $1.value.rowid }.map(\.key)
+        orderCache = o
+        return o
+    }
+
+    // MARK: writes (call inside writeTransaction, after refreshIfChanged)
+
+    /// Advances the database change number; returns the new value.
+    func nextSeq() throws -> Int64 {
+        let next = token.seq &+ 1
+        try run("UPDATE token SET seq = ? WHERE id = 1") { try bind($0, 1, next) }
+        return next
+    }
+
+    /// Records our own committed change so the next data_version check does not re-read it.
+    func didCommit(seq: Int64) {
+        token.seq = seq
+        lastSeq = seq
+    }
+
+    // MARK: PIN envelopes
+
+    func loadEnvelope(_ role: Role) throws -> PINEnvelope? {
+        try withStatement("SELECT salt, log2n, r, p, sealed, failed, max_attempts FROM pin WHERE role = ?") { stmt in
+            try bind(stmt, 1, role.rawValue)
+            guard try step(stmt) else { return nil }
+            return PINEnvelope(salt: columnBlob(stmt, 0), log2N: Int(columnInt(stmt, 1)), r: Int(columnInt(stmt, 2)),
+                               p: Int(columnInt(stmt, 3)), sealed: columnBlob(stmt, 4), failed: Int(columnInt(stmt, 5)),
+                               maxAttempts: Int(columnInt(stmt, 6)))
+        }
+    }
+
+    func storeEnvelope(_ role: Role, _ e: PINEnvelope) throws {
+        try run("""
+            INSERT INTO pin (role, kdf, salt, log2n, r, p, sealed, failed, max_attempts) VALUES (?, 'scrypt', ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (role) DO UPDATE SET kdf = excluded.kdf, salt = excluded.salt, log2n = excluded.log2n,
+                r = excluded.r, p = excluded.p, sealed = excluded.sealed, failed = excluded.failed,
+                max_attempts = excluded.max_attempts
+            """) { stmt in
+            try bind(stmt, 1, role.rawValue)
+            try bind(stmt, 2, e.salt)
+            try bind(stmt, 3, Int64(e.log2N))
+            try bind(stmt, 4, Int64(e.r))
+            try bind(stmt, 5, Int64(e.p))
+            try bind(stmt, 6, e.sealed)
+            try bind(stmt, 7, Int64(e.failed))
+            try bind(stmt, 8, Int64(e.maxAttempts))
+        }
+    }
+
+    func setFailed(_ role: Role, _ failed: Int) throws {
+        try run("UPDATE pin SET failed = ? WHERE role = ?") { stmt in
+            try bind(stmt, 1, Int64(failed))
+            try bind(stmt, 2, role.rawValue)
+        }
+    }
+}

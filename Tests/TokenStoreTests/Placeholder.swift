@@ -1,2 +1,0 @@
-import XCTest
-final class TokenStoreTestsPlaceholder: XCTestCase { func testNothing() {} }

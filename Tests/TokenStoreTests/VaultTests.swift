@@ -1,0 +1,162 @@
+import CryptoCore
+import Foundation
+import KeyWrap
+@testable import TokenStore
+import XCTest
+
+final class VaultTests: XCTestCase {
+    let so = bytes("so-secret-1234")
+    let user = bytes("user-pin-5678")
+
+    func makeVault(_ dir: String) throws -> (TokenDatabase, TokenVault) {
+        let db = try TokenDatabase(directory: dir, indexedAttributes: indexed)
+        return (db, try TokenVault(database: db, kdfLog2N: TokenVault.minimumKDFLog2N))
+    }
+
+    func testFreshTokenIsUninitialised() throws {
+        let (db, vault) = try makeVault(try tempDir())
+        let r = try db.tokenRecord()
+        XCTAssertFalse(r.isInitialized)
+        XCTAssertEqual(r.label, [UInt8](repeating: 0x20, count: 32))
+        XCTAssertFalse(r.soPIN.isSet)
+        XCTAssertEqual(r.formatVersion, 1)
+        assertStoreError(.tokenNotInitialized) { _ = try vault.login(role: .so, pin: self.so, backend: LocalBackend()) }
+        assertStoreError(.tokenNotInitialized) { try db.insert(uniqueID: "a", publicAttributes: [:], keys: nil) }
+        XCTAssertThrowsError(try TokenVault(database: db, kdfLog2N: 9))
+    }
+
+    func testInitLoginCountdownLockoutAndSOReset() throws {
+        let (db, vault) = try makeVault(try tempDir())
+        let backend = CountingBackend()
+        try vault.initialize(soPIN: so, label: bytes("My token"), backend: backend, maxAttempts: 3)
+        XCTAssertEqual(backend.wraps, 1)
+        var r = try db.tokenRecord()
+        XCTAssertTrue(r.isInitialized)
+        XCTAssertEqual(Array(r.label.prefix(8)), bytes("My token"))
+        XCTAssertEqual(r.label.count, 32)
+        XCTAssertEqual(r.serialNumber.count, 16)
+        XCTAssertEqual(r.backend, BackendDescriptor(kind: "local"))
+        XCTAssertEqual(r.soPIN, PINStatus(isSet: true, failedAttempts: 0, maxAttempts: 3))
+        XCTAssertFalse(r.userPIN.isSet)
+
+        assertStoreError(.userPINNotInitialized) { _ = try vault.login(role: .user, pin: self.user, backend: backend) }
+        let soKeys = try vault.login(role: .so, pin: so, backend: backend)
+        XCTAssertEqual(soKeys.role, .so)
+        XCTAssertEqual(backend.unwraps, 1)
+        try vault.initUserPIN(user, using: soKeys)
+        r = try db.tokenRecord()
+        XCTAssertEqual(r.userPIN, PINStatus(isSet: true, failedAttempts: 0, maxAttempts: 3))
+
+        let userKeys = try vault.login(role: .user, pin: user, backend: backend)
+        XCTAssertEqual(userKeys.rootKey, soKeys.rootKey)
+        XCTAssertEqual(backend.unwraps, 2)
+        assertStoreError(.wrongRole) { try vault.initUserPIN(self.user, using: userKeys) }
+
+        // Wrong PINs count down without any backend call.
+        assertStoreError(.pinIncorrect(remaining: 2)) { _ = try vault.login(role: .user, pin: bytes("nope"), backend: backend) }
+        r = try db.tokenRecord()
+        XCTAssertTrue(r.userPIN.isCountLow)
+        XCTAssertFalse(r.userPIN.isFinalTry)
+        assertStoreError(.pinIncorrect(remaining: 1)) { _ = try vault.login(role: .user, pin: bytes("nope"), backend: backend) }
+        r = try db.tokenRecord()
+        XCTAssertTrue(r.userPIN.isFinalTry)
+        XCTAssertEqual(r.userPIN.remainingAttempts, 1)
+        assertStoreError(.pinLocked) { _ = try vault.login(role: .user, pin: bytes("nope"), backend: backend) }
+        XCTAssertTrue(try db.tokenRecord().userPIN.isLocked)
+        // Locked: even the right PIN is refused, still no backend call.
+        assertStoreError(.pinLocked) { _ = try vault.login(role: .user, pin: self.user, backend: backend) }
+        XCTAssertEqual(backend.unwraps, 2)
+        // The SO is unaffected; SO re-inits the user PIN, which unlocks.
+        let so2 = try vault.login(role: .so, pin: so, backend: backend)
+        try vault.initUserPIN(bytes("fresh-user"), using: so2)
+        XCTAssertFalse(try db.tokenRecord().userPIN.isLocked)
+        assertStoreError(.pinIncorrect(remaining: 2)) { _ = try vault.login(role: .user, pin: self.user, backend: backend) }
+        let again = try vault.login(role: .user, pin: bytes("fresh-user"), backend: backend)
+        XCTAssertEqual(again.rootKey, soKeys.rootKey)
+        XCTAssertEqual(try db.tokenRecord().userPIN.failedAttempts, 0, "success resets the counter")
+    }
+
+    func testCounterSurvivesReopenAndSeenByOtherInstance() throws {
+        let dir = try tempDir()
+        let (db, vault) = try makeVault(dir)
+        try vault.initialize(soPIN: so, label: [], backend: LocalBackend(), maxAttempts: 5)
+        let other = try TokenDatabase(directory: dir, indexedAttributes: indexed)
+        XCTAssertEqual(try other.tokenRecord().soPIN.failedAttempts, 0)
+        assertStoreError(.pinIncorrect(remaining: 4)) { try vault.verifyPIN(role: .so, pin: bytes("bad")) }
+        XCTAssertEqual(try other.tokenRecord().soPIN.failedAttempts, 1)
+        XCTAssertEqual(try TokenDatabase(directory: dir, indexedAttributes: []).tokenRecord().soPIN.failedAttempts, 1)
+        _ = db
+    }
+
+    func testSetPIN() throws {
+        let (_, vault) = try makeVault(try tempDir())
+        try vault.initialize(soPIN: so, label: [], backend: LocalBackend())
+        let soKeys = try vault.login(role: .so, pin: so, backend: LocalBackend())
+        try vault.initUserPIN(user, using: soKeys)
+        try vault.setPIN(role: .user, oldPIN: user, newPIN: bytes("new-user"))
+        assertStoreError(.pinIncorrect(remaining: 9)) { _ = try vault.login(role: .user, pin: self.user, backend: LocalBackend()) }
+        XCTAssertEqual(try vault.login(role: .user, pin: bytes("new-user"), backend: LocalBackend()).rootKey, soKeys.rootKey)
+        assertStoreError(.pinIncorrect(remaining: 9)) { try vault.setPIN(role: .so, oldPIN: bytes("x"), newPIN: bytes("y")) }
+        try vault.setPIN(role: .so, oldPIN: so, newPIN: bytes("new-so"))
+        XCTAssertEqual(try vault.login(role: .so, pin: bytes("new-so"), backend: LocalBackend()).rootKey, soKeys.rootKey)
+    }
+
+    func testReinitializeNeedsSOPINAndWipesEverything() throws {
+        let (db, vault) = try makeVault(try tempDir())
+        try vault.initialize(soPIN: so, label: bytes("one"), backend: LocalBackend())
+        let keys = try vault.login(role: .so, pin: so, backend: LocalBackend())
+        try vault.initUserPIN(user, using: keys)
+        try db.insert(uniqueID: "obj1", publicAttributes: [Attr.label: bytes("k")],
+                      secretAttributes: [Attr.value: SecretBytes(copying: bytes("0123456789abcdef"))], keys: keys)
+        let serial = try db.tokenRecord().serialNumber
+        assertStoreError(.pinIncorrect(remaining: 9)) { try vault.initialize(soPIN: bytes("wrong"), label: [], backend: LocalBackend()) }
+        XCTAssertEqual(try db.objectCount(), 1)
+        // C_InitToken on an initialised token: the current SO PIN is required (and stays the SO PIN).
+        try vault.initialize(soPIN: so, label: bytes("two"), backend: LocalBackend())
+        let r = try db.tokenRecord()
+        XCTAssertNotEqual(r.serialNumber, serial)
+        XCTAssertFalse(r.userPIN.isSet)
+        XCTAssertEqual(r.soPIN.failedAttempts, 0)
+        XCTAssertEqual(try db.objectCount(), 0)
+        XCTAssertEqual(try db.find(matching: [Attr.label: bytes("k")]), [])
+        // Keys from before the re-initialisation are stale.
+        assertStoreError(.notLoggedIn) {
+            try db.insert(uniqueID: "obj2", publicAttributes: [:], secretAttributes: [Attr.value: SecretBytes(count: 16)], keys: keys)
+        }
+        assertStoreError(.notLoggedIn) { try vault.initUserPIN(self.user, using: keys) }
+        let fresh = try vault.login(role: .so, pin: so, backend: LocalBackend())
+        XCTAssertNotEqual(fresh.rootKey, keys.rootKey, "re-initialisation makes a new root key")
+        XCTAssertEqual(Array(try db.tokenRecord().label.prefix(3)), bytes("two"))
+        XCTAssertThrowsError(try vault.initialize(soPIN: so, label: [UInt8](repeating: 65, count: 33), backend: LocalBackend()))
+    }
+
+    func testTamperedEnvelopeAndMovedEnvelopeRefused() throws {
+        let dirA = try tempDir(), dirB = try tempDir()
+        let (dbA, vaultA) = try makeVault(dirA)
+        let (_, vaultB) = try makeVault(dirB)
+        try vaultA.initialize(soPIN: so, label: [], backend: LocalBackend())
+        try vaultB.initialize(soPIN: so, label: [], backend: LocalBackend())
+        // Same PIN, but A's SO envelope copied into B is bound to A's identity: refused.
+        let aSealed = try sqlite3Shell(dbA.path, "SELECT hex(sealed) || '|' || hex(salt) FROM pin WHERE role = 'so'")
+        let parts = aSealed.split(separator: "|")
+        XCTAssertEqual(parts.count, 2)
+        try sqlite3Shell(dirB + "/token.sqlite", "UPDATE pin SET sealed = x'\(parts[0])', salt = x'\(parts[1])' WHERE role = 'so'")
+        assertStoreError(.pinIncorrect(remaining: 9)) { _ = try vaultB.login(role: .so, pin: self.so, backend: LocalBackend()) }
+
+        // One flipped byte in A's envelope: refused like a wrong PIN (the GCM tag cannot tell them apart).
+        let flipped = try sqlite3Shell(dbA.path, "SELECT hex(substr(sealed, 1, 20)) || '|' || hex(substr(sealed, 22)) || '|' || hex(substr(sealed, 21, 1)) FROM pin WHERE role = 'so'")
+        let f = flipped.split(separator: "|").map(String.init)
+        let byte = (UInt8(f[2], radix: 16) ?? 0) ^ 0x01
+        try sqlite3Shell(dbA.path, "UPDATE pin SET sealed = x'\(f[0])' || x'\(String(format: "%02X", byte))' || x'\(f[1])' WHERE role = 'so'")
+        assertStoreError(.pinIncorrect(remaining: 9)) { _ = try vaultA.login(role: .so, pin: self.so, backend: LocalBackend()) }
+    }
+
+    func testBackendMismatchIsTypedAndHappensAfterPINCheck() throws {
+        let (_, vault) = try makeVault(try tempDir())
+        try vault.initialize(soPIN: so, label: [], backend: LocalBackend())
+        XCTAssertThrowsError(try vault.login(role: .so, pin: so, backend: OtherKindBackend())) { error in
+            guard case .backend(.misconfigured)? = error as? StoreError else { return XCTFail("\(error)") }
+        }
+        assertStoreError(.pinIncorrect(remaining: 9)) { _ = try vault.login(role: .so, pin: bytes("bad"), backend: OtherKindBackend()) }
+    }
+}
