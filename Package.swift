@@ -61,5 +61,7 @@ let package = Package(
         .testTarget(name: "TokenStoreTests", dependencies: ["TokenStore", "KeyWrap", "CryptoCore"]),
         .testTarget(name: "KeyWrapTests", dependencies: ["KeyWrap", "CryptoCore"]),
         .testTarget(name: "CryptokiTests", dependencies: ["Cryptoki", "CP11Kit"]),
+        // Runs the built tg-pkcs11 (`swift build` first); N2HE checks its ciphertexts against the SDK key file.
+        .testTarget(name: "CLITests", dependencies: ["N2HE"]),
     ]
 )

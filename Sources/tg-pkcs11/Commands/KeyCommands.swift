@@ -72,8 +72,8 @@ func checkedParameters(n: Int, modulusBits: Int, plaintextBits: Int, noiseMilli:
             throw ValidationError("--plaintext-bits \(v) must be at least 1 and below the modulus bits (\(modulusBits))")
         case .noiseOutOfRange(let v):
             throw ValidationError("--noise-milli \(v) is outside \(N2HEParameters.noiseMilliRange.lowerBound)…\(N2HEParameters.noiseMilliRange.upperBound)")
-        case .threadCountOutOfRange:
-            throw ValidationError("unsupported parameters")
+        default:
+            throw ValidationError("unsupported N2HE parameters (\(defect))")
         }
     }
 }

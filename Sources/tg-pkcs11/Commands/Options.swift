@@ -138,7 +138,7 @@ struct TokenContext {
             throw CLIError("no secret key labelled '\(label)'\(idPart) on token '\(token.label)'; see `tg-pkcs11 key list`")
         }
         guard found.count == 1 else {
-            let ids = try found.map { try session.attribute(CK_ATTRIBUTE_TYPE(CKA_ID), of: $0).bytes.map(hexString) ?? "?" }
+            let ids = try found.map { try session.attribute(CK_ATTRIBUTE_TYPE(CKA_ID), of: $0).bytes.map(hexString) ?? "?" }.sorted()
             throw CLIError("\(found.count) secret keys are labelled '\(label)' on token '\(token.label)' (ids: "
                 + ids.map { $0.isEmpty ? "<none>" : $0 }.joined(separator: ", ") + "); add --key-id HEX")
         }

@@ -4,31 +4,44 @@ import Foundation
 import N2HE
 
 enum Plaintext {
-    /// `--values '[1, 2, 3]'`: a non-empty JSON array of integers that fit in int64.
+    /// `--values '[1, 2, 3]'`: a non-empty JSON array of integers that fit in int64. Parsed by hand:
+    /// JSONSerialization turns large integers into doubles or decimals, which would silently round.
     static func parseValues(_ text: String) throws -> [Int64] {
-        let json: Any
-        do {
-            json = try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
-        } catch {
-            throw CLIError("--values is not valid JSON; expected an array of integers like '[1, 2, 3]'")
-        }
-        guard let array = json as? [Any] else {
-            throw CLIError("--values must be a JSON array of integers like '[1, 2, 3]'")
-        }
-        guard !array.isEmpty else { throw CLIError("--values is empty; give at least one integer") }
+        let chars = Array(text.utf8)
+        var i = 0
+        func skipSpace() { while i < chars.count, [0x20, 0x09, 0x0A, 0x0D].contains(chars[i]) { i += 1 } }
+        let shape = CLIError("--values must be a JSON array of integers like '[1, 2, 3]'")
+        skipSpace()
+        guard i < chars.count, chars[i] == UInt8(ascii: "[") else { throw shape }
+        i += 1
         var values: [Int64] = []
-        values.reserveCapacity(array.count)
-        for (i, item) in array.enumerated() {
-            guard let number = item as? NSNumber,
-                  "ilqsILQS".contains(String(cString: number.objCType)) else {
-                throw CLIError("--values: element \(i) is not an integer")
-            }
-            // Integers come back as NSNumber with an integer objCType; above Int64 they turn into doubles.
-            if String(cString: number.objCType) == "Q", number.uint64Value > UInt64(Int64.max) {
-                throw CLIError("--values: element \(i) does not fit in a signed 64-bit integer")
-            }
-            values.append(number.int64Value)
+        skipSpace()
+        if i < chars.count, chars[i] == UInt8(ascii: "]") {
+            throw CLIError("--values is empty; give at least one integer")
         }
+        while true {
+            skipSpace()
+            let start = i
+            while i < chars.count, ![UInt8(ascii: ","), UInt8(ascii: "]"), 0x20, 0x09, 0x0A, 0x0D].contains(chars[i]) { i += 1 }
+            let token = String(decoding: chars[start..<i], as: UTF8.self)
+            let isInteger = !token.isEmpty && token.utf8.enumerated().allSatisfy { index, c in
+                (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) || (index == 0 && c == UInt8(ascii: "-") && token.utf8.count > 1)
+            }
+            guard isInteger else {
+                throw CLIError("--values: element \(values.count) (\(token.isEmpty ? "missing" : "'\(token.prefix(24))'")) is not an integer")
+            }
+            guard let value = Int64(token) else {
+                throw CLIError("--values: element \(values.count) does not fit in a signed 64-bit integer")
+            }
+            values.append(value)
+            skipSpace()
+            guard i < chars.count else { throw shape }
+            if chars[i] == UInt8(ascii: ",") { i += 1; continue }
+            if chars[i] == UInt8(ascii: "]") { i += 1; break }
+            throw shape
+        }
+        skipSpace()
+        guard i == chars.count else { throw shape }
         return values
     }
 
