@@ -45,6 +45,14 @@ let package = Package(
             dependencies: ["CPKCS11", "CP11Kit", "Cryptoki"],
             linkerSettings: [.unsafeFlags([
                 "-static-stdlib",
+                // The toolchain does not autolink static Foundation's own dependencies on Linux: name them, and
+                // make any other unresolved symbol a link error (--no-undefined) instead of a dlopen failure.
+                "-Xlinker", "--start-group",
+                "-Xlinker", "-lFoundation", "-Xlinker", "-lFoundationEssentials",
+                "-Xlinker", "-lFoundationInternationalization", "-Xlinker", "-lCoreFoundation",
+                "-Xlinker", "-l_FoundationCShims", "-Xlinker", "-l_FoundationCollections", "-Xlinker", "-l_FoundationICU",
+                "-Xlinker", "--end-group",
+                "-Xlinker", "--no-undefined",
                 "-Xlinker", "--exclude-libs=ALL",
                 "-Xlinker", "-z", "-Xlinker", "nodelete",
                 "-Xlinker", "--version-script=\(root)/Sources/TensorGuardPKCS11/exports.map",

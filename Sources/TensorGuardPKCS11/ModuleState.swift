@@ -1,0 +1,99 @@
+// The one piece of global state of the library: the Module of this process, and the pid it was
+// initialised in (fork detection). Every shim takes the reference under the lock and calls the Module
+// outside it; Module is thread safe, so concurrent callers never wait on each other here.
+import CP11Kit
+import Cryptoki
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+struct ModuleState: Sendable {
+    var module: Module?
+    /// Process that called C_Initialize. A call from another pid comes from a child after fork():
+    /// the inherited Module is not this process's and the library is not initialised there.
+    var pid: pid_t = 0
+}
+
+let moduleState = Mutex(ModuleState())
+
+/// The Module of this process, or nil when C_Initialize has not succeeded here (never called, finalised,
+/// or a child after fork()).
+func currentModule() -> Module? {
+    let pid = getpid()
+    return moduleState.withLock { state in
+        state.pid == pid ? state.module : nil
+    }
+}
+
+/// Configuration path carried in CK_C_INITIALIZE_ARGS.pReserved (p11-kit `x-init-reserved`).
+let maxConfigPathLength = 4096
+
+/// C_Initialize. Accepted argument forms (PKCS#11 2.40 §5.4 / 3.0 §5.4): NULL; CKF_OS_LOCKING_OK; the four
+/// mutex callbacks; both. In every accepted case the library locks with OS primitives
+/// (Synchronization.Mutex) and never calls the application's callbacks — see docs/abi.md.
+func initialize(_ pInitArgs: UnsafeMutableRawPointer?) -> CK_RV {
+    var configPath: String?
+    if let pInitArgs {
+        let args = pInitArgs.loadUnaligned(as: CK_C_INITIALIZE_ARGS.self)
+        let callbacks = [args.CreateMutex != nil, args.DestroyMutex != nil,
+                         args.LockMutex != nil, args.UnlockMutex != nil]
+        if callbacks.contains(true) && callbacks.contains(false) { return CKR_ARGUMENTS_BAD }
+        if let reserved = args.pReserved {
+            let chars = reserved.assumingMemoryBound(to: CChar.self)
+            let length = strnlen(chars, maxConfigPathLength)
+            if length >= maxConfigPathLength { return CKR_ARGUMENTS_BAD }
+            if length > 0 {
+                let bytes = UnsafeRawBufferPointer(start: reserved, count: length)
+                guard let path = String(validating: bytes, as: UTF8.self) else { return CKR_ARGUMENTS_BAD }
+                configPath = path
+            }
+        }
+    }
+
+    let pid = getpid()
+    return moduleState.withLock { state in
+        if let existing = state.module {
+            if state.pid == pid { return CKR_CRYPTOKI_ALREADY_INITIALIZED }
+            // A child after fork(): the parent's Module is not ours to use or to close. Drop its secrets
+            // and state without touching what the parent still uses, then start afresh.
+            state.module = nil
+            state.pid = 0
+            existing.abandonAfterFork()
+        }
+        do {
+            // Under the lock so that racing C_Initialize calls see exactly one success.
+            state.module = try Module(configPath: configPath)
+            state.pid = pid
+            return CKR_OK
+        } catch let error as CKRError {
+            return error.rv == CKR_OK ? CKR_GENERAL_ERROR : error.rv
+        } catch {
+            return CKR_GENERAL_ERROR
+        }
+    }
+}
+
+/// C_Finalize: pReserved must be NULL.
+func finalize(_ pReserved: UnsafeMutableRawPointer?) -> CK_RV {
+    let pid = getpid()
+    let taken: Module?? = moduleState.withLock { state in
+        guard state.pid == pid, let module = state.module else { return .none }
+        if pReserved != nil { return .some(nil) }
+        state.module = nil
+        state.pid = 0
+        return .some(module)
+    }
+    switch taken {
+    case .none: return CKR_CRYPTOKI_NOT_INITIALIZED
+    case .some(nil): return CKR_ARGUMENTS_BAD
+    case .some(.some(let module)):
+        module.finalize()
+        return CKR_OK
+    }
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# ABI sweep: builds Tests/abi/abi_sweep.c and runs it against the module.
+#   bash Tests/abi/run.sh [path/to/libtensorguard-pkcs11.so]
+# Environment: ABI_VALGRIND=1 runs the sweep under valgrind (--error-exitcode=1).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+module="${1:-$root/.build/release/libtensorguard-pkcs11.so}"
+case "$module" in /*) ;; *) module="$PWD/$module" ;; esac
+if [ ! -f "$module" ]; then
+    echo "run.sh: no module at $module (build it: swift build -c release --product tensorguard-pkcs11)" >&2
+    exit 2
+fi
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/tg-abi.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+chmod 700 "$work"
+
+cc -O1 -Wall -Werror -I"$root" -o "$work/abi_sweep" "$root/Tests/abi/abi_sweep.c" -ldl -lpthread
+
+mkdir -p "$work/store"
+cat > "$work/config.yaml" <<YAML
+tokens:
+  - name: abi-test
+    store: $work/store
+    backend: { kind: local }
+    pin_kdf_cost: 10
+YAML
+chmod 600 "$work/config.yaml"
+export TENSORGUARD_PKCS11_CONF="$work/config.yaml"
+
+if [ "${ABI_VALGRIND:-0}" = 1 ]; then
+    exec_prefix=(valgrind --quiet --error-exitcode=1 --leak-check=no --track-origins=yes)
+else
+    exec_prefix=()
+fi
+"${exec_prefix[@]}" "$work/abi_sweep" "$module"
