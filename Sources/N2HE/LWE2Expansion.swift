@@ -28,7 +28,8 @@ struct LWE2RowStream {
 
     private mutating func refill() {
         let needed = (entriesRemaining + entriesPerOutput - 1) / entriesPerOutput + 1   // +1: possible skipped half
-        let outputs = min(LWE2RowStream.bufferOutputs, (needed + 3) & ~3)
+        let granularity = PCG64InterleavedFiller.fillGranularity
+        let outputs = min(LWE2RowStream.bufferOutputs, (needed + granularity - 1) / granularity * granularity)
         filler.fill(buffer, count: outputs)
         entriesInBuffer = outputs * entriesPerOutput
         position = 0

@@ -1,3 +1,6 @@
+import COpenSSL
+import Foundation
+
 /// numpy's SeedSequence (pool size 4) and PCG64 (XSL-RR 128/64), byte-exact with
 /// `Generator(PCG64(int.from_bytes(seed, 'big')))` as N2HE-SPEC.md §3 describes — the LWE2 expansion of A.
 ///
@@ -134,28 +137,69 @@ enum SeedSequence {
     }
 }
 
-/// Four interleaved PCG64 chains producing the outputs of one generator from a given output index on.
+/// Interleaved PCG64 chains producing the outputs of one generator from a given output index on: output i comes
+/// from chain i mod L, each chain stepping by the L-step map. L = 16 on the AVX-512 path (two zmm registers of
+/// 8 chains, C kernel in COpenSSL/n2he_pcg64_simd.h, chosen at run time), else L = 4 scalar UInt128 chains.
+/// Both paths are byte-identical to the sequential generator; set N2HE_DISABLE_SIMD=1 to force the scalar one.
 struct PCG64InterleavedFiller {
-    static let lanes = 4
-    private var c0: UInt128, c1: UInt128, c2: UInt128, c3: UInt128
+    /// Whether the AVX-512 kernel runs on this machine.
+    static let vectorAvailable: Bool = n2he_cpu_has_avx512dq() != 0 && getenv("N2HE_DISABLE_SIMD") == nil
+    /// Every fill count must be a multiple of this (a multiple of both paths' lane counts).
+    static let fillGranularity = 16
+
+    private let vector: Bool
+    private var c0: UInt128 = 0, c1: UInt128 = 0, c2: UInt128 = 0, c3: UInt128 = 0
     private let mult: UInt128, plus: UInt128
+    // Vector path: 16 chain states as lo/hi halves.
+    private var lo: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+                     UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    private var hi: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+                     UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
     /// Positions the filler so that its first output is output number `index` (0-based) of `generator`.
-    init(generator: PCG64, startingAtOutput index: UInt64) {
+    init(generator: PCG64, startingAtOutput index: UInt64, allowVector: Bool = PCG64InterleavedFiller.vectorAvailable) {
+        vector = allowVector
+        let lanes = vector ? 16 : 4
         var g = generator
         g.advance(by: UInt128(index) &+ 1)   // output i uses the state after i + 1 steps
-        c0 = g.state; g.step()
-        c1 = g.state; g.step()
-        c2 = g.state; g.step()
-        c3 = g.state
-        let map = PCG64.stepMap(distance: UInt128(PCG64InterleavedFiller.lanes), increment: generator.increment)
+        var states: [UInt128] = []
+        for lane in 0..<lanes {
+            if lane > 0 { g.step() }
+            states.append(g.state)
+        }
+        let map = PCG64.stepMap(distance: UInt128(lanes), increment: generator.increment)
         mult = map.mult
         plus = map.plus
+        if vector {
+            withUnsafeMutableBytes(of: &lo) { l in
+                withUnsafeMutableBytes(of: &hi) { h in
+                    for lane in 0..<16 {
+                        l.storeBytes(of: UInt64(truncatingIfNeeded: states[lane]), toByteOffset: lane * 8, as: UInt64.self)
+                        h.storeBytes(of: UInt64(truncatingIfNeeded: states[lane] &>> 64), toByteOffset: lane * 8, as: UInt64.self)
+                    }
+                }
+            }
+        } else {
+            c0 = states[0]; c1 = states[1]; c2 = states[2]; c3 = states[3]
+        }
     }
 
-    /// Writes the next `count` outputs (count a multiple of 4) to `out`.
+    /// Writes the next `count` outputs (a multiple of `fillGranularity`) to `out`.
     @inline(__always)
     mutating func fill(_ out: UnsafeMutablePointer<UInt64>, count: Int) {
+        if vector {
+            let m = mult, p = plus
+            withUnsafeMutableBytes(of: &lo) { l in
+                withUnsafeMutableBytes(of: &hi) { h in
+                    n2he_pcg64_fill16_avx512(out, count,
+                                             l.baseAddress?.assumingMemoryBound(to: UInt64.self),
+                                             h.baseAddress?.assumingMemoryBound(to: UInt64.self),
+                                             UInt64(truncatingIfNeeded: m), UInt64(truncatingIfNeeded: m &>> 64),
+                                             UInt64(truncatingIfNeeded: p), UInt64(truncatingIfNeeded: p &>> 64))
+                }
+            }
+            return
+        }
         var a = c0, b = c1, c = c2, d = c3
         let m = mult, p = plus
         var i = 0

@@ -63,6 +63,19 @@ final class BenchmarkTests: XCTestCase {
             results["pcg64_expansion_q\(bits)"] = ["ns_per_entry": expand / entries, "ns_per_output64": expand / Double(outputs)]
             summary.append(String(format: "PCG64 expansion q=2^%d: %.3f ns/entry, %.3f ns per next64", bits, expand / entries, expand / Double(outputs)))
         }
+        // Components: Skellam noise for k samples (SDK μ = 0.5 and default μ = 5.12), AES-256-CTR keystream.
+        for milli in [500, 5120] {
+            let sampler = SkellamNoise(mu: Double(milli) / 1000, scale: 1 << 16)
+            let t = try best(5) { _ = try sampler.samples(k) }
+            results["noise_mu\(milli)"] = ["ns_per_sample": t / Double(k), "ns_per_entry": t / entries]
+            summary.append(String(format: "noise μ=%.2f: %.1f ns/sample (%.3f ns/entry)", Double(milli) / 1000, t / Double(k), t / entries))
+        }
+        let keystream = try AESCTRKeystream()
+        let streamBuffer = UnsafeMutableRawPointer.allocate(byteCount: 4 * n, alignment: 64)
+        defer { streamBuffer.deallocate() }
+        let aes = best(5) { for _ in 0..<k { _ = keystream.fill(streamBuffer, count: 4 * n) } }
+        results["aes_ctr_q32"] = ["ns_per_entry": aes / entries]
+        summary.append(String(format: "AES-256-CTR keystream, 4 bytes/entry: %.3f ns/entry", aes / entries))
         // numpy reference, same machine, same run.
         let reference = try runReferenceTool(["bench", "--k", "\(k)", "--n", "\(n)", "--repeat", "3"])
         if let json = try JSONSerialization.jsonObject(with: reference) as? [String: Any] {

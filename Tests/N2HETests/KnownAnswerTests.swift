@@ -71,14 +71,34 @@ final class KnownAnswerTests: XCTestCase {
         let base = sequential
         var outputs: [UInt64] = []
         for _ in 0..<300 { outputs.append(sequential.next64()) }
+        print("PCG64 AVX-512 path available: \(PCG64InterleavedFiller.vectorAvailable)")
         for start in [0, 1, 2, 3, 5, 17, 100, 255] {
             var jumped = base
             jumped.advance(by: UInt128(start))
             XCTAssertEqual(jumped.next64(), outputs[start], "advance(\(start))")
-            var filler = PCG64InterleavedFiller(generator: base, startingAtOutput: UInt64(start))
-            var buffer = [UInt64](repeating: 0, count: 40)
-            buffer.withUnsafeMutableBufferPointer { filler.fill($0.baseAddress!, count: 40) }
-            XCTAssertEqual(buffer, Array(outputs[start..<start + 40]), "filler from \(start)")
+            for vector in [false, PCG64InterleavedFiller.vectorAvailable] {
+                var filler = PCG64InterleavedFiller(generator: base, startingAtOutput: UInt64(start), allowVector: vector)
+                var buffer = [UInt64](repeating: 0, count: 32)
+                buffer.withUnsafeMutableBufferPointer { filler.fill($0.baseAddress!, count: 16) }
+                buffer.withUnsafeMutableBufferPointer { filler.fill($0.baseAddress! + 16, count: 16) }   // state carries over
+                XCTAssertEqual(buffer, Array(outputs[start..<start + 32]), "filler from \(start), vector \(vector)")
+            }
+        }
+    }
+
+    /// The AVX-512 kernel (when this CPU has it) and the scalar chains agree over long runs and far jumps.
+    func testVectorAndScalarFillersAgree() throws {
+        try XCTSkipUnless(PCG64InterleavedFiller.vectorAvailable, "no AVX-512 F/DQ on this machine")
+        let generator = PCG64(seedBytesBigEndian: [UInt8](repeating: 0xA5, count: 32))
+        for start: UInt64 in [0, 1, 15, 12345, 1 << 40, UInt64.max - 5000] {
+            var scalar = PCG64InterleavedFiller(generator: generator, startingAtOutput: start, allowVector: false)
+            var vector = PCG64InterleavedFiller(generator: generator, startingAtOutput: start, allowVector: true)
+            var a = [UInt64](repeating: 0, count: 4096), b = [UInt64](repeating: 1, count: 4096)
+            for chunk in stride(from: 0, to: 4096, by: 1024) {
+                a.withUnsafeMutableBufferPointer { scalar.fill($0.baseAddress! + chunk, count: 1024) }
+                b.withUnsafeMutableBufferPointer { vector.fill($0.baseAddress! + chunk, count: 1024) }
+            }
+            XCTAssertEqual(a, b, "start \(start)")
         }
     }
 

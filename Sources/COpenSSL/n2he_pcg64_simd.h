@@ -1,0 +1,96 @@
+/* N2HE: vectorised PCG64 (XSL-RR 128/64) for the LWE2 matrix expansion, used by Sources/N2HE.
+ * 16 interleaved chains in two AVX-512 registers; chain j yields outputs j, j+16, j+32, ... so the results are
+ * byte-identical to the sequential generator. The 128-bit LCG multiply is built from 32x32->64 products
+ * (vpmuludq) for the high half and vpmullq for the low halves. Selected at run time (CPUID + XGETBV);
+ * elsewhere the Swift scalar path runs. Header-only: static inline functions compiled by the Swift importer. */
+#ifndef N2HE_PCG64_SIMD_H
+#define N2HE_PCG64_SIMD_H
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#include <cpuid.h>
+#include <immintrin.h>
+
+/* 1 if the CPU has AVX-512 F and DQ and the OS saves the zmm state. */
+static inline int n2he_cpu_has_avx512dq(void) {
+    unsigned int a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    if (!(c & (1u << 27))) return 0;                 /* OSXSAVE */
+    unsigned int lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 0xE6u) != 0xE6u) return 0;             /* XMM, YMM, opmask, ZMM_Hi256, Hi16_ZMM enabled */
+    if (__get_cpuid_max(0, NULL) < 7) return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    return (b & (1u << 16)) && (b & (1u << 17));     /* AVX512F, AVX512DQ */
+}
+
+__attribute__((target("avx512f,avx512dq")))
+static inline __m512i n2he_mulhi64_const(__m512i a, __m512i b0, __m512i b1) {
+    const __m512i m32 = _mm512_set1_epi64(0xFFFFFFFFll);
+    __m512i a1 = _mm512_srli_epi64(a, 32);
+    __m512i p00 = _mm512_mul_epu32(a, b0);
+    __m512i p01 = _mm512_mul_epu32(a, b1);
+    __m512i p10 = _mm512_mul_epu32(a1, b0);
+    __m512i p11 = _mm512_mul_epu32(a1, b1);
+    __m512i mid = _mm512_add_epi64(_mm512_srli_epi64(p00, 32),
+                                   _mm512_add_epi64(_mm512_and_si512(p01, m32), _mm512_and_si512(p10, m32)));
+    __m512i hi = _mm512_add_epi64(p11, _mm512_add_epi64(_mm512_srli_epi64(p01, 32), _mm512_srli_epi64(p10, 32)));
+    return _mm512_add_epi64(hi, _mm512_srli_epi64(mid, 32));
+}
+
+/* One step state = state * M + P (mod 2^128) of 8 chains; lo/hi are the state halves. */
+__attribute__((target("avx512f,avx512dq")))
+static inline void n2he_pcg64_step8(__m512i *lo, __m512i *hi, __m512i mlo, __m512i mlo0, __m512i mlo1,
+                                    __m512i mhi, __m512i plo, __m512i phi) {
+    __m512i l = *lo, h = *hi;
+    __m512i newHi = _mm512_add_epi64(n2he_mulhi64_const(l, mlo0, mlo1),
+                                     _mm512_add_epi64(_mm512_mullo_epi64(l, mhi), _mm512_mullo_epi64(h, mlo)));
+    __m512i newLo = _mm512_add_epi64(_mm512_mullo_epi64(l, mlo), plo);
+    __mmask8 carry = _mm512_cmplt_epu64_mask(newLo, plo);
+    newHi = _mm512_add_epi64(newHi, phi);
+    newHi = _mm512_mask_sub_epi64(newHi, carry, newHi, _mm512_set1_epi64(-1));
+    *lo = newLo;
+    *hi = newHi;
+}
+
+/* XSL-RR output of 8 states. */
+__attribute__((target("avx512f,avx512dq")))
+static inline __m512i n2he_pcg64_output8(__m512i lo, __m512i hi) {
+    return _mm512_rorv_epi64(_mm512_xor_si512(hi, lo), _mm512_srli_epi64(hi, 58));
+}
+
+/* Writes `count` outputs (a multiple of 16) to `out` from 16 chains whose current states (the state each next
+ * output is taken from) are state_lo[16]/state_hi[16]; advances every chain by count/16 steps of (M, P), the
+ * 16-step map of the generator. */
+__attribute__((target("avx512f,avx512dq")))
+static inline void n2he_pcg64_fill16_avx512(uint64_t *out, size_t count, uint64_t *state_lo, uint64_t *state_hi,
+                                            uint64_t mult_lo, uint64_t mult_hi, uint64_t plus_lo, uint64_t plus_hi) {
+    __m512i loA = _mm512_loadu_si512((const void *)state_lo), loB = _mm512_loadu_si512((const void *)(state_lo + 8));
+    __m512i hiA = _mm512_loadu_si512((const void *)state_hi), hiB = _mm512_loadu_si512((const void *)(state_hi + 8));
+    const __m512i mlo = _mm512_set1_epi64((long long)mult_lo);
+    const __m512i mlo0 = _mm512_set1_epi64((long long)(mult_lo & 0xFFFFFFFFu));
+    const __m512i mlo1 = _mm512_set1_epi64((long long)(mult_lo >> 32));
+    const __m512i mhi = _mm512_set1_epi64((long long)mult_hi);
+    const __m512i plo = _mm512_set1_epi64((long long)plus_lo);
+    const __m512i phi = _mm512_set1_epi64((long long)plus_hi);
+    for (size_t i = 0; i + 16 <= count; i += 16) {
+        _mm512_storeu_si512((void *)(out + i), n2he_pcg64_output8(loA, hiA));
+        _mm512_storeu_si512((void *)(out + i + 8), n2he_pcg64_output8(loB, hiB));
+        n2he_pcg64_step8(&loA, &hiA, mlo, mlo0, mlo1, mhi, plo, phi);
+        n2he_pcg64_step8(&loB, &hiB, mlo, mlo0, mlo1, mhi, plo, phi);
+    }
+    _mm512_storeu_si512((void *)state_lo, loA);
+    _mm512_storeu_si512((void *)(state_lo + 8), loB);
+    _mm512_storeu_si512((void *)state_hi, hiA);
+    _mm512_storeu_si512((void *)(state_hi + 8), hiB);
+}
+
+#else
+static inline int n2he_cpu_has_avx512dq(void) { return 0; }
+static inline void n2he_pcg64_fill16_avx512(uint64_t *out, size_t count, uint64_t *state_lo, uint64_t *state_hi,
+                                            uint64_t mult_lo, uint64_t mult_hi, uint64_t plus_lo, uint64_t plus_hi) {
+    (void)out; (void)count; (void)state_lo; (void)state_hi; (void)mult_lo; (void)mult_hi; (void)plus_lo; (void)plus_hi;
+}
+#endif
+#endif
