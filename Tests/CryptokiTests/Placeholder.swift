@@ -1,2 +1,0 @@
-import XCTest
-final class CryptokiTestsPlaceholder: XCTestCase { func testNothing() {} }
