@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Conformance: drive a built PKCS#11 module with tools nobody here wrote (DESIGN §7).
+#
+#   pkcs11-conformance/run.sh [--module ours|softhsm|/path/to/module.so] [--suite NAME]... [-v] [--keep]
+#
+# Suites (default: all, in this order):
+#   pkcs11-tool    OpenSC pkcs11-tool: info/list, token + PIN admin, keygen, objects, wrap/unwrap, crypto, --test*
+#   p11-kit        make install into a temp PREFIX, p11-kit list-modules, the p11-kit proxy, p11tool --list-all
+#   python-pkcs11  python-pkcs11's own upstream tests (from its PyPI sdist) for sessions, slots and tokens,
+#                  threading, iterators, attributes
+#   pkcs11-check   pkcs11-check (PyPI) test suite; every non-skipped test must pass
+#
+# Every suite gets a fresh token in a fresh temp directory (for ours: a config.yaml + store, found through
+# TENSORGUARD_PKCS11_CONF; for SoftHSM2: a SOFTHSM2_CONF + token dir, token made with softhsm2-util).
+# Prints one summary line per suite and finally `conformance: N passed, M failed`; exits 1 on any failure.
+# Logs: out/conformance/<module>/<suite>/ (one file per check; failing checks are also printed).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+HERE="$ROOT/pkcs11-conformance"
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
+
+MODULE_ARG="ours"
+SUITES=()
+KEEP=0
+VERBOSE="${VERBOSE:-0}"
+while (($#)); do
+  case "$1" in
+    --module) MODULE_ARG="$2"; shift 2 ;;
+    --module=*) MODULE_ARG="${1#*=}"; shift ;;
+    --suite) SUITES+=("$2"); shift 2 ;;
+    --suite=*) SUITES+=("${1#*=}"); shift ;;
+    -v|--verbose) VERBOSE=1; shift ;;
+    --keep) KEEP=1; shift ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+((${#SUITES[@]})) || SUITES=(pkcs11-tool p11-kit python-pkcs11 pkcs11-check)
+
+case "$MODULE_ARG" in
+  ours)    MODULE_KIND=ours;    MODULE="$ROOT/.build/release/libtensorguard-pkcs11.so" ;;
+  softhsm) MODULE_KIND=softhsm; MODULE="$SOFTHSM_MODULE" ;;
+  *)
+    MODULE="$(readlink -f "$MODULE_ARG")"
+    case "$MODULE" in
+      *libtensorguard-pkcs11.so) MODULE_KIND=ours ;;
+      *libsofthsm2.so) MODULE_KIND=softhsm ;;
+      *) MODULE_KIND=other ;;
+    esac ;;
+esac
+export MODULE MODULE_KIND VERBOSE
+[ -f "$MODULE" ] || { echo "conformance: module not found: $MODULE (run 'make build' first)"; echo "conformance: 0 passed, 1 failed"; exit 1; }
+
+TAG="$MODULE_KIND"; [ "$MODULE_KIND" = other ] && TAG="$(basename "$MODULE" .so)"
+LOGROOT="$ROOT/out/conformance/$TAG"
+rm -rf "$LOGROOT"; mkdir -p "$LOGROOT"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/tg-conformance.XXXXXX")"
+cleanup() {
+  if [ "$KEEP" = 1 ]; then echo "conformance: work dir kept: $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+# Keep tools from reading the invoking user's PKCS#11 / module configuration.
+export HOME="$WORK/home"; mkdir -p "$HOME"
+export XDG_CONFIG_HOME="$HOME/.config" XDG_DATA_HOME="$HOME/.local/share"
+unset TENSORGUARD_PKCS11_CONF TENSORGUARD_PKCS11_LOG SOFTHSM2_CONF || true
+
+echo "conformance: module $MODULE ($MODULE_KIND); logs in ${LOGROOT#"$ROOT"/}/"
+
+for s in "${SUITES[@]}"; do
+  case "$s" in
+    pkcs11-tool)   . "$HERE/suite-pkcs11-tool.sh";   suite_pkcs11_tool ;;
+    p11-kit)       . "$HERE/suite-p11-kit.sh";       suite_p11_kit ;;
+    python-pkcs11) . "$HERE/suite-python-pkcs11.sh"; suite_python_pkcs11 ;;
+    pkcs11-check)  . "$HERE/suite-pkcs11-check.sh";  suite_pkcs11_check ;;
+    *) echo "run.sh: unknown suite $s" >&2; exit 2 ;;
+  esac
+done
+
+{
+  echo "# conformance summary ($MODULE)"
+  printf '%s\n' "${SUMMARY_LINES[@]}"
+  echo "conformance: $TOTAL_PASSED passed, $TOTAL_FAILED failed"
+} >"$LOGROOT/summary.txt"
+((${#SUITES[@]} > 1)) && { echo "---"; printf '%s\n' "${SUMMARY_LINES[@]}"; }
+echo "conformance: $TOTAL_PASSED passed, $TOTAL_FAILED failed"
+if ((TOTAL_FAILED)); then exit 1; fi
+if ((TOTAL_PASSED == 0)); then echo "conformance: no check ran" >&2; exit 1; fi
+exit 0

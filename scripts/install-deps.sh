@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Install what building, the demo, the tests and the benchmarks need. Idempotent and quiet:
+# it only touches what is missing, and says so on one line each. Safe to run on every `make`.
+#
+#   Debian packages  — apt-get update + install, only for packages `dpkg -s` says are missing
+#   Python (default) — python-pkcs11, pykcs11, pytest, numpy for python3 (pyenv 3.11)
+#   Python 3.12 venv — .venv-check/ holding pkcs11-check (needs Python >= 3.12)
+#
+# Env: PYTHON (default python3), PYTHON312 (default: pyenv's 3.12.1, else python3.12 on PATH),
+#      CHECK_VENV (default <repo>/.venv-check).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PYTHON="${PYTHON:-python3}"
+CHECK_VENV="${CHECK_VENV:-$ROOT/.venv-check}"
+
+say()  { echo "deps: $*"; }
+die()  { echo "deps: ERROR: $*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- Debian packages
+APT_PACKAGES=(
+  libssl-dev libsqlite3-dev libp11-kit-dev libcurl4-openssl-dev   # Swift system-library targets
+  opensc softhsm2 gnutls-bin p11-kit                              # pkcs11-tool, SoftHSM2, p11tool, p11-kit + proxy
+  sqlite3 pkg-config                                              # store inspection, build
+  gcc make                                                        # bench/p11bench.c
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  say "installing Debian packages: ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || die "not root and no sudo: install ${missing[*]} by hand"
+    SUDO="sudo"
+  fi
+  log="$(mktemp)"
+  if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >"$log" 2>&1; then
+    cat "$log" >&2; die "apt-get update failed"
+  fi
+  if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >"$log" 2>&1; then
+    tail -n 40 "$log" >&2; die "apt-get install ${missing[*]} failed"
+  fi
+  rm -f "$log"
+fi
+
+# Paths the scripts rely on, checked once here so failures are clear.
+for f in /usr/lib/softhsm/libsofthsm2.so /usr/include/p11-kit-1/p11-kit/pkcs11.h; do
+  [ -e "$f" ] || die "$f missing although its package is installed"
+done
+for t in pkcs11-tool softhsm2-util p11tool p11-kit; do
+  command -v "$t" >/dev/null || die "$t not on PATH"
+done
+
+# ---------------------------------------------------------------- Python (default interpreter)
+command -v "$PYTHON" >/dev/null || die "$PYTHON not found"
+# import name : pip requirement
+PY_PACKAGES=(
+  "pkcs11:python-pkcs11>=0.10,<0.11"
+  "PyKCS11:pykcs11"
+  "pytest:pytest"
+  "numpy:numpy"
+)
+pip_missing=()
+for entry in "${PY_PACKAGES[@]}"; do
+  mod="${entry%%:*}" req="${entry#*:}"
+  "$PYTHON" -c "import $mod" >/dev/null 2>&1 || pip_missing+=("$req")
+done
+if ((${#pip_missing[@]})); then
+  say "pip installing for $("$PYTHON" -c 'import sys; print(sys.executable)'): ${pip_missing[*]}"
+  log="$(mktemp)"
+  if ! "$PYTHON" -m pip install -q "${pip_missing[@]}" >"$log" 2>&1; then
+    tail -n 40 "$log" >&2; die "pip install ${pip_missing[*]} failed"
+  fi
+  rm -f "$log"
+fi
+
+# ---------------------------------------------------------------- Python 3.12 venv for pkcs11-check
+if [ ! -x "$CHECK_VENV/bin/pkcs11-check" ]; then
+  PY312="${PYTHON312:-}"
+  if [ -z "$PY312" ]; then
+    for c in /root/.pyenv/versions/3.12.*/bin/python3 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12.*/bin/python3 \
+             "$(command -v python3.12 || true)"; do
+      if [ -n "$c" ] && [ -x "$c" ]; then PY312="$c"; break; fi
+    done
+  fi
+  [ -n "$PY312" ] && [ -x "$PY312" ] || die "no Python 3.12 found for pkcs11-check (set PYTHON312=/path/to/python3.12)"
+  say "creating $CHECK_VENV (pkcs11-check on $("$PY312" --version 2>&1))"
+  log="$(mktemp)"
+  rm -rf "$CHECK_VENV"
+  if ! { "$PY312" -m venv "$CHECK_VENV" && "$CHECK_VENV/bin/python" -m pip install -q pkcs11-check; } >"$log" 2>&1; then
+    tail -n 40 "$log" >&2; rm -rf "$CHECK_VENV"; die "creating the pkcs11-check venv failed"
+  fi
+  rm -f "$log"
+fi
+
+exit 0
