@@ -1,10 +1,14 @@
-/* N2HE: vectorised PCG64 (XSL-RR 128/64) for the LWE2 matrix expansion, used by Sources/N2HE.
+/* N2HE AVX-512 kernels, used by Sources/N2HE (selected at run time; the Swift scalar code runs elsewhere).
+ *
+ * 1. Vectorised PCG64 (XSL-RR 128/64) for the LWE2 matrix expansion.
  * 16 interleaved chains in two AVX-512 registers; chain j yields outputs j, j+16, j+32, ... so the results are
  * byte-identical to the sequential generator. The 128-bit LCG multiply is built from 32x32->64 products
- * (vpmuludq) for the high half and vpmullq for the low halves. Selected at run time (CPUID + XGETBV);
- * elsewhere the Swift scalar path runs. Header-only: static inline functions compiled by the Swift importer. */
-#ifndef N2HE_PCG64_SIMD_H
-#define N2HE_PCG64_SIMD_H
+ * (vpmuludq) for the high half and vpmullq for the low halves.
+ * 2. The ternary dot product of an LWE1 row (n little-endian int64 at any alignment) with the key given as
+ * plus/minus bit masks: masked add/sub, constant time in the key.
+ * Selected at run time (CPUID + XGETBV). Header-only: static inline functions compiled by the Swift importer. */
+#ifndef N2HE_SIMD_H
+#define N2HE_SIMD_H
 #include <stddef.h>
 #include <stdint.h>
 
@@ -86,8 +90,42 @@ static inline void n2he_pcg64_fill16_avx512(uint64_t *out, size_t count, uint64_
     _mm512_storeu_si512((void *)(state_hi + 8), hiB);
 }
 
+/* sum over i < n of row[i] * s[i] mod 2^64, where s[i] = +1 if bit i of plus_bits is set, -1 if bit i of minus_bits
+ * is set, else 0. row: n little-endian int64 at any alignment; the bit arrays hold ceil(n/8) bytes. */
+__attribute__((target("avx512f,avx512dq")))
+static inline uint64_t n2he_dot_le64_avx512(const void *row, const uint8_t *plus_bits, const uint8_t *minus_bits, size_t n) {
+    const unsigned char *p = (const unsigned char *)row;
+    __m512i sum0 = _mm512_setzero_si512(), sum1 = _mm512_setzero_si512();
+    size_t blocks = n / 8, b = 0;
+    for (; b + 2 <= blocks; b += 2) {
+        __m512i a0 = _mm512_loadu_si512((const void *)(p + 64 * b));
+        __m512i a1 = _mm512_loadu_si512((const void *)(p + 64 * b + 64));
+        sum0 = _mm512_mask_add_epi64(sum0, (__mmask8)plus_bits[b], sum0, a0);
+        sum0 = _mm512_mask_sub_epi64(sum0, (__mmask8)minus_bits[b], sum0, a0);
+        sum1 = _mm512_mask_add_epi64(sum1, (__mmask8)plus_bits[b + 1], sum1, a1);
+        sum1 = _mm512_mask_sub_epi64(sum1, (__mmask8)minus_bits[b + 1], sum1, a1);
+    }
+    for (; b < blocks; b++) {
+        __m512i a0 = _mm512_loadu_si512((const void *)(p + 64 * b));
+        sum0 = _mm512_mask_add_epi64(sum0, (__mmask8)plus_bits[b], sum0, a0);
+        sum0 = _mm512_mask_sub_epi64(sum0, (__mmask8)minus_bits[b], sum0, a0);
+    }
+    size_t rest = n - 8 * blocks;
+    if (rest) {
+        __mmask8 tail = (__mmask8)((1u << rest) - 1u);
+        __m512i a0 = _mm512_maskz_loadu_epi64(tail, (const void *)(p + 64 * blocks));   /* no access past the row */
+        sum0 = _mm512_mask_add_epi64(sum0, (__mmask8)(plus_bits[blocks] & tail), sum0, a0);
+        sum0 = _mm512_mask_sub_epi64(sum0, (__mmask8)(minus_bits[blocks] & tail), sum0, a0);
+    }
+    return (uint64_t)_mm512_reduce_add_epi64(_mm512_add_epi64(sum0, sum1));
+}
+
 #else
 static inline int n2he_cpu_has_avx512dq(void) { return 0; }
+static inline uint64_t n2he_dot_le64_avx512(const void *row, const uint8_t *plus_bits, const uint8_t *minus_bits, size_t n) {
+    (void)row; (void)plus_bits; (void)minus_bits; (void)n;
+    return 0;
+}
 static inline void n2he_pcg64_fill16_avx512(uint64_t *out, size_t count, uint64_t *state_lo, uint64_t *state_hi,
                                             uint64_t mult_lo, uint64_t mult_hi, uint64_t plus_lo, uint64_t plus_hi) {
     (void)out; (void)count; (void)state_lo; (void)state_hi; (void)mult_lo; (void)mult_hi; (void)plus_lo; (void)plus_hi;

@@ -1,6 +1,18 @@
+import COpenSSL
+
 /// Hot loops. The ternary key enters as sign masks (all-ones where s_i = +1, resp. −1), so a·s is
 /// Σ (a & plus) − (a & minus): no multiplies, no key-dependent branches or addresses, and LLVM vectorises it.
 enum Kernels {
+    /// Σ a_i·s_i mod 2^64 over an LWE1 row of n little-endian int64 at `row` (any alignment): the AVX-512
+    /// kernel when available, else the portable loop.
+    @inline(__always)
+    static func dotRow(_ row: UnsafeRawPointer, _ key: N2HESecretKey) -> UInt64 {
+        if SIMDSupport.avx512 {
+            return n2he_dot_le64_avx512(row, key.plusBits, key.minusBits, key.n)
+        }
+        return dotLE64(row, key.plus64, key.minus64, key.n)
+    }
+
     /// Σ a_i·s_i mod 2^64 over `count` little-endian int64 values at `row` (unaligned; an LWE1 row).
     @inline(__always)
     static func dotLE64(_ row: UnsafeRawPointer, _ plus: UnsafePointer<UInt64>, _ minus: UnsafePointer<UInt64>,

@@ -233,7 +233,7 @@ public struct N2HECipher: Sendable {
         case .lwe1:
             _ = Parallel.rows(k, threads: threadCount) { _, rows in
                 for r in rows {
-                    emit(Kernels.dotLE64(box.input + 13 + r * n * 8, key.plus64, key.minus64, n), r)
+                    emit(Kernels.dotRow(box.input + 13 + r * n * 8, key), r)
                 }
                 return true
             }

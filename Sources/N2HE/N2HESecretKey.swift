@@ -8,7 +8,8 @@ public final class N2HESecretKey: @unchecked Sendable {
     /// Dimension n (number of entries).
     public let n: Int
 
-    // Layout of `storage`: plus64[n] | minus64[n] | plus32[n] | minus32[n] | entries (Int8)[n].
+    // Layout of `storage`: plus64[n] | minus64[n] | plus32[n] | minus32[n] | entries (Int8)[n] |
+    // plusBits[⌈n/8⌉] | minusBits[⌈n/8⌉] (bit i set where s_i = +1, resp. −1; for the AVX-512 kernel).
     private let storage: UnsafeMutableRawPointer
     private let storageSize: Int
     @usableFromInline let plus64: UnsafePointer<UInt64>
@@ -16,19 +17,25 @@ public final class N2HESecretKey: @unchecked Sendable {
     @usableFromInline let plus32: UnsafePointer<UInt32>
     @usableFromInline let minus32: UnsafePointer<UInt32>
     private let entries: UnsafeMutablePointer<Int8>
+    @usableFromInline let plusBits: UnsafePointer<UInt8>
+    @usableFromInline let minusBits: UnsafePointer<UInt8>
 
     /// Builds the key from `n` entries produced by `entry(i)` ∈ {−1, 0, 1} (checked by the callers).
     private init(n: Int, entry: (Int) -> Int8) {
         self.n = n
-        storageSize = n * 25
+        let bitBytes = (n + 7) / 8
+        storageSize = n * 25 + 2 * bitBytes
         storage = .allocate(byteCount: storageSize, alignment: 64)
         storage.initializeMemory(as: UInt8.self, repeating: 0, count: storageSize)
         let p64 = storage.bindMemory(to: UInt64.self, capacity: 2 * n)
         let p32 = (storage + 16 * n).bindMemory(to: UInt32.self, capacity: 2 * n)
         entries = (storage + 24 * n).bindMemory(to: Int8.self, capacity: n)
+        let bits = (storage + 25 * n).bindMemory(to: UInt8.self, capacity: 2 * bitBytes)
         for i in 0..<n {
             let e = entry(i)
             entries[i] = e
+            bits[i / 8] |= (e == 1 ? 1 : 0) << UInt8(i % 8)
+            bits[bitBytes + i / 8] |= (e == -1 ? 1 : 0) << UInt8(i % 8)
             let plus: UInt64 = e == 1 ? ~0 : 0
             let minus: UInt64 = e == -1 ? ~0 : 0
             p64[i] = plus
@@ -40,6 +47,8 @@ public final class N2HESecretKey: @unchecked Sendable {
         minus64 = UnsafePointer(p64 + n)
         plus32 = UnsafePointer(p32)
         minus32 = UnsafePointer(p32 + n)
+        plusBits = UnsafePointer(bits)
+        minusBits = UnsafePointer(bits + bitBytes)
     }
 
     deinit {

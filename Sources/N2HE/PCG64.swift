@@ -137,13 +137,20 @@ enum SeedSequence {
     }
 }
 
+/// Run-time selection of the AVX-512 kernels in COpenSSL/n2he_simd.h.
+enum SIMDSupport {
+    /// AVX-512 F+DQ present and enabled by the OS, and N2HE_DISABLE_SIMD not set (tests use it to run the
+    /// scalar paths).
+    static let avx512: Bool = n2he_cpu_has_avx512dq() != 0 && getenv("N2HE_DISABLE_SIMD") == nil
+}
+
 /// Interleaved PCG64 chains producing the outputs of one generator from a given output index on: output i comes
 /// from chain i mod L, each chain stepping by the L-step map. L = 16 on the AVX-512 path (two zmm registers of
 /// 8 chains, C kernel in COpenSSL/n2he_pcg64_simd.h, chosen at run time), else L = 4 scalar UInt128 chains.
 /// Both paths are byte-identical to the sequential generator; set N2HE_DISABLE_SIMD=1 to force the scalar one.
 struct PCG64InterleavedFiller {
     /// Whether the AVX-512 kernel runs on this machine.
-    static let vectorAvailable: Bool = n2he_cpu_has_avx512dq() != 0 && getenv("N2HE_DISABLE_SIMD") == nil
+    static var vectorAvailable: Bool { SIMDSupport.avx512 }
     /// Every fill count must be a multiple of this (a multiple of both paths' lane counts).
     static let fillGranularity = 16
 

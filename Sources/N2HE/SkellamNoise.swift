@@ -1,12 +1,14 @@
+import COpenSSL
 import Foundation
 
 /// Symmetric Skellam noise e = X − Y with X, Y ~ Poisson(μ) independent, drawn from OpenSSL's CSPRNG.
 ///
-/// Poisson sampling is by inversion against a precomputed table of CDF thresholds scaled to 2^64, scanning
-/// the whole table for every draw (no early exit, so the time does not depend on the value). The table reaches
-/// μ + 12√μ + 24, beyond which the Poisson tail mass is below 10^-20; a draw beyond it is clamped to the last
-/// entry. Draws with |e| ≥ Δ/2 (which would not decrypt) are rejected and redrawn; after 64 consecutive
-/// rejections (only conceivable with tiny Δ and large μ) the value is clamped to ±(Δ/2 − 1).
+/// Poisson sampling is by inversion against a precomputed table of CDF thresholds scaled to 2^64: X is the
+/// number of thresholds ≤ a uniform 64-bit word, computed by scanning the whole table for every draw (no early
+/// exit, so the time does not depend on the value). The table ends where the double-precision CDF reaches 1 (tail
+/// mass below 2^-53) or at μ + 12√μ + 24, whichever comes first. Draws with |e| ≥ Δ/2 (which would not decrypt)
+/// are rejected and redrawn; after 64 consecutive rejections (only conceivable with tiny Δ and large μ) the value
+/// is clamped to ±(Δ/2 − 1).
 struct SkellamNoise: Sendable {
     private let thresholds: [UInt64]
     private let bound: Int64    // |e| < bound = Δ/2
@@ -20,32 +22,45 @@ struct SkellamNoise: Sendable {
         for x in 0..<limit {
             if x > 0 { pmf *= mu / Double(x) }
             cdf += pmf
-            table.append(cdf < 1 ? UInt64(cdf * 18_446_744_073_709_551_616.0) : UInt64.max)
+            guard cdf < 1 else { break }
+            table.append(UInt64(cdf * 18_446_744_073_709_551_616.0))
         }
         thresholds = table
         bound = Int64(truncatingIfNeeded: scale >> 1)
     }
 
-    @inline(__always) private func poisson(_ r: UInt64) -> Int64 {
+    @inline(__always) private static func poisson(_ r: UInt64, _ table: UnsafeBufferPointer<UInt64>) -> Int64 {
         var x: Int64 = 0
-        for t in thresholds { x &+= t <= r ? 1 : 0 }
+        for t in table { x &+= t <= r ? 1 : 0 }
         return x
     }
 
-    func sample(_ random: SecureRandomWords) throws -> Int64 {
+    /// One noise value from a fresh pair of words, with rejection (see the type's documentation).
+    private func resample(_ random: SecureRandomWords, _ table: UnsafeBufferPointer<UInt64>) throws -> Int64 {
         for _ in 0..<64 {
-            let e = poisson(try random.next()) - poisson(try random.next())
+            let e = Self.poisson(try random.next(), table) - Self.poisson(try random.next(), table)
             if e > -bound && e < bound { return e }
         }
-        let e = poisson(try random.next()) - poisson(try random.next())
+        let e = Self.poisson(try random.next(), table) - Self.poisson(try random.next(), table)
         return min(max(e, -(bound - 1)), bound - 1)
     }
 
-    /// k noise values.
+    /// `count` noise values. The random words come from one RAND_bytes call and are zeroised afterwards.
     func samples(_ count: Int) throws -> [Int64] {
-        let random = SecureRandomWords()
+        guard count > 0 else { return [] }
+        var words = [UInt64](repeating: 0, count: 2 * count)
+        defer { words.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) } }
+        try words.withUnsafeMutableBytes { try SecureRandom.fill($0) }
         var out = [Int64](repeating: 0, count: count)
-        for i in 0..<count { out[i] = try sample(random) }
+        let random = SecureRandomWords()
+        try thresholds.withUnsafeBufferPointer { table in
+            try words.withUnsafeBufferPointer { w in
+                for i in 0..<count {
+                    let e = Self.poisson(w[2 &* i], table) - Self.poisson(w[2 &* i &+ 1], table)
+                    out[i] = (e > -bound && e < bound) ? e : try resample(random, table)
+                }
+            }
+        }
         return out
     }
 }

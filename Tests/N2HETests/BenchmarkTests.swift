@@ -35,10 +35,10 @@ final class BenchmarkTests: XCTestCase {
                 let size = try cipher.ciphertextByteCount(format: format, count: k)
                 var ct = [UInt8](repeating: 0, count: size)   // pre-faulted, as a PKCS#11 caller's buffer
                 var out = [UInt8](repeating: 0, count: 8 * k)
-                let enc = try best(5) {
+                let enc = try best(7) {
                     _ = try plaintext.withUnsafeBytes { p in try ct.withUnsafeMutableBytes { try cipher.encrypt(plaintext: p, format: format, into: $0, threads: threads) } }
                 }
-                let dec = try best(5) {
+                let dec = try best(7) {
                     _ = try ct.withUnsafeBytes { c in try out.withUnsafeMutableBytes { try cipher.decrypt(ciphertext: c, into: $0, threads: threads) } }
                 }
                 XCTAssertEqual(try cipher.decrypt(ct), messages)
@@ -66,7 +66,7 @@ final class BenchmarkTests: XCTestCase {
         // Components: Skellam noise for k samples (SDK μ = 0.5 and default μ = 5.12), AES-256-CTR keystream.
         for milli in [500, 5120] {
             let sampler = SkellamNoise(mu: Double(milli) / 1000, scale: 1 << 16)
-            let t = try best(5) { _ = try sampler.samples(k) }
+            let t = try best(7) { _ = try sampler.samples(k) }
             results["noise_mu\(milli)"] = ["ns_per_sample": t / Double(k), "ns_per_entry": t / entries]
             summary.append(String(format: "noise μ=%.2f: %.1f ns/sample (%.3f ns/entry)", Double(milli) / 1000, t / Double(k), t / entries))
         }
@@ -77,7 +77,7 @@ final class BenchmarkTests: XCTestCase {
         results["aes_ctr_q32"] = ["ns_per_entry": aes / entries]
         summary.append(String(format: "AES-256-CTR keystream, 4 bytes/entry: %.3f ns/entry", aes / entries))
         // numpy reference, same machine, same run.
-        let reference = try runReferenceTool(["bench", "--k", "\(k)", "--n", "\(n)", "--repeat", "3"])
+        let reference = try runReferenceTool(["bench", "--k", "\(k)", "--n", "\(n)", "--repeat", "5"])
         if let json = try JSONSerialization.jsonObject(with: reference) as? [String: Any] {
             results["numpy"] = json
             for name in ["lwe1", "lwe2"] {

@@ -1,3 +1,4 @@
+import COpenSSL
 import XCTest
 @testable import N2HE
 
@@ -99,6 +100,24 @@ final class KnownAnswerTests: XCTestCase {
                 b.withUnsafeMutableBufferPointer { vector.fill($0.baseAddress! + chunk, count: 1024) }
             }
             XCTAssertEqual(a, b, "start \(start)")
+        }
+    }
+
+    /// The AVX-512 LWE1 row kernel equals the portable loop for every n mod 8, unaligned rows and wrapping sums.
+    func testVectorAndScalarRowDotAgree() throws {
+        try XCTSkipUnless(SIMDSupport.avx512, "no AVX-512 on this machine (or N2HE_DISABLE_SIMD set)")
+        var rng = SplitMix64(state: 31)
+        for n in Array(1...17) + [63, 64, 65, 1024] {
+            let key = try makeKey((0..<n).map { _ in Int64(rng.next() % 3) - 1 })
+            for offset in [0, 1, 5, 13] {
+                var row = [UInt8](repeating: 0, count: offset + 8 * n)
+                for i in row.indices { row[i] = UInt8(truncatingIfNeeded: rng.next()) }
+                row.withUnsafeBytes { r in
+                    let base = r.baseAddress! + offset
+                    XCTAssertEqual(n2he_dot_le64_avx512(base, key.plusBits, key.minusBits, n),
+                                   Kernels.dotLE64(base, key.plus64, key.minus64, n), "n=\(n) offset=\(offset)")
+                }
+            }
         }
     }
 
