@@ -43,6 +43,7 @@ let package = Package(
         .target(
             name: "TensorGuardPKCS11",
             dependencies: ["CPKCS11", "CP11Kit", "Cryptoki"],
+            exclude: ["exports.map"],
             linkerSettings: [.unsafeFlags([
                 "-static-stdlib",
                 // The toolchain does not autolink static Foundation's own dependencies on Linux: name them, and
