@@ -45,25 +45,25 @@ public enum KDF {
         let keyKey = try OSSL.cString("key"), saltKey = try OSSL.cString("salt"), infoKey = try OSSL.cString("info")
         let out = SecretBytes(count: length)
         let ok = ikm.withBytePointer { k, kn in
-                (salt.count > 0 ? salt.withUnsafeBytes { Array($0) } : zeroSalt).withBytePointer { s, sn in
-                    info.withBytePointer { i, inl in
-                        var params: [OSSL_PARAM] = [
-                            OSSL_PARAM_construct_utf8_string(digestKey, digestName, 0),
-                            OSSL_PARAM_construct_octet_string(keyKey, UnsafeMutableRawPointer(mutating: k), kn),
-                            OSSL_PARAM_construct_octet_string(saltKey, UnsafeMutableRawPointer(mutating: s), sn),
-                        ]
-                        if inl > 0 {
-                            params.append(OSSL_PARAM_construct_octet_string(infoKey,
-                                                                            UnsafeMutableRawPointer(mutating: i), inl))
-                        }
-                        params.append(OSSL_PARAM_construct_end())
-                        return out.withUnsafeMutableBytes { o in
-                            guard let ob = o.baseAddress else { return false }
-                            return EVP_KDF_derive(ctx, ob.assumingMemoryBound(to: UInt8.self), length, &params) == 1
-                        }
+            (salt.count > 0 ? salt.withUnsafeBytes { Array($0) } : zeroSalt).withBytePointer { s, sn in
+                info.withBytePointer { i, inl in
+                    var params: [OSSL_PARAM] = [
+                        OSSL_PARAM_construct_utf8_string(digestKey, digestName, 0),
+                        OSSL_PARAM_construct_octet_string(keyKey, UnsafeMutableRawPointer(mutating: k), kn),
+                        OSSL_PARAM_construct_octet_string(saltKey, UnsafeMutableRawPointer(mutating: s), sn),
+                    ]
+                    if inl > 0 {
+                        params.append(OSSL_PARAM_construct_octet_string(infoKey,
+                                                                        UnsafeMutableRawPointer(mutating: i), inl))
+                    }
+                    params.append(OSSL_PARAM_construct_end())
+                    return out.withUnsafeMutableBytes { o in
+                        guard let ob = o.baseAddress else { return false }
+                        return EVP_KDF_derive(ctx, ob.assumingMemoryBound(to: UInt8.self), length, &params) == 1
                     }
                 }
             }
+        }
         guard ok else { throw OSSL.error("EVP_KDF_derive") }
         return out
     }

@@ -11,6 +11,7 @@ import Darwin
 struct TokenState {
     var record: TokenRecord
     var epoch: Int64
+    /// Highest change number in the database (max of objects.seq and tombstones.seq).
     var seq: Int64
     var prunedSeq: Int64
 }
@@ -41,7 +42,7 @@ final class Connection: @unchecked Sendable {
     // Mirror.
     let indexed: Set<UInt>
     var token: TokenState
-    var objects: [String: (rowid: Int64, object: StoredObject)] = [:]
+    var objects: [String: (created: Int64, object: StoredObject)] = [:]
     var index: [UInt: [[UInt8]: Set<String>]] = [:]
     var orderCache: [String]? = nil
     var lastDataVersion: Int64 = .min
@@ -51,6 +52,7 @@ final class Connection: @unchecked Sendable {
     init(path: String, indexed: Set<UInt>, busyTimeoutMilliseconds: Int32) throws {
         self.indexed = indexed
         var handle: OpaquePointer?
+        let existed = access(path, F_OK) == 0
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &handle, flags, nil)
         guard rc == SQLITE_OK, let h = handle else {
@@ -61,7 +63,9 @@ final class Connection: @unchecked Sendable {
         db = h
         token = TokenState(record: Connection.emptyRecord, epoch: 0, seq: 0, prunedSeq: 0)
         // From here on `self` is complete: a throw runs deinit, which closes the handle.
-        _ = chmod(path, 0o600)   // WAL and SHM files inherit the main file's permissions
+        // A new file is private to the owner (WAL and SHM inherit the main file's permissions). An existing
+        // file keeps whatever the operator chose (e.g. group access for a token shared between users).
+        if !existed { _ = chmod(path, 0o600) }
         sqlite3_busy_timeout(db, max(0, busyTimeoutMilliseconds))
         sqlite3_extended_result_codes(db, 1)
         try exec("PRAGMA journal_mode=WAL")
@@ -123,7 +127,6 @@ final class Connection: @unchecked Sendable {
         backend_key_version TEXT,
         format_version      INTEGER NOT NULL,
         epoch               INTEGER NOT NULL DEFAULT 0,
-        seq                 INTEGER NOT NULL DEFAULT 0,
         pruned_seq          INTEGER NOT NULL DEFAULT 0
     );
     INSERT INTO token (id, label, format_version) VALUES (1, x'2020202020202020202020202020202020202020202020202020202020202020', 1);
@@ -140,13 +143,13 @@ final class Connection: @unchecked Sendable {
         max_attempts INTEGER NOT NULL
     );
     CREATE TABLE objects (
-        id           INTEGER PRIMARY KEY,
+        unique_id    TEXT    PRIMARY KEY NOT NULL,
         token_id     INTEGER NOT NULL DEFAULT 1 REFERENCES token(id) ON DELETE CASCADE,
-        unique_id    TEXT    NOT NULL UNIQUE,
+        created      INTEGER NOT NULL,
         seq          INTEGER NOT NULL,
         public_attrs BLOB    NOT NULL,
         sealed_attrs BLOB    NOT NULL
-    );
+    ) WITHOUT ROWID;
     CREATE INDEX objects_seq ON objects (seq);
     CREATE TABLE tombstones (
         seq       INTEGER PRIMARY KEY,
@@ -181,11 +184,11 @@ final class Connection: @unchecked Sendable {
             try bind(stmt, 1, lastSeq)
             while try step(stmt) { removeFromMirror(columnText(stmt, 0)) }
         }
-        try withStatement("SELECT id, unique_id, seq, public_attrs, sealed_attrs FROM objects WHERE seq > ?") { stmt in
+        try withStatement("SELECT created, unique_id, seq, public_attrs, sealed_attrs FROM objects WHERE seq > ?") { stmt in
             try bind(stmt, 1, lastSeq)
             while try step(stmt) {
-                let (rowid, object) = try decodeObjectRow(stmt)
-                putInMirror(object, rowid: rowid)
+                let (created, object) = try decodeObjectRow(stmt)
+                putInMirror(object, created: created)
             }
         }
         lastSeq = token.seq
@@ -195,10 +198,10 @@ final class Connection: @unchecked Sendable {
         objects.removeAll(keepingCapacity: true)
         index.removeAll(keepingCapacity: true)
         orderCache = nil
-        try withStatement("SELECT id, unique_id, seq, public_attrs, sealed_attrs FROM objects ORDER BY id") { stmt in
+        try withStatement("SELECT created, unique_id, seq, public_attrs, sealed_attrs FROM objects") { stmt in
             while try step(stmt) {
-                let (rowid, object) = try decodeObjectRow(stmt)
-                putInMirror(object, rowid: rowid)
+                let (created, object) = try decodeObjectRow(stmt)
+                putInMirror(object, created: created)
             }
         }
         loadedEpoch = token.epoch
@@ -206,19 +209,21 @@ final class Connection: @unchecked Sendable {
     }
 
     func decodeObjectRow(_ stmt: OpaquePointer) throws -> (Int64, StoredObject) {
-        let rowid = columnInt(stmt, 0)
+        let created = columnInt(stmt, 0)
         let uid = columnText(stmt, 1)
         let seq = columnInt(stmt, 2)
         let pub = try RecordCodec.decode(columnBlob(stmt, 3))
         let sealed = try RecordCodec.decode(columnBlob(stmt, 4)).mapValues { SealedValue(bytes: $0) }
-        return (rowid, StoredObject(uniqueID: uid, publicAttributes: pub, sealedAttributes: sealed, sequence: seq))
+        return (created, StoredObject(uniqueID: uid, publicAttributes: pub, sealedAttributes: sealed, sequence: seq))
     }
 
     func loadToken() throws -> TokenState {
         var state: TokenState? = nil
         try withStatement("""
             SELECT initialized, label, serial, uuid, flags, backend_kind, backend_key_id, backend_key_version,
-                   format_version, epoch, seq, pruned_seq FROM token WHERE id = 1
+                   format_version, epoch, pruned_seq,
+                   max(ifnull((SELECT max(seq) FROM objects), 0), ifnull((SELECT max(seq) FROM tombstones), 0))
+            FROM token WHERE id = 1
             """) { stmt in
             guard try step(stmt) else { throw StoreError.corrupt("token row missing") }
             var backend: BackendDescriptor? = nil
@@ -233,7 +238,7 @@ final class Connection: @unchecked Sendable {
                                      soPIN: PINStatus(isSet: false, failedAttempts: 0, maxAttempts: 0),
                                      userPIN: PINStatus(isSet: false, failedAttempts: 0, maxAttempts: 0),
                                      backend: backend, formatVersion: Int(columnInt(stmt, 8)))
-            state = TokenState(record: record, epoch: columnInt(stmt, 9), seq: columnInt(stmt, 10), prunedSeq: columnInt(stmt, 11))
+            state = TokenState(record: record, epoch: columnInt(stmt, 9), seq: columnInt(stmt, 11), prunedSeq: columnInt(stmt, 10))
         }
         guard var s = state else { throw StoreError.corrupt("token row missing") }
         try withStatement("SELECT role, failed, max_attempts FROM pin") { stmt in
@@ -249,9 +254,9 @@ final class Connection: @unchecked Sendable {
         return s
     }
 
-    func putInMirror(_ object: StoredObject, rowid: Int64) {
+    func putInMirror(_ object: StoredObject, created: Int64) {
         if objects[object.uniqueID] != nil { removeFromMirror(object.uniqueID) }
-        objects[object.uniqueID] = (rowid, object)
+        objects[object.uniqueID] = (created, object)
         for t in indexed {
             if let v = object.publicAttributes[t] { index[t, default: [:]][v, default: []].insert(object.uniqueID) }
         }
@@ -270,18 +275,18 @@ final class Connection: @unchecked Sendable {
 
     func orderedIDs() -> [String] {
         if let o = orderCache { return o }
-        let o = objects.sorted { $0.value.rowid < $1.value.rowid }.map(\.key)
+        let o = objects.sorted { ($0.value.created, $0.key) < ($1.value.created, $1.key) }.map(\.key)
         orderCache = o
         return o
     }
 
     // MARK: writes (call inside writeTransaction, after refreshIfChanged)
 
-    /// Advances the database change number; returns the new value.
-    func nextSeq() throws -> Int64 {
-        let next = token.seq &+ 1
-        try run("UPDATE token SET seq = ? WHERE id = 1") { try bind($0, 1, next) }
-        return next
+    /// The change number for the write in progress: one above every committed one (the mirror is fresh
+    /// inside the write transaction, so `token.seq` is the database maximum). No extra page is written: the
+    /// number lives only in the row / tombstone it stamps.
+    func nextSeq() -> Int64 {
+        token.seq &+ 1
     }
 
     /// Records our own committed change so the next data_version check does not re-read it.

@@ -113,16 +113,16 @@ public final class TokenDatabase: Sendable {
             guard conn.token.record.isInitialized else { throw StoreError.tokenNotInitialized }
             if let keys, keys.tokenUUID != conn.token.record.tokenUUID { throw StoreError.notLoggedIn }
             guard conn.objects[uniqueID] == nil else { throw StoreError.duplicateObject(uniqueID) }
-            let seq = try conn.nextSeq()
-            try conn.run("INSERT INTO objects (unique_id, seq, public_attrs, sealed_attrs) VALUES (?, ?, ?, ?)") { s in
+            let seq = conn.nextSeq()
+            try conn.run("INSERT INTO objects (unique_id, created, seq, public_attrs, sealed_attrs) VALUES (?, ?, ?, ?, ?)") { s in
                 try conn.bind(s, 1, uniqueID)
                 try conn.bind(s, 2, seq)
-                try conn.bind(s, 3, pubBlob)
-                try conn.bind(s, 4, sealedBlob)
+                try conn.bind(s, 3, seq)
+                try conn.bind(s, 4, pubBlob)
+                try conn.bind(s, 5, sealedBlob)
             }
-            let rowid = sqlite3_last_insert_rowid(conn.db)
             let object = StoredObject(uniqueID: uniqueID, publicAttributes: publicAttributes, sealedAttributes: sealed, sequence: seq)
-            conn.putInMirror(object, rowid: rowid)   // rolled back with a full reload if COMMIT fails
+            conn.putInMirror(object, created: seq)   // rolled back with a full reload if COMMIT fails
             conn.didCommit(seq: seq)
             return object
         }
@@ -150,7 +150,7 @@ public final class TokenDatabase: Sendable {
                 throw StoreError.invalidArgument("attribute type both public and secret")
             }
             let sealedBlob = try RecordCodec.encode(sealed.mapValues(\.bytes))
-            let seq = try conn.nextSeq()
+            let seq = conn.nextSeq()
             try conn.run("UPDATE objects SET seq = ?, public_attrs = ?, sealed_attrs = ? WHERE unique_id = ?") { s in
                 try conn.bind(s, 1, seq)
                 try conn.bind(s, 2, pubBlob)
@@ -159,7 +159,7 @@ public final class TokenDatabase: Sendable {
             }
             guard sqlite3_changes(conn.db) == 1 else { throw StoreError.objectNotFound(uniqueID) }
             let object = StoredObject(uniqueID: uniqueID, publicAttributes: publicAttributes, sealedAttributes: sealed, sequence: seq)
-            conn.putInMirror(object, rowid: existing.rowid)
+            conn.putInMirror(object, created: existing.created)
             conn.didCommit(seq: seq)
             return object
         }
@@ -169,7 +169,7 @@ public final class TokenDatabase: Sendable {
     public func delete(uniqueID: String) throws {
         try write { conn in
                 guard conn.objects[uniqueID] != nil else { throw StoreError.objectNotFound(uniqueID) }
-                let seq = try conn.nextSeq()
+                let seq = conn.nextSeq()
                 try conn.run("DELETE FROM objects WHERE unique_id = ?") { try conn.bind($0, 1, uniqueID) }
                 try conn.run("INSERT INTO tombstones (seq, unique_id) VALUES (?, ?)") { s in
                     try conn.bind(s, 1, seq)
@@ -215,9 +215,9 @@ public final class TokenDatabase: Sendable {
                 var found: [(Int64, StoredObject)] = []
                 found.reserveCapacity(best.count)
                 for id in best {
-                    if let e = conn.objects[id], matches(e.object) { found.append((e.rowid, e.object)) }
+                    if let e = conn.objects[id], matches(e.object) { found.append((e.created, e.object)) }
                 }
-                return found.sorted { $0.0 < $1.0 }.map(\.1)
+                return found.sorted { ($0.0, $0.1.uniqueID) < ($1.0, $1.1.uniqueID) }.map(\.1)
             }
             return conn.orderedIDs().compactMap { id in conn.objects[id].flatMap { matches($0.object) ? $0.object : nil } }
         }

@@ -56,8 +56,9 @@ public struct TokenVault: Sendable {
         let uuid = Hex.lower(try crypto { try SecureRandom.bytes(16) })
         let context = WrapContext(tokenSerial: serial, tokenUUID: uuid)
         let root = try crypto { try SecretBytes.random(count: 32) }
-        let blob = try backendCall { try backend.wrap(root, context: context) }
+        var blob = try backendCall { try backend.wrap(root, context: context) }
         let blobSecret = SecretBytes(copying: blob)
+        secureZero(&blob)   // for the local backend the blob contains the root key
         let envelope = try seal(blob: blobSecret, role: .so, pin: soPIN, serial: serial, uuid: uuid, maxAttempts: maxAttempts)
         let descriptor = backend.descriptor
         try database.write { conn in
@@ -69,8 +70,8 @@ public struct TokenVault: Sendable {
             try conn.storeEnvelope(.so, envelope)
             try conn.run("""
                 UPDATE token SET initialized = 1, label = ?, serial = ?, uuid = ?, flags = 0, backend_kind = ?,
-                    backend_key_id = ?, backend_key_version = ?, format_version = ?, epoch = epoch + 1, seq = seq + 1,
-                    pruned_seq = seq + 1 WHERE id = 1
+                    backend_key_id = ?, backend_key_version = ?, format_version = ?, epoch = epoch + 1,
+                    pruned_seq = 0 WHERE id = 1
                 """) { s in
                 try conn.bind(s, 1, paddedLabel)
                 try conn.bind(s, 2, serial)
@@ -97,7 +98,8 @@ public struct TokenVault: Sendable {
         if let recorded = opened.record.backend, recorded.kind != d.kind || recorded.keyID != d.keyID {
             throw StoreError.backend(.misconfigured("token was initialised with backend \(recorded), configured \(d)"))
         }
-        let blob = opened.blob.unsafeCopyToArray()
+        var blob = opened.blob.unsafeCopyToArray()
+        defer { secureZero(&blob) }
         let root = try backendCall { try backend.unwrap(blob, context: opened.record.wrapContext) }
         return SessionKeys(role: role, tokenUUID: opened.record.tokenUUID, rootKey: root, backendBlob: opened.blob)
     }

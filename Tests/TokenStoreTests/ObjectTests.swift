@@ -119,9 +119,8 @@ final class ObjectTests: XCTestCase {
         // Swap the sealed columns in another process.
         try sqlite3Shell(db.path, """
             BEGIN IMMEDIATE;
-            UPDATE token SET seq = seq + 1;
             CREATE TEMP TABLE s AS SELECT unique_id, sealed_attrs FROM objects;
-            UPDATE objects SET seq = (SELECT seq FROM token),
+            UPDATE objects SET seq = (SELECT max(seq) + 1 FROM s JOIN objects USING (unique_id)),
                 sealed_attrs = (SELECT sealed_attrs FROM s WHERE s.unique_id = CASE objects.unique_id WHEN 'A' THEN 'B' ELSE 'A' END);
             COMMIT;
             """)
@@ -197,13 +196,12 @@ final class ObjectTests: XCTestCase {
         let sealed = try RecordCodec.encode([:])
         try sqlite3Shell(db.path, """
             BEGIN IMMEDIATE;
-            UPDATE token SET seq = seq + 1;
-            INSERT INTO objects (unique_id, seq, public_attrs, sealed_attrs)
-                VALUES ('shell', (SELECT seq FROM token), x'\(hexOf(pub))', x'\(hexOf(sealed))');
+            INSERT INTO objects (unique_id, created, seq, public_attrs, sealed_attrs)
+                VALUES ('shell', 1000, 1000, x'\(hexOf(pub))', x'\(hexOf(sealed))');
             COMMIT;
             """)
         XCTAssertEqual(try db.find(matching: [Attr.label: bytes("from-shell")]).map(\.uniqueID), ["shell"])
-        try sqlite3Shell(db.path, "BEGIN IMMEDIATE; UPDATE token SET seq = seq + 1; DELETE FROM objects WHERE unique_id = 'shell'; INSERT INTO tombstones VALUES ((SELECT seq FROM token), 'shell'); COMMIT;")
+        try sqlite3Shell(db.path, "BEGIN IMMEDIATE; DELETE FROM objects WHERE unique_id = 'shell'; INSERT INTO tombstones VALUES (1001, 'shell'); COMMIT;")
         XCTAssertEqual(try db.find(matching: [Attr.label: bytes("from-shell")]), [])
     }
 
