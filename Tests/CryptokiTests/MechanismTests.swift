@@ -187,7 +187,7 @@ final class MechanismTests: XCTestCase {
             }
         }
         // SO marks a KEK trusted; then WRAP_WITH_TRUSTED keys wrap under it.
-        let tokenKEK = try m.aesKey(s, token: true)
+        let tokenKEK = try m.aesKey(s, token: true, extra: [boolAttr(CKA_PRIVATE, false)])  // the SO sees public objects only
         try m.logout(s)
         try m.login(s, userType: CKU_SO, pin: soPIN)
         XCTAssertNoThrow(try m.setAttributeValues(s, tokenKEK, template: [boolAttr(CKA_TRUSTED, true)]))

@@ -54,6 +54,8 @@ final class AESCipherOperation: CipherOperation {
     let mode: SymmetricCipher.Mode
     let direction: CipherDirection
     private var stream: SymmetricCipher?
+    /// Bytes fed to the multi-part operation so far (ECB/CBC: the final call checks block alignment).
+    private var total = 0
 
     init(key: SecretBytes, mode: SymmetricCipher.Mode, direction: CipherDirection) throws {
         guard [16, 24, 32].contains(key.count) else { throw ckr(CKR_KEY_SIZE_RANGE) }
@@ -120,12 +122,19 @@ final class AESCipherOperation: CipherOperation {
     }
 
     func update(_ input: UnsafeRawBufferPointer) throws -> [UInt8] {
+        let (sum, overflow) = total.addingReportingOverflow(input.count)
+        guard !overflow else { throw ckr(direction.lengthError) }
+        total = sum
         do { return try cipher().update(RawView(input)) } catch { throw direction.map(error, "AES update") }
     }
 
     func finalOutputLength() throws -> Int? {
         let c = try cipher()
-        if case .cbcPad = mode, direction == .decrypt { return nil }
+        if blockAligned, total % 16 != 0 { throw ckr(direction.lengthError) }
+        if case .cbcPad = mode, direction == .decrypt {
+            guard total > 0, total % 16 == 0 else { throw ckr(CKR_ENCRYPTED_DATA_LEN_RANGE) }
+            return nil
+        }
         return c.finishOutputLength()
     }
 
