@@ -27,6 +27,12 @@ final class ModuleEndToEndTests: XCTestCase {
         return try result.get()
     }
 
+    /// Removes the temporary config and store once the class is done.
+    override class func tearDown() {
+        shared = nil
+        super.tearDown()
+    }
+
     struct SlotListing: Decodable {
         struct Token: Decodable { let label: String; let initialized: Bool }
         let slot: UInt

@@ -8,7 +8,22 @@ struct PKCS11Error: Error, CustomStringConvertible, Equatable {
     let function: String
     let rv: CK_RV
 
-    var description: String { "\(function) failed: \(ReturnValueNames.name(of: rv))" }
+    var description: String {
+        let base = "\(function) failed: \(ReturnValueNames.name(of: rv))"
+        return hint.map { "\(base) (\($0))" } ?? base
+    }
+
+    /// What an operator can do about the few return values that have an obvious remedy.
+    var hint: String? {
+        switch Int(rv) {
+        case Int(CKR_USER_PIN_NOT_INITIALIZED): return "the token has no user PIN yet: set one with `tg-pkcs11 token init`"
+        case Int(CKR_PIN_LOCKED): return "too many wrong PINs; the security officer must reset the user PIN"
+        case Int(CKR_TOKEN_NOT_RECOGNIZED), Int(CKR_TOKEN_NOT_PRESENT): return "see `tg-pkcs11 token list`"
+        case Int(CKR_MECHANISM_INVALID) where function == "C_GenerateKey" || function.hasSuffix("Init"):
+            return "the module does not offer this mechanism; is --module a TensorGuard PKCS#11 module?"
+        default: return nil
+        }
+    }
 }
 
 /// Failures that happen before or around PKCS#11 calls: loading the module, a missing entry point.
