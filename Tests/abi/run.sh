@@ -17,11 +17,17 @@ chmod 700 "$work"
 
 cc -O1 -Wall -Werror -I"$root" -o "$work/abi_sweep" "$root/Tests/abi/abi_sweep.c" -ldl -lpthread
 
-mkdir -p "$work/store"
+mkdir -p "$work/store" "$work/store2"
 cat > "$work/config.yaml" <<YAML
 tokens:
   - name: abi-test
     store: $work/store
+    backend: { kind: local }
+    pin_kdf_cost: 10
+  # A second slot whose name fills CK_SLOT_INFO.slotDescription (64 bytes) but one, in two-byte
+  # characters (the config caps names at 64 bytes): the sweep checks the bytes and the blank padding.
+  - name: "x$(printf 'é%.0s' $(seq 31))"
+    store: $work/store2
     backend: { kind: local }
     pin_kdf_cost: 10
 YAML
