@@ -48,6 +48,7 @@ check: build
 	@rc=0; \
 	 $(MAKE) --no-print-directory test || rc=1; \
 	 $(MAKE) --no-print-directory conformance || rc=1; \
+	 bash Tests/abi/run.sh $(LIB) || rc=1; \
 	 if [ $$rc != 0 ]; then echo "check: FAILED (see above)"; else echo "check: all passed"; fi; \
 	 exit $$rc
 
