@@ -125,6 +125,7 @@ final class Connection: @unchecked Sendable {
         backend_kind        TEXT,
         backend_key_id      TEXT,
         backend_key_version TEXT,
+        wrapped_root        BLOB,
         format_version      INTEGER NOT NULL,
         epoch               INTEGER NOT NULL DEFAULT 0,
         pruned_seq          INTEGER NOT NULL DEFAULT 0
@@ -322,6 +323,14 @@ final class Connection: @unchecked Sendable {
             try bind(stmt, 6, e.sealed)
             try bind(stmt, 7, Int64(e.failed))
             try bind(stmt, 8, Int64(e.maxAttempts))
+        }
+    }
+
+    /// `token.wrapped_root`: the backend blob sealed under the envelope key (nil before initialisation).
+    func loadWrappedRoot() throws -> [UInt8]? {
+        try withStatement("SELECT wrapped_root FROM token WHERE id = 1") { stmt in
+            guard try step(stmt), !columnIsNull(stmt, 0) else { return nil }
+            return columnBlob(stmt, 0)
         }
     }
 

@@ -1,7 +1,7 @@
 import CryptoCore
 import Synchronization
 
-/// The result of a successful login: the unwrapped root key and the PIN-opened backend blob, both secret and
+/// The result of a successful login: the unwrapped root key and the PIN-opened envelope key, both secret and
 /// zeroised when the last reference goes (logout, C_Finalize, fork handler: drop it).
 ///
 /// Sealing / unsealing of object attributes uses the per-object key
@@ -13,7 +13,8 @@ public final class SessionKeys: Sendable {
     /// The token identity these keys belong to (stale after another process re-initialises the token).
     public let tokenUUID: String
     let rootKey: SecretBytes
-    let backendBlob: SecretBytes
+    /// The key every PIN envelope seals; it seals the backend blob (`token.wrapped_root`).
+    let envelopeKey: SecretBytes
     /// Derived per-object keys (bounded; zeroised when evicted or when the session keys go).
     private let objectKeys = Mutex<[String: SecretBytes]>([:])
     static let objectKeyCacheLimit = 4096
@@ -23,11 +24,11 @@ public final class SessionKeys: Sendable {
     static let tagLength = 16
     static let objectKeySalt = Array("TG-OBJECT-KEY-1".utf8)
 
-    init(role: Role, tokenUUID: String, rootKey: SecretBytes, backendBlob: SecretBytes) {
+    init(role: Role, tokenUUID: String, rootKey: SecretBytes, envelopeKey: SecretBytes) {
         self.role = role
         self.tokenUUID = tokenUUID
         self.rootKey = rootKey
-        self.backendBlob = backendBlob
+        self.envelopeKey = envelopeKey
     }
 
     func objectKey(_ uniqueID: String) throws -> SecretBytes {

@@ -3,11 +3,16 @@ import KeyWrap
 
 /// The root-key envelope (DESIGN §4) over a `TokenDatabase`:
 ///
-///   root key (random 256 bit) --backend.wrap(context)--> blob --AES-256-GCM under scrypt(PIN)--> PIN envelope
+/// ```
+/// PIN ──scrypt──► PIN key ──GCM──► envelope key (random, per token) ──GCM──► backend blob ──backend──► root key
+///      (pin.sealed, one per role)                  (token.wrapped_root, one per token)
+/// ```
 ///
-/// One envelope per role (SO, user) holds the same backend blob. A PIN is checked by opening its envelope
-/// (GCM tag) before any backend call; the retry counter is incremented in the database *before* the check
-/// (so killing the process mid-attempt still counts it) and reset on success.
+/// Using keys needs a PIN (to open an envelope) and the backend (to unwrap the blob). A PIN is checked by
+/// opening its envelope (GCM tag) before any backend call; the retry counter is incremented in the database
+/// *before* the check (killing the process mid-attempt still counts it) and reset on success. The envelope
+/// key indirection lets a KEK rotation (`rewrapRootKey`) replace the backend blob with one backend call and
+/// without knowing every role's PIN.
 public struct TokenVault: Sendable {
     /// Default scrypt cost: N = 2^15, r = 8, p = 1 (32 MiB, ~50–100 ms).
     public static let defaultKDFLog2N = 15
@@ -22,6 +27,7 @@ public struct TokenVault: Sendable {
     static let scryptP = 1
     static let saltLength = 16
     static let nonceLength = 12
+    static let tagLength = 16
 
     public let database: TokenDatabase
     /// scrypt log2(N) for envelopes written by this vault (existing envelopes keep their stored cost).
@@ -39,9 +45,10 @@ public struct TokenVault: Sendable {
     // MARK: C_InitToken
 
     /// C_InitToken. If the token is already initialised, `soPIN` must open the current SO envelope (counted
-    /// like a login; locked SO → `.pinLocked`). Then, in one transaction: new serial number and token UUID,
-    /// fresh random root key wrapped by `backend`, SO envelope sealed under `soPIN`, user PIN removed,
-    /// counters reset, every object deleted. `label` is at most 32 bytes (blank padded).
+    /// like a login; locked SO → `.pinLocked`); the SO PIN stays the same. Then, in one transaction: new serial
+    /// number and token UUID, fresh random root key wrapped by `backend`, new envelope key, SO envelope sealed
+    /// under `soPIN`, user PIN removed, counters reset, every object deleted. `label` is at most 32 bytes
+    /// (blank padded).
     public func initialize(soPIN: some ByteView, label: [UInt8], backend: any KeyWrapBackend,
                            maxAttempts: Int = TokenVault.defaultMaxAttempts) throws {
         guard label.count <= 32 else { throw StoreError.invalidArgument("label longer than 32 bytes") }
@@ -51,16 +58,13 @@ public struct TokenVault: Sendable {
             _ = try openEnvelope(role: .so, pin: soPIN)
         }
         let paddedLabel = label + [UInt8](repeating: 0x20, count: 32 - label.count)
-        let serialBytes = try crypto { try SecureRandom.bytes(8) }
-        let serial = Hex.lower(serialBytes).uppercased()
+        let serial = Hex.lower(try crypto { try SecureRandom.bytes(8) }).uppercased()
         let uuid = Hex.lower(try crypto { try SecureRandom.bytes(16) })
-        let context = WrapContext(tokenSerial: serial, tokenUUID: uuid)
         let root = try crypto { try SecretBytes.random(count: 32) }
-        var blob = try backendCall { try backend.wrap(root, context: context) }
-        let blobSecret = SecretBytes(copying: blob)
-        secureZero(&blob)   // for the local backend the blob contains the root key
-        let envelope = try seal(blob: blobSecret, role: .so, pin: soPIN, serial: serial, uuid: uuid, maxAttempts: maxAttempts)
+        let envelopeKey = try crypto { try SecretBytes.random(count: 32) }
         let descriptor = backend.descriptor
+        let wrappedRoot = try wrapRoot(root, envelopeKey: envelopeKey, backend: backend, serial: serial, uuid: uuid)
+        let envelope = try seal(envelopeKey, role: .so, pin: soPIN, serial: serial, uuid: uuid, maxAttempts: maxAttempts)
         try database.write { conn in
             // Refuse if another process re-initialised between our PIN check and now.
             guard conn.token.record.tokenUUID == before.tokenUUID else { throw StoreError.busy }
@@ -70,8 +74,8 @@ public struct TokenVault: Sendable {
             try conn.storeEnvelope(.so, envelope)
             try conn.run("""
                 UPDATE token SET initialized = 1, label = ?, serial = ?, uuid = ?, flags = 0, backend_kind = ?,
-                    backend_key_id = ?, backend_key_version = ?, format_version = ?, epoch = epoch + 1,
-                    pruned_seq = 0 WHERE id = 1
+                    backend_key_id = ?, backend_key_version = ?, wrapped_root = ?, format_version = ?,
+                    epoch = epoch + 1, pruned_seq = 0 WHERE id = 1
                 """) { s in
                 try conn.bind(s, 1, paddedLabel)
                 try conn.bind(s, 2, serial)
@@ -79,7 +83,8 @@ public struct TokenVault: Sendable {
                 try conn.bind(s, 4, descriptor.kind)
                 try conn.bind(s, 5, descriptor.keyID)
                 try conn.bind(s, 6, descriptor.keyVersion)
-                try conn.bind(s, 7, Int64(TokenDatabase.formatVersion))
+                try conn.bind(s, 7, wrappedRoot)
+                try conn.bind(s, 8, Int64(TokenDatabase.formatVersion))
             }
             conn.token = try conn.loadToken()
             try conn.fullReload()
@@ -90,18 +95,22 @@ public struct TokenVault: Sendable {
     // MARK: login
 
     /// C_Login. Order: locked? → count attempt → open envelope with PIN (wrong → `.pinIncorrect(remaining:)`,
-    /// last one → `.pinLocked`) → reset counter → `backend.unwrap` (errors → `.backend`).
-    /// `backend.descriptor.kind`/`keyID` must match the recorded descriptor (`.backend(.misconfigured)`).
+    /// last one → `.pinLocked`) → reset counter → open the wrapped root (tampered → `.integrityFailure`) →
+    /// `backend.unwrap` (errors → `.backend`). `backend.descriptor.kind`/`keyID` must match the recorded
+    /// descriptor (`.backend(.misconfigured)`).
     public func login(role: Role, pin: some ByteView, backend: any KeyWrapBackend) throws -> SessionKeys {
         let opened = try openEnvelope(role: role, pin: pin)
         let d = backend.descriptor
         if let recorded = opened.record.backend, recorded.kind != d.kind || recorded.keyID != d.keyID {
             throw StoreError.backend(.misconfigured("token was initialised with backend \(recorded), configured \(d)"))
         }
-        var blob = opened.blob.unsafeCopyToArray()
-        defer { secureZero(&blob) }
-        let root = try backendCall { try backend.unwrap(blob, context: opened.record.wrapContext) }
-        return SessionKeys(role: role, tokenUUID: opened.record.tokenUUID, rootKey: root, backendBlob: opened.blob)
+        guard let recorded = opened.record.backend else { throw StoreError.corrupt("no backend recorded") }
+        let blob = try openWrappedRoot(opened.wrappedRoot, envelopeKey: opened.envelopeKey, record: opened.record,
+                                       descriptor: recorded)
+        var blobBytes = blob.unsafeCopyToArray()
+        defer { secureZero(&blobBytes) }
+        let root = try backendCall { try backend.unwrap(blobBytes, context: opened.record.wrapContext) }
+        return SessionKeys(role: role, tokenUUID: opened.record.tokenUUID, rootKey: root, envelopeKey: opened.envelopeKey)
     }
 
     /// Checks a PIN (counted exactly like `login`) without calling the backend.
@@ -119,18 +128,47 @@ public struct TokenVault: Sendable {
         guard record.isInitialized else { throw StoreError.tokenNotInitialized }
         guard record.tokenUUID == keys.tokenUUID else { throw StoreError.notLoggedIn }
         let max = record.soPIN.maxAttempts > 0 ? record.soPIN.maxAttempts : Self.defaultMaxAttempts
-        let envelope = try seal(blob: keys.backendBlob, role: .user, pin: pin, serial: record.serialNumber,
+        let envelope = try seal(keys.envelopeKey, role: .user, pin: pin, serial: record.serialNumber,
                                 uuid: record.tokenUUID, maxAttempts: max)
         try storeResealed(.user, envelope, uuid: record.tokenUUID)
     }
 
-    /// C_SetPIN: opens `role`'s envelope with `oldPIN` (counted like a login) and reseals it under `newPIN`.
+    /// C_SetPIN: opens `role`'s envelope with `oldPIN` (counted like a login) and reseals it under `newPIN`
+    /// (new salt and nonce; no backend call).
     public func setPIN(role: Role, oldPIN: some ByteView, newPIN: some ByteView) throws {
         let opened = try openEnvelope(role: role, pin: oldPIN)
         let max = opened.record.pinStatus(role).maxAttempts
-        let envelope = try seal(blob: opened.blob, role: role, pin: newPIN, serial: opened.record.serialNumber,
+        let envelope = try seal(opened.envelopeKey, role: role, pin: newPIN, serial: opened.record.serialNumber,
                                 uuid: opened.record.tokenUUID, maxAttempts: max)
         try storeResealed(role, envelope, uuid: opened.record.tokenUUID)
+    }
+
+    // MARK: KEK rotation / backend migration
+
+    /// Re-wraps the root key with `backend` (a new KEK version of the same backend, or another backend) and
+    /// records its descriptor. Exactly one backend call (`wrap`); objects and PIN envelopes are untouched.
+    /// Any logged-in role's keys work (policy — who may rotate — is the caller's).
+    public func rewrapRootKey(using keys: SessionKeys, backend: any KeyWrapBackend) throws {
+        let record = try database.tokenRecord()
+        guard record.isInitialized else { throw StoreError.tokenNotInitialized }
+        guard record.tokenUUID == keys.tokenUUID else { throw StoreError.notLoggedIn }
+        let descriptor = backend.descriptor
+        let wrappedRoot = try wrapRoot(keys.rootKey, envelopeKey: keys.envelopeKey, backend: backend,
+                                       serial: record.serialNumber, uuid: record.tokenUUID)
+        try database.write { conn in
+            guard conn.token.record.tokenUUID == keys.tokenUUID else { throw StoreError.notLoggedIn }
+            try conn.run("""
+                UPDATE token SET backend_kind = ?, backend_key_id = ?, backend_key_version = ?, wrapped_root = ?
+                WHERE id = 1
+                """) { s in
+                try conn.bind(s, 1, descriptor.kind)
+                try conn.bind(s, 2, descriptor.keyID)
+                try conn.bind(s, 3, descriptor.keyVersion)
+                try conn.bind(s, 4, wrappedRoot)
+            }
+            conn.token = try conn.loadToken()
+        }
+        database.checkpoint()
     }
 
     // MARK: internals
@@ -146,7 +184,8 @@ public struct TokenVault: Sendable {
 
     struct Opened {
         let record: TokenRecord
-        let blob: SecretBytes
+        let envelopeKey: SecretBytes
+        let wrappedRoot: [UInt8]
     }
 
     /// The PIN check: count the attempt first (one committed transaction), derive outside the lock, open the
@@ -164,39 +203,66 @@ public struct TokenVault: Sendable {
             return (conn.token.record, e)
         }
         guard (1...30).contains(envelope.log2N), envelope.salt.count == Self.saltLength,
-              envelope.sealed.count > Self.nonceLength + 16 else { throw StoreError.corrupt("PIN envelope") }
+              envelope.sealed.count == Self.nonceLength + 32 + Self.tagLength else { throw StoreError.corrupt("PIN envelope") }
         let key = try crypto {
             try KDF.scrypt(password: pin, salt: envelope.salt, log2N: envelope.log2N, r: envelope.r, p: envelope.p, length: 32)
         }
         let aad = Self.envelopeAAD(role: role, uuid: record.tokenUUID, serial: record.serialNumber,
                                    log2N: envelope.log2N, r: envelope.r, p: envelope.p)
-        let blob: SecretBytes
+        let envelopeKey: SecretBytes
         do {
-            blob = try AESGCM.openSecret(key: key, iv: envelope.sealed[0..<Self.nonceLength],
-                                         ciphertextAndTag: envelope.sealed[Self.nonceLength...], aad: aad)
+            envelopeKey = try AESGCM.openSecret(key: key, iv: envelope.sealed[0..<Self.nonceLength],
+                                                ciphertextAndTag: envelope.sealed[Self.nonceLength...], aad: aad)
         } catch CryptoError.authenticationFailed {
             let remaining = max(0, envelope.maxAttempts - envelope.failed)
             throw remaining == 0 ? StoreError.pinLocked : StoreError.pinIncorrect(remaining: remaining)
         } catch let e as CryptoError {
             throw StoreError.crypto(e)
         }
-        let fresh = try database.write { conn -> TokenRecord in
+        let (fresh, wrappedRoot) = try database.write { conn -> (TokenRecord, [UInt8]) in
             guard conn.token.record.tokenUUID == record.tokenUUID else { throw StoreError.busy }
             try conn.setFailed(role, 0)
             conn.token = try conn.loadToken()
-            return conn.token.record
+            guard let w = try conn.loadWrappedRoot() else { throw StoreError.corrupt("wrapped root key missing") }
+            return (conn.token.record, w)
         }
-        return Opened(record: fresh, blob: blob)
+        return Opened(record: fresh, envelopeKey: envelopeKey, wrappedRoot: wrappedRoot)
     }
 
-    private func seal(blob: SecretBytes, role: Role, pin: some ByteView, serial: String, uuid: String,
+    /// `backend.wrap(root)` sealed under the envelope key: `nonce[12] || GCM(envelopeKey, blob, rootAAD)`.
+    private func wrapRoot(_ root: SecretBytes, envelopeKey: SecretBytes, backend: any KeyWrapBackend,
+                          serial: String, uuid: String) throws -> [UInt8] {
+        var blob = try backendCall { try backend.wrap(root, context: WrapContext(tokenSerial: serial, tokenUUID: uuid)) }
+        defer { secureZero(&blob) }   // for the local backend the blob contains the root key
+        return try crypto {
+            let nonce = try SecureRandom.bytes(Self.nonceLength)
+            let aad = Self.rootAAD(uuid: uuid, serial: serial, descriptor: backend.descriptor)
+            return nonce + (try AESGCM.seal(key: envelopeKey, iv: nonce, plaintext: blob, aad: aad))
+        }
+    }
+
+    private func openWrappedRoot(_ sealed: [UInt8], envelopeKey: SecretBytes, record: TokenRecord,
+                                 descriptor: BackendDescriptor) throws -> SecretBytes {
+        guard sealed.count >= Self.nonceLength + Self.tagLength else { throw StoreError.integrityFailure }
+        let aad = Self.rootAAD(uuid: record.tokenUUID, serial: record.serialNumber, descriptor: descriptor)
+        do {
+            return try AESGCM.openSecret(key: envelopeKey, iv: sealed[0..<Self.nonceLength],
+                                         ciphertextAndTag: sealed[Self.nonceLength...], aad: aad)
+        } catch CryptoError.authenticationFailed {
+            throw StoreError.integrityFailure
+        } catch let e as CryptoError {
+            throw StoreError.crypto(e)
+        }
+    }
+
+    private func seal(_ envelopeKey: SecretBytes, role: Role, pin: some ByteView, serial: String, uuid: String,
                       maxAttempts: Int) throws -> PINEnvelope {
         try crypto {
             let salt = try SecureRandom.bytes(Self.saltLength)
             let key = try KDF.scrypt(password: pin, salt: salt, log2N: kdfLog2N, r: Self.scryptR, p: Self.scryptP, length: 32)
             let nonce = try SecureRandom.bytes(Self.nonceLength)
             let aad = Self.envelopeAAD(role: role, uuid: uuid, serial: serial, log2N: kdfLog2N, r: Self.scryptR, p: Self.scryptP)
-            let ct = try AESGCM.seal(key: key, iv: nonce, plaintext: blob, aad: aad)
+            let ct = try AESGCM.seal(key: key, iv: nonce, plaintext: envelopeKey, aad: aad)
             return PINEnvelope(salt: salt, log2N: kdfLog2N, r: Self.scryptR, p: Self.scryptP, sealed: nonce + ct,
                                failed: 0, maxAttempts: maxAttempts)
         }
@@ -210,6 +276,15 @@ public struct TokenVault: Sendable {
         RecordCodec.appendField(&out, uuid)
         RecordCodec.appendField(&out, serial)
         for v in [log2N, r, p] { RecordCodec.appendU32(&out, UInt32(truncatingIfNeeded: v)) }
+        return out
+    }
+
+    /// `"TG-ROOT-1" || 0x00 || u16be-field(uuid) || u16be-field(serial) || u16be-field(kind) || u16be-field(keyID)
+    /// || u16be-field(keyVersion)`
+    static func rootAAD(uuid: String, serial: String, descriptor: BackendDescriptor) -> [UInt8] {
+        var out = Array("TG-ROOT-1".utf8)
+        out.append(0)
+        for f in [uuid, serial, descriptor.kind, descriptor.keyID, descriptor.keyVersion] { RecordCodec.appendField(&out, f) }
         return out
     }
 

@@ -45,7 +45,9 @@ final class CountingBackend: KeyWrapBackend, @unchecked Sendable {
 
 /// A backend of another kind (LocalBackend semantics under a different descriptor).
 struct OtherKindBackend: KeyWrapBackend {
-    var descriptor: BackendDescriptor { BackendDescriptor(kind: "other", keyID: "k1") }
+    var kind = "other"
+    var version = ""
+    var descriptor: BackendDescriptor { BackendDescriptor(kind: kind, keyID: "k1", keyVersion: version) }
     func wrap(_ rootKey: SecretBytes, context: WrapContext) throws -> [UInt8] { try LocalBackend().wrap(rootKey, context: context) }
     func unwrap(_ blob: [UInt8], context: WrapContext) throws -> SecretBytes { try LocalBackend().unwrap(blob, context: context) }
     func checkHealth() throws {}

@@ -159,4 +159,48 @@ final class VaultTests: XCTestCase {
         }
         assertStoreError(.pinIncorrect(remaining: 9)) { _ = try vault.login(role: .so, pin: bytes("bad"), backend: OtherKindBackend()) }
     }
+
+    func testTamperedWrappedRootIsIntegrityFailureAfterPINCheck() throws {
+        let (db, vault) = try makeVault(try tempDir())
+        let backend = CountingBackend()
+        try vault.initialize(soPIN: so, label: [], backend: backend)
+        // Flip one byte of the sealed backend blob: the PIN is right (counter reset), the blob is refused
+        // before the backend sees it.
+        let original = UInt8(try sqlite3Shell(db.path, "SELECT hex(substr(wrapped_root, 21, 1)) FROM token"), radix: 16) ?? 0
+        try sqlite3Shell(db.path, "UPDATE token SET wrapped_root = substr(wrapped_root, 1, 20) || x'\(String(format: "%02X", original ^ 1))' || substr(wrapped_root, 22) WHERE id = 1")
+        assertStoreError(.integrityFailure) { _ = try vault.login(role: .so, pin: self.so, backend: backend) }
+        XCTAssertEqual(backend.unwraps, 0)
+        XCTAssertEqual(try db.tokenRecord().soPIN.failedAttempts, 0)
+    }
+
+    func testRecordedBackendDescriptorIsAuthenticated() throws {
+        let (db, vault) = try makeVault(try tempDir())
+        try vault.initialize(soPIN: so, label: [], backend: LocalBackend())
+        try sqlite3Shell(db.path, "UPDATE token SET backend_key_version = 'v9' WHERE id = 1")
+        assertStoreError(.integrityFailure) { _ = try vault.login(role: .so, pin: self.so, backend: LocalBackend()) }
+    }
+
+    /// KEK rotation / backend migration: one backend call, objects and PINs untouched.
+    func testRewrapRootKeyKeepsObjectsAndPINs() throws {
+        let (db, vault) = try makeVault(try tempDir())
+        try vault.initialize(soPIN: so, label: [], backend: LocalBackend())
+        let soKeys = try vault.login(role: .so, pin: so, backend: LocalBackend())
+        try vault.initUserPIN(user, using: soKeys)
+        let secret = try SecretBytes.random(count: 32)
+        try db.insert(uniqueID: "k", publicAttributes: [Attr.label: bytes("k")], secretAttributes: [Attr.value: secret], keys: soKeys)
+        let rotated = OtherKindBackend(kind: "other", version: "2")
+        try vault.rewrapRootKey(using: soKeys, backend: rotated)
+        XCTAssertEqual(try db.tokenRecord().backend, BackendDescriptor(kind: "other", keyID: "k1", keyVersion: "2"))
+        XCTAssertThrowsError(try vault.login(role: .user, pin: user, backend: LocalBackend())) { error in
+            guard case .backend(.misconfigured)? = error as? StoreError else { return XCTFail("\(error)") }
+        }
+        // A new key version of the same backend is accepted for unwrap (rotation keeps old versions usable).
+        let userKeys = try vault.login(role: .user, pin: user, backend: OtherKindBackend(kind: "other", version: "3"))
+        XCTAssertEqual(userKeys.rootKey, soKeys.rootKey)
+        let obj = try XCTUnwrap(try db.object(uniqueID: "k"))
+        XCTAssertEqual(try db.unseal(obj, attribute: Attr.value, keys: userKeys), secret)
+        // Rotation by the user's session works too; the SO PIN still opens.
+        try vault.rewrapRootKey(using: userKeys, backend: LocalBackend())
+        XCTAssertEqual(try vault.login(role: .so, pin: so, backend: LocalBackend()).rootKey, soKeys.rootKey)
+    }
 }
