@@ -16,8 +16,8 @@
 #include <cpuid.h>
 #include <immintrin.h>
 
-/* 1 if the CPU has AVX-512 F and DQ and the OS saves the zmm state. */
-static inline int n2he_cpu_has_avx512dq(void) {
+/* 1 if the CPU has AVX-512 F, DQ and BW and the OS saves the zmm state. */
+static inline int n2he_cpu_has_avx512(void) {
     unsigned int a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
     if (!(c & (1u << 27))) return 0;                 /* OSXSAVE */
@@ -26,10 +26,10 @@ static inline int n2he_cpu_has_avx512dq(void) {
     if ((lo & 0xE6u) != 0xE6u) return 0;             /* XMM, YMM, opmask, ZMM_Hi256, Hi16_ZMM enabled */
     if (__get_cpuid_max(0, NULL) < 7) return 0;
     __cpuid_count(7, 0, a, b, c, d);
-    return (b & (1u << 16)) && (b & (1u << 17));     /* AVX512F, AVX512DQ */
+    return (b & (1u << 16)) && (b & (1u << 17)) && (b & (1u << 30));   /* AVX512F, AVX512DQ, AVX512BW */
 }
 
-__attribute__((target("avx512f,avx512dq")))
+__attribute__((target("avx512f,avx512dq,avx512bw")))
 static inline __m512i n2he_mulhi64_const(__m512i a, __m512i b0, __m512i b1) {
     const __m512i m32 = _mm512_set1_epi64(0xFFFFFFFFll);
     __m512i a1 = _mm512_srli_epi64(a, 32);
@@ -44,7 +44,7 @@ static inline __m512i n2he_mulhi64_const(__m512i a, __m512i b0, __m512i b1) {
 }
 
 /* One step state = state * M + P (mod 2^128) of 8 chains; lo/hi are the state halves. */
-__attribute__((target("avx512f,avx512dq")))
+__attribute__((target("avx512f,avx512dq,avx512bw")))
 static inline void n2he_pcg64_step8(__m512i *lo, __m512i *hi, __m512i mlo, __m512i mlo0, __m512i mlo1,
                                     __m512i mhi, __m512i plo, __m512i phi) {
     __m512i l = *lo, h = *hi;
@@ -59,7 +59,7 @@ static inline void n2he_pcg64_step8(__m512i *lo, __m512i *hi, __m512i mlo, __m51
 }
 
 /* XSL-RR output of 8 states. */
-__attribute__((target("avx512f,avx512dq")))
+__attribute__((target("avx512f,avx512dq,avx512bw")))
 static inline __m512i n2he_pcg64_output8(__m512i lo, __m512i hi) {
     return _mm512_rorv_epi64(_mm512_xor_si512(hi, lo), _mm512_srli_epi64(hi, 58));
 }
@@ -67,7 +67,7 @@ static inline __m512i n2he_pcg64_output8(__m512i lo, __m512i hi) {
 /* Writes `count` outputs (a multiple of 16) to `out` from 16 chains whose current states (the state each next
  * output is taken from) are state_lo[16]/state_hi[16]; advances every chain by count/16 steps of (M, P), the
  * 16-step map of the generator. */
-__attribute__((target("avx512f,avx512dq")))
+__attribute__((target("avx512f,avx512dq,avx512bw")))
 static inline void n2he_pcg64_fill16_avx512(uint64_t *out, size_t count, uint64_t *state_lo, uint64_t *state_hi,
                                             uint64_t mult_lo, uint64_t mult_hi, uint64_t plus_lo, uint64_t plus_hi) {
     __m512i loA = _mm512_loadu_si512((const void *)state_lo), loB = _mm512_loadu_si512((const void *)(state_lo + 8));
@@ -92,7 +92,7 @@ static inline void n2he_pcg64_fill16_avx512(uint64_t *out, size_t count, uint64_
 
 /* sum over i < n of row[i] * s[i] mod 2^64, where s[i] = +1 if bit i of plus_bits is set, -1 if bit i of minus_bits
  * is set, else 0. row: n little-endian int64 at any alignment; the bit arrays hold ceil(n/8) bytes. */
-__attribute__((target("avx512f,avx512dq")))
+__attribute__((target("avx512f,avx512dq,avx512bw")))
 static inline uint64_t n2he_dot_le64_avx512(const void *row, const uint8_t *plus_bits, const uint8_t *minus_bits, size_t n) {
     const unsigned char *p = (const unsigned char *)row;
     __m512i sum0 = _mm512_setzero_si512(), sum1 = _mm512_setzero_si512();
@@ -120,8 +120,78 @@ static inline uint64_t n2he_dot_le64_avx512(const void *row, const uint8_t *plus
     return (uint64_t)_mm512_reduce_add_epi64(_mm512_add_epi64(sum0, sum1));
 }
 
+/* LWE1 encryption, q = 2^32: entries are the n little-endian uint32 words at `keystream`; writes each as a
+ * little-endian int64 to `out` (any alignment) and returns their dot product with s (as above). */
+__attribute__((target("avx512f,avx512dq,avx512bw")))
+static inline uint64_t n2he_store_dot_u32_avx512(const void *keystream, void *out, const uint8_t *plus_bits,
+                                                 const uint8_t *minus_bits, size_t n) {
+    const unsigned char *in = (const unsigned char *)keystream;
+    unsigned char *o = (unsigned char *)out;
+    __m512i sum = _mm512_setzero_si512();
+    size_t blocks = n / 8, b = 0;
+    for (; b < blocks; b++) {
+        __m512i a = _mm512_cvtepu32_epi64(_mm256_loadu_si256((const __m256i *)(const void *)(in + 32 * b)));
+        _mm512_storeu_si512((void *)(o + 64 * b), a);
+        sum = _mm512_mask_add_epi64(sum, (__mmask8)plus_bits[b], sum, a);
+        sum = _mm512_mask_sub_epi64(sum, (__mmask8)minus_bits[b], sum, a);
+    }
+    size_t rest = n - 8 * blocks;
+    if (rest) {
+        __mmask8 tail = (__mmask8)((1u << rest) - 1u);
+        __m512i words = _mm512_maskz_loadu_epi32((__mmask16)tail, (const void *)(in + 32 * blocks));
+        __m512i a = _mm512_cvtepu32_epi64(_mm512_castsi512_si256(words));
+        _mm512_mask_storeu_epi64((void *)(o + 64 * blocks), tail, a);
+        sum = _mm512_mask_add_epi64(sum, (__mmask8)(plus_bits[blocks] & tail), sum, a);
+        sum = _mm512_mask_sub_epi64(sum, (__mmask8)(minus_bits[blocks] & tail), sum, a);
+    }
+    return (uint64_t)_mm512_reduce_add_epi64(sum);
+}
+
+/* LWE1 encryption, q = 2^48: entries are consecutive 6-byte little-endian groups at `keystream` (6n bytes,
+ * nothing read beyond); otherwise as n2he_store_dot_u32_avx512. */
+__attribute__((target("avx512f,avx512dq,avx512bw")))
+static inline uint64_t n2he_store_dot_u48_avx512(const void *keystream, void *out, const uint8_t *plus_bits,
+                                                 const uint8_t *minus_bits, size_t n) {
+    const unsigned char *in = (const unsigned char *)keystream;
+    unsigned char *o = (unsigned char *)out;
+    /* 64-bit lane j takes 16-bit words 3j, 3j+1, 3j+2 (and a don't-care word, masked off below). */
+    const __m512i index = _mm512_set_epi16(23, 23, 22, 21, 20, 20, 19, 18, 17, 17, 16, 15, 14, 14, 13, 12,
+                                           11, 11, 10, 9, 8, 8, 7, 6, 5, 5, 4, 3, 2, 2, 1, 0);
+    const __m512i mask48 = _mm512_set1_epi64(0xFFFFFFFFFFFFll);
+    __m512i sum = _mm512_setzero_si512();
+    size_t blocks = n / 8, b = 0;
+    for (; b < blocks; b++) {
+        __m512i raw = _mm512_maskz_loadu_epi8((__mmask64)0xFFFFFFFFFFFFull, (const void *)(in + 48 * b));
+        __m512i a = _mm512_and_si512(_mm512_permutexvar_epi16(index, raw), mask48);
+        _mm512_storeu_si512((void *)(o + 64 * b), a);
+        sum = _mm512_mask_add_epi64(sum, (__mmask8)plus_bits[b], sum, a);
+        sum = _mm512_mask_sub_epi64(sum, (__mmask8)minus_bits[b], sum, a);
+    }
+    size_t rest = n - 8 * blocks;
+    if (rest) {
+        __mmask8 tail = (__mmask8)((1u << rest) - 1u);
+        __mmask64 bytes = (__mmask64)((1ull << (6 * rest)) - 1ull);
+        __m512i raw = _mm512_maskz_loadu_epi8(bytes, (const void *)(in + 48 * blocks));
+        __m512i a = _mm512_and_si512(_mm512_permutexvar_epi16(index, raw), mask48);
+        _mm512_mask_storeu_epi64((void *)(o + 64 * blocks), tail, a);
+        sum = _mm512_mask_add_epi64(sum, (__mmask8)(plus_bits[blocks] & tail), sum, a);
+        sum = _mm512_mask_sub_epi64(sum, (__mmask8)(minus_bits[blocks] & tail), sum, a);
+    }
+    return (uint64_t)_mm512_reduce_add_epi64(sum);
+}
+
 #else
-static inline int n2he_cpu_has_avx512dq(void) { return 0; }
+static inline int n2he_cpu_has_avx512(void) { return 0; }
+static inline uint64_t n2he_store_dot_u48_avx512(const void *keystream, void *out, const uint8_t *plus_bits,
+                                                 const uint8_t *minus_bits, size_t n) {
+    (void)keystream; (void)out; (void)plus_bits; (void)minus_bits; (void)n;
+    return 0;
+}
+static inline uint64_t n2he_store_dot_u32_avx512(const void *keystream, void *out, const uint8_t *plus_bits,
+                                                 const uint8_t *minus_bits, size_t n) {
+    (void)keystream; (void)out; (void)plus_bits; (void)minus_bits; (void)n;
+    return 0;
+}
 static inline uint64_t n2he_dot_le64_avx512(const void *row, const uint8_t *plus_bits, const uint8_t *minus_bits, size_t n) {
     (void)row; (void)plus_bits; (void)minus_bits; (void)n;
     return 0;

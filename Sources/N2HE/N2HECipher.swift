@@ -168,8 +168,12 @@ public struct N2HECipher: Sendable {
                         guard keystream.fill(scratch, count: streamBytes) else { return false }
                         let rowOut = rowsBox.output + 13 + r * n * 8
                         let dot = is32
-                            ? Kernels.storeAndDotFrom32(scratch, rowOut, key.plus64, key.minus64, n)
-                            : Kernels.storeAndDotFrom48(scratch, rowOut, key.plus64, key.minus64, n)
+                            ? (SIMDSupport.avx512
+                                ? n2he_store_dot_u32_avx512(scratch, rowOut, key.plusBits, key.minusBits, n)
+                                : Kernels.storeAndDotFrom32(scratch, rowOut, key.plus64, key.minus64, n))
+                            : (SIMDSupport.avx512
+                                ? n2he_store_dot_u48_avx512(scratch, rowOut, key.plusBits, key.minusBits, n)
+                                : Kernels.storeAndDotFrom48(scratch, rowOut, key.plus64, key.minus64, n))
                         rowsBox.output.storeBytes(of: bValue(dot, r, eBox.pointer).littleEndian,
                                                   toByteOffset: bOffset + 8 * r, as: UInt64.self)
                     }

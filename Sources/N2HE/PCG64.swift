@@ -139,9 +139,9 @@ enum SeedSequence {
 
 /// Run-time selection of the AVX-512 kernels in COpenSSL/n2he_simd.h.
 enum SIMDSupport {
-    /// AVX-512 F+DQ present and enabled by the OS, and N2HE_DISABLE_SIMD not set (tests use it to run the
+    /// AVX-512 F+DQ+BW present and enabled by the OS, and N2HE_DISABLE_SIMD not set (tests use it to run the
     /// scalar paths).
-    static let avx512: Bool = n2he_cpu_has_avx512dq() != 0 && getenv("N2HE_DISABLE_SIMD") == nil
+    static let avx512: Bool = n2he_cpu_has_avx512() != 0 && getenv("N2HE_DISABLE_SIMD") == nil
 }
 
 /// Interleaved PCG64 chains producing the outputs of one generator from a given output index on: output i comes

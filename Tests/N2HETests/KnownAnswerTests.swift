@@ -121,6 +121,42 @@ final class KnownAnswerTests: XCTestCase {
         }
     }
 
+    /// The AVX-512 LWE1 encryption kernels (q = 2^32 and 2^48) write and sums exactly like the portable loop.
+    func testVectorAndScalarStoreDotAgree() throws {
+        try XCTSkipUnless(SIMDSupport.avx512, "no AVX-512 on this machine (or N2HE_DISABLE_SIMD set)")
+        var rng = SplitMix64(state: 77)
+        for n in Array(1...17) + [1024] {
+            let key = try makeKey((0..<n).map { _ in Int64(rng.next() % 3) - 1 })
+            let keystream = (0..<4 * n).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            var outVector = [UInt8](repeating: 0xEE, count: 8 * n + 21), outScalar = outVector
+            let (dv, ds) = keystream.withUnsafeBytes { ks in
+                let dv = outVector.withUnsafeMutableBytes {
+                    n2he_store_dot_u32_avx512(ks.baseAddress!, $0.baseAddress! + 13, key.plusBits, key.minusBits, n)
+                }
+                let ds = outScalar.withUnsafeMutableBytes {
+                    Kernels.storeAndDotFrom32(ks.baseAddress!, $0.baseAddress! + 13, key.plus64, key.minus64, n)
+                }
+                return (dv, ds)
+            }
+            XCTAssertEqual(dv, ds, "n=\(n)")
+            XCTAssertEqual(outVector, outScalar, "n=\(n): same bytes, nothing written outside the row")
+            // q = 2^48: 6-byte groups (the scalar loop reads 2 bytes of padding past 6n; the vector one does not).
+            let keystream48 = (0..<6 * n + 2).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            var out48v = [UInt8](repeating: 0xEE, count: 8 * n + 21), out48s = out48v
+            let (ev, es) = keystream48.withUnsafeBytes { ks in
+                let ev = out48v.withUnsafeMutableBytes {
+                    n2he_store_dot_u48_avx512(ks.baseAddress!, $0.baseAddress! + 13, key.plusBits, key.minusBits, n)
+                }
+                let es = out48s.withUnsafeMutableBytes {
+                    Kernels.storeAndDotFrom48(ks.baseAddress!, $0.baseAddress! + 13, key.plus64, key.minus64, n)
+                }
+                return (ev, es)
+            }
+            XCTAssertEqual(ev, es, "q48 n=\(n)")
+            XCTAssertEqual(out48v, out48s, "q48 n=\(n)")
+        }
+    }
+
     /// Streams started at any row (odd n, so q = 2^32 rows start on either half) equal the full expansion.
     func testRowStreamFromAnyRowMatchesFullExpansion() throws {
         for bits in [32, 48] {
