@@ -2,6 +2,9 @@
 // build the binary, they look for it next to the test bundle (the same build directory), or at
 // $TG_PKCS11_CLI. The module under test is $TG_PKCS11_MODULE, else libtensorguard-pkcs11.so in that directory.
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import XCTest
 
 struct CLIResult {
@@ -110,6 +113,58 @@ enum CLI {
             XCTAssertFalse(stderr.contains(marker), "tg-pkcs11 crashed\n\(result.transcript)", file: file, line: line)
         }
         return result
+    }
+
+    /// Runs tg-pkcs11 with a pseudo-terminal as stdin: waits for `prompt` on stderr, types `line` and a newline,
+    /// and returns the result plus everything the terminal echoed back.
+    static func runWithTerminal(_ arguments: [String], environment: [String: String], prompt: String, line: String,
+                                file: StaticString = #filePath, line sourceLine: UInt = #line) throws -> (CLIResult, echoed: String) {
+        let binary = try requireBinary(file: file, line: sourceLine)
+        var master: Int32 = -1, slave: Int32 = -1
+        guard openpty(&master, &slave, nil, nil, nil) == 0 else { throw XCTSkip("no pseudo-terminals available") }
+        defer { close(master) }
+        let dir = try TemporaryDirectory("tg-cli-pty")
+        let outPath = dir.file("stdout"), errPath = dir.file("stderr")
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
+        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment.filter {
+            !$0.key.hasPrefix("TG_PKCS11_") && !$0.key.hasPrefix("TENSORGUARD_PKCS11_")
+        }
+        env.merge(environment) { _, new in new }
+        process.environment = env
+        process.standardInput = FileHandle(fileDescriptor: slave, closeOnDealloc: true)
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Type only once the prompt is up: switching echo off (TCSAFLUSH) discards earlier input.
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, !(String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: errPath))) ?? Data(),
+                                          as: UTF8.self).contains(prompt)) {
+            usleep(20_000)
+        }
+        usleep(100_000)
+        let typed = Array((line + "\n").utf8)
+        _ = typed.withUnsafeBytes { write(master, $0.baseAddress, $0.count) }
+        process.waitUntilExit()
+        try out.close()
+        try err.close()
+        _ = fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK)
+        var echoed = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(master, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            echoed += buffer.prefix(n)
+        }
+        let result = CLIResult(status: process.terminationStatus,
+                               stdout: String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: outPath))) ?? Data(), as: UTF8.self),
+                               stderr: String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: errPath))) ?? Data(), as: UTF8.self))
+        return (result, String(decoding: echoed, as: UTF8.self))
     }
 
     /// Runs and expects success.

@@ -251,6 +251,16 @@ final class ModuleEndToEndTests: XCTestCase {
         XCTAssertFalse(try keys().contains { $0.label == "ephemeral" })
     }
 
+    /// A module that refuses its configuration: C_Initialize's error is named, no crash.
+    func testBadModuleConfigurationIsNamed() throws {
+        let module = try XCTUnwrap(CLI.modulePath)
+        guard FileManager.default.fileExists(atPath: module) else { return XCTFail("module not built: \(module)") }
+        let tmp = try TemporaryDirectory()
+        let writable = try tmp.write("config.yaml", "tokens:\n  - name: x\n    store: \(tmp.file("s"))\n", mode: 0o666)
+        try CLI.fails(["token", "list", "--module", module], with: "C_Initialize failed: CKR_",
+                      environment: ["TENSORGUARD_PKCS11_CONF": writable])
+    }
+
     func testLoginAndLookupErrors() throws {
         try CLI.fails(["key", "list", "--token", "cli-test"], with: "C_Login failed: CKR_PIN_INCORRECT",
                       environment: env.merging(["TG_PKCS11_PIN": "wrong-pin"]) { $1 })

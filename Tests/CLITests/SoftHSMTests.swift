@@ -108,6 +108,22 @@ final class SoftHSMTests: XCTestCase {
         XCTAssertEqual(parsed?.count, 0, only.transcript)
     }
 
+    /// The interactive prompt: on a terminal, with echo off, and the PIN it reads works.
+    func testPINPromptOnATerminalDoesNotEcho() throws {
+        try initToken("cli-tty", pin: "tty-secret-4711")
+        let (r, echoed) = try CLI.runWithTerminal(["key", "list", "--token", "cli-tty"], environment: env,
+                                                  prompt: "User PIN for token 'cli-tty': ", line: "tty-secret-4711")
+        XCTAssertEqual(r.status, 0, r.transcript)
+        XCTAssertTrue(r.stdout.contains("No secret keys on token 'cli-tty'"), r.transcript)
+        XCTAssertFalse(echoed.contains("tty-secret-4711"), "the PIN was echoed: \(echoed)")
+        XCTAssertFalse(r.stdout.contains("tty-secret-4711") || r.stderr.contains("tty-secret-4711"), r.transcript)
+        // A wrong PIN typed at the prompt is the module's CKR_PIN_INCORRECT.
+        let (bad, _) = try CLI.runWithTerminal(["key", "list", "--token", "cli-tty"], environment: env,
+                                               prompt: "User PIN for token 'cli-tty': ", line: "wrong-pin")
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("C_Login failed: CKR_PIN_INCORRECT"), bad.transcript)
+    }
+
     func testVendorMechanismOnAForeignModuleIsNamed() throws {
         try initToken("cli-c")
         try CLI.fails(["key", "generate", "--token", "cli-c", "--label", "n2he"], with: "C_GenerateKey failed: CKR_MECHANISM_INVALID",
