@@ -244,7 +244,8 @@ final class Connection: @unchecked Sendable {
         guard var s = state else { throw StoreError.corrupt("token row missing") }
         try withStatement("SELECT role, failed, max_attempts FROM pin") { stmt in
             while try step(stmt) {
-                let status = PINStatus(isSet: true, failedAttempts: Int(columnInt(stmt, 1)), maxAttempts: Int(columnInt(stmt, 2)))
+                let status = PINStatus(isSet: true, failedAttempts: Self.clampCount(columnInt(stmt, 1)),
+                                       maxAttempts: Self.clampCount(columnInt(stmt, 2)))
                 switch Role(rawValue: columnText(stmt, 0)) {
                 case .so: s.record.soPIN = status
                 case .user: s.record.userPIN = status
@@ -302,9 +303,10 @@ final class Connection: @unchecked Sendable {
         try withStatement("SELECT salt, log2n, r, p, sealed, failed, max_attempts FROM pin WHERE role = ?") { stmt in
             try bind(stmt, 1, role.rawValue)
             guard try step(stmt) else { return nil }
-            return PINEnvelope(salt: columnBlob(stmt, 0), log2N: Int(columnInt(stmt, 1)), r: Int(columnInt(stmt, 2)),
-                               p: Int(columnInt(stmt, 3)), sealed: columnBlob(stmt, 4), failed: Int(columnInt(stmt, 5)),
-                               maxAttempts: Int(columnInt(stmt, 6)))
+            return PINEnvelope(salt: columnBlob(stmt, 0), log2N: Self.clampCount(columnInt(stmt, 1)),
+                               r: Self.clampCount(columnInt(stmt, 2)), p: Self.clampCount(columnInt(stmt, 3)),
+                               sealed: columnBlob(stmt, 4), failed: Self.clampCount(columnInt(stmt, 5)),
+                               maxAttempts: Self.clampCount(columnInt(stmt, 6)))
         }
     }
 
@@ -332,6 +334,12 @@ final class Connection: @unchecked Sendable {
             guard try step(stmt), !columnIsNull(stmt, 0) else { return nil }
             return columnBlob(stmt, 0)
         }
+    }
+
+    /// Counters and KDF parameters read from the file are clamped to 0...1_000_000 so that a tampered file
+    /// cannot make later arithmetic overflow (and trap inside a host process).
+    static func clampCount(_ v: Int64) -> Int {
+        Int(min(max(v, 0), 1_000_000))
     }
 
     func setFailed(_ role: Role, _ failed: Int) throws {

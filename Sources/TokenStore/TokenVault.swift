@@ -202,7 +202,9 @@ public struct TokenVault: Sendable {
             conn.token = try conn.loadToken()
             return (conn.token.record, e)
         }
-        guard (1...30).contains(envelope.log2N), envelope.salt.count == Self.saltLength,
+        // Bounds on stored KDF parameters: a tampered file must not turn a login into a huge allocation.
+        guard (Self.minimumKDFLog2N...Self.maximumKDFLog2N).contains(envelope.log2N), (1...32).contains(envelope.r),
+              (1...16).contains(envelope.p), envelope.salt.count == Self.saltLength,
               envelope.sealed.count == Self.nonceLength + 32 + Self.tagLength else { throw StoreError.corrupt("PIN envelope") }
         let key = try crypto {
             try KDF.scrypt(password: pin, salt: envelope.salt, log2N: envelope.log2N, r: envelope.r, p: envelope.p, length: 32)

@@ -203,4 +203,22 @@ final class VaultTests: XCTestCase {
         try vault.rewrapRootKey(using: userKeys, backend: LocalBackend())
         XCTAssertEqual(try vault.login(role: .so, pin: so, backend: LocalBackend()).rootKey, soKeys.rootKey)
     }
+
+    /// Absurd values written into the file are clamped or refused, never a trap or a huge allocation.
+    func testTamperedCountersAndCostsDoNotTrap() throws {
+        let (db, vault) = try makeVault(try tempDir())
+        try vault.initialize(soPIN: so, label: [], backend: LocalBackend())
+        try sqlite3Shell(db.path, "UPDATE pin SET failed = -9223372036854775808, max_attempts = 9223372036854775807")
+        let r = try db.tokenRecord()
+        XCTAssertEqual(r.soPIN.failedAttempts, 0)
+        XCTAssertEqual(r.soPIN.remainingAttempts, 1_000_000)
+        try sqlite3Shell(db.path, "UPDATE pin SET failed = 0, max_attempts = 10, r = 1073741824")
+        XCTAssertThrowsError(try vault.login(role: .so, pin: so, backend: LocalBackend())) { error in
+            guard case .corrupt? = error as? StoreError else { return XCTFail("\(error)") }
+        }
+        try sqlite3Shell(db.path, "UPDATE pin SET r = 8, log2n = 40")
+        XCTAssertThrowsError(try vault.login(role: .so, pin: so, backend: LocalBackend()))
+        try sqlite3Shell(db.path, "UPDATE pin SET log2n = 10")
+        XCTAssertNoThrow(try vault.login(role: .so, pin: so, backend: LocalBackend()))
+    }
 }
