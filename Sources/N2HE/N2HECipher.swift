@@ -65,10 +65,19 @@ public struct N2HECipher: Sendable {
 
     /// Encrypts k = plaintext.count / 8 little-endian int64 values (each reduced mod t, Python semantics) into a
     /// batch ciphertext written at the start of `output`. Returns the number of bytes written.
-    /// `output` must not overlap `plaintext`.
+    /// `output` may overlap `plaintext` (the plaintext is then copied first).
     public func encrypt(plaintext: UnsafeRawBufferPointer, format: N2HECiphertextFormat,
                         into output: UnsafeMutableRawBufferPointer, threads: Int = 1) throws -> Int {
-        try encrypt(plaintext: plaintext, format: format, into: output, threads: threads, fixed: nil)
+        if Self.overlap(UnsafeRawBufferPointer(output), plaintext) {
+            let copy = Array(plaintext)
+            return try copy.withUnsafeBytes { try encrypt(plaintext: $0, format: format, into: output, threads: threads, fixed: nil) }
+        }
+        return try encrypt(plaintext: plaintext, format: format, into: output, threads: threads, fixed: nil)
+    }
+
+    static func overlap(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        guard let a0 = a.baseAddress, let b0 = b.baseAddress, a.count > 0, b.count > 0 else { return false }
+        return a0 < b0 + b.count && b0 < a0 + a.count
     }
 
     /// Encrypts a plaintext given as 8·k bytes of little-endian int64.
@@ -212,8 +221,13 @@ public struct N2HECipher: Sendable {
 
     /// Decrypts an LWE1 or LWE2 ciphertext (batch or scalar form) into k little-endian int64 values in [0, t)
     /// written at the start of `output`. Returns the number of bytes written (8·k).
+    /// `output` may overlap `ciphertext` (the ciphertext is then copied first).
     public func decrypt(ciphertext: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer,
                         threads: Int = 1) throws -> Int {
+        if Self.overlap(UnsafeRawBufferPointer(output), ciphertext) {
+            let copy = Array(ciphertext)
+            return try copy.withUnsafeBytes { try decrypt(ciphertext: $0, into: output, threads: threads) }
+        }
         try Self.checkThreads(threads)
         let info = try N2HECiphertextInfo(parsing: ciphertext, expectedDimension: parameters.n)
         let k = info.count, n = parameters.n

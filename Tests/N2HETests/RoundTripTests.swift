@@ -108,6 +108,29 @@ final class RoundTripTests: XCTestCase {
         assertThrows(.unsupportedParameters(.threadCountOutOfRange(65))) { try cipher.decrypt([UInt8](), threads: 65) }
     }
 
+    /// In-place use (PKCS#11 callers may pass the same buffer for input and output) gives the same results.
+    func testOverlappingBuffers() throws {
+        let cipher = try N2HECipher(key: try N2HESecretKey.generate(n: 16), parameters: try N2HEParameters(n: 16))
+        let messages: [Int64] = [1, 2, 3, 65535, -4, 99, 100, 101]
+        for format in N2HECiphertextFormat.allCases {
+            let size = try cipher.ciphertextByteCount(format: format, count: messages.count)
+            var buffer = [UInt8](repeating: 0, count: size)
+            let plaintext = littleEndianBytes(messages)
+            buffer.replaceSubrange(0..<plaintext.count, with: plaintext)
+            let written = try buffer.withUnsafeMutableBytes { b in
+                try cipher.encrypt(plaintext: UnsafeRawBufferPointer(rebasing: b[0..<plaintext.count]), format: format, into: b, threads: 2)
+            }
+            XCTAssertEqual(written, size)
+            let ct = buffer
+            let out = try buffer.withUnsafeMutableBytes { b in
+                try cipher.decrypt(ciphertext: UnsafeRawBufferPointer(b), into: b, threads: 3)
+            }
+            XCTAssertEqual(out, 64)
+            XCTAssertEqual(Array(buffer.prefix(64)), littleEndianBytes(messages.map { ($0 % 65536 + 65536) % 65536 }))
+            XCTAssertEqual(try cipher.decrypt(ct), messages.map { ($0 % 65536 + 65536) % 65536 })
+        }
+    }
+
     func testHomomorphicAddAllFormatCombinations() throws {
         for bits in [32, 48] {
             let params = try N2HEParameters(n: 96, modulusBits: bits, noiseMilli: 5120)
