@@ -188,6 +188,31 @@ enum CLI {
     }
 }
 
+/// tools/n2he_reference.py (numpy, written from N2HE-SPEC independently of the Swift code): `decrypt` under
+/// a key file, printing a JSON list.
+func numpyReferenceDecrypt(key: String, ciphertext: String, modulusBits: Int,
+                           file: StaticString = #filePath, line: UInt = #line) throws -> [Int64]? {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", CLI.repoRoot.appendingPathComponent("tools/n2he_reference.py").path, "decrypt",
+                         "--key", key, "--ct", ciphertext, "--modulus-bits", String(modulusBits)]
+    let dir = try TemporaryDirectory("tg-cli-ref")
+    let outPath = dir.file("out"), errPath = dir.file("err")
+    _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+    _ = FileManager.default.createFile(atPath: errPath, contents: nil)
+    process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+    process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+    try process.run()
+    process.waitUntilExit()
+    let out = String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: outPath))) ?? Data(), as: UTF8.self)
+    guard process.terminationStatus == 0 else {
+        let err = String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: errPath))) ?? Data(), as: UTF8.self)
+        XCTFail("n2he_reference.py decrypt failed (python3 with numpy needed): \(err)", file: file, line: line)
+        return nil
+    }
+    return parseJSONIntegers(out, file: file, line: line)
+}
+
 /// A temporary directory removed when the object goes away.
 final class TemporaryDirectory {
     let url: URL

@@ -181,8 +181,8 @@ final class ModuleEndToEndTests: XCTestCase {
                       with: "already exists", environment: env)
     }
 
-    /// A ciphertext C_Encrypt writes under the imported SDK key is what the SDK decrypts: checked with the N2HE
-    /// library (byte-compatible with the SDK, tested against its fixtures) under the original key file.
+    /// A ciphertext C_Encrypt writes under the imported SDK key is what the SDK decrypts: checked under the
+    /// original key file with the N2HE library and with the independent numpy reference (tools/n2he_reference.py).
     func testCiphertextsFromTheModuleDecryptWithTheSDKKey() throws {
         let values: [Int64] = [0, 1, 2, 65535, 65536, -1, 12345, -70000, Int64.max, Int64.min]
         for (label, bits) in [("sdk-q32", 32), ("sdk-q48", 48)] {
@@ -200,6 +200,8 @@ final class ModuleEndToEndTests: XCTestCase {
                 XCTAssertEqual(info.format, format == "lwe1" ? .lwe1 : .lwe2)
                 XCTAssertEqual(ct.count, format == "lwe1" ? 13 + 8 * values.count * 1024 + 8 * values.count : 45 + 8 * values.count)
                 XCTAssertEqual(try cipher.decrypt(ct), reduced(values, plaintextBits: 16), "\(label) \(format) in the SDK's arithmetic")
+                XCTAssertEqual(try numpyReferenceDecrypt(key: CLI.interop("sdk-key-1.npy"), ciphertext: out, modulusBits: bits),
+                               reduced(values, plaintextBits: 16), "\(label) \(format) through the numpy reference")
                 XCTAssertEqual(try decrypt(key: label, file: out), reduced(values, plaintextBits: 16), "\(label) \(format) via C_Decrypt")
                 let attributes = try FileManager.default.attributesOfItem(atPath: out)
                 XCTAssertEqual((attributes[.posixPermissions] as? NSNumber)?.intValue, 0o600)

@@ -54,7 +54,7 @@ enum PINSource {
             guard pin.count > 0 else { throw CLIError("PIN file '\(path)' is empty") }
             var st = stat()
             if stat(path, &st) == 0, st.st_mode & 0o077 != 0 {
-                warn("PIN file '\(path)' is readable by group or others; chmod 600 it")
+                warn("PIN file '\(path)' is accessible by group or others; chmod 600 it")
             }
         case .prompt(let prompt):
             pin = try Self.promptWithoutEcho(prompt)
