@@ -143,8 +143,8 @@ struct KeyImport: ParsableCommand {
             (default 5120) — decryption of the SDK's ciphertexts does not depend on it.
 
             The key bytes are read into memory that is zeroised after the call and are never printed. The \
-            imported key is a private, sensitive token object. Delete the key file afterwards if the token is \
-            to be its only home.
+            imported key is private and sensitive, and a token object unless --session is given. Delete the key \
+            file afterwards if the token is to be its only home.
             """)
 
     @OptionGroup var moduleOptions: ModuleOptions

@@ -89,7 +89,10 @@ struct TokenOptions: ParsableArguments {
 
 struct PINOptions: ParsableArguments {
     @Option(name: .customLong("pin-env"), help: ArgumentHelp(
-        "Read the user PIN from this environment variable.", valueName: "var"))
+        "Read the user PIN from this environment variable.",
+        discussion: "Default: $TG_PKCS11_PIN, else a prompt without echo. There is deliberately no option taking "
+            + "the PIN itself: command lines are visible to all local users and kept in shell history.",
+        valueName: "var"))
     var pinEnv: String?
 
     @Option(name: .customLong("pin-file"), help: ArgumentHelp(
