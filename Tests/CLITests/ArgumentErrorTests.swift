@@ -23,7 +23,7 @@ final class ArgumentErrorTests: XCTestCase {
     func testHelpForEveryCommand() throws {
         let top = try CLI.ok(["--help"])
         for word in ["token", "key", "encrypt", "decrypt"] { XCTAssertTrue(top.stdout.contains(word), top.transcript) }
-        for command in [["token", "list"], ["token", "init"], ["key", "generate"], ["key", "import"], ["key", "list"],
+        for command in [["token", "list"], ["token", "init"], ["key", "generate"], ["key", "import"], ["key", "list"], ["key", "delete"],
                         ["encrypt"], ["decrypt"]] {
             let r = try CLI.ok(command + ["--help"])
             XCTAssertTrue(r.stdout.contains("USAGE"), r.transcript)

@@ -253,6 +253,18 @@ final class ModuleEndToEndTests: XCTestCase {
         XCTAssertFalse(try keys().contains { $0.label == "ephemeral" })
     }
 
+    func testDeleteNeedsConfirmationAndRemovesTheKey() throws {
+        try CLI.ok(["key", "generate", "--token", "cli-test", "--label", "to-delete", "--dimension", "64"], environment: env)
+        try CLI.fails(["key", "delete", "--token", "cli-test", "--key", "to-delete"], with: "add --yes to confirm",
+                      environment: env)
+        XCTAssertTrue(try keys().contains { $0.label == "to-delete" })
+        let r = try CLI.ok(["key", "delete", "--token", "cli-test", "--key", "to-delete", "--yes"], environment: env)
+        XCTAssertTrue(r.stdout.contains("Deleted N2HE key 'to-delete'"), r.transcript)
+        XCTAssertFalse(try keys().contains { $0.label == "to-delete" })
+        try CLI.fails(["key", "delete", "--token", "cli-test", "--key", "to-delete", "--yes"],
+                      with: "no secret key labelled 'to-delete'", environment: env)
+    }
+
     /// A module that refuses its configuration: C_Initialize's error is named, no crash.
     func testBadModuleConfigurationIsNamed() throws {
         let module = try XCTUnwrap(CLI.modulePath)

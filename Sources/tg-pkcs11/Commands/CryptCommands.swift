@@ -15,7 +15,7 @@ enum CiphertextFormatOption: String, ExpressibleByArgument, CaseIterable {
 }
 
 struct KeySelectionOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Label of the N2HE key.", valueName: "label"))
+    @Option(name: .long, help: ArgumentHelp("Label of the key.", valueName: "label"))
     var key: String
 
     @Option(name: .customLong("key-id"), help: ArgumentHelp("CKA_ID (hex) to pick among keys sharing a label.", valueName: "hex"))

@@ -6,8 +6,8 @@ import N2HE
 struct KeyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "key",
-        abstract: "Generate, import and list N2HE secret keys.",
-        subcommands: [KeyGenerate.self, KeyImport.self, KeyList.self])
+        abstract: "Generate, import, list and delete N2HE secret keys.",
+        subcommands: [KeyGenerate.self, KeyImport.self, KeyList.self, KeyDelete.self])
 }
 
 /// Options every key-creating command shares.
@@ -240,6 +240,38 @@ struct KeyList: ParsableCommand {
                          k.n2he?.securityBits.map { "~\($0) bits" } ?? "-"])
         }
         print(table(rows))
+    }
+}
+
+struct KeyDelete: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "delete",
+        abstract: "Delete a secret key from the token (C_DestroyObject).",
+        discussion: """
+            Every ciphertext made under the key becomes undecryptable unless a copy of the key exists elsewhere, so \
+            the command refuses to run without --yes.
+            """)
+
+    @OptionGroup var moduleOptions: ModuleOptions
+    @OptionGroup var tokenOptions: TokenOptions
+    @OptionGroup var pinOptions: PINOptions
+    @OptionGroup var keyOptions: KeySelectionOptions
+    @Flag(name: .long, help: "Confirm the deletion.")
+    var yes = false
+
+    func validate() throws {
+        guard yes else {
+            throw ValidationError("deleting a key cannot be undone; add --yes to confirm")
+        }
+    }
+
+    func run() throws {
+        let context = try TokenContext.open(moduleOptions, tokenOptions, pinOptions, readWrite: true)
+        let handle = try context.findKey(label: keyOptions.key, id: parseIDOption(keyOptions.keyID, option: "--key-id"))
+        let summary = try KeySummary.read(context.session, handle)
+        try context.session.destroyObject(handle)
+        print("Deleted \(summary.keyType) key '\(summary.label)'"
+            + (summary.uniqueID.map { " (unique id \($0))" } ?? "") + " from token '\(context.token.label)'.")
     }
 }
 
