@@ -5,7 +5,8 @@
  * byte-identical to the sequential generator. The 128-bit LCG multiply is built from 32x32->64 products
  * (vpmuludq) for the high half and vpmullq for the low halves.
  * 2. The ternary dot product of an LWE1 row (n little-endian int64 at any alignment) with the key given as
- * plus/minus bit masks: masked add/sub, constant time in the key.
+ * plus/minus bit masks: masked add/sub, constant time in the key; the same for LWE2 rows from the expansion
+ * buffer (32-bit entries, or 64-bit outputs >> 16) at any key column.
  * Selected at run time (CPUID + XGETBV). Header-only: static inline functions compiled by the Swift importer. */
 #ifndef N2HE_SIMD_H
 #define N2HE_SIMD_H
@@ -180,8 +181,79 @@ static inline uint64_t n2he_store_dot_u48_avx512(const void *keystream, void *ou
     return (uint64_t)_mm512_reduce_add_epi64(sum);
 }
 
+/* 16 (or 8) key-mask bits starting at bit `column` of a bit array (which has >= 4 readable bytes past the
+ * byte holding bit column + 15). */
+static inline uint32_t n2he_bits_at(const uint8_t *bits, size_t column) {
+    uint32_t w;
+    __builtin_memcpy(&w, bits + column / 8, 4);
+    return w >> (column & 7);
+}
+
+/* LWE2, q = 2^32: sum over i < count of a[i] * s[column + i] mod 2^32 (entries are 32-bit words). */
+__attribute__((target("avx512f,avx512dq,avx512bw")))
+static inline uint64_t n2he_dot_u32_avx512(const uint32_t *a, const uint8_t *plus_bits, const uint8_t *minus_bits,
+                                           size_t column, size_t count) {
+    __m512i sum0 = _mm512_setzero_si512(), sum1 = _mm512_setzero_si512();
+    size_t i = 0;
+    for (; i + 32 <= count; i += 32) {
+        __m512i v0 = _mm512_loadu_si512((const void *)(a + i));
+        __m512i v1 = _mm512_loadu_si512((const void *)(a + i + 16));
+        uint32_t p = n2he_bits_at(plus_bits, column + i), m = n2he_bits_at(minus_bits, column + i);
+        uint32_t p1 = n2he_bits_at(plus_bits, column + i + 16), m1 = n2he_bits_at(minus_bits, column + i + 16);
+        sum0 = _mm512_mask_add_epi32(sum0, (__mmask16)p, sum0, v0);
+        sum0 = _mm512_mask_sub_epi32(sum0, (__mmask16)m, sum0, v0);
+        sum1 = _mm512_mask_add_epi32(sum1, (__mmask16)p1, sum1, v1);
+        sum1 = _mm512_mask_sub_epi32(sum1, (__mmask16)m1, sum1, v1);
+    }
+    for (; i < count; i += 16) {
+        size_t rest = count - i < 16 ? count - i : 16;
+        __mmask16 tail = (__mmask16)((1u << rest) - 1u);
+        __m512i v0 = _mm512_maskz_loadu_epi32(tail, (const void *)(a + i));
+        uint32_t p = n2he_bits_at(plus_bits, column + i) & tail, m = n2he_bits_at(minus_bits, column + i) & tail;
+        sum0 = _mm512_mask_add_epi32(sum0, (__mmask16)p, sum0, v0);
+        sum0 = _mm512_mask_sub_epi32(sum0, (__mmask16)m, sum0, v0);
+    }
+    return (uint64_t)(uint32_t)_mm512_reduce_add_epi32(_mm512_add_epi32(sum0, sum1));
+}
+
+/* LWE2, q = 2^48: sum over i < count of (raw[i] >> 16) * s[column + i] mod 2^64. */
+__attribute__((target("avx512f,avx512dq,avx512bw")))
+static inline uint64_t n2he_dot_shift16_avx512(const uint64_t *raw, const uint8_t *plus_bits, const uint8_t *minus_bits,
+                                               size_t column, size_t count) {
+    __m512i sum0 = _mm512_setzero_si512(), sum1 = _mm512_setzero_si512();
+    size_t i = 0;
+    for (; i + 16 <= count; i += 16) {
+        __m512i v0 = _mm512_srli_epi64(_mm512_loadu_si512((const void *)(raw + i)), 16);
+        __m512i v1 = _mm512_srli_epi64(_mm512_loadu_si512((const void *)(raw + i + 8)), 16);
+        uint32_t p = n2he_bits_at(plus_bits, column + i), m = n2he_bits_at(minus_bits, column + i);
+        sum0 = _mm512_mask_add_epi64(sum0, (__mmask8)p, sum0, v0);
+        sum0 = _mm512_mask_sub_epi64(sum0, (__mmask8)m, sum0, v0);
+        sum1 = _mm512_mask_add_epi64(sum1, (__mmask8)(p >> 8), sum1, v1);
+        sum1 = _mm512_mask_sub_epi64(sum1, (__mmask8)(m >> 8), sum1, v1);
+    }
+    for (; i < count; i += 8) {
+        size_t rest = count - i < 8 ? count - i : 8;
+        __mmask8 tail = (__mmask8)((1u << rest) - 1u);
+        __m512i v0 = _mm512_srli_epi64(_mm512_maskz_loadu_epi64(tail, (const void *)(raw + i)), 16);
+        uint32_t p = n2he_bits_at(plus_bits, column + i) & tail, m = n2he_bits_at(minus_bits, column + i) & tail;
+        sum0 = _mm512_mask_add_epi64(sum0, (__mmask8)p, sum0, v0);
+        sum0 = _mm512_mask_sub_epi64(sum0, (__mmask8)m, sum0, v0);
+    }
+    return (uint64_t)_mm512_reduce_add_epi64(_mm512_add_epi64(sum0, sum1));
+}
+
 #else
 static inline int n2he_cpu_has_avx512(void) { return 0; }
+static inline uint64_t n2he_dot_u32_avx512(const uint32_t *a, const uint8_t *plus_bits, const uint8_t *minus_bits,
+                                           size_t column, size_t count) {
+    (void)a; (void)plus_bits; (void)minus_bits; (void)column; (void)count;
+    return 0;
+}
+static inline uint64_t n2he_dot_shift16_avx512(const uint64_t *raw, const uint8_t *plus_bits, const uint8_t *minus_bits,
+                                               size_t column, size_t count) {
+    (void)raw; (void)plus_bits; (void)minus_bits; (void)column; (void)count;
+    return 0;
+}
 static inline uint64_t n2he_store_dot_u48_avx512(const void *keystream, void *out, const uint8_t *plus_bits,
                                                  const uint8_t *minus_bits, size_t n) {
     (void)keystream; (void)out; (void)plus_bits; (void)minus_bits; (void)n;

@@ -1,3 +1,5 @@
+import COpenSSL
+
 /// Streams the entries of an LWE2 matrix A (N2HE-SPEC.md §3) row by row from any starting row, for
 /// q = 2^32 (entries are the 32-bit halves of next64, low half first) and q = 2^48 (next64 >> 16).
 struct LWE2RowStream {
@@ -55,7 +57,19 @@ struct LWE2RowStream {
     @inline(__always)
     mutating func nextRowDot(_ key: N2HESecretKey) -> UInt64 {
         var sum: UInt64 = 0
-        if entriesPerOutput == 2 {
+        if SIMDSupport.avx512 {
+            if entriesPerOutput == 2 {
+                nextRow { base, column, count in
+                    sum = sum &+ n2he_dot_u32_avx512(base.assumingMemoryBound(to: UInt32.self),
+                                                     key.plusBits, key.minusBits, column, count)
+                }
+            } else {
+                nextRow { base, column, count in
+                    sum = sum &+ n2he_dot_shift16_avx512(base.assumingMemoryBound(to: UInt64.self),
+                                                         key.plusBits, key.minusBits, column, count)
+                }
+            }
+        } else if entriesPerOutput == 2 {
             nextRow { base, column, count in
                 sum = sum &+ Kernels.dot32(base.assumingMemoryBound(to: UInt32.self),
                                            key.plus32 + column, key.minus32 + column, count)

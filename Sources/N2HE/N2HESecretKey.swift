@@ -9,7 +9,7 @@ public final class N2HESecretKey: @unchecked Sendable {
     public let n: Int
 
     // Layout of `storage`: plus64[n] | minus64[n] | plus32[n] | minus32[n] | entries (Int8)[n] |
-    // plusBits[⌈n/8⌉] | minusBits[⌈n/8⌉] (bit i set where s_i = +1, resp. −1; for the AVX-512 kernel).
+    // plusBits[⌈n/8⌉ + 8] | minusBits[⌈n/8⌉ + 8] (bit i set where s_i = +1, resp. −1; for the AVX-512 kernels).
     private let storage: UnsafeMutableRawPointer
     private let storageSize: Int
     @usableFromInline let plus64: UnsafePointer<UInt64>
@@ -23,7 +23,7 @@ public final class N2HESecretKey: @unchecked Sendable {
     /// Builds the key from `n` entries produced by `entry(i)` ∈ {−1, 0, 1} (checked by the callers).
     private init(n: Int, entry: (Int) -> Int8) {
         self.n = n
-        let bitBytes = (n + 7) / 8
+        let bitBytes = (n + 7) / 8 + 8   // 8 bytes of zero padding: the kernels read 4 bytes at any bit offset
         storageSize = n * 25 + 2 * bitBytes
         storage = .allocate(byteCount: storageSize, alignment: 64)
         storage.initializeMemory(as: UInt8.self, repeating: 0, count: storageSize)

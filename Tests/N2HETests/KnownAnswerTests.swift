@@ -121,6 +121,30 @@ final class KnownAnswerTests: XCTestCase {
         }
     }
 
+    /// The AVX-512 LWE2 segment kernels equal the portable loops at every column offset and length.
+    func testVectorAndScalarSegmentDotsAgree() throws {
+        try XCTSkipUnless(SIMDSupport.avx512, "no AVX-512 on this machine (or N2HE_DISABLE_SIMD set)")
+        var rng = SplitMix64(state: 5)
+        let n = 77
+        let key = try makeKey((0..<n).map { _ in Int64(rng.next() % 3) - 1 })
+        let raw = (0..<n).map { _ in rng.next() }
+        let words = raw.map { UInt32(truncatingIfNeeded: $0) }
+        for column in 0..<n {
+            for count in [0, 1, 7, 8, 15, 16, 17, 31, 32, 33, n - column].filter({ column + $0 <= n }) {
+                raw.withUnsafeBufferPointer { r in
+                    XCTAssertEqual(n2he_dot_shift16_avx512(r.baseAddress!, key.plusBits, key.minusBits, column, count),
+                                   Kernels.dotShift16(r.baseAddress!, key.plus64 + column, key.minus64 + column, count),
+                                   "q48 column \(column) count \(count)")
+                }
+                words.withUnsafeBufferPointer { w in
+                    XCTAssertEqual(n2he_dot_u32_avx512(w.baseAddress!, key.plusBits, key.minusBits, column, count),
+                                   Kernels.dot32(w.baseAddress!, key.plus32 + column, key.minus32 + column, count),
+                                   "q32 column \(column) count \(count)")
+                }
+            }
+        }
+    }
+
     /// The AVX-512 LWE1 encryption kernels (q = 2^32 and 2^48) write and sums exactly like the portable loop.
     func testVectorAndScalarStoreDotAgree() throws {
         try XCTSkipUnless(SIMDSupport.avx512, "no AVX-512 on this machine (or N2HE_DISABLE_SIMD set)")
