@@ -93,6 +93,7 @@ final class ModuleEndToEndTests: XCTestCase {
         let persistent: Bool?
         let sensitive: Bool?
         let extractable: Bool?
+        let usage: [String]
         let n2he: Params?
     }
 
@@ -153,6 +154,7 @@ final class ModuleEndToEndTests: XCTestCase {
             XCTAssertEqual(k.persistent, true)
             XCTAssertEqual(k.sensitive, true)
             XCTAssertEqual(k.extractable, false)
+            XCTAssertEqual(k.usage, ["encrypt", "decrypt"], "least privilege for \(k.label)")
             XCTAssertEqual(k.n2he?.dimension, 1024)
             XCTAssertEqual(k.n2he?.plaintextBits, 16)
             XCTAssertEqual(k.n2he?.noiseMilli, 5120)

@@ -149,11 +149,12 @@ final class SoftHSMTests: XCTestCase {
         }
         let pin = env.merging(["TG_PKCS11_PIN": "1234"]) { $1 }
         let list = try CLI.ok(["key", "list", "--token", "cli-d", "--json"], environment: pin)
-        struct Key: Decodable { let label: String; let id: String; let keyType: String; let valueLength: UInt? }
+        struct Key: Decodable { let label: String; let id: String; let keyType: String; let valueLength: UInt?; let usage: [String] }
         let keys = try JSONDecoder().decode([Key].self, from: Data(list.stdout.utf8))
         XCTAssertEqual(keys.map(\.id), ["0a", "0b"])
         XCTAssertEqual(keys.map(\.keyType), ["AES", "AES"])
         XCTAssertEqual(keys.map(\.valueLength), [32, 16])
+        XCTAssertTrue(keys.allSatisfy { $0.usage.contains("encrypt") }, list.transcript)
         let table = try CLI.ok(["key", "list", "--token", "cli-d"], environment: pin)
         XCTAssertTrue(table.stdout.contains("LABEL"), table.transcript)
 

@@ -29,7 +29,7 @@ struct NewKeyOptions: ParsableArguments {
         _ = try parseIDOption(id, option: "--id")
     }
 
-    /// Standard attributes of a new N2HE key: private, sensitive, encrypt/decrypt.
+    /// Standard attributes of a new N2HE key: private, sensitive, encrypt/decrypt only.
     func commonTemplate() throws -> [TemplateAttribute] {
         var template: [TemplateAttribute] = [
             .ulong(CK_ATTRIBUTE_TYPE(CKA_CLASS), CK_ULONG(CKO_SECRET_KEY)),
@@ -40,6 +40,12 @@ struct NewKeyOptions: ParsableArguments {
             .bool(CK_ATTRIBUTE_TYPE(CKA_EXTRACTABLE), extractable),
             .bool(CK_ATTRIBUTE_TYPE(CKA_ENCRYPT), true),
             .bool(CK_ATTRIBUTE_TYPE(CKA_DECRYPT), true),
+            // Least privilege: an N2HE key encrypts and decrypts, nothing else.
+            .bool(CK_ATTRIBUTE_TYPE(CKA_SIGN), false),
+            .bool(CK_ATTRIBUTE_TYPE(CKA_VERIFY), false),
+            .bool(CK_ATTRIBUTE_TYPE(CKA_WRAP), false),
+            .bool(CK_ATTRIBUTE_TYPE(CKA_UNWRAP), false),
+            .bool(CK_ATTRIBUTE_TYPE(CKA_DERIVE), false),
             .string(CK_ATTRIBUTE_TYPE(CKA_LABEL), label),
         ]
         if let id = try parseIDOption(id, option: "--id") {

@@ -29,7 +29,15 @@ struct KeySummary: Codable, Equatable {
     let sensitive: Bool?
     let extractable: Bool?
     let valueLength: UInt?
+    /// The CKA_ENCRYPT … CKA_DERIVE flags that are true ("encrypt", "decrypt", "wrap", ...).
+    let usage: [String]
     let n2he: N2HEParametersSummary?
+
+    static let usageAttributes: [(CK_ULONG, String)] = [
+        (CK_ULONG(CKA_ENCRYPT), "encrypt"), (CK_ULONG(CKA_DECRYPT), "decrypt"), (CK_ULONG(CKA_SIGN), "sign"),
+        (CK_ULONG(CKA_VERIFY), "verify"), (CK_ULONG(CKA_WRAP), "wrap"), (CK_ULONG(CKA_UNWRAP), "unwrap"),
+        (CK_ULONG(CKA_DERIVE), "derive"),
+    ]
 
     static func read(_ session: PKCS11Session, _ object: CK_OBJECT_HANDLE) throws -> KeySummary {
         func attr(_ type: CK_ULONG) throws -> AttributeValue { try session.attribute(CK_ATTRIBUTE_TYPE(type), of: object) }
@@ -53,6 +61,7 @@ struct KeySummary: Codable, Equatable {
             sensitive: try attr(CK_ULONG(CKA_SENSITIVE)).bool,
             extractable: try attr(CK_ULONG(CKA_EXTRACTABLE)).bool,
             valueLength: try attr(CK_ULONG(CKA_VALUE_LEN)).ulong,
+            usage: try usageAttributes.compactMap { type, name in try attr(type).bool == true ? name : nil },
             n2he: n2he)
     }
 
@@ -71,6 +80,7 @@ struct KeySummary: Codable, Equatable {
         if let sensitive { attrs.append(sensitive ? "sensitive" : "not sensitive") }
         if let extractable { attrs.append(extractable ? "extractable" : "not extractable") }
         lines.append("attributes: \(attrs.joined(separator: ", "))")
+        lines.append("usage:      \(usage.isEmpty ? "-" : usage.joined(separator: ", "))")
         return lines.joined(separator: "\n")
     }
 }
