@@ -108,6 +108,23 @@ final class SoftHSMTests: XCTestCase {
         XCTAssertEqual(parsed?.count, 0, only.transcript)
     }
 
+    func testAmbiguousTokenLabelNeedsASlot() throws {
+        try initToken("twin")
+        try initToken("twin")
+        let pin = env.merging(["TG_PKCS11_PIN": "1234"]) { $1 }
+        let r = try CLI.fails(["key", "list", "--token", "twin"], with: "2 tokens are labelled 'twin' (slots ", environment: pin)
+        XCTAssertTrue(r.stderr.contains("add --slot ID"), r.transcript)
+        try CLI.fails(["key", "list"], with: "the module has 2 initialised tokens ('twin', 'twin')", environment: pin)
+        let twins = try slots().filter { $0.token?.label == "twin" }.map(\.slot)
+        XCTAssertEqual(twins.count, 2)
+        for slot in twins {
+            let ok = try CLI.ok(["key", "list", "--token", "twin", "--slot", String(slot)], environment: pin)
+            XCTAssertTrue(ok.stdout.contains("No secret keys on token 'twin'"), ok.transcript)
+        }
+        try CLI.fails(["key", "list", "--token", "other", "--slot", String(twins[0])],
+                      with: "is labelled 'twin', not 'other'", environment: pin)
+    }
+
     /// The interactive prompt: on a terminal, with echo off, and the PIN it reads works.
     func testPINPromptOnATerminalDoesNotEcho() throws {
         try initToken("cli-tty", pin: "tty-secret-4711")
