@@ -39,6 +39,9 @@ enum CLI {
         }
         dirs.append(Bundle.main.bundleURL.deletingLastPathComponent())
         for bundle in Bundle.allBundles { dirs.append(bundle.bundleURL.deletingLastPathComponent()) }
+        // Last resort: the default build directories (`make build` writes .build/release).
+        dirs.append(repoRoot.appendingPathComponent(".build/debug"))
+        dirs.append(repoRoot.appendingPathComponent(".build/release"))
         return dirs
     }
 
