@@ -175,7 +175,9 @@ public final class TokenDatabase: Sendable {
                     try conn.bind(s, 1, seq)
                     try conn.bind(s, 2, uniqueID)
                 }
-                if seq % 1024 == 0, seq > Connection.tombstoneWindow {
+                // Prune in batches of 1024 once the window is exceeded (by distance, not by a modulus of `seq`:
+                // a delete need not land on any particular number).
+                if seq - conn.token.prunedSeq > Connection.tombstoneWindow + 1024 {
                     let pruned = seq - Connection.tombstoneWindow
                     try conn.run("DELETE FROM tombstones WHERE seq <= ?") { try conn.bind($0, 1, pruned) }
                     try conn.run("UPDATE token SET pruned_seq = ? WHERE id = 1") { try conn.bind($0, 1, pruned) }

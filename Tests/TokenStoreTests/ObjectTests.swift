@@ -239,4 +239,23 @@ final class ObjectTests: XCTestCase {
         db.abandonAfterFork()
         XCTAssertThrowsError(try db.objectCount())
     }
+
+    /// A reader that falls behind the tombstone window reloads fully and ends up exact.
+    func testReaderBehindPrunedTombstonesReloads() throws {
+        let (db1, _, dir) = try makeToken()
+        let db2 = try TokenDatabase(directory: dir, indexedAttributes: indexed)
+        try db1.insert(uniqueID: "keep", publicAttributes: key("keep"), keys: nil)
+        XCTAssertEqual(try db2.objectCount(), 1)
+        // 3600 × (insert, delete): at change number 7168 the tombstones up to 3072 are pruned, i.e. the first
+        // ~1500 deletions are no longer recorded — db2 (at position 1) must notice and reload fully.
+        for i in 0..<3600 {
+            try db1.insert(uniqueID: "t\(i)", publicAttributes: key("t"), keys: nil)
+            try db1.delete(uniqueID: "t\(i)")
+        }
+        try db1.insert(uniqueID: "late", publicAttributes: key("late"), keys: nil)
+        let pruned = try sqlite3Shell(db1.path, "SELECT pruned_seq > 1, (SELECT count(*) FROM tombstones) < 3600 FROM token")
+        XCTAssertEqual(pruned, "1|1", "tombstones were pruned")
+        XCTAssertEqual(try db2.allObjects().map(\.uniqueID), ["keep", "late"])
+        XCTAssertEqual(try db2.find(matching: [Attr.label: bytes("t")]), [])
+    }
 }
