@@ -9,7 +9,8 @@ import Glibc
 struct ModuleOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
         "PKCS#11 module to load.",
-        discussion: "Default: $TG_PKCS11_MODULE, else libtensorguard-pkcs11.so next to the tg-pkcs11 executable.",
+        discussion: "Default: $TG_PKCS11_MODULE, else libtensorguard-pkcs11.so next to the tg-pkcs11 executable "
+            + "(build tree), else ../lib/pkcs11/libtensorguard-pkcs11.so from it (`make install` layout).",
         valueName: "path"))
     var module: String?
 
@@ -17,7 +18,11 @@ struct ModuleOptions: ParsableArguments {
     func resolvedPath() -> String {
         if let module, !module.isEmpty { return module }
         if let env = getenv("TG_PKCS11_MODULE"), env.pointee != 0 { return String(cString: env) }
-        return executableDirectory() + "/libtensorguard-pkcs11.so"
+        let directory = executableDirectory()
+        let besideExecutable = directory + "/libtensorguard-pkcs11.so"
+        let installed = directory + "/../lib/pkcs11/libtensorguard-pkcs11.so"
+        if access(besideExecutable, F_OK) != 0, access(installed, F_OK) == 0 { return installed }
+        return besideExecutable
     }
 
     func load() throws -> PKCS11Module {
