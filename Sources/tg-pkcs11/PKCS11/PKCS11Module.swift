@@ -36,13 +36,6 @@ struct ModuleDescription {
     let libraryVersion: (major: UInt8, minor: UInt8)
 }
 
-struct MechanismDescription {
-    let type: CK_MECHANISM_TYPE
-    let minKeySize: CK_ULONG
-    let maxKeySize: CK_ULONG
-    let flags: CK_FLAGS
-}
-
 final class PKCS11Module {
     let path: String
     let functions: UnsafeMutablePointer<CK_FUNCTION_LIST>
@@ -148,13 +141,6 @@ final class PKCS11Module {
         var list = [CK_MECHANISM_TYPE](repeating: 0, count: Int(count))
         try check("C_GetMechanismList", list.withUnsafeMutableBufferPointer { getList(slot, $0.baseAddress, &count) })
         return Array(list.prefix(Int(min(count, CK_ULONG(list.count)))))
-    }
-
-    func mechanismInfo(_ slot: CK_SLOT_ID, _ type: CK_MECHANISM_TYPE) throws -> MechanismDescription {
-        var info = CK_MECHANISM_INFO()
-        try check("C_GetMechanismInfo", entry("C_GetMechanismInfo", fn.C_GetMechanismInfo)(slot, type, &info))
-        return MechanismDescription(type: type, minKeySize: info.ulMinKeySize, maxKeySize: info.ulMaxKeySize,
-                                    flags: info.flags)
     }
 
     /// C_InitToken. `label` is at most 32 bytes of UTF-8 (blank padded here).
