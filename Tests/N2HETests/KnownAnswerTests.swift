@@ -71,7 +71,7 @@ final class KnownAnswerTests: XCTestCase {
         var sequential = PCG64(seedBytesBigEndian: seed)
         let base = sequential
         var outputs: [UInt64] = []
-        for _ in 0..<300 { outputs.append(sequential.next64()) }
+        for _ in 0..<400 { outputs.append(sequential.next64()) }
         print("PCG64 AVX-512 path available: \(PCG64InterleavedFiller.vectorAvailable)")
         for start in [0, 1, 2, 3, 5, 17, 100, 255] {
             var jumped = base
@@ -79,10 +79,11 @@ final class KnownAnswerTests: XCTestCase {
             XCTAssertEqual(jumped.next64(), outputs[start], "advance(\(start))")
             for vector in [false, PCG64InterleavedFiller.vectorAvailable] {
                 var filler = PCG64InterleavedFiller(generator: base, startingAtOutput: UInt64(start), allowVector: vector)
-                var buffer = [UInt64](repeating: 0, count: 32)
-                buffer.withUnsafeMutableBufferPointer { filler.fill($0.baseAddress!, count: 16) }
-                buffer.withUnsafeMutableBufferPointer { filler.fill($0.baseAddress! + 16, count: 16) }   // state carries over
-                XCTAssertEqual(buffer, Array(outputs[start..<start + 32]), "filler from \(start), vector \(vector)")
+                let g = PCG64InterleavedFiller.fillGranularity
+                var buffer = [UInt64](repeating: 0, count: 2 * g)
+                buffer.withUnsafeMutableBufferPointer { filler.fill($0.baseAddress!, count: g) }
+                buffer.withUnsafeMutableBufferPointer { filler.fill($0.baseAddress! + g, count: g) }   // state carries over
+                XCTAssertEqual(buffer, Array(outputs[start..<start + 2 * g]), "filler from \(start), vector \(vector)")
             }
         }
     }
