@@ -211,6 +211,13 @@ final class KnownAnswerTests: XCTestCase {
         XCTAssertEqual(padded.count, 48)
         XCTAssertEqual(Array(padded[0..<32]), hex("7649abac8119b246cee98e9b12e9197d5086cb9b507219ee95db113a917678b2"))
         XCTAssertEqual(try run(.cbcPad(iv: iv), .decrypt, padded), p)
+        // F.1.3 / F.1.5: AES-192 and AES-256 ECB, first block.
+        let k192 = secret("8e73b0f7da0e6452c810f32b809079e562f8ead2522c6b7b")
+        let e192 = try SymmetricCipher(mode: .ecb, direction: .encrypt, key: k192)
+        XCTAssertEqual(try e192.update(Array(p[0..<16])) + e192.finish(), hex("bd334f1d6e45f25ff712a214571fa5cc"))
+        let k256 = secret("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4")
+        let e256 = try SymmetricCipher(mode: .ecb, direction: .encrypt, key: k256)
+        XCTAssertEqual(try e256.update(Array(p[0..<16])) + e256.finish(), hex("f3eed1bdb5d2a03c064b5a7e3db181f8"))
         // ECB without a whole block fails at finish.
         XCTAssertThrowsError(try run(.ecb, .encrypt, Array(p[0..<17]))) {
             XCTAssertEqual($0 as? CryptoError, .invalidInputLength(1))
