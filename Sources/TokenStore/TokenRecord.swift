@@ -21,7 +21,10 @@ public struct PINStatus: Sendable, Equatable {
         self.maxAttempts = maxAttempts
     }
 
-    public var remainingAttempts: Int { max(0, maxAttempts - failedAttempts) }
+    public var remainingAttempts: Int {
+        let (r, overflow) = maxAttempts.subtractingReportingOverflow(failedAttempts)
+        return overflow ? 0 : max(0, r)
+    }
     /// CKF_*_PIN_LOCKED.
     public var isLocked: Bool { isSet && failedAttempts >= maxAttempts }
     /// CKF_*_PIN_FINAL_TRY.
