@@ -28,6 +28,8 @@ struct TokenListing: Codable {
     let manufacturer: String
     let flags: [String]
     let token: Token?
+    /// Set when the token's information could not be read (the other slots are still listed).
+    let error: String?
 }
 
 struct TokenList: ParsableCommand {
@@ -47,19 +49,25 @@ struct TokenList: ParsableCommand {
         for slot in try module.slotList(tokenPresent: false) {
             let info = try module.slotInfo(slot)
             var token: TokenListing.Token?
+            var failure: String?
             if info.tokenPresent {
-                let t = try module.tokenInfo(slot)
-                let mechs = mechanisms ? try module.mechanismList(slot).map(Names.mechanism) : nil
-                token = .init(label: t.label, manufacturer: t.manufacturer, model: t.model, serial: t.serial,
-                              flags: Names.flags(t.flags, Names.tokenFlags), initialized: t.initialized,
-                              userPINInitialized: t.userPINInitialized, minPINLength: t.minPINLength,
-                              maxPINLength: t.maxPINLength, mechanisms: mechs)
+                do {
+                    let t = try module.tokenInfo(slot)
+                    let mechs = mechanisms ? try module.mechanismList(slot).map(Names.mechanism) : nil
+                    token = .init(label: t.label, manufacturer: t.manufacturer, model: t.model, serial: t.serial,
+                                  flags: Names.flags(t.flags, Names.tokenFlags), initialized: t.initialized,
+                                  userPINInitialized: t.userPINInitialized, minPINLength: t.minPINLength,
+                                  maxPINLength: t.maxPINLength, mechanisms: mechs)
+                } catch let error as PKCS11Error {
+                    failure = error.description
+                }
             }
             listing.append(TokenListing(slot: slot, description: info.description, manufacturer: info.manufacturer,
-                                        flags: Names.flags(info.flags, Names.slotFlags), token: token))
+                                        flags: Names.flags(info.flags, Names.slotFlags), token: token, error: failure))
         }
         if json {
             print(try jsonString(listing))
+            try failIfUnreadable(listing)
             return
         }
         let moduleInfo = try module.info()
@@ -71,6 +79,10 @@ struct TokenList: ParsableCommand {
         }
         for entry in listing {
             print("Slot \(entry.slot): \(entry.description)")
+            if let error = entry.error {
+                print("  token unreadable: \(error)")
+                continue
+            }
             guard let t = entry.token else {
                 print("  no token")
                 continue
@@ -81,6 +93,16 @@ struct TokenList: ParsableCommand {
             print("  serial:       \(t.serial)")
             print("  flags:        \(t.flags.joined(separator: ", "))")
             if let m = t.mechanisms { print("  mechanisms:   \(m.joined(separator: ", "))") }
+        }
+        try failIfUnreadable(listing)
+    }
+
+    /// Everything readable has been listed; a script still learns (exit status 1) that a token was not.
+    private func failIfUnreadable(_ listing: [TokenListing]) throws {
+        let unreadable = listing.filter { $0.error != nil }.map { String($0.slot) }
+        if !unreadable.isEmpty {
+            throw CLIError("could not read the token in slot\(unreadable.count == 1 ? "" : "s") "
+                + unreadable.joined(separator: ", "))
         }
     }
 }
