@@ -1,9 +1,13 @@
 // The one piece of global state of the library: the Module of this process, and the pid it was
 // initialised in (fork detection). Every shim takes the reference under the lock and calls the Module
 // outside it; Module is thread safe, so concurrent callers never wait on each other here.
+//
+// The lock is a pthread mutex in Sources/CPKCS11/fork_safety.c rather than Synchronization.Mutex: it is
+// held across fork() by pthread_atfork handlers (a child never inherits it locked by a thread it does not
+// have), which a Swift Mutex cannot be. See docs/abi.md, "Fork".
 import CP11Kit
+import CPKCS11
 import Cryptoki
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -13,20 +17,28 @@ import Musl
 import Darwin
 #endif
 
-struct ModuleState: Sendable {
+struct ModuleState {
     var module: Module?
     /// Process that called C_Initialize. A call from another pid comes from a child after fork():
     /// the inherited Module is not this process's and the library is not initialised there.
     var pid: pid_t = 0
 }
 
-let moduleState = Mutex(ModuleState())
+/// Guarded by tg_state_lock()/tg_state_unlock(); touched only through `withModuleState`.
+nonisolated(unsafe) private var moduleState = ModuleState()
+
+@inline(__always)
+func withModuleState<R>(_ body: (inout ModuleState) throws -> R) rethrows -> R {
+    tg_state_lock()
+    defer { tg_state_unlock() }
+    return try body(&moduleState)
+}
 
 /// The Module of this process, or nil when C_Initialize has not succeeded here (never called, finalised,
 /// or a child after fork()).
 func currentModule() -> Module? {
     let pid = getpid()
-    return moduleState.withLock { state in
+    return withModuleState { state in
         state.pid == pid ? state.module : nil
     }
 }
@@ -36,7 +48,7 @@ let maxConfigPathLength = 4096
 
 /// C_Initialize. Accepted argument forms (PKCS#11 2.40 §5.4 / 3.0 §5.4): NULL; CKF_OS_LOCKING_OK; the four
 /// mutex callbacks; both. In every accepted case the library locks with OS primitives
-/// (Synchronization.Mutex) and never calls the application's callbacks — see docs/abi.md.
+/// (pthread mutexes, Synchronization.Mutex) and never calls the application's callbacks — see docs/abi.md.
 func initialize(_ pInitArgs: UnsafeMutableRawPointer?) -> CK_RV {
     var configPath: String?
     if let pInitArgs {
@@ -57,7 +69,7 @@ func initialize(_ pInitArgs: UnsafeMutableRawPointer?) -> CK_RV {
     }
 
     let pid = getpid()
-    return moduleState.withLock { state in
+    return withModuleState { state in
         if let existing = state.module {
             if state.pid == pid { return CKR_CRYPTOKI_ALREADY_INITIALIZED }
             // A child after fork(): the parent's Module is not ours to use or to close. Drop its secrets
@@ -82,7 +94,7 @@ func initialize(_ pInitArgs: UnsafeMutableRawPointer?) -> CK_RV {
 /// C_Finalize: pReserved must be NULL.
 func finalize(_ pReserved: UnsafeMutableRawPointer?) -> CK_RV {
     let pid = getpid()
-    let taken: Module?? = moduleState.withLock { state in
+    let taken: Module?? = withModuleState { state in
         guard state.pid == pid, let module = state.module else { return .none }
         if pReserved != nil { return .some(nil) }
         state.module = nil

@@ -1699,6 +1699,127 @@ static void test_fork(CK_SESSION_HANDLE parent_session) {
     EXPECT(f->C_GetSessionInfo(parent_session, &si), CKR_OK);
 }
 
+/* Racing C_Initialize calls: exactly one wins. */
+static CK_RV race_rvs[4];
+static void *race_init(void *arg) {
+    CK_C_INITIALIZE_ARGS args;
+    memset(&args, 0, sizeof args);
+    args.flags = CKF_OS_LOCKING_OK;
+    race_rvs[(intptr_t)arg] = f->C_Initialize(&args);
+    return NULL;
+}
+
+static void test_initialize_race(void) {
+    section = "concurrent C_Initialize";
+    pthread_t threads[4];
+    for (intptr_t i = 0; i < 4; i++) pthread_create(&threads[i], NULL, race_init, (void *)i);
+    int ok = 0, already = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(threads[i], NULL);
+        if (race_rvs[i] == CKR_OK) ok++;
+        if (race_rvs[i] == CKR_CRYPTOKI_ALREADY_INITIALIZED) already++;
+    }
+    CHECK(ok == 1 && already == 3);
+    EXPECT(f->C_Finalize(NULL), CKR_OK);
+}
+
+/* C_Finalize while other threads are mid-call: the standard leaves this undefined, but a host that
+ * does it must not crash. Run in a child so a crash is a failed case, not a dead sweep. */
+static volatile int hammer_stop;
+static void *hammer(void *arg) {
+    (void)arg;
+    while (!hammer_stop) {
+        CK_SESSION_HANDLE s;
+        CK_BYTE buf[16];
+        CK_INFO info;
+        CK_RV rv = f->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &s);
+        if (rv == CKR_OK) {
+            f->C_GenerateRandom(s, buf, sizeof buf);
+            f->C_CloseSession(s);
+        }
+        f->C_GetInfo(&info);
+    }
+    return NULL;
+}
+
+/* A child of a process that used the module, with several threads — the forking thread among them —
+ * using one session at once (a forking server whose workers are threaded). Swift's locks cache thread
+ * ids per thread; without the module's fork handling the forking thread carries its parent's id into the
+ * child and contended locks trap (SIGILL) — see docs/abi.md "Fork". */
+static CK_SESSION_HANDLE child_shared;
+static void child_work(void) {
+    CK_BYTE buf[16];
+    CK_SESSION_INFO si;
+    CK_SESSION_HANDLE s;
+    f->C_GenerateRandom(child_shared, buf, sizeof buf);
+    f->C_GetSessionInfo(child_shared, &si);
+    if (f->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &s) == CKR_OK) f->C_CloseSession(s);
+}
+static void *child_hammer(void *arg) {
+    (void)arg;
+    while (!hammer_stop) child_work();
+    return NULL;
+}
+
+static void test_threaded_child(void) {
+    section = "threaded child after fork";
+    int crashed = 0, failed_children = 0;
+    for (int round = 0; round < 8; round++) {
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            if (f->C_Initialize(NULL) != CKR_OK) _exit(1);
+            if (f->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &child_shared) != CKR_OK) _exit(2);
+            hammer_stop = 0;
+            pthread_t threads[3];
+            for (int i = 0; i < 3; i++) pthread_create(&threads[i], NULL, child_hammer, NULL);
+            for (int i = 0; i < 1000; i++) child_work(); /* the forking thread contends too */
+            hammer_stop = 1;
+            for (int i = 0; i < 3; i++) pthread_join(threads[i], NULL);
+            _exit(f->C_Finalize(NULL) == CKR_OK ? 0 : 3);
+        }
+        if (pid < 0) {
+            failed_children++;
+            continue;
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        if (WIFSIGNALED(status)) crashed++;
+        else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) failed_children++;
+    }
+    if (crashed || failed_children) printf("      8 children: %d crashed, %d failed\n", crashed, failed_children);
+    CHECK(crashed == 0 && failed_children == 0);
+}
+
+static void test_finalize_under_load(void) {
+    section = "C_Finalize under load";
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int bad = 0;
+        if (f->C_Initialize(NULL) != CKR_OK) _exit(1);
+        pthread_t threads[3];
+        for (int i = 0; i < 3; i++) pthread_create(&threads[i], NULL, hammer, NULL);
+        usleep(50000);
+        if (f->C_Finalize(NULL) != CKR_OK) bad |= 2;
+        usleep(20000);
+        if (f->C_Initialize(NULL) != CKR_OK) bad |= 4; /* again, while the threads keep calling */
+        usleep(20000);
+        hammer_stop = 1;
+        for (int i = 0; i < 3; i++) pthread_join(threads[i], NULL);
+        if (f->C_Finalize(NULL) != CKR_OK) bad |= 8;
+        _exit(bad);
+    }
+    CHECK(pid > 0);
+    if (pid <= 0) return;
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        printf("      child status: exited=%d code=0x%x signal=%d\n", WIFEXITED(status), WEXITSTATUS(status),
+               WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 static void test_unload(const char *path) {
     section = "dlclose/dlopen (NODELETE)";
     void *old_list = f2;
@@ -1771,6 +1892,11 @@ int main(int argc, char **argv) {
         printf("      C_Initialize failed: the sweeps that need a module are skipped (counted as 1 failure)\n");
     }
     sweep_uninitialised("after C_Finalize");
+    test_initialize_race();
+    if (have_slot) {
+        test_finalize_under_load();
+        test_threaded_child();
+    }
     test_unload(path);
 
     printf("%d passed, %d failed\n", passed, failed);

@@ -1,0 +1,94 @@
+/* Fork safety below the Swift code: the lock of the library's global state, and a clean thread state
+ * for the forking thread in the child.
+ *
+ * 1. The global state lock is a pthread mutex held across fork() (pthread_atfork prepare/parent/child),
+ *    so a child never inherits it locked by a thread that does not exist there.
+ *
+ * 2. Swift caches thread ids in thread-local storage: Synchronization.Mutex (one cache per Swift module
+ *    that inlines it), the runtime's own locks and libdispatch each keep the TID of the thread on first
+ *    use and never refresh it. After fork() the child's only thread still carries the parent thread's
+ *    TID, writes it into every Swift Mutex it takes, and as soon as another child thread contends for
+ *    such a lock the kernel's PI-futex call fails (the owner TID is not in this process) and Swift traps
+ *    ("Unknown error occurred while attempting to acquire a Mutex") — in the host. The child handler
+ *    therefore resets this module's TLS block of the forking thread to its initial image: the thread
+ *    then looks to the Swift runtime, its locks and libdispatch like a thread that never ran module
+ *    code (the module never forks itself and never calls back into the host, so no module frame is on
+ *    that thread's stack during fork()). */
+#define _GNU_SOURCE
+#include "CPKCS11.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <link.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+static pthread_mutex_t tg_state_mutex;
+static pthread_mutexattr_t tg_state_mutex_attr;
+static __thread int tg_fork_holds_state; /* this thread's prepare handler took the lock */
+
+/* This module's PT_TLS segment and where tg_tls_anchor sits in it. */
+static __thread unsigned char tg_tls_anchor;
+static ptrdiff_t tg_anchor_offset = -1;
+static const unsigned char *tg_tls_image;
+static size_t tg_tls_filesz, tg_tls_memsz;
+
+void tg_state_lock(void) { (void)pthread_mutex_lock(&tg_state_mutex); }
+void tg_state_unlock(void) { (void)pthread_mutex_unlock(&tg_state_mutex); }
+
+static void tg_fork_prepare(void) {
+    /* EDEADLK (fork from inside our own critical section) leaves the lock as it is. */
+    tg_fork_holds_state = pthread_mutex_lock(&tg_state_mutex) == 0;
+}
+
+static void tg_fork_parent(void) {
+    if (tg_fork_holds_state) (void)pthread_mutex_unlock(&tg_state_mutex);
+    tg_fork_holds_state = 0;
+}
+
+static void tg_fork_child(void) {
+    /* The only thread of the child: a fresh, unlocked mutex (an error-checking mutex cannot be unlocked
+     * here: it records the parent thread's TID as owner). */
+    (void)pthread_mutex_init(&tg_state_mutex, &tg_state_mutex_attr);
+    if (tg_anchor_offset >= 0) {
+        unsigned char *block = &tg_tls_anchor - tg_anchor_offset;
+        memcpy(block, tg_tls_image, tg_tls_filesz);
+        memset(block + tg_tls_filesz, 0, tg_tls_memsz - tg_tls_filesz);
+    }
+}
+
+static int tg_find_self(struct dl_phdr_info *info, size_t size, void *self) {
+    (void)size;
+    const ElfW(Phdr) *tls = NULL;
+    int ours = 0;
+    for (ElfW(Half) i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t start = (uintptr_t)info->dlpi_addr + (uintptr_t)ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && (uintptr_t)self >= start && (uintptr_t)self - start < ph->p_memsz) ours = 1;
+        if (ph->p_type == PT_TLS) tls = ph;
+    }
+    if (!ours) return 0;
+    if (tls != NULL && info->dlpi_tls_data != NULL && tls->p_filesz <= tls->p_memsz) {
+        ptrdiff_t offset = (unsigned char *)&tg_tls_anchor - (unsigned char *)info->dlpi_tls_data;
+        if (offset >= 0 && (size_t)offset < tls->p_memsz) {
+            tg_tls_image = (const unsigned char *)(info->dlpi_addr + tls->p_vaddr);
+            tg_tls_filesz = tls->p_filesz;
+            tg_tls_memsz = tls->p_memsz;
+            tg_anchor_offset = offset;
+        }
+    }
+    return 1;
+}
+
+__attribute__((constructor)) static void tg_fork_safety_init(void) {
+    (void)pthread_mutexattr_init(&tg_state_mutex_attr);
+    (void)pthread_mutexattr_settype(&tg_state_mutex_attr, PTHREAD_MUTEX_ERRORCHECK);
+    (void)pthread_mutex_init(&tg_state_mutex, &tg_state_mutex_attr);
+    tg_tls_anchor = 0; /* make sure this thread's block of our TLS exists before asking where it is */
+    (void)dl_iterate_phdr(tg_find_self, (void *)&tg_fork_safety_init);
+    (void)pthread_atfork(tg_fork_prepare, tg_fork_parent, tg_fork_child);
+}
+
+int tg_fork_tls_reset_ready(void) { return tg_anchor_offset >= 0; }
