@@ -122,8 +122,8 @@ public enum N2HEMatrixExpansion {
         }
     }
 
-    /// Σ over rows of (row · s) — the expansion plus dot product that LWE2 decryption performs, exposed so
-    /// benchmarks can time it. Returns the per-row dot products mod q.
+    /// The dot product (A_r · s) mod q of every row of the expanded A with the key — the work LWE2 decryption
+    /// does before subtracting from B — exposed so tools and benchmarks can check and time it.
     public static func rowDots(seed: [UInt8], rows: Int, key: N2HESecretKey, modulusBits: Int) throws -> [UInt64] {
         guard N2HEParameters.supportedModulusBits.contains(modulusBits) else {
             throw N2HEError.unsupportedParameters(.unsupportedModulusBits(modulusBits))
