@@ -90,5 +90,3 @@ __attribute__((constructor)) static void tg_fork_safety_init(void) {
     (void)dl_iterate_phdr(tg_find_self, (void *)&tg_fork_safety_init);
     (void)pthread_atfork(tg_fork_prepare, tg_fork_parent, tg_fork_child);
 }
-
-int tg_fork_tls_reset_ready(void) { return tg_anchor_offset >= 0; }

@@ -598,6 +598,7 @@ public func tgGenerateRandom(_ hSession: CK_SESSION_HANDLE, _ pRandomData: Unsaf
                              _ ulRandomLen: CK_ULONG) -> CK_RV {
     shim { module in
         let n = try length(ulRandomLen)
+        guard n <= maxDataLength else { throw argumentsBad }
         let buffer = n == 0 ? UnsafeMutableRawBufferPointer(start: nil, count: 0)
                             : UnsafeMutableRawBufferPointer(start: try required(pRandomData), count: n)
         try module.generateRandom(hSession, into: buffer)

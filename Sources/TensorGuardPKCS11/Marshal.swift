@@ -18,6 +18,9 @@ let maxMechanismParameterLength = 1 << 16
 let maxAADLength = 1 << 24
 /// Bytes of a PIN; longer is CKR_PIN_LEN_RANGE without being read.
 let maxPINLength = 1 << 16
+/// Bytes of one input buffer (data, ciphertext, signature, seed, wrapped key) and of one C_GenerateRandom
+/// request: far above any real single call, far below what a lying length could make us walk through.
+let maxDataLength = 1 << 32
 
 /// PKCS#11 CK_UNAVAILABLE_INFORMATION (the header's cast macro does not import into Swift).
 let unavailableInformation = CK_ULONG.max
@@ -89,6 +92,7 @@ func ulong(_ value: Int) -> CK_ULONG { CK_ULONG(clamping: value) }
 func input(_ pointer: UnsafeMutablePointer<CK_BYTE>?, _ count: CK_ULONG) throws -> UnsafeRawBufferPointer {
     let n = try length(count)
     if n == 0 { return UnsafeRawBufferPointer(start: nil, count: 0) }
+    guard n <= maxDataLength else { throw argumentsBad }
     return UnsafeRawBufferPointer(start: try required(pointer), count: n)
 }
 

@@ -998,6 +998,13 @@ static void test_find(CK_SESSION_HANDLE s) {
     EXPECT(f->C_FindObjects(s, found, 16, &count), CKR_OK);
     CHECK(count == 0);
     EXPECT(f->C_FindObjectsFinal(s), CKR_OK);
+    EXPECT(f->C_FindObjectsInit(s, &by_class, 1), CKR_OK);
+    count = 99;
+    EXPECT(f->C_FindObjects(s, found, 0, &count), CKR_OK); /* room for none: none written */
+    CHECK(count == 0);
+    EXPECT(f->C_FindObjects(s, found, 16, &count), CKR_OK);
+    CHECK(count == 3);
+    EXPECT(f->C_FindObjectsFinal(s), CKR_OK);
     EXPECT(f->C_FindObjectsFinal(s), CKR_OPERATION_NOT_INITIALIZED);
     EXPECT(f->C_FindObjectsInit(s, NULL, 0), CKR_OK); /* everything */
     count = 0;
@@ -1123,6 +1130,8 @@ static void test_encrypt(CK_SESSION_HANDLE s) {
     EXPECT(f->C_Encrypt(s, plain, sizeof plain, cipher, &len), CKR_BUFFER_TOO_SMALL);
     CHECK(len == sizeof plain + 16);
     len = sizeof cipher;
+    EXPECT(f->C_Encrypt(s, plain, (CK_ULONG)1 << 40, cipher, &len), CKR_ARGUMENTS_BAD); /* 1 TiB of input */
+    EXPECT(f->C_EncryptInit(s, &gcm, aes_key), CKR_OK);
     EXPECT(f->C_Encrypt(s, NULL, sizeof plain, cipher, &len), CKR_ARGUMENTS_BAD);
     EXPECT(f->C_Encrypt(s, plain, sizeof plain, cipher, &len), CKR_OPERATION_NOT_INITIALIZED);
 
@@ -1264,6 +1273,10 @@ static void test_digest_sign(CK_SESSION_HANDLE s) {
     EXPECT(f->C_VerifyUpdate(s, NULL, 3), CKR_ARGUMENTS_BAD);
     EXPECT(f->C_VerifyFinal(s, NULL, 32), CKR_ARGUMENTS_BAD);
     EXPECT(f->C_Verify(s, data, ULONG_MAX, sig, 32), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_Verify(s, data, 3, sig, (CK_ULONG)1 << 40), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_DigestInit(s, &sha), CKR_OK);
+    EXPECT(f->C_DigestUpdate(s, data, (CK_ULONG)1 << 40), CKR_ARGUMENTS_BAD); /* and the digest ends */
+    EXPECT(f->C_DigestFinal(s, out, &len), CKR_OPERATION_NOT_INITIALIZED);
 }
 
 static void test_wrap(CK_SESSION_HANDLE s) {
@@ -1329,10 +1342,12 @@ static void test_random_and_unsupported(CK_SESSION_HANDLE s) {
     CK_BYTE buf[64] = { 0 }, zero[64] = { 0 };
     EXPECT(f->C_GenerateRandom(s, NULL, 16), CKR_ARGUMENTS_BAD);
     EXPECT(f->C_GenerateRandom(s, buf, ULONG_MAX), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_GenerateRandom(s, buf, (CK_ULONG)1 << 40), CKR_ARGUMENTS_BAD); /* would write 1 TiB */
     EXPECT(f->C_GenerateRandom(s, NULL, 0), CKR_OK);
     EXPECT(f->C_GenerateRandom(s, buf, sizeof buf), CKR_OK);
     CHECK(memcmp(buf, zero, sizeof buf) != 0);
     EXPECT(f->C_SeedRandom(s, NULL, 16), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_SeedRandom(s, buf, (CK_ULONG)1 << 40), CKR_ARGUMENTS_BAD); /* would read 1 TiB */
     EXPECT(f->C_SeedRandom(s, buf, 16), CKR_OK, CKR_RANDOM_SEED_NOT_SUPPORTED);
 
     section = "not supported";

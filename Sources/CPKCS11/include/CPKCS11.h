@@ -51,10 +51,8 @@ CK_RV C_VerifyMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK
                           CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen);
 CK_RV C_MessageVerifyFinal(CK_SESSION_HANDLE hSession);
 
-/* fork_safety.c: the lock of the Swift layer's global state (held across fork()), and whether the
- * child-side reset of this module's thread-local storage is armed. */
+/* fork_safety.c: the lock of the Swift layer's global state (held across fork()). */
 void tg_state_lock(void);
 void tg_state_unlock(void);
-int tg_fork_tls_reset_ready(void);
 
 #endif /* CPKCS11_H */
