@@ -41,6 +41,34 @@ final class RoundTripTests: XCTestCase {
         }
     }
 
+    /// With fixed randomness, every thread count writes identical bytes; odd n makes LWE2 threads start on
+    /// either half of a PCG64 output (q = 2^32).
+    func testThreadCountsGiveIdenticalCiphertexts() throws {
+        var rng = SplitMix64(state: 11)
+        for bits in [32, 48] {
+            let n = 33, k = 50
+            let cipher = try N2HECipher(key: try makeKey((0..<n).map { _ in Int64(rng.next() % 3) - 1 }),
+                                        parameters: try N2HEParameters(n: n, modulusBits: bits))
+            let messages = (0..<k).map { _ in Int64(bitPattern: rng.next()) }
+            let plaintext = littleEndianBytes(messages)
+            let fixed = N2HECipher.FixedRandomness(noise: (0..<k).map { _ in Int64(rng.next() % 7) - 3 },
+                                                   seed: (0..<32).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+            let reference = try plaintext.withUnsafeBytes {
+                try cipher.encryptToArray(plaintext: $0, format: .lwe2, threads: 1, fixed: fixed)
+            }
+            let expected = messages.map { expectedReduction($0, plaintextBits: 16) }
+            for threads in 2...7 {
+                let ct = try plaintext.withUnsafeBytes {
+                    try cipher.encryptToArray(plaintext: $0, format: .lwe2, threads: threads, fixed: fixed)
+                }
+                XCTAssertEqual(ct, reference, "q=2^\(bits) threads \(threads)")
+                XCTAssertEqual(try cipher.decrypt(ct, threads: threads), expected)
+            }
+            let lwe1 = try cipher.encrypt(messages, format: .lwe1, threads: 7)
+            for threads in 1...7 { XCTAssertEqual(try cipher.decrypt(lwe1, threads: threads), expected) }
+        }
+    }
+
     func testEncryptionIsRandomised() throws {
         let cipher = try N2HECipher(key: try N2HESecretKey.generate(n: 32), parameters: try N2HEParameters(n: 32))
         for format in N2HECiphertextFormat.allCases {
