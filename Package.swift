@@ -29,7 +29,7 @@ let package = Package(
         // The N2HE scheme of the TensorGuard SDK: parameters, keys, LWE1/LWE2, PCG64 expansion. Knows no PKCS#11.
         .target(name: "N2HE", dependencies: ["COpenSSL"]),
         // Key-wrapping backends (DESIGN §5): the protocol and its implementations. Never sees objects.
-        .target(name: "KeyWrap", dependencies: ["CryptoCore"]),
+        .target(name: "KeyWrap", dependencies: ["CryptoCore", "CP11Kit"]),
         // Persistence and at-rest sealing (DESIGN §4): SQLite per token, root key envelope, sealed attributes.
         .target(name: "TokenStore", dependencies: ["CryptoCore", "CSQLite", "KeyWrap"]),
         // PKCS#11 semantics in Swift types: slots, tokens, sessions, login, objects, policy, mechanisms.
@@ -54,6 +54,9 @@ let package = Package(
                 "-Xlinker", "-l_FoundationCShims", "-Xlinker", "-l_FoundationCollections", "-Xlinker", "-l_FoundationICU",
                 "-Xlinker", "--end-group",
                 "-Xlinker", "--no-undefined",
+                // lld: symbols the version script makes local stay out of .dynsym (gold kept ~47 of them there,
+                // Swift metadata and libdispatch's __dispatch_tsd, visible to `nm -D` though unbindable).
+                "-use-ld=lld",
                 "-Xlinker", "--exclude-libs=ALL",
                 "-Xlinker", "-z", "-Xlinker", "nodelete",
                 "-Xlinker", "--version-script=\(root)/Sources/TensorGuardPKCS11/exports.map",
@@ -68,7 +71,7 @@ let package = Package(
         .testTarget(name: "CryptoCoreTests", dependencies: ["CryptoCore"]),
         .testTarget(name: "N2HETests", dependencies: ["N2HE"]),
         .testTarget(name: "TokenStoreTests", dependencies: ["TokenStore", "KeyWrap", "CryptoCore"]),
-        .testTarget(name: "KeyWrapTests", dependencies: ["KeyWrap", "CryptoCore"]),
+        .testTarget(name: "KeyWrapTests", dependencies: ["KeyWrap", "CryptoCore", "TokenStore"]),
         .testTarget(name: "CryptokiTests", dependencies: ["Cryptoki", "CP11Kit"]),
         // Runs the built tg-pkcs11 (`swift build` first); N2HE checks its ciphertexts against the SDK key file.
         .testTarget(name: "CLITests", dependencies: ["N2HE"]),
