@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# `make bench`: the same harness (bench/p11bench.c) on a fresh SoftHSM2 token (file backend) and a fresh token of
+# ours, in one run, then the N2HE figures of ours next to the numpy reference (tools/n2he_reference.py).
+# Prints a markdown table (also saved to out/bench/results.md). Figures are informative: nothing asserts on time.
+#
+# Env: BENCH_SECONDS (time box per figure, default 1.5), BENCH_FIND=0 skips the 1k/10k-object find figures
+#      (filling 10,000 objects into SoftHSM2's file store takes minutes), N2HE_PEAK_K (default 65536).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUT="$ROOT/out/bench"
+BIN="$OUT/p11bench"
+OURS="${OURS_MODULE:-$ROOT/.build/release/libtensorguard-pkcs11.so}"
+SOFTHSM="${SOFTHSM_MODULE:-/usr/lib/softhsm/libsofthsm2.so}"
+SECS="${BENCH_SECONDS:-1.5}"
+PEAK_K="${N2HE_PEAK_K:-65536}"
+PIN=1234 SO_PIN=12345678          # throwaway benchmark tokens
+FIND_ARGS=(); [ "${BENCH_FIND:-1}" = 0 ] && FIND_ARGS=(--no-find)
+
+[ -x "$BIN" ] || make -C "$ROOT" --no-print-directory bench-bin >/dev/null
+rm -rf "$OUT/softhsm" "$OUT/ours"; mkdir -p "$OUT/softhsm/tokens" "$OUT/ours/store"
+
+# SoftHSM2, file object store.
+printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$OUT/softhsm/tokens" >"$OUT/softhsm/softhsm2.conf"
+export SOFTHSM2_CONF="$OUT/softhsm/softhsm2.conf"
+softhsm2-util --init-token --free --label bench --pin "$PIN" --so-pin "$SO_PIN" >/dev/null
+
+# Ours: a config with the default PIN KDF cost (what a deployment gets).
+cat >"$OUT/ours/config.yaml" <<YAML
+log:
+  level: error
+  file: $OUT/ours/module.log
+tokens:
+  - name: bench
+    store: $OUT/ours/store
+    backend:
+      kind: local
+    max_pin_retries: 10
+YAML
+chmod 600 "$OUT/ours/config.yaml"
+export TENSORGUARD_PKCS11_CONF="$OUT/ours/config.yaml"
+ours_ok=1
+if [ ! -f "$OURS" ]; then
+  echo "bench: $OURS not built; our column will be n/a" >&2; ours_ok=0
+elif ! { pkcs11-tool --module "$OURS" --slot-index 0 --init-token --label bench --so-pin "$SO_PIN" &&
+         pkcs11-tool --module "$OURS" --token-label bench --login --login-type so --so-pin "$SO_PIN" --init-pin --pin "$PIN"; } \
+       >"$OUT/ours/init.log" 2>&1; then
+  echo "bench: could not initialise a token of ours (see out/bench/ours/init.log); our column will be n/a" >&2; ours_ok=0
+fi
+
+run_bench() {  # NAME MODULE — writes $OUT/NAME.txt (figures) and $OUT/NAME.err
+  local name="$1" mod="$2"
+  echo "bench: $name ($mod) ..." >&2
+  "$BIN" --module "$mod" --token bench --pin "$PIN" --seconds "$SECS" "${FIND_ARGS[@]}" >"$OUT/$name.txt" 2>"$OUT/$name.err" ||
+    echo "bench: p11bench on $name exited $? (see out/bench/$name.err)" >&2
+}
+run_bench softhsm "$SOFTHSM"
+: >"$OUT/ours.txt"
+if [ "$ours_ok" = 1 ]; then
+  run_bench ours "$OURS"
+  for f in lwe1 lwe2; do
+    "$BIN" --module "$OURS" --token bench --pin "$PIN" --n2he-peak "$f" --n2he-k "$PEAK_K" >>"$OUT/ours.txt" 2>>"$OUT/ours.err" || true
+  done
+fi
+
+: >"$OUT/numpy.json"
+if [ -f "$ROOT/tools/n2he_reference.py" ]; then
+  echo "bench: numpy reference (tools/n2he_reference.py bench --k 4096) ..." >&2
+  python3 "$ROOT/tools/n2he_reference.py" bench --k 4096 >"$OUT/numpy.json" 2>"$OUT/numpy.err" ||
+    { echo "bench: numpy reference failed (see out/bench/numpy.err)" >&2; : >"$OUT/numpy.json"; }
+fi
+
+python3 - "$OUT" "$PEAK_K" <<'PY' | tee "$OUT/results.md"
+import json, os, sys
+out, peak_k = sys.argv[1], sys.argv[2]
+def figs(name):
+    d = {}
+    try:
+        for line in open(os.path.join(out, name + ".txt")):
+            parts = line.split()
+            if len(parts) == 2:
+                d.setdefault(parts[0], parts[1])   # first value wins (create rate is printed twice)
+    except FileNotFoundError:
+        pass
+    return d
+def num(v):
+    try: return float(v)
+    except (TypeError, ValueError): return None
+def fmt(v):
+    x = num(v)
+    if x is None: return "n/a"
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.2f}"
+def ratio(a, b):
+    a, b = num(a), num(b)
+    return f"{a / b:.2f}×" if a is not None and b else "n/a"
+soft, ours = figs("softhsm"), figs("ours")
+rows = [
+    ("C_Initialize + open + login, first (ms)", "init_open_login_ms"),
+    ("C_Initialize + open + login, repeated (ms)", "init_open_login_ms_warm"),
+    ("token AES-256 key generation (/s)", "aes_keygen_per_s"),
+    ("C_FindObjects by label, 1,000 token objects (/s)", "find_by_label_per_s_1k"),
+    ("C_FindObjects by label, 10,000 token objects (/s)", "find_by_label_per_s_10k"),
+    ("token data object creation (/s)", "create_data_object_per_s"),
+    ("AES-GCM encrypt 4 KiB (/s)", "aes_gcm_4k_encrypt_per_s"),
+    ("SHA-256 (MB/s)", "sha256_mb_per_s"),
+    ("C_DestroyObject token key (/s)", "destroy_per_s"),
+    ("RSS after loading + opening a token (KiB)", "rss_after_open_kib"),
+    ("RSS added by the module (KiB)", "rss_module_delta_kib"),
+]
+print("## PKCS#11: TensorGuard vs SoftHSM2 (same harness, same run)\n")
+print("| figure | TensorGuard | SoftHSM2 (file backend) | ours / SoftHSM2 |")
+print("|---|---:|---:|---:|")
+for label, key in rows:
+    print(f"| {label} | {fmt(ours.get(key))} | {fmt(soft.get(key))} | {ratio(ours.get(key), soft.get(key))} |")
+try:
+    ref = json.load(open(os.path.join(out, "numpy.json")))
+except Exception:
+    ref = {}
+def refv(fmtname, op, field):
+    return (ref.get(f"{fmtname}_{op}") or {}).get(field)
+print("\n## N2HE through C_Encrypt/C_Decrypt (n = 1024, q = 2^32, k = 4096) vs the numpy reference\n")
+print("| figure | TensorGuard (PKCS#11) | numpy reference | ours / numpy |")
+print("|---|---:|---:|---:|")
+for f in ("lwe1", "lwe2"):
+    F = f.upper()
+    for op in ("encrypt", "decrypt"):
+        a, b = ours.get(f"n2he_{f}_{op}_samples_per_s"), refv(f, op, "samples_per_second")
+        print(f"| {F} {op} (samples/s) | {fmt(a)} | {fmt(b)} | {ratio(a, b)} |")
+        a, b = ours.get(f"n2he_{f}_{op}_ns_per_entry"), refv(f, op, "ns_per_entry")
+        # lower is better for ns/entry: show the speed ratio (ours faster > 1)
+        r = ratio(b, a)
+        print(f"| {F} {op} (ns per matrix entry) | {fmt(a)} | {fmt(b)} | {r + ' speed' if r != 'n/a' else r} |")
+    print(f"| {F} ciphertext bytes per sample | {fmt(ours.get(f'n2he_{f}_ct_bytes_per_sample'))} | | |")
+    print(f"| {F} peak RSS, k = {int(peak_k):,} (KiB) | {fmt(ours.get(f'n2he_{f}_peak_rss_kib_k{peak_k}'))} | | |")
+if not ref:
+    print("\nnumpy reference: n/a (tools/n2he_reference.py missing or failed)")
+else:
+    print(f"\nnumpy {ref.get('numpy', '?')}, {ref.get('threads', '?')} thread(s); figures are best of its repeats.")
+PY
+echo "bench: raw figures in out/bench/{softhsm,ours}.txt, errors in out/bench/*.err" >&2
