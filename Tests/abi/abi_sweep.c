@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -424,6 +425,27 @@ static void test_initialize_forms(void) {
     args.flags = CKF_OS_LOCKING_OK;
     args.pReserved = (void *)conf;
     if (conf != NULL) init_args_case("pReserved = config path", &args, CKR_OK);
+    args.pReserved = (void *)"";
+    init_args_case("pReserved = empty string (no path)", &args, CKR_OK);
+    args.pReserved = (void *)"/nonexistent/tensorguard/config.yaml";
+    init_args_case("pReserved = missing file", &args, CKR_ARGUMENTS_BAD);
+    if (conf != NULL) {
+        /* A world-writable configuration is refused (DESIGN §6). */
+        char writable[4096];
+        snprintf(writable, sizeof writable, "%s.world-writable.yaml", conf);
+        FILE *in = fopen(conf, "r"), *out = fopen(writable, "w");
+        if (in != NULL && out != NULL) {
+            char chunk[512];
+            size_t n;
+            while ((n = fread(chunk, 1, sizeof chunk, in)) > 0) fwrite(chunk, 1, n, out);
+        }
+        if (in != NULL) fclose(in);
+        if (out != NULL) fclose(out);
+        chmod(writable, 0666);
+        args.pReserved = writable;
+        init_args_case("pReserved = world-writable config", &args, CKR_GENERAL_ERROR);
+        unlink(writable);
+    }
     /* An unterminated "path" longer than any path: refused without running off the buffer. */
     char *unterminated = malloc(5000);
     memset(unterminated, 'a', 5000);
