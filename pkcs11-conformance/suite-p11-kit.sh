@@ -26,7 +26,8 @@ suite_p11_kit() {
   local INSTALLED_LIB MODFILE
   if [ "$MODULE_KIND" = ours ]; then
     NAME=tensorguard-pkcs11
-    _p11_install() { make -C "$ROOT" --no-print-directory install PREFIX="$PREFIX_DIR"; }
+    # LIB= installs the module under test (it may be another build than .build/release).
+    _p11_install() { make -C "$ROOT" --no-print-directory install PREFIX="$PREFIX_DIR" LIB="$MODULE"; }
     check "make install PREFIX=<tmp>" _p11_install
     INSTALLED_LIB="$PREFIX_DIR/lib/pkcs11/libtensorguard-pkcs11.so"
     MODFILE="$PREFIX_DIR/share/p11-kit/modules/tensorguard-pkcs11.module"
