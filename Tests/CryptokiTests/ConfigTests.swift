@@ -46,6 +46,7 @@ final class ConfigTests: XCTestCase {
             "tokens: [ { store: /x } ]",
             "tokens: [ { name: a, store: /x }, { name: a, store: /y } ]",
             "tokens: [ {name: a",
+            "tokens: [ { name: a, store: /x, min_n2he_security_bits: 300 } ]",
         ] {
             XCTAssertThrowsError(try ConfigurationLoader.parse(bad, origin: "test"), bad) { e in
                 XCTAssertEqual((e as? ConfigurationError)?.rv, CKR_GENERAL_ERROR, bad)

@@ -119,6 +119,16 @@ final class MechanismTests: XCTestCase {
         let kw = Mechanism(type: CKM_AES_KEY_WRAP)
         XCTAssertEqual(try m.encryptAll(s, kw, kek, keyData), wrapped)
         XCTAssertEqual(try m.decryptAll(s, kw, kek, wrapped), keyData)
+        XCTAssertEqual(try m.encryptParts(s, kw, kek, keyData, chunks: [5, 11]), wrapped)
+        XCTAssertEqual(try m.encryptParts(s, kw, kek, wrapped, chunks: [7], decrypt: true), keyData)
+        // Explicit default IV gives the same result; another IV does not unwrap.
+        let kwIV = Mechanism(type: CKM_AES_KEY_WRAP, parameter: .bytes(hex("A6A6A6A6A6A6A6A6")))
+        XCTAssertEqual(try m.encryptAll(s, kwIV, kek, keyData), wrapped)
+        expectCKR(CKR_ENCRYPTED_DATA_INVALID) {
+            _ = try m.decryptAll(s, Mechanism(type: CKM_AES_KEY_WRAP, parameter: .bytes([1, 2, 3, 4, 5, 6, 7, 8])), kek, wrapped)
+        }
+        expectCKR(CKR_MECHANISM_PARAM_INVALID) { try m.encryptInit(s, mechanism: Mechanism(type: CKM_AES_KEY_WRAP, parameter: .bytes([1])), key: kek) }
+        expectCKR(CKR_DATA_LEN_RANGE) { _ = try m.encryptAll(s, kw, kek, [1, 2, 3]) }
         let target = try m.aesKey(s, value: keyData)
         XCTAssertEqual(try twoStep { try m.wrapKey(s, mechanism: kw, wrappingKey: kek, key: target, output: $0) }, wrapped)
         let unwrapped = try wrapped.withUnsafeBytes {

@@ -143,4 +143,19 @@ final class N2HEModuleTests: XCTestCase {
             }
         }
     }
+
+    func testTokenPolicyRefusesWeakKeys() throws {
+        let env = try TestEnvironment(extra: "    min_n2he_security_bits: 100\n")
+        let m = try env.module()
+        let s = try m.readySession()
+        let gen = Mechanism(type: CK.mechN2HEKeyGen)
+        // n = 1024, q = 2^32 estimates below 128 but above 100; n = 256 is far below.
+        let ok = try m.generateKey(s, mechanism: gen, template: [])
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(try m.ulong(s, ok, CK.attrN2HESecurityBits)), 100)
+        expectCKR(CKR_TEMPLATE_INCONSISTENT) { _ = try m.generateKey(s, mechanism: gen, template: [ulongAttr(CK.attrN2HEDimension, 256)]) }
+        expectCKR(CKR_TEMPLATE_INCONSISTENT) {
+            _ = try m.createObject(s, template: [ulongAttr(CKA_CLASS, CKO_SECRET_KEY), ulongAttr(CKA_KEY_TYPE, CK.keyN2HE),
+                                                ulongAttr(CK.attrN2HEDimension, 4), bytesAttr(CKA_VALUE, int64s([1, 0, -1, 1]))])
+        }
+    }
 }

@@ -117,6 +117,41 @@ final class PersistenceTests: XCTestCase {
     }
 }
 
+extension PersistenceTests {
+    /// Logins, logouts and operations racing on one token: no crash, every failure one of the legal answers.
+    func testConcurrentLoginLogout() throws {
+        let env = try TestEnvironment()
+        let m = try env.module()
+        let s = try m.readySession(login: false)
+        let legal: Set<CK_RV> = [CKR_USER_ALREADY_LOGGED_IN, CKR_USER_NOT_LOGGED_IN, CKR_OBJECT_HANDLE_INVALID,
+                                 CKR_KEY_HANDLE_INVALID, CKR_OPERATION_NOT_INITIALIZED]
+        let errors = ErrorBox()
+        DispatchQueue.concurrentPerform(iterations: 6) { i in
+            for _ in 0..<10 {
+                do {
+                    if i % 2 == 0 {
+                        try m.login(s, userType: CKU_USER, pin: userPIN)
+                    } else {
+                        try m.logout(s)
+                    }
+                } catch let e as CKRError where legal.contains(e.rv) {
+                } catch {
+                    errors.add(error)
+                }
+                do {
+                    let mine = try m.openSession(0, flags: CKF_SERIAL_SESSION | CKF_RW_SESSION)
+                    _ = try? m.aesKey(mine)
+                    _ = try m.find(mine, [ulongAttr(CKA_CLASS, CKO_SECRET_KEY)])
+                    try m.closeSession(mine)
+                } catch {
+                    errors.add(error)
+                }
+            }
+        }
+        XCTAssertEqual(errors.all.count, 0, "\(errors.all)")
+    }
+}
+
 final class ErrorBox: @unchecked Sendable {
     private let lock = NSLock()
     private var errors: [any Error] = []

@@ -16,6 +16,8 @@ struct TokenConfiguration: Equatable, Sendable {
     var backend: BackendConfiguration
     var maxPINRetries: Int
     var pinKDFCost: Int
+    /// N2HE keys whose estimated classical security is below this are refused (0: no policy).
+    var minN2HESecurityBits: Int = 0
 }
 
 struct Configuration: Equatable, Sendable {
@@ -205,6 +207,7 @@ enum ConfigurationLoader {
         var backend = BackendConfiguration.default
         var retries: Int?
         var cost: Int?
+        var minSecurity = 0
         for (k, v) in m {
             let key = k.string ?? ""
             switch key {
@@ -248,14 +251,21 @@ enum ConfigurationLoader {
                     throw fail("tokens[\(index)].pin_kdf_cost must be an integer in \(Configuration.minimumPINKDFCost)...\(Configuration.maximumPINKDFCost)")
                 }
                 cost = i
+            case "min_n2he_security_bits":
+                guard let i = v.int, (0...256).contains(i) else {
+                    throw fail("tokens[\(index)].min_n2he_security_bits must be an integer in 0...256")
+                }
+                minSecurity = i
             default:
                 throw fail("unknown key 'tokens[\(index)].\(key)'")
             }
         }
         guard let name else { throw fail("tokens[\(index)].name is required") }
         do {
-            return try TokenConfiguration.make(name: name, store: store, backend: backend,
-                                               maxPINRetries: retries, pinKDFCost: cost)
+            var t = try TokenConfiguration.make(name: name, store: store, backend: backend,
+                                                maxPINRetries: retries, pinKDFCost: cost)
+            t.minN2HESecurityBits = minSecurity
+            return t
         } catch let e as ConfigurationError {
             throw fail(e.message)
         }

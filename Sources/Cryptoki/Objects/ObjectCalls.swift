@@ -27,6 +27,14 @@ extension Module {
         }
         try s.token.checkWritable(isToken: isToken, isPrivate: isPrivate, access: access)
         if isToken, case .secretKey = kind, access.role == nil { throw ckr(CKR_USER_NOT_LOGGED_IN) }
+        if kind == .secretKey(CK.keyN2HE) {
+            // Token policy (config `min_n2he_security_bits`): refuse keys below the configured estimate.
+            let params = try ObjectFactory.n2heParameters(parsed)
+            if params.estimatedClassicalSecurityBits < s.token.config.minN2HESecurityBits {
+                Log.info("token '\(s.token.config.name)': N2HE key refused by policy (estimated \(params.estimatedClassicalSecurityBits) bits < \(s.token.config.minN2HESecurityBits))")
+                throw ckr(CKR_TEMPLATE_INCONSISTENT)
+            }
+        }
     }
 
     func copyObjectImpl(_ handle: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
