@@ -16,7 +16,7 @@ DEMO_PIN=1234            # demo value
 
 if [ -t 1 ]; then B=$'\033[1m' N=$'\033[0m'; else B="" N=""; fi
 step() { printf '\n%s== %s%s\n' "$B" "$*" "$N"; }
-run()  { printf '$ %s\n' "$*"; "$@"; }
+run()  { printf '$'; printf ' %q' "$@"; printf '\n'; "$@"; }
 fail() { echo "demo: FAILED: $*" >&2; [ -s "$DEMO/module.log" ] && { echo "--- module log:" >&2; tail -n 30 "$DEMO/module.log" >&2; }; exit 1; }
 
 [ -f "$MODULE" ] || fail "$MODULE not built (run 'make build')"
@@ -72,11 +72,11 @@ if [ -x "$CLI" ] && "$CLI" --help 2>/dev/null | grep -q encrypt; then
   common=(--module "$MODULE" --token "$LABEL" --pin-env TG_DEMO_PIN)
   run "${T[@]}" key generate "${common[@]}" --label demo-n2he --dimension 1024 --modulus-bits 32 || fail "tg-pkcs11 key generate"
   values='[1, 2, 3, 42, 65535, -1]'
-  run "${T[@]}" encrypt "${common[@]}" --label demo-n2he --format lwe2 --values "$values" --output "$DEMO/demo.lwe2" \
+  run "${T[@]}" encrypt "${common[@]}" --key demo-n2he --format lwe2 --values "$values" --output "$DEMO/demo.lwe2" \
     || fail "tg-pkcs11 encrypt"
   echo "ciphertext: $DEMO/demo.lwe2 ($(stat -c %s "$DEMO/demo.lwe2") bytes)"
-  printf '$ %s\n' "${T[*]} decrypt ${common[*]} --label demo-n2he --input $DEMO/demo.lwe2"
-  got="$("${T[@]}" decrypt "${common[@]}" --label demo-n2he --input "$DEMO/demo.lwe2")" || fail "tg-pkcs11 decrypt"
+  printf '$ %s\n' "${T[*]} decrypt ${common[*]} --key demo-n2he --input $DEMO/demo.lwe2"
+  got="$("${T[@]}" decrypt "${common[@]}" --key demo-n2he --input "$DEMO/demo.lwe2")" || fail "tg-pkcs11 decrypt"
   echo "$got"
   # -1 comes back as t-1 (plaintexts are reduced mod t = 2^16).
   [ "$(echo "$got" | tr -d ' \n')" = "[1,2,3,42,65535,65535]" ] || fail "decrypted values differ from $values (mod 2^16)"
