@@ -112,6 +112,7 @@ print("| figure | TensorGuard | SoftHSM2 (file backend) | ours / SoftHSM2 |")
 print("|---|---:|---:|---:|")
 for label, key in rows:
     print(f"| {label} | {fmt(ours.get(key))} | {fmt(soft.get(key))} | {ratio(ours.get(key), soft.get(key))} |")
+print("\nRatios are of the raw figures: above 1 is better for rates (/s, MB/s), worse for times (ms) and memory (KiB).")
 try:
     ref = json.load(open(os.path.join(out, "numpy.json")))
 except Exception:
