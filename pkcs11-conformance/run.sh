@@ -55,6 +55,10 @@ export MODULE MODULE_KIND VERBOSE
 
 TAG="$MODULE_KIND"; [ "$MODULE_KIND" = other ] && TAG="$(basename "$MODULE" .so)"
 LOGROOT="$ROOT/out/conformance/$TAG"
+mkdir -p "$ROOT/out/conformance"
+# Several people may run this at once in one tree: the first holds out/conformance/<module>/, others get their own.
+exec 9>"$ROOT/out/conformance/.$TAG.lock"
+if ! flock -n 9; then LOGROOT="$LOGROOT-$$"; fi
 rm -rf "$LOGROOT"; mkdir -p "$LOGROOT"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/tg-conformance.XXXXXX")"
 cleanup() {
