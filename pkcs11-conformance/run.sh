@@ -21,74 +21,79 @@ HERE="$ROOT/pkcs11-conformance"
 # shellcheck source=lib.sh
 . "$HERE/lib.sh"
 
-MODULE_ARG="ours"
-SUITES=()
-KEEP=0
-VERBOSE="${VERBOSE:-0}"
-while (($#)); do
-  case "$1" in
-    --module) MODULE_ARG="$2"; shift 2 ;;
-    --module=*) MODULE_ARG="${1#*=}"; shift ;;
-    --suite) SUITES+=("$2"); shift 2 ;;
-    --suite=*) SUITES+=("${1#*=}"); shift ;;
-    -v|--verbose) VERBOSE=1; shift ;;
-    --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+# The whole run is one function, so that editing this file while a run is going cannot derail that run.
+main() {
+  MODULE_ARG="ours"
+  SUITES=()
+  KEEP=0
+  VERBOSE="${VERBOSE:-0}"
+  while (($#)); do
+    case "$1" in
+      --module) MODULE_ARG="$2"; shift 2 ;;
+      --module=*) MODULE_ARG="${1#*=}"; shift ;;
+      --suite) SUITES+=("$2"); shift 2 ;;
+      --suite=*) SUITES+=("${1#*=}"); shift ;;
+      -v|--verbose) VERBOSE=1; shift ;;
+      --keep) KEEP=1; shift ;;
+      -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+      *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+  done
+  ((${#SUITES[@]})) || SUITES=(pkcs11-tool p11-kit python-pkcs11 pkcs11-check)
+
+  case "$MODULE_ARG" in
+    ours)    MODULE_KIND=ours;    MODULE="$ROOT/.build/release/libtensorguard-pkcs11.so" ;;
+    softhsm) MODULE_KIND=softhsm; MODULE="$SOFTHSM_MODULE" ;;
+    *)
+      MODULE="$(readlink -f "$MODULE_ARG")"
+      case "$MODULE" in
+        *libtensorguard-pkcs11.so) MODULE_KIND=ours ;;
+        *libsofthsm2.so) MODULE_KIND=softhsm ;;
+        *) MODULE_KIND=other ;;
+      esac ;;
   esac
-done
-((${#SUITES[@]})) || SUITES=(pkcs11-tool p11-kit python-pkcs11 pkcs11-check)
+  export MODULE MODULE_KIND VERBOSE
+  [ -f "$MODULE" ] || { echo "conformance: module not found: $MODULE (run 'make build' first)"; echo "conformance: 0 passed, 1 failed"; exit 1; }
 
-case "$MODULE_ARG" in
-  ours)    MODULE_KIND=ours;    MODULE="$ROOT/.build/release/libtensorguard-pkcs11.so" ;;
-  softhsm) MODULE_KIND=softhsm; MODULE="$SOFTHSM_MODULE" ;;
-  *)
-    MODULE="$(readlink -f "$MODULE_ARG")"
-    case "$MODULE" in
-      *libtensorguard-pkcs11.so) MODULE_KIND=ours ;;
-      *libsofthsm2.so) MODULE_KIND=softhsm ;;
-      *) MODULE_KIND=other ;;
-    esac ;;
-esac
-export MODULE MODULE_KIND VERBOSE
-[ -f "$MODULE" ] || { echo "conformance: module not found: $MODULE (run 'make build' first)"; echo "conformance: 0 passed, 1 failed"; exit 1; }
+  TAG="$MODULE_KIND"; [ "$MODULE_KIND" = other ] && TAG="$(basename "$MODULE" .so)"
+  LOGROOT="$ROOT/out/conformance/$TAG"
+  mkdir -p "$ROOT/out/conformance"
+  # Several people may run this at once in one tree: the first holds out/conformance/<module>/, others get their own.
+  exec 9>"$ROOT/out/conformance/.$TAG.lock"
+  if ! flock -n 9; then LOGROOT="$LOGROOT-$$"; fi
+  rm -rf "$LOGROOT"; mkdir -p "$LOGROOT"
+  WORK="$(mktemp -d "${TMPDIR:-/tmp}/tg-conformance.XXXXXX")"
+  cleanup() {
+    if [ "$KEEP" = 1 ]; then echo "conformance: work dir kept: $WORK"; else rm -rf "$WORK"; fi
+  }
+  trap cleanup EXIT
+  # Keep tools from reading the invoking user's PKCS#11 / module configuration.
+  export HOME="$WORK/home"; mkdir -p "$HOME"
+  export XDG_CONFIG_HOME="$HOME/.config" XDG_DATA_HOME="$HOME/.local/share"
+  unset TENSORGUARD_PKCS11_CONF TENSORGUARD_PKCS11_LOG SOFTHSM2_CONF || true
 
-TAG="$MODULE_KIND"; [ "$MODULE_KIND" = other ] && TAG="$(basename "$MODULE" .so)"
-LOGROOT="$ROOT/out/conformance/$TAG"
-mkdir -p "$ROOT/out/conformance"
-# Several people may run this at once in one tree: the first holds out/conformance/<module>/, others get their own.
-exec 9>"$ROOT/out/conformance/.$TAG.lock"
-if ! flock -n 9; then LOGROOT="$LOGROOT-$$"; fi
-rm -rf "$LOGROOT"; mkdir -p "$LOGROOT"
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/tg-conformance.XXXXXX")"
-cleanup() {
-  if [ "$KEEP" = 1 ]; then echo "conformance: work dir kept: $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-# Keep tools from reading the invoking user's PKCS#11 / module configuration.
-export HOME="$WORK/home"; mkdir -p "$HOME"
-export XDG_CONFIG_HOME="$HOME/.config" XDG_DATA_HOME="$HOME/.local/share"
-unset TENSORGUARD_PKCS11_CONF TENSORGUARD_PKCS11_LOG SOFTHSM2_CONF || true
+  echo "conformance: module $MODULE ($MODULE_KIND); logs in ${LOGROOT#"$ROOT"/}/"
 
-echo "conformance: module $MODULE ($MODULE_KIND); logs in ${LOGROOT#"$ROOT"/}/"
+  for s in "${SUITES[@]}"; do
+    case "$s" in
+      pkcs11-tool)   . "$HERE/suite-pkcs11-tool.sh";   suite_pkcs11_tool ;;
+      p11-kit)       . "$HERE/suite-p11-kit.sh";       suite_p11_kit ;;
+      python-pkcs11) . "$HERE/suite-python-pkcs11.sh"; suite_python_pkcs11 ;;
+      pkcs11-check)  . "$HERE/suite-pkcs11-check.sh";  suite_pkcs11_check ;;
+      *) echo "run.sh: unknown suite $s" >&2; exit 2 ;;
+    esac
+  done
 
-for s in "${SUITES[@]}"; do
-  case "$s" in
-    pkcs11-tool)   . "$HERE/suite-pkcs11-tool.sh";   suite_pkcs11_tool ;;
-    p11-kit)       . "$HERE/suite-p11-kit.sh";       suite_p11_kit ;;
-    python-pkcs11) . "$HERE/suite-python-pkcs11.sh"; suite_python_pkcs11 ;;
-    pkcs11-check)  . "$HERE/suite-pkcs11-check.sh";  suite_pkcs11_check ;;
-    *) echo "run.sh: unknown suite $s" >&2; exit 2 ;;
-  esac
-done
-
-{
-  echo "# conformance summary ($MODULE)"
-  printf '%s\n' "${SUMMARY_LINES[@]}"
+  {
+    echo "# conformance summary ($MODULE)"
+    printf '%s\n' "${SUMMARY_LINES[@]}"
+    echo "conformance: $TOTAL_PASSED passed, $TOTAL_FAILED failed"
+  } >"$LOGROOT/summary.txt"
+  ((${#SUITES[@]} > 1)) && { echo "---"; printf '%s\n' "${SUMMARY_LINES[@]}"; }
   echo "conformance: $TOTAL_PASSED passed, $TOTAL_FAILED failed"
-} >"$LOGROOT/summary.txt"
-((${#SUITES[@]} > 1)) && { echo "---"; printf '%s\n' "${SUMMARY_LINES[@]}"; }
-echo "conformance: $TOTAL_PASSED passed, $TOTAL_FAILED failed"
-if ((TOTAL_FAILED)); then exit 1; fi
-if ((TOTAL_PASSED == 0)); then echo "conformance: no check ran" >&2; exit 1; fi
-exit 0
+  if ((TOTAL_FAILED)); then exit 1; fi
+  if ((TOTAL_PASSED == 0)); then echo "conformance: no check ran" >&2; exit 1; fi
+  exit 0
+}
+
+main "$@"
