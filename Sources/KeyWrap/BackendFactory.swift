@@ -22,6 +22,7 @@ public enum BackendFactory {
 
     private static let registry = Mutex<[String: Maker]>([
         LocalBackend.kind: { _ in LocalBackend() },
+        PKCS11Backend.kind: { try PKCS11Backend(configuration: $0) },
     ])
 
     /// Registers (or replaces) the maker for `kind`.

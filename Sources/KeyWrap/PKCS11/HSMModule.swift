@@ -1,0 +1,208 @@
+// A backend PKCS#11 module loaded with dlopen: C_GetFunctionList, the C_Initialize/C_Finalize lifecycle,
+// fork detection, and the one lock that serialises every call into it from this process.
+//
+// One HSMModule per module path per process (HSMModuleRegistry), shared by every PKCS11Backend that names
+// that path (several tokens, old and new KEK during a rotation). C_Initialize is called once, with
+// CKF_OS_LOCKING_OK; CKR_CRYPTOKI_ALREADY_INITIALIZED means another component of the host process already
+// initialised the module: we use it and never finalize it. When the last backend using the module goes
+// away, the module is finalized (if we initialised it). The handle is never dlclose'd: many modules leave
+// threads or atexit handlers behind.
+import CP11Kit
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A PKCS#11 call that returned something other than CKR_OK. Internal; mapped to `KeyWrapError` by the backend.
+struct HSMCallError: Error, CustomStringConvertible {
+    let function: String
+    let rv: CK_RV
+    var description: String { "\(function) returned \(HSMReturnValue.name(rv))" }
+}
+
+final class HSMModule: @unchecked Sendable {
+    /// Mutable state, only touched with `state` locked.
+    struct State {
+        /// Whether C_Initialize has succeeded in process `pid`.
+        var initialized = false
+        /// We called C_Initialize successfully (so we call C_Finalize); false after ALREADY_INITIALIZED.
+        var owned = false
+        /// The process the initialisation belongs to (a forked child must initialise again).
+        var pid: pid_t = 0
+        /// Slot found for a token selector last time (verified with C_GetTokenInfo before each use).
+        var slotCache: [String: CK_SLOT_ID] = [:]
+    }
+
+    let path: String
+    // Written once in init, read-only afterwards (the function list is the module's static table).
+    private let functionList: UnsafeMutablePointer<CK_FUNCTION_LIST>
+    let state = Mutex(State())
+
+    /// dlopen + C_GetFunctionList. Does not initialise (that happens on first use, under the lock).
+    init(path: String) throws {
+        self.path = path
+        guard path.hasPrefix("/") else {
+            throw KeyWrapError.misconfigured("backend module path '\(path)' must be absolute")
+        }
+        guard access(path, F_OK) == 0 else {
+            throw KeyWrapError.misconfigured("backend module '\(path)' does not exist")
+        }
+        guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
+            let reason = dlerror().map { String(cString: $0) } ?? "unknown dlopen error"
+            throw KeyWrapError.misconfigured("cannot load backend module '\(path)': \(reason)")
+        }
+        guard let symbol = dlsym(handle, "C_GetFunctionList") else {
+            throw KeyWrapError.misconfigured("'\(path)' is not a PKCS#11 module (no C_GetFunctionList)")
+        }
+        typealias GetFunctionList = @convention(c) (UnsafeMutablePointer<UnsafeMutablePointer<CK_FUNCTION_LIST>?>?) -> CK_RV
+        let getFunctionList = unsafeBitCast(symbol, to: GetFunctionList.self)
+        var list: UnsafeMutablePointer<CK_FUNCTION_LIST>?
+        let rv = getFunctionList(&list)
+        guard rv == CK_RV(CKR_OK), let list else {
+            throw KeyWrapError.misconfigured("C_GetFunctionList of '\(path)' failed: \(HSMReturnValue.name(rv))")
+        }
+        functionList = list
+    }
+
+    deinit {
+        // Last user gone: finalize if we own the initialisation of this very process.
+        let s = state.withLock { $0 }
+        if s.initialized, s.owned, s.pid == getpid(), let finalize = functionList.pointee.C_Finalize {
+            _ = finalize(nil)
+        }
+    }
+
+    var functions: CK_FUNCTION_LIST { functionList.pointee }
+
+    /// Runs `body` with the module lock held and the module initialised in this process. Every backend call
+    /// goes through here, so calls are serialised whatever the module's threading flags.
+    func withLock<R: Sendable>(_ body: (inout State) throws -> R) throws -> R {
+        try state.withLock { s in
+            try ensureInitialized(&s)
+            return try body(&s)
+        }
+    }
+
+    /// C_Initialize(CKF_OS_LOCKING_OK) if not done in this process. In a forked child the inherited state is
+    /// dropped (sessions and slot cache belong to the parent) and the module is initialised again.
+    private func ensureInitialized(_ s: inout State) throws {
+        let me = getpid()
+        if s.initialized && s.pid == me { return }
+        if s.initialized && s.pid != me {
+            // Forked child: forget the parent's state. Do not C_Finalize: that is the parent's initialisation.
+            s = State()
+        }
+        guard let initialize = functions.C_Initialize else {
+            throw KeyWrapError.misconfigured("backend module '\(path)' has a NULL C_Initialize entry")
+        }
+        var args = CK_C_INITIALIZE_ARGS()
+        args.flags = CK_FLAGS(CKF_OS_LOCKING_OK)
+        let rv = withUnsafeMutablePointer(to: &args) { initialize(UnsafeMutableRawPointer($0)) }
+        switch rv {
+        case CK_RV(CKR_OK):
+            s.owned = true
+        case CK_RV(CKR_CRYPTOKI_ALREADY_INITIALIZED):
+            // Another user of this module in the process (or a module that survived fork without noticing).
+            s.owned = false
+        default:
+            throw KeyWrapError.unreachable("C_Initialize of backend module '\(path)' failed: \(HSMReturnValue.name(rv))")
+        }
+        s.initialized = true
+        s.pid = me
+    }
+
+    /// Finalizes (if owned) and forgets the initialisation, so the next call initialises again and rescans
+    /// slots — the recovery path after the backend token disappeared or the module lost its state.
+    /// Caller holds the lock (`s` is the locked state).
+    func reset(_ s: inout State) {
+        if s.initialized, s.owned, s.pid == getpid(), let finalize = functions.C_Finalize {
+            _ = finalize(nil)
+        }
+        s = State()
+    }
+
+    /// Marks the module as not initialised (another component finalized it under us).
+    func forgetInitialization(_ s: inout State) {
+        s = State()
+    }
+}
+
+/// One module object per path in the process, alive while some backend holds it.
+enum HSMModuleRegistry {
+    private struct WeakModule {
+        weak var module: HSMModule?
+    }
+
+    private static let modules = Mutex<[String: WeakModule]>([:])
+
+    /// The shared module for `path`, loading it if no live backend uses it.
+    static func module(path: String) throws -> HSMModule {
+        try modules.withLock { table in
+            if let existing = table[path]?.module { return existing }
+            let loaded = try HSMModule(path: path)
+            table[path] = WeakModule(module: loaded)
+            return loaded
+        }
+    }
+}
+
+/// Names of the return values a backend answers with (for messages; unknown values in hex).
+enum HSMReturnValue {
+    private static let names: [CK_RV: String] = {
+        let pairs: [(UInt, String)] = [
+            (UInt(CKR_OK), "CKR_OK"), (UInt(CKR_CANCEL), "CKR_CANCEL"), (UInt(CKR_HOST_MEMORY), "CKR_HOST_MEMORY"),
+            (UInt(CKR_SLOT_ID_INVALID), "CKR_SLOT_ID_INVALID"), (UInt(CKR_GENERAL_ERROR), "CKR_GENERAL_ERROR"),
+            (UInt(CKR_FUNCTION_FAILED), "CKR_FUNCTION_FAILED"), (UInt(CKR_ARGUMENTS_BAD), "CKR_ARGUMENTS_BAD"),
+            (UInt(CKR_ATTRIBUTE_SENSITIVE), "CKR_ATTRIBUTE_SENSITIVE"),
+            (UInt(CKR_ATTRIBUTE_TYPE_INVALID), "CKR_ATTRIBUTE_TYPE_INVALID"),
+            (UInt(CKR_ATTRIBUTE_VALUE_INVALID), "CKR_ATTRIBUTE_VALUE_INVALID"),
+            (UInt(CKR_DATA_INVALID), "CKR_DATA_INVALID"), (UInt(CKR_DATA_LEN_RANGE), "CKR_DATA_LEN_RANGE"),
+            (UInt(CKR_DEVICE_ERROR), "CKR_DEVICE_ERROR"), (UInt(CKR_DEVICE_MEMORY), "CKR_DEVICE_MEMORY"),
+            (UInt(CKR_DEVICE_REMOVED), "CKR_DEVICE_REMOVED"),
+            (UInt(CKR_ENCRYPTED_DATA_INVALID), "CKR_ENCRYPTED_DATA_INVALID"),
+            (UInt(CKR_ENCRYPTED_DATA_LEN_RANGE), "CKR_ENCRYPTED_DATA_LEN_RANGE"),
+            (UInt(CKR_FUNCTION_NOT_SUPPORTED), "CKR_FUNCTION_NOT_SUPPORTED"),
+            (UInt(CKR_KEY_HANDLE_INVALID), "CKR_KEY_HANDLE_INVALID"), (UInt(CKR_KEY_SIZE_RANGE), "CKR_KEY_SIZE_RANGE"),
+            (UInt(CKR_KEY_TYPE_INCONSISTENT), "CKR_KEY_TYPE_INCONSISTENT"),
+            (UInt(CKR_KEY_FUNCTION_NOT_PERMITTED), "CKR_KEY_FUNCTION_NOT_PERMITTED"),
+            (UInt(CKR_KEY_NOT_WRAPPABLE), "CKR_KEY_NOT_WRAPPABLE"), (UInt(CKR_KEY_UNEXTRACTABLE), "CKR_KEY_UNEXTRACTABLE"),
+            (UInt(CKR_MECHANISM_INVALID), "CKR_MECHANISM_INVALID"),
+            (UInt(CKR_MECHANISM_PARAM_INVALID), "CKR_MECHANISM_PARAM_INVALID"),
+            (UInt(CKR_OBJECT_HANDLE_INVALID), "CKR_OBJECT_HANDLE_INVALID"),
+            (UInt(CKR_OPERATION_ACTIVE), "CKR_OPERATION_ACTIVE"),
+            (UInt(CKR_OPERATION_NOT_INITIALIZED), "CKR_OPERATION_NOT_INITIALIZED"),
+            (UInt(CKR_PIN_INCORRECT), "CKR_PIN_INCORRECT"), (UInt(CKR_PIN_INVALID), "CKR_PIN_INVALID"),
+            (UInt(CKR_PIN_LEN_RANGE), "CKR_PIN_LEN_RANGE"), (UInt(CKR_PIN_EXPIRED), "CKR_PIN_EXPIRED"),
+            (UInt(CKR_PIN_LOCKED), "CKR_PIN_LOCKED"), (UInt(CKR_SESSION_CLOSED), "CKR_SESSION_CLOSED"),
+            (UInt(CKR_SESSION_COUNT), "CKR_SESSION_COUNT"), (UInt(CKR_SESSION_HANDLE_INVALID), "CKR_SESSION_HANDLE_INVALID"),
+            (UInt(CKR_SESSION_READ_ONLY), "CKR_SESSION_READ_ONLY"),
+            (UInt(CKR_TEMPLATE_INCOMPLETE), "CKR_TEMPLATE_INCOMPLETE"),
+            (UInt(CKR_TEMPLATE_INCONSISTENT), "CKR_TEMPLATE_INCONSISTENT"),
+            (UInt(CKR_TOKEN_NOT_PRESENT), "CKR_TOKEN_NOT_PRESENT"),
+            (UInt(CKR_TOKEN_NOT_RECOGNIZED), "CKR_TOKEN_NOT_RECOGNIZED"),
+            (UInt(CKR_TOKEN_WRITE_PROTECTED), "CKR_TOKEN_WRITE_PROTECTED"),
+            (UInt(CKR_UNWRAPPING_KEY_HANDLE_INVALID), "CKR_UNWRAPPING_KEY_HANDLE_INVALID"),
+            (UInt(CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT), "CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT"),
+            (UInt(CKR_USER_ALREADY_LOGGED_IN), "CKR_USER_ALREADY_LOGGED_IN"),
+            (UInt(CKR_USER_NOT_LOGGED_IN), "CKR_USER_NOT_LOGGED_IN"),
+            (UInt(CKR_USER_PIN_NOT_INITIALIZED), "CKR_USER_PIN_NOT_INITIALIZED"),
+            (UInt(CKR_USER_TYPE_INVALID), "CKR_USER_TYPE_INVALID"),
+            (UInt(CKR_WRAPPED_KEY_INVALID), "CKR_WRAPPED_KEY_INVALID"),
+            (UInt(CKR_WRAPPED_KEY_LEN_RANGE), "CKR_WRAPPED_KEY_LEN_RANGE"),
+            (UInt(CKR_WRAPPING_KEY_HANDLE_INVALID), "CKR_WRAPPING_KEY_HANDLE_INVALID"),
+            (UInt(CKR_WRAPPING_KEY_TYPE_INCONSISTENT), "CKR_WRAPPING_KEY_TYPE_INCONSISTENT"),
+            (UInt(CKR_BUFFER_TOO_SMALL), "CKR_BUFFER_TOO_SMALL"),
+            (UInt(CKR_CRYPTOKI_NOT_INITIALIZED), "CKR_CRYPTOKI_NOT_INITIALIZED"),
+            (UInt(CKR_CRYPTOKI_ALREADY_INITIALIZED), "CKR_CRYPTOKI_ALREADY_INITIALIZED"),
+        ]
+        var table: [CK_RV: String] = [:]
+        for (value, name) in pairs { table[CK_RV(value)] = name }
+        return table
+    }()
+
+    static func name(_ rv: CK_RV) -> String {
+        names[rv] ?? "CKR_0x" + String(rv, radix: 16, uppercase: true)
+    }
+}
