@@ -27,7 +27,7 @@ suite_pkcs11_check() {
   mkdir -p "$W/tmp" "$rep"
   echo "  ..    pkcs11-check test ${profile[*]} (takes a while; log: ${out#"$ROOT"/})"
   ( cd "$W" && TMPDIR="$W/tmp" COLUMNS=160 P11TEST_PIN="$USER_PIN" P11TEST_SO_PIN="$SO_PIN" \
-      timeout "${PKCS11_CHECK_TIMEOUT:-3000}" "$BIN" test --module "$MODULE" --slot 0 "${profile[@]}" \
+      timeout "${PKCS11_CHECK_TIMEOUT:-2400}" "$BIN" test --module "$MODULE" --slot 0 "${profile[@]}" \
       --output json --output-file "$rep/results.json" ) >"$out" 2>&1 </dev/null || rc=$?
 
   local py="$VENV/bin/python" summary
