@@ -267,6 +267,35 @@ final class ModuleEndToEndTests: XCTestCase {
                       with: "no secret key labelled 'to-delete'", environment: env)
     }
 
+    /// A token policy (config `min_n2he_security_bits`) refusing the SDK's weak parameters reaches the operator
+    /// as the module's CKR name, and a stronger key is still accepted.
+    func testTokenSecurityPolicyIsReported() throws {
+        let module = try XCTUnwrap(CLI.modulePath)
+        guard FileManager.default.fileExists(atPath: module) else { return XCTFail("module not built: \(module)") }
+        let tmp = try TemporaryDirectory("tg-cli-policy")
+        let config = try tmp.write("config.yaml", """
+            tokens:
+              - name: strict
+                store: \(tmp.file("store"))
+                backend: { kind: local }
+                pin_kdf_cost: 10
+                min_n2he_security_bits: 128
+
+            """, mode: 0o600)
+        let env = ["TENSORGUARD_PKCS11_CONF": config, "TG_PKCS11_MODULE": module, "SO": "strict-so-pin",
+                   "TG_PKCS11_PIN": "strict-user-pin"]
+        let list = try CLI.ok(["token", "list", "--json"], environment: env)
+        let slot = try XCTUnwrap(try JSONDecoder().decode([SlotListing].self, from: Data(list.stdout.utf8)).first?.slot)
+        try CLI.ok(["token", "init", "--slot", String(slot), "--label", "strict", "--so-pin-env", "SO"], environment: env)
+        try CLI.fails(["key", "import", "--label", "sdk", "--file", CLI.interop("sdk-key-1.npy")],
+                      with: "C_CreateObject failed: CKR_TEMPLATE_INCONSISTENT", environment: env)
+        try CLI.fails(["key", "generate", "--label", "weak", "--modulus-bits", "48"],
+                      with: "C_GenerateKey failed: CKR_TEMPLATE_INCONSISTENT", environment: env)
+        let strong = try CLI.ok(["key", "generate", "--label", "strong", "--dimension", "2048", "--json"], environment: env)
+        let key = try JSONDecoder().decode(KeyJSON.self, from: Data(strong.stdout.utf8))
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(key.n2he?.securityBits), 128)
+    }
+
     /// A module that refuses its configuration: C_Initialize's error is named, no crash.
     func testBadModuleConfigurationIsNamed() throws {
         let module = try XCTUnwrap(CLI.modulePath)

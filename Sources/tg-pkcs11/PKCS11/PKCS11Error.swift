@@ -19,6 +19,8 @@ struct PKCS11Error: Error, CustomStringConvertible, Equatable {
         case Int(CKR_USER_PIN_NOT_INITIALIZED): return "the token has no user PIN yet: set one with `tg-pkcs11 token init`"
         case Int(CKR_PIN_LOCKED): return "too many wrong PINs; the security officer must reset the user PIN"
         case Int(CKR_TOKEN_NOT_RECOGNIZED), Int(CKR_TOKEN_NOT_PRESENT): return "see `tg-pkcs11 token list`"
+        case Int(CKR_TEMPLATE_INCONSISTENT) where function == "C_GenerateKey" || function == "C_CreateObject":
+            return "the module or the token's policy (e.g. a minimum N2HE security level) refuses these key attributes"
         case _ where function == "C_Initialize":
             return "the module refused to start; check its configuration ($TENSORGUARD_PKCS11_CONF) and its log message"
         case Int(CKR_MECHANISM_INVALID) where function == "C_GenerateKey" || function.hasSuffix("Init"):
