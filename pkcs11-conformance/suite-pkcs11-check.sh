@@ -4,7 +4,7 @@
 # profile flags) on a fresh token at slot index 0 with user and SO PINs, and reads its results.json.
 # Every test that is not skipped must pass: failed, error, crashed and timed-out tests all count as failures.
 # xfailed tests are pkcs11-check's "recorded findings" (e.g. "spec prefers CKR_X, got CKR_Y"); they are listed
-# and counted as failures only with PKCS11_CHECK_STRICT_XFAIL=1.
+# and counted as failures only with PKCS11_CHECK_STRICT_XFAIL=1. PKCS11_CHECK_TIMEOUT caps the whole run (s, 2400).
 
 suite_pkcs11_check() {
   suite_begin pkcs11-check
