@@ -138,11 +138,17 @@ enum HSMModuleRegistry {
     private static let modules = Mutex<[String: WeakModule]>([:])
 
     /// The shared module for `path`, loading it if no live backend uses it.
+    /// Keyed by the canonical path, so two spellings of one library share one lock and one initialisation.
     static func module(path: String) throws -> HSMModule {
-        try modules.withLock { table in
-            if let existing = table[path]?.module { return existing }
+        var key = path
+        if let resolved = realpath(path, nil) {
+            key = String(cString: resolved)
+            free(resolved)
+        }
+        return try modules.withLock { table in
+            if let existing = table[key]?.module { return existing }
             let loaded = try HSMModule(path: path)
-            table[path] = WeakModule(module: loaded)
+            table[key] = WeakModule(module: loaded)
             return loaded
         }
     }

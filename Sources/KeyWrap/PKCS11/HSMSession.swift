@@ -88,6 +88,8 @@ struct HSMCalls {
 
     var fn: CK_FUNCTION_LIST { module.functions }
 
+    /// The entry point, or `.misconfigured` for a NULL entry. Counts one call; functions that call an entry
+    /// more than once (size query then fetch, C_FindObjects batches) count the extra calls themselves.
     func entry<F>(_ name: String, _ pointer: F?) throws -> F {
         guard let pointer else {
             throw KeyWrapError.misconfigured("backend module '\(module.path)' has a NULL \(name) entry")
@@ -110,6 +112,7 @@ struct HSMCalls {
             guard count > 0 else { return [] }
             guard count <= 4096 else { throw KeyWrapError.unreachable("C_GetSlotList reported \(count) slots") }
             var slots = [CK_SLOT_ID](repeating: 0, count: Int(count))
+            counter.add()
             let rv = slots.withUnsafeMutableBufferPointer { getSlotList(CK_BBOOL(CK_TRUE), $0.baseAddress, &count) }
             if rv == CK_RV(CKR_BUFFER_TOO_SMALL) { continue }
             try check("C_GetSlotList", rv)
@@ -139,6 +142,7 @@ struct HSMCalls {
         guard count > 0 else { return [] }
         guard count <= 1 << 14 else { throw KeyWrapError.unreachable("C_GetMechanismList reported \(count) mechanisms") }
         var list = [CK_MECHANISM_TYPE](repeating: 0, count: Int(count))
+        counter.add()
         try check("C_GetMechanismList", list.withUnsafeMutableBufferPointer { getList(slot, $0.baseAddress, &count) })
         return Set(list.prefix(Int(min(count, CK_ULONG(list.count)))))
     }
@@ -180,7 +184,10 @@ struct HSMCalls {
         var result: [CK_OBJECT_HANDLE] = []
         var batch = [CK_OBJECT_HANDLE](repeating: 0, count: 16)
         do {
+            var first = true
             while result.count < limit {
+                if !first { counter.add() }
+                first = false
                 var found: CK_ULONG = 0
                 try check("C_FindObjects", batch.withUnsafeMutableBufferPointer { find(session, $0.baseAddress, CK_ULONG($0.count), &found) })
                 guard found > 0 else { break }
@@ -221,6 +228,7 @@ struct HSMCalls {
             throw KeyWrapError.unreachable("C_GetAttributeValue reported a \(a.ulValueLen)-byte attribute")
         }
         var value = [UInt8](repeating: 0, count: Int(a.ulValueLen))
+        counter.add()
         rv = value.withUnsafeMutableBytes { raw in
             a.pValue = raw.baseAddress
             a.ulValueLen = CK_ULONG(raw.count)
@@ -241,6 +249,7 @@ struct HSMCalls {
         try check("C_GetAttributeValue", get(session, object, &a, 1))
         guard a.ulValueLen > 0, a.ulValueLen <= CK_ULONG(maxLength) else { throw KeyWrapError.integrityFailure }
         let out = SecretBytes(count: Int(a.ulValueLen))
+        counter.add()
         let rv = out.withUnsafeMutableBytes { raw -> CK_RV in
             a.pValue = raw.baseAddress
             a.ulValueLen = CK_ULONG(raw.count)
@@ -340,6 +349,7 @@ struct HSMCalls {
         for _ in 0..<3 {
             guard length <= 1 << 16 else { throw KeyWrapError.unreachable("\(name) asked for \(length) bytes") }
             var output = [UInt8](repeating: 0, count: Int(max(length, 1)))
+            counter.add()
             let rv = output.withUnsafeMutableBufferPointer { call($0.baseAddress, &length) }
             if rv == CK_RV(CKR_BUFFER_TOO_SMALL) { secureZero(&output); continue }
             try check(name, rv)

@@ -27,15 +27,16 @@ import Darwin
 
 /// Counters of one backend instance (tests assert on them; operators may log them).
 public struct PKCS11BackendStatistics: Sendable, Equatable {
-    /// `wrap` calls that reached the backend module.
+    /// `wrap` calls (after argument checks).
     public var wraps = 0
-    /// `unwrap` calls that reached the backend module.
+    /// `unwrap` calls on a well-formed blob.
     public var unwraps = 0
     /// Health checks and KEK creations.
     public var administrative = 0
     /// Sessions opened on the backend token.
     public var sessions = 0
-    /// Individual C_* calls made into the backend module (C_OpenSession, C_Login, C_FindObjects, …).
+    /// Individual C_* calls made into the backend module (C_OpenSession, C_Login, each C_FindObjects, both
+    /// halves of a size-query-then-fetch, …), retries included.
     public var moduleCalls = 0
 
     /// wraps + unwraps + administrative.
@@ -168,7 +169,7 @@ public final class PKCS11Backend: KeyWrapBackend {
                         HSMAttribute(UInt(CKA_KEY_TYPE), .ulong(CK_ULONG(CKK_GENERIC_SECRET))),
                         HSMAttribute(UInt(CKA_TOKEN), .bool(false)),
                         HSMAttribute(UInt(CKA_PRIVATE), .bool(true)),
-                        HSMAttribute(UInt(CKA_SENSITIVE), .bool(false)),
+                        HSMAttribute(UInt(CKA_SENSITIVE), .bool(true)),
                         HSMAttribute(UInt(CKA_EXTRACTABLE), .bool(true)),
                         HSMAttribute(UInt(CKA_VALUE), .secret(rootKey)),
                     ])

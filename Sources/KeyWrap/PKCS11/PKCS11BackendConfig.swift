@@ -71,6 +71,20 @@ public enum PKCS11KEKReference: Sendable, Equatable, Hashable, CustomStringConve
         }
     }
 
+    /// Parses a command-line KEK reference: `id:<hex>` (CKA_ID), `label:<text>`, or a bare label.
+    public init(parsing text: String) throws {
+        if text.hasPrefix("id:") {
+            guard let id = parseHex(String(text.dropFirst(3))), !id.isEmpty, id.count <= 255 else {
+                throw KeyWrapError.misconfigured("KEK id '\(text.dropFirst(3))' is not hex")
+            }
+            self = .id(id)
+        } else {
+            let label = text.hasPrefix("label:") ? String(text.dropFirst(6)) : text
+            guard !label.isEmpty, label.utf8.count <= 255 else { throw KeyWrapError.misconfigured("KEK label must be 1...255 bytes") }
+            self = .label(label)
+        }
+    }
+
     var attribute: HSMAttribute {
         switch self {
         case .label(let l): return HSMAttribute(UInt(CKA_LABEL), .bytes(Array(l.utf8)))
@@ -104,7 +118,8 @@ public enum PKCS11KEKReference: Sendable, Equatable, Hashable, CustomStringConve
 public enum PKCS11PINSource: Sendable, Equatable, CustomStringConvertible {
     /// Name of an environment variable holding the PIN.
     case environment(String)
-    /// Path of a file holding the PIN (one trailing newline is ignored). Should be mode 0600/0400.
+    /// Path of a regular file holding the PIN (one trailing newline is ignored). Refused if other users have
+    /// any access to it (mode & 007 ≠ 0): use 0600 or 0400, or 0640 with a service group.
     case file(String)
 
     public var description: String {
@@ -139,6 +154,17 @@ public enum PKCS11PINSource: Sendable, Equatable, CustomStringConvertible {
                 throw KeyWrapError.misconfigured("cannot read backend PIN file \(path) (errno \(errno))")
             }
             defer { close(fd) }
+            var info = stat()
+            guard fstat(fd, &info) == 0 else {
+                throw KeyWrapError.misconfigured("cannot stat backend PIN file \(path) (errno \(errno))")
+            }
+            guard info.st_mode & S_IFMT == S_IFREG else {
+                throw KeyWrapError.misconfigured("backend PIN file \(path) is not a regular file")
+            }
+            guard info.st_mode & 0o007 == 0 else {
+                throw KeyWrapError.misconfigured("backend PIN file \(path) is accessible to other users (mode "
+                                                 + String(info.st_mode & 0o777, radix: 8) + "); chmod 600 it")
+            }
             var buffer = [UInt8](repeating: 0, count: Self.maximumLength + 3)
             defer { secureZero(&buffer) }
             var total = 0
