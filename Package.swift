@@ -23,13 +23,15 @@ let package = Package(
         .systemLibrary(name: "CP11Kit", providers: [.apt(["libp11-kit-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // libcurl for the cloud key-wrapping backends' HTTP layer (Debian: libcurl4-openssl-dev).
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
         // Thin Swift wrappers over OpenSSL libcrypto: random, AES modes, key wrap, digests, HMAC, KDFs, zeroisation.
         .target(name: "CryptoCore", dependencies: ["COpenSSL"]),
         // The N2HE scheme of the TensorGuard SDK: parameters, keys, LWE1/LWE2, PCG64 expansion. Knows no PKCS#11.
         .target(name: "N2HE", dependencies: ["COpenSSL"]),
         // Key-wrapping backends (DESIGN §5): the protocol and its implementations. Never sees objects.
-        .target(name: "KeyWrap", dependencies: ["CryptoCore", "CP11Kit"]),
+        .target(name: "KeyWrap", dependencies: ["CryptoCore", "CP11Kit", "CCurl"]),
         // Persistence and at-rest sealing (DESIGN §4): SQLite per token, root key envelope, sealed attributes.
         .target(name: "TokenStore", dependencies: ["CryptoCore", "CSQLite", "KeyWrap"]),
         // PKCS#11 semantics in Swift types: slots, tokens, sessions, login, objects, policy, mechanisms.
