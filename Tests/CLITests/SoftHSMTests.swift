@@ -98,6 +98,10 @@ final class SoftHSMTests: XCTestCase {
         let pinFile = try dir.write("pin", "1234\n")
         let r = try CLI.ok(["key", "list", "--token", "cli-b", "--pin-file", pinFile], environment: env)
         XCTAssertTrue(r.stdout.contains("No secret keys on token 'cli-b'"), r.transcript)
+        XCTAssertFalse(r.stderr.contains("warning"), r.transcript)
+        let openPIN = try dir.write("pin-644", "1234\r\n", mode: 0o644)
+        let warned = try CLI.ok(["key", "list", "--token", "cli-b", "--pin-file", openPIN], environment: env)
+        XCTAssertTrue(warned.stderr.contains("warning: PIN file '\(openPIN)' is accessible by group or others"), warned.transcript)
         try CLI.fails(["key", "list", "--token", "cli-b", "--pin-file", dir.file("nopin")], with: "cannot open PIN file",
                       environment: env)
         try CLI.fails(["key", "list", "--token", "cli-b", "--pin-file", pinFile, "--pin-env", "X"], with: "not both",
