@@ -124,14 +124,14 @@ struct HSMCalls {
     func tokenInfo(_ slot: CK_SLOT_ID) throws -> HSMTokenInfo {
         var info = CK_TOKEN_INFO()
         try check("C_GetTokenInfo", try entry("C_GetTokenInfo", fn.C_GetTokenInfo)(slot, &info))
-        return HSMTokenInfo(slot: slot, label: padded(info.label), serial: padded(info.serialNumber),
-                            model: padded(info.model), manufacturer: padded(info.manufacturerID), flags: info.flags)
+        return HSMTokenInfo(slot: slot, label: pkcs11Padded(info.label), serial: pkcs11Padded(info.serialNumber),
+                            model: pkcs11Padded(info.model), manufacturer: pkcs11Padded(info.manufacturerID), flags: info.flags)
     }
 
     func moduleInfo() throws -> String {
         var info = CK_INFO()
         try check("C_GetInfo", try entry("C_GetInfo", fn.C_GetInfo)(&info))
-        return "\(padded(info.manufacturerID)) \(padded(info.libraryDescription)) "
+        return "\(pkcs11Padded(info.manufacturerID)) \(pkcs11Padded(info.libraryDescription)) "
             + "\(info.libraryVersion.major).\(info.libraryVersion.minor) (Cryptoki \(info.cryptokiVersion.major).\(info.cryptokiVersion.minor))"
     }
 
@@ -365,7 +365,7 @@ struct HSMCalls {
 }
 
 /// A fixed-size blank-padded CK_UTF8CHAR field as a trimmed String.
-func padded<T>(_ field: T) -> String {
+func pkcs11Padded<T>(_ field: T) -> String {
     withUnsafeBytes(of: field) { raw in
         var bytes = Array(raw)
         while let last = bytes.last, last == 0x20 || last == 0 { bytes.removeLast() }

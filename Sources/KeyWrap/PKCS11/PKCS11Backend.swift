@@ -156,8 +156,8 @@ public final class PKCS11Backend: KeyWrapBackend {
         var header: [UInt8] = [Self.blobVersion, mechanism.blobID]
         let (refKind, refBytes) = kek.encoded
         header.append(refKind)
-        appendField(&header, refBytes)
-        let iv: [UInt8] = mechanism == .aesGCM ? try randomBytes(Self.gcmIVLength) : []
+        pkcs11AppendField(&header, refBytes)
+        let iv: [UInt8] = mechanism == .aesGCM ? try pkcs11RandomBytes(Self.gcmIVLength) : []
         let aad = Self.macLabel + context.aad + header
         let ciphertext: [UInt8] = try operation("wrap") { calls, session, token in
             switch mechanism {
@@ -195,13 +195,13 @@ public final class PKCS11Backend: KeyWrapBackend {
             }
         }
         var blob = header
-        appendField(&blob, ciphertext)
-        let mac = try hmac(rootKey, Self.macLabel + context.aad + blob)
+        pkcs11AppendField(&blob, ciphertext)
+        let mac = try pkcs11HMAC(rootKey, Self.macLabel + context.aad + blob)
         return blob + mac
     }
 
     public func unwrap(_ blob: [UInt8], context: WrapContext) throws -> SecretBytes {
-        let parsed = try ParsedBlob(blob)
+        let parsed = try PKCS11ParsedBlob(blob)
         stats.withLock { $0.unwraps += 1 }
         let aad = Self.macLabel + context.aad + Array(blob[0..<parsed.headerLength])
         let root: SecretBytes = try operation("unwrap") { calls, session, token in
@@ -241,7 +241,7 @@ public final class PKCS11Backend: KeyWrapBackend {
             }
         }
         guard root.count > 0, root.count <= Self.maximumRootKeyLength else { throw KeyWrapError.integrityFailure }
-        let expected = try hmac(root, Self.macLabel + context.aad + Array(blob[0..<parsed.macOffset]))
+        let expected = try pkcs11HMAC(root, Self.macLabel + context.aad + Array(blob[0..<parsed.macOffset]))
         guard constantTimeEquals(expected, blob[parsed.macOffset...]) else { throw KeyWrapError.integrityFailure }
         return root
     }
@@ -459,7 +459,7 @@ public final class PKCS11Backend: KeyWrapBackend {
                 try calls.find(session, [HSMAttribute(UInt(CKA_ID), .bytes(id))], limit: 1)
             }
             guard byID.isEmpty else {
-                throw KeyWrapError.misconfigured("an object with id \(hexString(id)) already exists on backend token \(configuration.token)")
+                throw KeyWrapError.misconfigured("an object with id \(pkcs11Hex(id)) already exists on backend token \(configuration.token)")
             }
         }
     }
@@ -530,7 +530,7 @@ public final class PKCS11Backend: KeyWrapBackend {
                 }
             } catch {
                 let failure: Error = (error as? HSMCallError).map { classify($0, step: "backend call") } ?? error
-                guard let e = failure as? RecoverableFailure else { throw failure }
+                guard let e = failure as? PKCS11RecoverableFailure else { throw failure }
                 lastError = e.error
                 guard attempt < Self.retryDelays.count else { break }
                 if e.resetModule { module.state.withLock { module.reset(&$0) } }
@@ -564,13 +564,13 @@ public final class PKCS11Backend: KeyWrapBackend {
             }
             if seen.count < 8 { seen.append("'\(info.label)'/\(info.serial)") }
         }
-        throw RecoverableFailure(error: .removed("backend token \(selector) not found in module \(configuration.modulePath) "
+        throw PKCS11RecoverableFailure(error: .removed("backend token \(selector) not found in module \(configuration.modulePath) "
                                                  + "(tokens present: \(seen.isEmpty ? "none" : seen.joined(separator: ", ")))"),
                                  resetModule: true, transient: false)
     }
 
     /// Runs one or more PKCS#11 calls, turning `HSMCallError` into a typed `KeyWrapError` (wrapped in
-    /// `RecoverableFailure` when a retry may help).
+    /// `PKCS11RecoverableFailure` when a retry may help).
     @discardableResult
     private func call<R>(_ token: HSMTokenInfo, during step: String, _ body: () throws -> R) throws -> R {
         do {
@@ -590,7 +590,7 @@ public final class PKCS11Backend: KeyWrapBackend {
         }
         if any([Int(CKR_TOKEN_NOT_PRESENT), Int(CKR_DEVICE_REMOVED), Int(CKR_SLOT_ID_INVALID), Int(CKR_TOKEN_NOT_RECOGNIZED),
                 Int(CKR_SESSION_CLOSED), Int(CKR_SESSION_HANDLE_INVALID), Int(CKR_CRYPTOKI_NOT_INITIALIZED)]) {
-            return RecoverableFailure(error: .removed(where_), resetModule: true, transient: false)
+            return PKCS11RecoverableFailure(error: .removed(where_), resetModule: true, transient: false)
         }
         if step == "unwrap" && any([Int(CKR_ENCRYPTED_DATA_INVALID), Int(CKR_ENCRYPTED_DATA_LEN_RANGE), Int(CKR_WRAPPED_KEY_INVALID),
                                     Int(CKR_WRAPPED_KEY_LEN_RANGE), Int(CKR_GENERAL_ERROR), Int(CKR_DATA_INVALID),
@@ -611,7 +611,7 @@ public final class PKCS11Backend: KeyWrapBackend {
         // process rewrites the token file (outside unwrap, where it means a bad blob — handled above).
         if any([Int(CKR_DEVICE_ERROR), Int(CKR_DEVICE_MEMORY), Int(CKR_SESSION_COUNT), Int(CKR_GENERAL_ERROR),
                 Int(CKR_FUNCTION_FAILED)]) {
-            return RecoverableFailure(error: .unreachable(where_), resetModule: false, transient: true)
+            return PKCS11RecoverableFailure(error: .unreachable(where_), resetModule: false, transient: true)
         }
         return KeyWrapError.unreachable(where_)
     }
@@ -669,14 +669,14 @@ public final class PKCS11Backend: KeyWrapBackend {
 }
 
 /// A failure for which `session` may reset the module and/or retry once.
-struct RecoverableFailure: Error {
+struct PKCS11RecoverableFailure: Error {
     let error: KeyWrapError
     let resetModule: Bool
     let transient: Bool
 }
 
 /// The parsed frame of a version-1 blob.
-struct ParsedBlob {
+struct PKCS11ParsedBlob {
     let mechanism: PKCS11WrapMechanism
     let kek: PKCS11KEKReference
     let headerLength: Int
@@ -701,18 +701,18 @@ struct ParsedBlob {
     }
 }
 
-private func appendField(_ out: inout [UInt8], _ bytes: [UInt8]) {
+private func pkcs11AppendField(_ out: inout [UInt8], _ bytes: [UInt8]) {
     let n = min(bytes.count, Int(UInt16.max))
     out.append(UInt8(truncatingIfNeeded: n >> 8))
     out.append(UInt8(truncatingIfNeeded: n))
     out.append(contentsOf: bytes.prefix(n))
 }
 
-private func randomBytes(_ n: Int) throws -> [UInt8] {
+private func pkcs11RandomBytes(_ n: Int) throws -> [UInt8] {
     do { return try SecureRandom.bytes(n) } catch { throw KeyWrapError.unreachable("random generator failed: \(error)") }
 }
 
-private func hmac(_ key: SecretBytes, _ data: [UInt8]) throws -> [UInt8] {
+private func pkcs11HMAC(_ key: SecretBytes, _ data: [UInt8]) throws -> [UInt8] {
     do { return try HMAC.authenticate(.sha256, key: key, data: data) } catch {
         throw KeyWrapError.misconfigured("HMAC unavailable: \(error)")
     }

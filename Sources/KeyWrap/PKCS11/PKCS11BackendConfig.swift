@@ -67,14 +67,14 @@ public enum PKCS11KEKReference: Sendable, Equatable, Hashable, CustomStringConve
     public var description: String {
         switch self {
         case .label(let l): return "kek-label=\(l)"
-        case .id(let id): return "kek-id=" + hexString(id)
+        case .id(let id): return "kek-id=" + pkcs11Hex(id)
         }
     }
 
     /// Parses a command-line KEK reference: `id:<hex>` (CKA_ID), `label:<text>`, or a bare label.
     public init(parsing text: String) throws {
         if text.hasPrefix("id:") {
-            guard let id = parseHex(String(text.dropFirst(3))), !id.isEmpty, id.count <= 255 else {
+            guard let id = pkcs11ParseHex(String(text.dropFirst(3))), !id.isEmpty, id.count <= 255 else {
                 throw KeyWrapError.misconfigured("KEK id '\(text.dropFirst(3))' is not hex")
             }
             self = .id(id)
@@ -230,7 +230,7 @@ public struct PKCS11BackendConfig: Sendable, Equatable {
             throw KeyWrapError.misconfigured("pkcs11 backend: unknown option '\(key)' (known: \(Self.optionKeys.joined(separator: ", ")))")
         }
         func one(_ a: String, _ b: String) throws -> (String, String) {
-            let va = options[a].map(trim), vb = options[b].map(trim)
+            let va = options[a].map(pkcs11Trim), vb = options[b].map(pkcs11Trim)
             switch (va, vb) {
             case (let x?, nil) where !x.isEmpty: return (a, x)
             case (nil, let y?) where !y.isEmpty: return (b, y)
@@ -238,7 +238,7 @@ public struct PKCS11BackendConfig: Sendable, Equatable {
             default: throw KeyWrapError.misconfigured("pkcs11 backend: \(a) or \(b) is required")
             }
         }
-        guard let module = options["module"].map(trim), !module.isEmpty else {
+        guard let module = options["module"].map(pkcs11Trim), !module.isEmpty else {
             throw KeyWrapError.misconfigured("pkcs11 backend: 'module' (path of the backend PKCS#11 library) is required")
         }
         guard module.hasPrefix("/") else {
@@ -249,7 +249,7 @@ public struct PKCS11BackendConfig: Sendable, Equatable {
         let kek = try one("kek_label", "kek_id")
         let kekRef: PKCS11KEKReference
         if kek.0 == "kek_id" {
-            guard let id = parseHex(kek.1), !id.isEmpty, id.count <= 255 else {
+            guard let id = pkcs11ParseHex(kek.1), !id.isEmpty, id.count <= 255 else {
                 throw KeyWrapError.misconfigured("pkcs11 backend: kek_id '\(kek.1)' is not hex (e.g. 01a2, 0x01a2)")
             }
             kekRef = .id(id)
@@ -257,14 +257,14 @@ public struct PKCS11BackendConfig: Sendable, Equatable {
             kekRef = .label(kek.1)
         }
         var mechanism = PKCS11WrapMechanism.aesKeyWrapPad
-        if let m = options["mechanism"].map(trim), !m.isEmpty {
+        if let m = options["mechanism"].map(pkcs11Trim), !m.isEmpty {
             guard let parsed = PKCS11WrapMechanism(rawValue: m.lowercased()) else {
                 throw KeyWrapError.misconfigured("pkcs11 backend: mechanism '\(m)' unknown (known: \(PKCS11WrapMechanism.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
             mechanism = parsed
         }
         var allow = false
-        if let a = options["allow_extractable_kek"].map(trim) {
+        if let a = options["allow_extractable_kek"].map(pkcs11Trim) {
             switch a.lowercased() {
             case "true", "yes", "1", "on": allow = true
             case "false", "no", "0", "off", "": allow = false
@@ -290,14 +290,14 @@ public struct PKCS11BackendConfig: Sendable, Equatable {
         }
         switch kek {
         case .label(let l): o["kek_label"] = l
-        case .id(let id): o["kek_id"] = hexString(id)
+        case .id(let id): o["kek_id"] = pkcs11Hex(id)
         }
         if allowExtractableKEK { o["allow_extractable_kek"] = "true" }
         return o
     }
 }
 
-private func trim(_ s: String) -> String {
+private func pkcs11Trim(_ s: String) -> String {
     var scalars = Substring(s)
     while let f = scalars.first, f == " " || f == "\t" { scalars.removeFirst() }
     while let l = scalars.last, l == " " || l == "\t" { scalars.removeLast() }
@@ -305,7 +305,7 @@ private func trim(_ s: String) -> String {
 }
 
 /// "01a2", "0x01A2", "01:a2" → bytes; nil if not hex.
-func parseHex(_ text: String) -> [UInt8]? {
+func pkcs11ParseHex(_ text: String) -> [UInt8]? {
     var s = Substring(text)
     if s.hasPrefix("0x") || s.hasPrefix("0X") { s = s.dropFirst(2) }
     let digits = s.filter { $0 != ":" }
@@ -325,7 +325,7 @@ func parseHex(_ text: String) -> [UInt8]? {
     return out
 }
 
-func hexString(_ bytes: [UInt8]) -> String {
+func pkcs11Hex(_ bytes: [UInt8]) -> String {
     let digits = Array("0123456789abcdef".utf8)
     var out: [UInt8] = []
     out.reserveCapacity(bytes.count * 2)
