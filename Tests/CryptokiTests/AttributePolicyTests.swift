@@ -51,6 +51,28 @@ final class AttributePolicyTests: XCTestCase {
         expectCKR(CKR_ATTRIBUTE_READ_ONLY) { _ = try m.aesKey(s, extra: [boolAttr(CKA_TRUSTED, true)]) }
     }
 
+    func testSecureDefaultsAndReadOnlyOnSet() throws {
+        // Without CKA_EXTRACTABLE a key is unextractable, hence never extractable and its value unreadable.
+        let k = try m.generateKey(s, mechanism: Mechanism(type: CKM_AES_KEY_GEN), template: [ulongAttr(CKA_VALUE_LEN, 16)])
+        XCTAssertEqual(try m.bool(s, k, CKA_EXTRACTABLE), false)
+        XCTAssertEqual(try m.bool(s, k, CKA_NEVER_EXTRACTABLE), true)
+        XCTAssertEqual(try m.attribute(s, k, CKA_VALUE), .sensitive)
+        // Read-only attributes are refused even when the value is restated.
+        expectCKR(CKR_ATTRIBUTE_READ_ONLY) { try m.setAttributeValues(s, k, template: [ulongAttr(CKA_KEY_GEN_MECHANISM, CKM_AES_KEY_GEN)]) }
+        expectCKR(CKR_ATTRIBUTE_READ_ONLY) { try m.setAttributeValues(s, k, template: [ulongAttr(CKA_CLASS, CKO_SECRET_KEY)]) }
+        // CKA_ALLOWED_MECHANISMS: absent = no restriction (reads as the whole list); an empty list allows nothing.
+        let all = try XCTUnwrap(try m.bytes(s, k, CK.allowedMechanisms))
+        XCTAssertEqual(Encoding.decodeULongArray(all), try m.mechanismList(0))
+        let none = try m.aesKey(s, extra: [Attribute(type: CK.allowedMechanisms, bytes: [])])
+        XCTAssertEqual(try m.bytes(s, none, CK.allowedMechanisms), [])
+        expectCKR(CKR_MECHANISM_INVALID) { try m.encryptInit(s, mechanism: Mechanism(type: CKM_AES_ECB), key: none) }
+        // HMAC-specific key types import and sign with their own hash only.
+        let hk = try m.createObject(s, template: [ulongAttr(CKA_CLASS, CKO_SECRET_KEY), ulongAttr(CKA_KEY_TYPE, CKK_SHA256_HMAC),
+                                                  bytesAttr(CKA_VALUE, [UInt8](repeating: 1, count: 32))])
+        XCTAssertNoThrow(try m.signInit(s, mechanism: Mechanism(type: CKM_SHA256_HMAC), key: hk))
+        expectCKR(CKR_KEY_TYPE_INCONSISTENT) { try m.verifyInit(s, mechanism: Mechanism(type: CKM_SHA512_HMAC), key: hk) }
+    }
+
     func testReadableValueAndCheckValue() throws {
         let value = hex("000102030405060708090a0b0c0d0e0f")
         let k = try m.aesKey(s, value: value)
@@ -96,7 +118,7 @@ final class AttributePolicyTests: XCTestCase {
         let g = Mechanism(type: CKM_GENERIC_SECRET_KEY_GEN)
         expectCKR(CKR_TEMPLATE_INCOMPLETE) { _ = try m.generateKey(s, mechanism: g, template: []) }
         expectCKR(CKR_KEY_SIZE_RANGE) { _ = try m.generateKey(s, mechanism: g, template: [ulongAttr(CKA_VALUE_LEN, 0)]) }
-        let gk = try m.generateKey(s, mechanism: g, template: [ulongAttr(CKA_VALUE_LEN, 20)])
+        let gk = try m.generateKey(s, mechanism: g, template: [ulongAttr(CKA_VALUE_LEN, 20), boolAttr(CKA_EXTRACTABLE, true)])
         XCTAssertEqual(try m.bytes(s, gk, CKA_VALUE)?.count, 20)
     }
 

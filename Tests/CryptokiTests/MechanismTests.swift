@@ -133,7 +133,8 @@ final class MechanismTests: XCTestCase {
         XCTAssertEqual(try twoStep { try m.wrapKey(s, mechanism: kw, wrappingKey: kek, key: target, output: $0) }, wrapped)
         let unwrapped = try wrapped.withUnsafeBytes {
             try m.unwrapKey(s, mechanism: kw, unwrappingKey: kek, wrappedKey: $0,
-                            template: [ulongAttr(CKA_CLASS, CKO_SECRET_KEY), ulongAttr(CKA_KEY_TYPE, CKK_AES)])
+                            template: [ulongAttr(CKA_CLASS, CKO_SECRET_KEY), ulongAttr(CKA_KEY_TYPE, CKK_AES),
+                                       boolAttr(CKA_EXTRACTABLE, true)])
         }
         XCTAssertEqual(try m.bytes(s, unwrapped, CKA_VALUE), keyData)
         XCTAssertEqual(try m.bool(s, unwrapped, CKA_LOCAL), false)
@@ -147,7 +148,8 @@ final class MechanismTests: XCTestCase {
         XCTAssertEqual(try m.decryptAll(s, kwp, kek2, wrapped20), data20)
         XCTAssertEqual(try m.encryptParts(s, kwp, kek2, data20, chunks: [3]), wrapped20)
         let generic = try m.createObject(s, template: [ulongAttr(CKA_CLASS, CKO_SECRET_KEY),
-                                                       ulongAttr(CKA_KEY_TYPE, CKK_GENERIC_SECRET), bytesAttr(CKA_VALUE, data20)])
+                                                       ulongAttr(CKA_KEY_TYPE, CKK_GENERIC_SECRET), bytesAttr(CKA_VALUE, data20),
+                                                       boolAttr(CKA_EXTRACTABLE, true)])
         XCTAssertEqual(try twoStep { try m.wrapKey(s, mechanism: kwp, wrappingKey: kek2, key: generic, output: $0) }, wrapped20)
         var tampered = wrapped20
         tampered[9] ^= 0x80

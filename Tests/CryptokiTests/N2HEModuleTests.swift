@@ -24,7 +24,8 @@ final class N2HEModuleTests: XCTestCase {
     }
 
     func testGenerateDefaultsAndReadOnlyAttributes() throws {
-        let k = try m.generateKey(s, mechanism: Mechanism(type: CK.mechN2HEKeyGen), template: [boolAttr(CKA_TOKEN, true)])
+        let k = try m.generateKey(s, mechanism: Mechanism(type: CK.mechN2HEKeyGen),
+                                  template: [boolAttr(CKA_TOKEN, true), boolAttr(CKA_EXTRACTABLE, true)])
         XCTAssertEqual(try m.ulong(s, k, CKA_KEY_TYPE), CK.keyN2HE)
         XCTAssertEqual(try m.ulong(s, k, CK.attrN2HEDimension), 1024)
         XCTAssertEqual(try m.ulong(s, k, CK.attrN2HEModulusBits), 32)
@@ -125,12 +126,13 @@ final class N2HEModuleTests: XCTestCase {
     func testWrapUnwrapN2HEUnderKWP() throws {
         let kek = try m.aesKey(s)
         let k = try m.generateKey(s, mechanism: Mechanism(type: CK.mechN2HEKeyGen),
-                                  template: [ulongAttr(CK.attrN2HEDimension, 64), ulongAttr(CK.attrN2HEModulusBits, 48)])
+                                  template: [ulongAttr(CK.attrN2HEDimension, 64), ulongAttr(CK.attrN2HEModulusBits, 48),
+                                             boolAttr(CKA_EXTRACTABLE, true)])
         let kwp = Mechanism(type: CKM_AES_KEY_WRAP_PAD)
         let blob = try twoStep { try m.wrapKey(s, mechanism: kwp, wrappingKey: kek, key: k, output: $0) }
         XCTAssertEqual(blob.count, 8 * 64 + 8)
         let tpl = [ulongAttr(CKA_CLASS, CKO_SECRET_KEY), ulongAttr(CKA_KEY_TYPE, CK.keyN2HE),
-                   ulongAttr(CK.attrN2HEDimension, 64), ulongAttr(CK.attrN2HEModulusBits, 48)]
+                   ulongAttr(CK.attrN2HEDimension, 64), ulongAttr(CK.attrN2HEModulusBits, 48), boolAttr(CKA_EXTRACTABLE, true)]
         let u = try blob.withUnsafeBytes { try m.unwrapKey(s, mechanism: kwp, unwrappingKey: kek, wrappedKey: $0, template: tpl) }
         XCTAssertEqual(try m.bytes(s, u, CKA_VALUE), try m.bytes(s, k, CKA_VALUE))
         let ct = try m.encryptAll(s, lwe1, k, int64s([5, 6]))

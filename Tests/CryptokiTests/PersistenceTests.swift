@@ -50,7 +50,8 @@ final class PersistenceTests: XCTestCase {
         _ = try m1.createObject(s1, template: [ulongAttr(CKA_CLASS, CKO_DATA), boolAttr(CKA_PRIVATE, true), boolAttr(CKA_TOKEN, true),
                                                textAttr(CKA_LABEL, "priv-data"), bytesAttr(CKA_VALUE, dataSecret)])
         let n2he = try m1.generateKey(s1, mechanism: Mechanism(type: CK.mechN2HEKeyGen),
-                                      template: [boolAttr(CKA_TOKEN, true), ulongAttr(CK.attrN2HEDimension, 128), textAttr(CKA_LABEL, "lwe")])
+                                      template: [boolAttr(CKA_TOKEN, true), ulongAttr(CK.attrN2HEDimension, 128), textAttr(CKA_LABEL, "lwe"),
+                                                 boolAttr(CKA_EXTRACTABLE, true)])
         let n2heValue = try XCTUnwrap(try m1.bytes(s1, n2he, CKA_VALUE))
         XCTAssertEqual(try m1.bytes(s1, pubKey, CKA_VALUE), secret)
         m1.finalize()

@@ -77,7 +77,9 @@ extension Module {
         return s
     }
 
+    /// An AES key, extractable unless `extra` says otherwise (the token's default is unextractable).
     func aesKey(_ s: CK_SESSION_HANDLE, value: [UInt8]? = nil, token: Bool = false, extra: [Attribute] = []) throws -> CK_OBJECT_HANDLE {
+        let extra = extra.contains(where: { $0.type == CKA_EXTRACTABLE }) ? extra : extra + [boolAttr(CKA_EXTRACTABLE, true)]
         if let value {
             return try createObject(s, template: [ulongAttr(CKA_CLASS, CKO_SECRET_KEY), ulongAttr(CKA_KEY_TYPE, CKK_AES),
                                                   bytesAttr(CKA_VALUE, value), boolAttr(CKA_TOKEN, token)] + extra)

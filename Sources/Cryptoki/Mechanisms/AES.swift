@@ -117,6 +117,9 @@ final class AESCipherOperation: CipherOperation {
     }
 
     func updateOutputLength(inputLength: Int) throws -> Int {
+        if case .gcm = mode, direction == .decrypt {
+            guard inputLength <= Limits.maxBufferedInput - total else { throw ckr(CKR_ENCRYPTED_DATA_LEN_RANGE) }
+        }
         guard let n = try cipher().updateOutputLength(inputLength: inputLength) else { throw ckr(direction.lengthError) }
         return n
     }

@@ -13,6 +13,18 @@ enum HMACMechanism {
         default: return nil
         }
     }
+
+    /// Generic secrets work with every HMAC; a CKK_SHAxxx_HMAC key only with its own hash.
+    static func accepts(keyType: CK_KEY_TYPE, mechanism: CK_MECHANISM_TYPE) -> Bool {
+        switch keyType {
+        case CKK_GENERIC_SECRET: return true
+        case CKK_SHA_1_HMAC: return mechanism == CKM_SHA_1_HMAC
+        case CKK_SHA256_HMAC: return mechanism == CKM_SHA256_HMAC
+        case CKK_SHA384_HMAC: return mechanism == CKM_SHA384_HMAC
+        case CKK_SHA512_HMAC: return mechanism == CKM_SHA512_HMAC
+        default: return false
+        }
+    }
 }
 
 final class MACOperation: @unchecked Sendable {

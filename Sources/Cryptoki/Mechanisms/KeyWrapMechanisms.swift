@@ -68,7 +68,10 @@ final class KeyWrapCipherOperation: CipherOperation {
         }
     }
 
-    func updateOutputLength(inputLength: Int) throws -> Int { 0 }
+    func updateOutputLength(inputLength: Int) throws -> Int {
+        guard inputLength <= (1 << 30) - buffered.count else { throw ckr(direction.lengthError) }
+        return 0
+    }
 
     func update(_ input: UnsafeRawBufferPointer) throws -> [UInt8] {
         guard buffered.count <= Int.max - input.count, buffered.count + input.count <= 1 << 30 else {

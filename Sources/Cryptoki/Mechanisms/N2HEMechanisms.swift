@@ -111,10 +111,13 @@ final class N2HECipherOperation: CipherOperation {
         }
     }
 
-    func updateOutputLength(inputLength: Int) throws -> Int { 0 }
+    func updateOutputLength(inputLength: Int) throws -> Int {
+        guard inputLength <= Limits.maxBufferedInput - buffered.count else { throw ckr(direction.lengthError) }
+        return 0
+    }
 
     func update(_ input: UnsafeRawBufferPointer) throws -> [UInt8] {
-        guard buffered.count <= Int.max - input.count else { throw ckr(direction.lengthError) }
+        guard input.count <= Limits.maxBufferedInput - buffered.count else { throw ckr(direction.lengthError) }
         buffered.append(contentsOf: input)
         return []
     }

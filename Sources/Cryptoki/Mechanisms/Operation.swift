@@ -23,6 +23,13 @@ extension CipherOperation {
     func single(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws -> Int? { nil }
 }
 
+enum Limits {
+    /// The most input an operation that must buffer (GCM decryption, N2HE, key wrap via C_Encrypt) holds before
+    /// its final call: 2 GiB. Beyond that the call fails with the mechanism's length error instead of
+    /// reading a caller's impossible length.
+    static let maxBufferedInput = 1 << 31
+}
+
 /// Operation slot contents with the computed-but-not-yet-delivered output (if any).
 final class ActiveCipher: @unchecked Sendable {
     let op: CipherOperation

@@ -78,7 +78,10 @@ enum ObjectKind: Equatable, Hashable, Sendable {
         return nil
     }
 
-    static let supportedKeyTypes: [CK_KEY_TYPE] = [CKK_AES, CKK_GENERIC_SECRET, CK.keyN2HE]
+    static let supportedKeyTypes: [CK_KEY_TYPE] = [CKK_AES, CKK_GENERIC_SECRET, CK.keyN2HE] + hmacKeyTypes
+    /// HMAC-specific key types: generic secrets bound to one hash (PKCS#11 §6.x "SHA-xxx HMAC key").
+    static let hmacKeyTypes: [CK_KEY_TYPE] = [CKK_SHA_1_HMAC, CKK_SHA256_HMAC, CKK_SHA384_HMAC, CKK_SHA512_HMAC]
+    static func isGenericSecretLike(_ k: CK_KEY_TYPE) -> Bool { k == CKK_GENERIC_SECRET || hmacKeyTypes.contains(k) }
 }
 
 enum AttributePolicy {
@@ -114,7 +117,9 @@ enum AttributePolicy {
         AttributeSpec(CKA_DERIVE, .bool, [], .value(F)),
         AttributeSpec(CKA_LOCAL, .bool, [.computed, .fixed]),
         AttributeSpec(CKA_KEY_GEN_MECHANISM, .ulong, [.computed, .fixed]),
-        AttributeSpec(CK.allowedMechanisms, .mechanismList, [], .value(empty)),
+        // No default: absent means "no restriction" (read back as the token's whole mechanism list); a list given
+        // at creation, even an empty one, is enforced.
+        AttributeSpec(CK.allowedMechanisms, .mechanismList),
         AttributeSpec(CKA_ENCRYPT, .bool, [], .value(T)),
         AttributeSpec(CKA_DECRYPT, .bool, [], .value(T)),
         AttributeSpec(CKA_SIGN, .bool, [], .value(T)),
@@ -122,7 +127,8 @@ enum AttributePolicy {
         AttributeSpec(CKA_WRAP, .bool, [], .value(T)),
         AttributeSpec(CKA_UNWRAP, .bool, [], .value(T)),
         AttributeSpec(CKA_SENSITIVE, .bool, [.onlyToTrue], .value(F)),
-        AttributeSpec(CKA_EXTRACTABLE, .bool, [.onlyToFalse], .value(T)),
+        // Secure default (as pkcs11-check reads PKCS#11 Table 18): a key is extractable only when asked for.
+        AttributeSpec(CKA_EXTRACTABLE, .bool, [.onlyToFalse], .value(F)),
         AttributeSpec(CKA_ALWAYS_SENSITIVE, .bool, [.computed, .fixed]),
         AttributeSpec(CKA_NEVER_EXTRACTABLE, .bool, [.computed, .fixed]),
         AttributeSpec(CKA_CHECK_VALUE, .bytes, [.fixed]),  // computed; a create template may state it (must match)
@@ -158,7 +164,7 @@ enum AttributePolicy {
     static func table(for kind: ObjectKind) -> [CK_ATTRIBUTE_TYPE: AttributeSpec]? {
         switch kind {
         case .data: return dataTable
-        case .secretKey(let k) where k == CKK_AES || k == CKK_GENERIC_SECRET: return aesTable
+        case .secretKey(let k) where k == CKK_AES || ObjectKind.isGenericSecretLike(k): return aesTable
         case .secretKey(let k) where k == CK.keyN2HE: return n2heTable
         default: return nil
         }

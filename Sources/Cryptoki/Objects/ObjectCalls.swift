@@ -91,6 +91,11 @@ extension Module {
                 }
                 continue
             }
+            if t == CK.allowedMechanisms {
+                // Absent: no restriction — every mechanism of the token.
+                out.append(.value(.bytes(Encoding.ulongArray(Mechanisms.list))))
+                continue
+            }
             out.append(.value(spec.kind == .template ? .template([]) : .bytes([])))
         }
         return out

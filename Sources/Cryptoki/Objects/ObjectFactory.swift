@@ -151,7 +151,7 @@ enum ObjectFactory {
         switch keyType {
         case CKK_AES:
             guard [16, 24, 32].contains(v.count) else { throw ckr(valueError) }
-        case CKK_GENERIC_SECRET:
+        case let k where ObjectKind.isGenericSecretLike(k):
             guard (1...Mechanisms.genericSecretMaxBytes).contains(v.count) else { throw ckr(valueError) }
         case CK.keyN2HE:
             let params = try n2heParameters(attributes)
@@ -224,8 +224,9 @@ enum ObjectFactory {
                 continue
             }
             if spec.rules.contains(.computed) || spec.rules.contains(.fixed) {
-                // Restating the current value is harmless; changing it is not allowed.
-                if current == v { continue }
+                // C_SetAttributeValue refuses read-only attributes outright; a C_CopyObject template may restate
+                // the current value (copying keeps it) but not change it.
+                if copy, current == v { continue }
                 throw ckr(CKR_ATTRIBUTE_READ_ONLY)
             }
             if spec.rules.contains(.copyChangeable), !copy, current != v { throw ckr(CKR_ATTRIBUTE_READ_ONLY) }

@@ -14,9 +14,8 @@ extension Module {
         }
         guard case .secretKey = ref.record.kind else { throw ckr(CKR_KEY_TYPE_INCONSISTENT) }
         guard ref.record.bool(usage) else { throw ckr(CKR_KEY_FUNCTION_NOT_PERMITTED) }
-        if case .bytes(let b)? = ref.record.attributes[CK.allowedMechanisms], !b.isEmpty,
-           let allowed = Encoding.decodeULongArray(b), !allowed.contains(mechanism) {
-            throw ckr(CKR_MECHANISM_INVALID)
+        if case .bytes(let b)? = ref.record.attributes[CK.allowedMechanisms] {
+            guard let allowed = Encoding.decodeULongArray(b), allowed.contains(mechanism) else { throw ckr(CKR_MECHANISM_INVALID) }
         }
         return ref.record
     }

@@ -80,7 +80,9 @@ extension Module {
         try Mechanisms.require(mechanism.type, verify ? CKF_VERIFY : CKF_SIGN)
         if s.ops.withLock({ verify ? $0.verify != nil : $0.sign != nil }) { throw ckr(CKR_OPERATION_ACTIVE) }
         let record = try operationKey(s, key, usage: verify ? CKA_VERIFY : CKA_SIGN, mechanism: mechanism.type)
-        guard record.kind == .secretKey(CKK_GENERIC_SECRET) else { throw ckr(CKR_KEY_TYPE_INCONSISTENT) }
+        guard case .secretKey(let kt) = record.kind, HMACMechanism.accepts(keyType: kt, mechanism: mechanism.type) else {
+            throw ckr(CKR_KEY_TYPE_INCONSISTENT)
+        }
         let op = try MACOperation(mechanism, key: try keyValue(s, record))
         try s.ops.withLock { o in
             if verify {
