@@ -2,7 +2,9 @@
  * for the forking thread in the child.
  *
  * 1. The global state lock is a pthread mutex held across fork() (pthread_atfork prepare/parent/child),
- *    so a child never inherits it locked by a thread that does not exist there.
+ *    so a child never inherits it locked by a thread that does not exist there. The prepare handler also
+ *    waits (up to 5 s) until no call is inside the module, so no lock inside Cryptoki is held by another
+ *    thread at the instant of fork(): such a lock would stay held forever in the child.
  *
  * 2. Swift caches thread ids in thread-local storage: Synchronization.Mutex (one cache per Swift module
  *    that inlines it), the runtime's own locks and libdispatch each keep the TID of the thread on first
@@ -21,9 +23,11 @@
 #include <errno.h>
 #include <link.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 static pthread_mutex_t tg_state_mutex;
 static pthread_mutexattr_t tg_state_mutex_attr;
@@ -35,12 +39,27 @@ static ptrdiff_t tg_anchor_offset = -1;
 static const unsigned char *tg_tls_image;
 static size_t tg_tls_filesz, tg_tls_memsz;
 
+/* Calls inside the module: entered under the state lock, left without it. */
+static atomic_long tg_calls_inside;
+#define TG_FORK_QUIESCE_LIMIT_NS (5L * 1000 * 1000 * 1000)
+
 void tg_state_lock(void) { (void)pthread_mutex_lock(&tg_state_mutex); }
 void tg_state_unlock(void) { (void)pthread_mutex_unlock(&tg_state_mutex); }
+void tg_call_enter(void) { atomic_fetch_add(&tg_calls_inside, 1); }
+void tg_call_exit(void) { atomic_fetch_sub(&tg_calls_inside, 1); }
 
 static void tg_fork_prepare(void) {
     /* EDEADLK (fork from inside our own critical section) leaves the lock as it is. */
     tg_fork_holds_state = pthread_mutex_lock(&tg_state_mutex) == 0;
+    if (!tg_fork_holds_state) return;
+    /* No new call can enter now; let the ones inside finish (bounded: a call stuck on a backend must not
+     * stall the host's fork() forever — past the limit, fork proceeds as it would without us). */
+    const struct timespec pause = { 0, 200 * 1000 };
+    long waited = 0;
+    while (atomic_load(&tg_calls_inside) > 0 && waited < TG_FORK_QUIESCE_LIMIT_NS) {
+        nanosleep(&pause, NULL);
+        waited += pause.tv_nsec;
+    }
 }
 
 static void tg_fork_parent(void) {
@@ -52,6 +71,7 @@ static void tg_fork_child(void) {
     /* The only thread of the child: a fresh, unlocked mutex (an error-checking mutex cannot be unlocked
      * here: it records the parent thread's TID as owner). */
     (void)pthread_mutex_init(&tg_state_mutex, &tg_state_mutex_attr);
+    atomic_store(&tg_calls_inside, 0); /* the threads that were inside do not exist here */
     if (tg_anchor_offset >= 0) {
         unsigned char *block = &tg_tls_anchor - tg_anchor_offset;
         memcpy(block, tg_tls_image, tg_tls_filesz);

@@ -38,7 +38,8 @@ let argumentsBad = CKRError(CKR_ARGUMENTS_BAD)
 /// CKR_GENERAL_ERROR.
 @inline(__always)
 func shim(_ body: (Module) throws -> Void) -> CK_RV {
-    guard let module = currentModule() else { return CKR_CRYPTOKI_NOT_INITIALIZED }
+    guard let module = enterModule() else { return CKR_CRYPTOKI_NOT_INITIALIZED }
+    defer { leaveModule() }
     do {
         try body(module)
         return CKR_OK
@@ -68,7 +69,9 @@ func shim(ending operation: CK_FLAGS, _ session: CK_SESSION_HANDLE, _ body: (Mod
 /// Entry points this module does not implement: initialised check, then `rv`.
 @inline(__always)
 func unsupported(_ rv: CK_RV = CKR_FUNCTION_NOT_SUPPORTED) -> CK_RV {
-    currentModule() == nil ? CKR_CRYPTOKI_NOT_INITIALIZED : rv
+    guard enterModule() != nil else { return CKR_CRYPTOKI_NOT_INITIALIZED }
+    leaveModule()
+    return rv
 }
 
 // MARK: Scalars and pointers

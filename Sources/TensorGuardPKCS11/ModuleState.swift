@@ -34,14 +34,20 @@ func withModuleState<R>(_ body: (inout ModuleState) throws -> R) rethrows -> R {
     return try body(&moduleState)
 }
 
-/// The Module of this process, or nil when C_Initialize has not succeeded here (never called, finalised,
-/// or a child after fork()).
-func currentModule() -> Module? {
+/// Enters the Module of this process: nil when C_Initialize has not succeeded here (never called,
+/// finalised, or a child after fork()). A non-nil answer counts as a call inside the module until the
+/// caller's `leaveModule()` (fork() waits for such calls to finish, see fork_safety.c).
+func enterModule() -> Module? {
     let pid = getpid()
     return withModuleState { state in
-        state.pid == pid ? state.module : nil
+        guard state.pid == pid, let module = state.module else { return nil }
+        tg_call_enter()
+        return module
     }
 }
+
+@inline(__always)
+func leaveModule() { tg_call_exit() }
 
 /// Configuration path carried in CK_C_INITIALIZE_ARGS.pReserved (p11-kit `x-init-reserved`).
 let maxConfigPathLength = 4096
@@ -99,12 +105,14 @@ func finalize(_ pReserved: UnsafeMutableRawPointer?) -> CK_RV {
         if pReserved != nil { return .some(nil) }
         state.module = nil
         state.pid = 0
+        tg_call_enter()
         return .some(module)
     }
     switch taken {
     case .none: return CKR_CRYPTOKI_NOT_INITIALIZED
     case .some(nil): return CKR_ARGUMENTS_BAD
     case .some(.some(let module)):
+        defer { leaveModule() }
         module.finalize()
         return CKR_OK
     }

@@ -1707,6 +1707,7 @@ static void test_fork(CK_SESSION_HANDLE parent_session) {
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
+        alarm(30); /* a hung child is a failed case, not a hung sweep */
         /* Child: inherited module is not initialised here; C_Initialize gives a clean one. */
         int bad = 0;
         CK_INFO info;
@@ -1805,6 +1806,7 @@ static void test_threaded_child(void) {
         fflush(stdout);
         pid_t pid = fork();
         if (pid == 0) {
+            alarm(30); /* a hung child is a failed case, not a hung sweep */
             if (f->C_Initialize(NULL) != CKR_OK) _exit(1);
             if (f->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &child_shared) != CKR_OK) _exit(2);
             hammer_stop = 0;
@@ -1833,6 +1835,7 @@ static void test_finalize_under_load(void) {
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
+        alarm(30); /* a hung child is a failed case, not a hung sweep */
         int bad = 0;
         if (f->C_Initialize(NULL) != CKR_OK) _exit(1);
         pthread_t threads[3];
@@ -1855,6 +1858,60 @@ static void test_finalize_under_load(void) {
         printf("      child status: exited=%d code=0x%x signal=%d\n", WIFEXITED(status), WEXITSTATUS(status),
                WIFSIGNALED(status) ? WTERMSIG(status) : 0);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* fork() while other parent threads are inside the module: the module makes fork() wait for them, so no
+ * internal lock is inherited held; each child then re-initialises and runs threads of its own. */
+static volatile int parent_stop;
+static void *parent_hammer(void *arg) {
+    (void)arg;
+    while (!parent_stop) {
+        CK_SESSION_HANDLE s;
+        CK_BYTE buf[32];
+        if (f->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &s) == CKR_OK) {
+            f->C_GenerateRandom(s, buf, sizeof buf);
+            f->C_CloseSession(s);
+        }
+    }
+    return NULL;
+}
+
+static void test_fork_while_busy(void) {
+    section = "fork while parent threads are busy";
+    parent_stop = 0;
+    pthread_t threads[3];
+    for (int i = 0; i < 3; i++) pthread_create(&threads[i], NULL, parent_hammer, NULL);
+    int crashed = 0, failed_children = 0;
+    for (int round = 0; round < 10; round++) {
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            alarm(30); /* a hung child is a failed case, not a hung sweep */
+            if (f->C_Initialize(NULL) != CKR_OK) _exit(1);
+            if (f->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &child_shared) != CKR_OK) _exit(2);
+            hammer_stop = 0;
+            pthread_t inner[2];
+            for (int i = 0; i < 2; i++) pthread_create(&inner[i], NULL, child_hammer, NULL);
+            for (int i = 0; i < 300; i++) child_work();
+            hammer_stop = 1;
+            for (int i = 0; i < 2; i++) pthread_join(inner[i], NULL);
+            _exit(f->C_Finalize(NULL) == CKR_OK ? 0 : 3);
+        }
+        if (pid < 0) {
+            failed_children++;
+            continue;
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        if (WIFSIGNALED(status)) crashed++;
+        else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) failed_children++;
+    }
+    parent_stop = 1;
+    for (int i = 0; i < 3; i++) pthread_join(threads[i], NULL);
+    if (crashed || failed_children) printf("      10 children: %d crashed, %d failed\n", crashed, failed_children);
+    CHECK(crashed == 0 && failed_children == 0);
+    CK_INFO info;
+    EXPECT(f->C_GetInfo(&info), CKR_OK); /* the parent is fine too */
 }
 
 static void test_unload(const char *path) {
@@ -1918,6 +1975,7 @@ int main(int argc, char **argv) {
             test_fuzz(s);
             test_threads();
             test_fork(s);
+            test_fork_while_busy();
             section = "close";
             EXPECT(f->C_CloseAllSessions(slot), CKR_OK);
             CK_SESSION_INFO si;

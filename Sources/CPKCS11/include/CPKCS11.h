@@ -51,8 +51,11 @@ CK_RV C_VerifyMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK
                           CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen);
 CK_RV C_MessageVerifyFinal(CK_SESSION_HANDLE hSession);
 
-/* fork_safety.c: the lock of the Swift layer's global state (held across fork()). */
+/* fork_safety.c: the lock of the Swift layer's global state (held across fork()), and the count of calls
+ * inside the module (fork() waits for it to drain). tg_call_enter only under the state lock. */
 void tg_state_lock(void);
 void tg_state_unlock(void);
+void tg_call_enter(void);
+void tg_call_exit(void);
 
 #endif /* CPKCS11_H */
