@@ -14,6 +14,7 @@
 # TENSORGUARD_PKCS11_CONF; for SoftHSM2: a SOFTHSM2_CONF + token dir, token made with softhsm2-util).
 # Prints one summary line per suite and finally `conformance: N passed, M failed`; exits 1 on any failure.
 # Logs: out/conformance/<module>/<suite>/ (one file per check; failing checks are also printed).
+# Env: VERBOSE=1 (= -v), PKCS11_CHECK_ARGS (default --skip-slow), PKCS11_CHECK_TIMEOUT, PKCS11_CHECK_STRICT_XFAIL=1.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,7 +36,7 @@ main() {
       --suite=*) SUITES+=("${1#*=}"); shift ;;
       -v|--verbose) VERBOSE=1; shift ;;
       --keep) KEEP=1; shift ;;
-      -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+      -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
       *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
   done
