@@ -1,0 +1,204 @@
+// The `aws-kms` key-wrapping backend (DESIGN §5, docs/backends/aws-kms.md): the token's root key is encrypted
+// by AWS KMS (Encrypt/Decrypt, symmetric customer managed key) with an EncryptionContext naming the token.
+//
+// Called only at C_InitToken (wrap), once per login (unwrap), at rotation (wrap) and by health checks — never
+// on the per-operation path.
+//
+// Blob (version 1), integers big-endian:
+//
+//     0x01 || u16 len || keyARN (UTF-8, from the Encrypt response) || u16 len || CiphertextBlob || mac[32]
+//
+// mac = HMAC-SHA-256(key: root key, "TG-AWSKMS-1" || 0x00 || WrapContext.aad || every blob byte before the mac).
+// KMS binds the ciphertext to the EncryptionContext {"tg-token-serial", "tg-token-uuid"} (AAD inside KMS);
+// the mac additionally detects any edit of our frame. Unwrap decrypts with the key ARN recorded in the blob,
+// so blobs made under an old key keep working after `key_id` moves on (rotation, docs).
+import CryptoCore
+import Synchronization
+
+public final class AWSKMSBackend: KeyWrapBackend {
+    public static let kind = "aws-kms"
+    public static let blobVersion: UInt8 = 1
+    static let macLabel = Array("TG-AWSKMS-1".utf8) + [0]
+    static let maximumRootKeyLength = 4096   // KMS Encrypt accepts up to 4096 bytes of plaintext
+
+    public let configuration: AWSKMSBackendConfig
+    let client: AWSKMSClient
+    private let stats = Mutex(Counters())
+
+    struct Counters {
+        var wraps = 0
+        var unwraps = 0
+        var healthChecks = 0
+    }
+
+    /// From `BackendConfiguration.options` (see `AWSKMSBackendConfig.init(options:)`). Kind must be "aws-kms".
+    /// Makes no network call.
+    public convenience init(configuration: BackendConfiguration) throws {
+        guard configuration.kind == Self.kind else {
+            throw KeyWrapError.misconfigured("backend kind '\(configuration.kind)' is not '\(Self.kind)'")
+        }
+        self.init(configuration: try AWSKMSBackendConfig(options: configuration.options))
+    }
+
+    public convenience init(configuration: AWSKMSBackendConfig) {
+        let http = HTTPClient(configuration: configuration.http)
+        self.init(configuration: configuration,
+                  client: AWSKMSClient(endpoint: configuration.endpoint, region: configuration.region, http: http,
+                                       credentials: AWSCredentialsProvider(profile: configuration.profile)))
+    }
+
+    init(configuration: AWSKMSBackendConfig, client: AWSKMSClient) {
+        self.configuration = configuration
+        self.client = client
+    }
+
+    /// The same backend (endpoint, credentials, HTTP client) wrapping under another key — what a rotation to a
+    /// new key passes to `TokenVault.rewrapRootKey(using:backend:)`.
+    public func withKeyID(_ keyID: String) throws -> AWSKMSBackend {
+        let arn = try AWSKMSBackendConfig.validateKeyID(keyID)
+        if let r = arn?.region, r != configuration.region {
+            throw KeyWrapError.misconfigured("aws-kms backend: key \(keyID) is in region \(r), the backend in \(configuration.region)")
+        }
+        var c = configuration
+        c.keyID = keyID
+        return AWSKMSBackend(configuration: c, client: client)
+    }
+
+    /// kind "aws-kms"; keyID "region=<region>" (stable across key rotation, checked by TokenVault at login);
+    /// keyVersion "key=<key_id as configured>" (what new wraps use).
+    public var descriptor: BackendDescriptor {
+        BackendDescriptor(kind: Self.kind, keyID: "region=\(configuration.region)", keyVersion: "key=\(configuration.keyID)")
+    }
+
+    /// Counters since creation or `resetStatistics()`.
+    public var statistics: (wraps: Int, unwraps: Int, healthChecks: Int, kms: AWSKMSStatistics) {
+        let s = stats.withLock { $0 }
+        return (s.wraps, s.unwraps, s.healthChecks, client.statistics)
+    }
+
+    public func resetStatistics() {
+        stats.withLock { $0 = Counters() }
+        client.resetStatistics()
+    }
+
+    // MARK: KeyWrapBackend
+
+    public func wrap(_ rootKey: SecretBytes, context: WrapContext) throws -> [UInt8] {
+        guard rootKey.count > 0, rootKey.count <= Self.maximumRootKeyLength else {
+            throw KeyWrapError.misconfigured("root key length \(rootKey.count) not supported by aws-kms (1...\(Self.maximumRootKeyLength))")
+        }
+        stats.withLock { $0.wraps += 1 }
+        var writer = AWSJSONWriter(capacity: 512)
+        writer.beginObject()
+        writer.key("KeyId"); writer.string(configuration.keyID)
+        writer.key("Plaintext"); writer.base64String(rootKey)
+        writer.key("EncryptionContext"); writer.stringMap(context.encryptionContext)
+        writer.endObject()
+        var body = writer.take()
+        let result = try client.call("Encrypt", body: &body, key: configuration.keyID)
+        guard let ciphertextText = result["CiphertextBlob"]?.stringValue,
+              let ciphertext = AWSBase64.decode(ciphertextText), !ciphertext.isEmpty, ciphertext.count <= 6144 else {
+            throw KeyWrapError.unreachable("AWS KMS Encrypt with key \(configuration.keyID): response without a valid CiphertextBlob")
+        }
+        guard let keyARN = result["KeyId"]?.stringValue, keyARN.hasPrefix("arn:"), keyARN.utf8.count <= 2048 else {
+            throw KeyWrapError.unreachable("AWS KMS Encrypt with key \(configuration.keyID): response without the key ARN")
+        }
+        if let arn = AWSKMSBackendConfig.parseARN(keyARN), !Self.refersTo(configured: configuration.keyID, arn: arn) {
+            throw KeyWrapError.integrityFailure
+        }
+        var blob: [UInt8] = [Self.blobVersion]
+        Self.appendField(&blob, Array(keyARN.utf8))
+        Self.appendField(&blob, ciphertext)
+        blob += try Self.mac(rootKey, context: context, frame: blob)
+        return blob
+    }
+
+    public func unwrap(_ blob: [UInt8], context: WrapContext) throws -> SecretBytes {
+        guard let parsed = Self.parse(blob) else { throw KeyWrapError.integrityFailure }
+        stats.withLock { $0.unwraps += 1 }
+        var writer = AWSJSONWriter(capacity: 512)
+        writer.beginObject()
+        writer.key("CiphertextBlob"); writer.base64String(parsed.ciphertext)
+        writer.key("KeyId"); writer.string(parsed.keyARN)
+        writer.key("EncryptionContext"); writer.stringMap(context.encryptionContext)
+        writer.endObject()
+        var body = writer.take()
+        let result = try client.call("Decrypt", body: &body, key: parsed.keyARN, secretKeys: ["Plaintext"])
+        guard result["KeyId"]?.stringValue == parsed.keyARN else {
+            throw KeyWrapError.integrityFailure
+        }
+        guard let encoded = result["Plaintext"]?.secretValue, let root = AWSBase64.decodeSecret(encoded),
+              root.count > 0, root.count <= Self.maximumRootKeyLength else {
+            throw KeyWrapError.unreachable("AWS KMS Decrypt with key \(parsed.keyARN): response without a valid Plaintext")
+        }
+        let expected = try Self.mac(root, context: context, frame: Array(blob[0..<(blob.count - 32)]))
+        guard constantTimeEquals(expected, blob[(blob.count - 32)...]) else { throw KeyWrapError.integrityFailure }
+        return root
+    }
+
+    /// An Encrypt + Decrypt round trip of a random 32-byte value under a throw-away context: needs only
+    /// kms:Encrypt and kms:Decrypt on the key (the least-privilege policy), and proves both work.
+    public func checkHealth() throws {
+        stats.withLock { $0.healthChecks += 1 }
+        let probe = try Self.random(32)
+        let nonce = hexString(try Self.random(8).unsafeCopyToArray())
+        let context = WrapContext(tokenSerial: "health-check", tokenUUID: nonce)
+        let blob = try wrap(probe, context: context)
+        let back = try unwrap(blob, context: context)
+        guard back == probe else { throw KeyWrapError.integrityFailure }
+    }
+
+    // MARK: Blob
+
+    struct Parsed {
+        var keyARN: String
+        var ciphertext: [UInt8]
+    }
+
+    static func parse(_ blob: [UInt8]) -> Parsed? {
+        guard blob.count > 1 + 2 + 2 + 32, blob[0] == blobVersion else { return nil }
+        var i = 1
+        func field() -> ArraySlice<UInt8>? {
+            guard i + 2 <= blob.count - 32 else { return nil }
+            let n = Int(blob[i]) << 8 | Int(blob[i + 1])
+            i += 2
+            guard n > 0, i + n <= blob.count - 32 else { return nil }
+            defer { i += n }
+            return blob[i..<(i + n)]
+        }
+        guard let arnBytes = field(), let ciphertext = field(), i == blob.count - 32,
+              let arn = String(validating: Array(arnBytes), as: UTF8.self), arn.hasPrefix("arn:") else { return nil }
+        return Parsed(keyARN: arn, ciphertext: Array(ciphertext))
+    }
+
+    static func appendField(_ out: inout [UInt8], _ bytes: [UInt8]) {
+        out.append(UInt8(truncatingIfNeeded: bytes.count >> 8))
+        out.append(UInt8(truncatingIfNeeded: bytes.count))
+        out += bytes
+    }
+
+    static func mac(_ root: SecretBytes, context: WrapContext, frame: [UInt8]) throws -> [UInt8] {
+        do {
+            return try HMAC.authenticate(.sha256, key: root, data: macLabel + context.aad + frame)
+        } catch {
+            throw KeyWrapError.misconfigured("HMAC unavailable: \(error)")
+        }
+    }
+
+    static func random(_ n: Int) throws -> SecretBytes {
+        do { return try SecretBytes.random(count: n) } catch {
+            throw KeyWrapError.misconfigured("random generator unavailable: \(error)")
+        }
+    }
+
+    /// Whether the key ARN KMS used can be the configured key (a key id or key ARN must match; an alias
+    /// resolves to any key of the same account and region, so only those are compared).
+    static func refersTo(configured: String, arn: AWSKMSBackendConfig.ARN) -> Bool {
+        if let c = AWSKMSBackendConfig.parseARN(configured) {
+            if c.resource.hasPrefix("alias/") { return c.region == arn.region && c.account == arn.account }
+            return c == arn
+        }
+        if configured.hasPrefix("alias/") { return true }
+        return arn.resource == "key/\(configured)"
+    }
+}
