@@ -31,7 +31,7 @@ let package = Package(
         // The N2HE scheme of the TensorGuard SDK: parameters, keys, LWE1/LWE2, PCG64 expansion. Knows no PKCS#11.
         .target(name: "N2HE", dependencies: ["COpenSSL"]),
         // Key-wrapping backends (DESIGN §5): the protocol and its implementations. Never sees objects.
-        .target(name: "KeyWrap", dependencies: ["CryptoCore", "CP11Kit", "CCurl"]),
+        .target(name: "KeyWrap", dependencies: ["CryptoCore", "CP11Kit", "CCurl", "COpenSSL"]),
         // Persistence and at-rest sealing (DESIGN §4): SQLite per token, root key envelope, sealed attributes.
         .target(name: "TokenStore", dependencies: ["CryptoCore", "CSQLite", "KeyWrap"]),
         // PKCS#11 semantics in Swift types: slots, tokens, sessions, login, objects, policy, mechanisms.
