@@ -465,8 +465,12 @@ def main():
     }
     sa_path = os.path.join(d, "sa.json")
     fakecommon.write_private(sa_path, json.dumps(sa, indent=2))
+    # The same service account with a key the server does not know: its JWTs fail signature verification.
+    wrong = dict(sa, private_key=rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode())
+    fakecommon.write_private(os.path.join(d, "sa-wrong-key.json"), json.dumps(wrong, indent=2))
     fakecommon.run_forever([api, meta], os.path.join(d, "ready.json"), {
-        "port": port, "metadata_port": mport, "ca": ca, "sa_key": sa_path, "key_name": DEFAULT_KEY,
+        "port": port, "metadata_port": mport, "ca": ca, "sa_key": sa_path, "sa_wrong_key": os.path.join(d, "sa-wrong-key.json"), "key_name": DEFAULT_KEY,
         "client_email": state.client_email, "pid": os.getpid()})
 
 
