@@ -129,7 +129,7 @@ class Handler(fakecommon.BaseHandler):
         m = re.match(r"^/([^/]+)/v2\.0/\.well-known/openid-configuration$", path)
         if m and self.command == "GET":
             return self.openid(m.group(1))
-        m = re.match(r"^/keys/([A-Za-z0-9-]+)(?:/([A-Za-z0-9]*))?(?:/(wrapkey|unwrapkey))?/?$", path)
+        m = re.match(r"^/keys/([A-Za-z0-9-]+)(?:/(?!(?:un)?wrapkey/?$)([A-Za-z0-9]*))?(?:/(wrapkey|unwrapkey))?/?$", path)
         if m:
             return self.vault(m.group(1), m.group(2) or None, m.group(3), query, body)
         self.kv_error(KVError(404, "NotFound", "The requested resource was not found."))
