@@ -85,10 +85,10 @@ final class AzureKeyVaultBackendTests: XCTestCase {
     func testRoundTripWithBearerChallengeAndCachedToken() throws {
         let b = try backend()
         let root = try SecretBytes.random(count: 32)
-        let blob = try b.wrap(root, context: testContext)
+        let blob = try b.wrap(root, context: cloudContext)
         XCTAssertNil(RS256.find(root.unsafeCopyToArray(), in: blob, from: 0))
-        XCTAssertEqual(try b.unwrap(blob, context: testContext), root)
-        XCTAssertEqual(try b.unwrap(blob, context: testContext), root)
+        XCTAssertEqual(try b.unwrap(blob, context: cloudContext), root)
+        XCTAssertEqual(try b.unwrap(blob, context: cloudContext), root)
         let s = try server.stats()
         XCTAssertEqual(s["unauthenticated"], 1, "one challenge probe, then the cached token")
         XCTAssertEqual(s["token_issued"], 1)
@@ -105,20 +105,20 @@ final class AzureKeyVaultBackendTests: XCTestCase {
         defer { unsetenv("TG_TEST_AZ_SECRET") }
         let b = try backend(["client_secret_env": "TG_TEST_AZ_SECRET"], removing: ["client_secret_file"])
         let root = try SecretBytes.random(count: 32)
-        XCTAssertEqual(try b.unwrap(try b.wrap(root, context: testContext), context: testContext), root)
+        XCTAssertEqual(try b.unwrap(try b.wrap(root, context: cloudContext), context: cloudContext), root)
     }
 
     func testWrongContextTamperedBlobAndForeignVaultRefused() throws {
         let b = try backend()
         let root = try SecretBytes.random(count: 32)
-        let blob = try b.wrap(root, context: testContext)
-        XCTAssertThrowsError(try b.unwrap(blob, context: otherContext)) { XCTAssertEqual($0 as? KeyWrapError, .integrityFailure) }
+        let blob = try b.wrap(root, context: cloudContext)
+        XCTAssertThrowsError(try b.unwrap(blob, context: cloudOtherContext)) { XCTAssertEqual($0 as? KeyWrapError, .integrityFailure) }
         var tampered = blob
         tampered[tampered.count - 40] ^= 0x01           // inside the RSA ciphertext: Key Vault refuses it
-        XCTAssertThrowsError(try b.unwrap(tampered, context: testContext)) { XCTAssertEqual($0 as? KeyWrapError, .integrityFailure) }
+        XCTAssertThrowsError(try b.unwrap(tampered, context: cloudContext)) { XCTAssertEqual($0 as? KeyWrapError, .integrityFailure) }
         var macFlip = blob
         macFlip[macFlip.count - 1] ^= 0x01
-        XCTAssertThrowsError(try b.unwrap(macFlip, context: testContext)) { XCTAssertEqual($0 as? KeyWrapError, .integrityFailure) }
+        XCTAssertThrowsError(try b.unwrap(macFlip, context: cloudContext)) { XCTAssertEqual($0 as? KeyWrapError, .integrityFailure) }
         // A blob naming a key on another vault is refused before any call.
         let (kid, wrapped, _, _) = try XCTUnwrap(AzureKeyVaultBackend.parseBlob(blob))
         var foreign: [UInt8] = [1]
@@ -126,37 +126,37 @@ final class AzureKeyVaultBackendTests: XCTestCase {
         cloudAppendField(&foreign, wrapped)
         foreign += [UInt8](repeating: 0, count: 32)
         let before = try server.stats()["unwrapkey"] ?? 0
-        XCTAssertThrowsError(try b.unwrap(foreign, context: testContext)) { XCTAssertEqual($0 as? KeyWrapError, .integrityFailure) }
+        XCTAssertThrowsError(try b.unwrap(foreign, context: cloudContext)) { XCTAssertEqual($0 as? KeyWrapError, .integrityFailure) }
         XCTAssertEqual(try server.stats()["unwrapkey"] ?? 0, before)
     }
 
     func testRotationUnwrapUsesRecordedKid() throws {
         let b = try backend()
         let root = try SecretBytes.random(count: 32)
-        let old = try b.wrap(root, context: testContext)
+        let old = try b.wrap(root, context: cloudContext)
         let newKid = try XCTUnwrap(try server.control("/_test/rotate", ["name": "tg-root"])["kid"] as? String)
-        let new = try b.wrap(root, context: testContext)
+        let new = try b.wrap(root, context: cloudContext)
         XCTAssertEqual(AzureKeyVaultBackend.parseBlob(new)?.0, newKid)
         XCTAssertNotEqual(AzureKeyVaultBackend.parseBlob(old)?.0, newKid)
-        XCTAssertEqual(try b.unwrap(old, context: testContext), root)
-        XCTAssertEqual(try b.unwrap(new, context: testContext), root)
+        XCTAssertEqual(try b.unwrap(old, context: cloudContext), root)
+        XCTAssertEqual(try b.unwrap(new, context: cloudContext), root)
         // Pinned to the old version.
         let oldVersion = try XCTUnwrap(AzureKeyVaultBackend.parseBlob(old)?.0.split(separator: "/").last.map(String.init))
         let pinned = try backend(["key_version": oldVersion])
-        XCTAssertEqual(AzureKeyVaultBackend.parseBlob(try pinned.wrap(root, context: testContext))?.0, "\(vault)/keys/tg-root/\(oldVersion)")
+        XCTAssertEqual(AzureKeyVaultBackend.parseBlob(try pinned.wrap(root, context: cloudContext))?.0, "\(vault)/keys/tg-root/\(oldVersion)")
         // Another key of the same vault.
         try server.control("/_test/keys", ["name": "tg-root-2027"])
         let moved = b.withKey(name: "tg-root-2027")
-        let v3 = try moved.wrap(root, context: testContext)
+        let v3 = try moved.wrap(root, context: cloudContext)
         XCTAssertTrue(AzureKeyVaultBackend.parseBlob(v3)?.0.contains("/keys/tg-root-2027/") ?? false)
-        XCTAssertEqual(try moved.unwrap(old, context: testContext), root)
+        XCTAssertEqual(try moved.unwrap(old, context: cloudContext), root)
     }
 
     func testManagedIdentity() throws {
         let b = try backend(["credentials": "managed-identity", "managed_identity_endpoint": "http://127.0.0.1:\(server.int("imds_port"))"],
                             removing: ["client_secret_file", "tenant_id", "client_id"])
         let root = try SecretBytes.random(count: 32)
-        XCTAssertEqual(try b.unwrap(try b.wrap(root, context: testContext), context: testContext), root)
+        XCTAssertEqual(try b.unwrap(try b.wrap(root, context: cloudContext), context: cloudContext), root)
         let s = try server.stats()
         XCTAssertEqual(s["imds_issued"], 1)
         XCTAssertNil(s["token"])
@@ -167,14 +167,14 @@ final class AzureKeyVaultBackendTests: XCTestCase {
     func testThrottlingAndServerErrorsThenSuccess() throws {
         let b = try backend()
         let root = try SecretBytes.random(count: 32)
-        let blob = try b.wrap(root, context: testContext)
+        let blob = try b.wrap(root, context: cloudContext)
         try server.reset()
         try server.faults([["status": 429, "retry_after": 0], ["status": 500], ["status": 500]])
-        XCTAssertEqual(try b.unwrap(blob, context: testContext), root)
+        XCTAssertEqual(try b.unwrap(blob, context: cloudContext), root)
         XCTAssertEqual(try server.stats()["unwrapkey"], 4)
         try server.reset()
         try server.faults(Array(repeating: ["status": 503, "message": "vault is napping"], count: 4))
-        let (error, elapsed) = timed { _ = try b.unwrap(blob, context: testContext) }
+        let (error, elapsed) = cloudTimed { _ = try b.unwrap(blob, context: cloudContext) }
         guard case .unreachable(let m)? = error else { return XCTFail("\(String(describing: error))") }
         XCTAssertTrue(m.contains("ServiceUnavailable") && m.contains("vault is napping"), m)
         XCTAssertEqual(try server.stats()["unwrapkey"], 4)
@@ -184,11 +184,11 @@ final class AzureKeyVaultBackendTests: XCTestCase {
     func testDelayLongerThanTimeout() throws {
         let b = try backend(["timeout": "1", "max_attempts": "2"])
         let root = try SecretBytes.random(count: 32)
-        let blob = try b.wrap(root, context: testContext)
+        let blob = try b.wrap(root, context: cloudContext)
         try server.faults([["delay": 3]])
-        XCTAssertEqual(try b.unwrap(blob, context: testContext), root)
+        XCTAssertEqual(try b.unwrap(blob, context: cloudContext), root)
         try server.faults([["delay": 3], ["delay": 3]])
-        let (error, elapsed) = timed { _ = try b.unwrap(blob, context: testContext) }
+        let (error, elapsed) = cloudTimed { _ = try b.unwrap(blob, context: cloudContext) }
         guard case .unreachable(let m)? = error else { return XCTFail("\(String(describing: error))") }
         XCTAssertTrue(m.contains("timed out"), m)
         XCTAssertLessThan(elapsed, b.http.configuration.worstCaseDuration)
@@ -197,9 +197,9 @@ final class AzureKeyVaultBackendTests: XCTestCase {
     func testExpiredTokenGoesThroughChallengeAgain() throws {
         let b = try backend()
         let root = try SecretBytes.random(count: 32)
-        let blob = try b.wrap(root, context: testContext)
+        let blob = try b.wrap(root, context: cloudContext)
         try server.faults([["invalid_token": true]])
-        XCTAssertEqual(try b.unwrap(blob, context: testContext), root)
+        XCTAssertEqual(try b.unwrap(blob, context: cloudContext), root)
         let s = try server.stats()
         XCTAssertEqual(s["token_issued"], 2)
         XCTAssertEqual(b.statistics.authenticationRetries, 2)   // the first challenge, then the stale token
@@ -208,25 +208,25 @@ final class AzureKeyVaultBackendTests: XCTestCase {
     func testMalformedBodyRetried() throws {
         let b = try backend()
         let root = try SecretBytes.random(count: 32)
-        let blob = try b.wrap(root, context: testContext)
+        let blob = try b.wrap(root, context: cloudContext)
         try server.faults([["malformed": true], ["wrong_kid": true]])
-        let again = try b.wrap(root, context: testContext)
-        XCTAssertEqual(try b.unwrap(again, context: testContext), root)
+        let again = try b.wrap(root, context: cloudContext)
+        XCTAssertEqual(try b.unwrap(again, context: cloudContext), root)
         // wrap 1, the wrong-kid answer (refused by the client, so retried), the good one; the malformed one never
         // reached the key.
         XCTAssertEqual(try server.stats()["wrapkey_ok"], 3)
         XCTAssertEqual(try server.stats()["wrapkey"], 5, "probe + wrap 1, then malformed, wrong kid, good")
         try server.faults(Array(repeating: ["malformed": true], count: 4))
-        let (error, _) = timed { _ = try b.unwrap(blob, context: testContext) }
+        let (error, _) = cloudTimed { _ = try b.unwrap(blob, context: cloudContext) }
         guard case .unreachable? = error else { return XCTFail("\(String(describing: error))") }
     }
 
     func testServerDown() throws {
         let b = try backend()
         let root = try SecretBytes.random(count: 32)
-        let blob = try b.wrap(root, context: testContext)
+        let blob = try b.wrap(root, context: cloudContext)
         server.stop()
-        let (error, elapsed) = timed { _ = try b.unwrap(blob, context: testContext) }
+        let (error, elapsed) = cloudTimed { _ = try b.unwrap(blob, context: cloudContext) }
         guard case .unreachable? = error else { return XCTFail("\(String(describing: error))") }
         XCTAssertLessThan(elapsed, b.http.configuration.worstCaseDuration)
     }
@@ -236,7 +236,7 @@ final class AzureKeyVaultBackendTests: XCTestCase {
         try "not-the-secret-0123456789\n".write(toFile: path, atomically: true, encoding: .utf8)
         chmod(path, 0o600)
         let b = try backend(["client_secret_file": path])
-        XCTAssertThrowsError(try b.wrap(try SecretBytes.random(count: 32), context: testContext)) { e in
+        XCTAssertThrowsError(try b.wrap(try SecretBytes.random(count: 32), context: cloudContext)) { e in
             guard case KeyWrapError.authenticationFailed(let m)? = e as? KeyWrapError else { return XCTFail("\(e)") }
             XCTAssertTrue(m.contains("invalid_client") && m.contains("AADSTS7000215"), m)
             XCTAssertFalse(m.contains("not-the-secret"))
@@ -247,7 +247,7 @@ final class AzureKeyVaultBackendTests: XCTestCase {
 
     func testChallengeForAnotherTenantIsRefusedBeforeSendingTheSecret() throws {
         let b = try backend(["tenant_id": "00000000-0000-0000-0000-000000000000"])
-        XCTAssertThrowsError(try b.wrap(try SecretBytes.random(count: 32), context: testContext)) { e in
+        XCTAssertThrowsError(try b.wrap(try SecretBytes.random(count: 32), context: cloudContext)) { e in
             guard case KeyWrapError.authenticationFailed(let m)? = e as? KeyWrapError else { return XCTFail("\(e)") }
             XCTAssertTrue(m.contains("tenant"), m)
         }
@@ -258,19 +258,19 @@ final class AzureKeyVaultBackendTests: XCTestCase {
 
     func testServiceErrorsAreTyped() throws {
         let root = try SecretBytes.random(count: 32)
-        XCTAssertThrowsError(try backend(["key_name": "absent"]).wrap(root, context: testContext)) { e in
+        XCTAssertThrowsError(try backend(["key_name": "absent"]).wrap(root, context: cloudContext)) { e in
             guard case KeyWrapError.keyNotFound(let m)? = e as? KeyWrapError else { return XCTFail("\(e)") }
             XCTAssertTrue(m.contains("KeyNotFound"), m)
         }
         let b = try backend()
-        let blob = try b.wrap(root, context: testContext)
+        let blob = try b.wrap(root, context: cloudContext)
         try server.control("/_test/disable", ["name": "tg-root"])
-        XCTAssertThrowsError(try b.unwrap(blob, context: testContext)) { e in
+        XCTAssertThrowsError(try b.unwrap(blob, context: cloudContext)) { e in
             guard case KeyWrapError.removed(let m)? = e as? KeyWrapError else { return XCTFail("\(e)") }
             XCTAssertTrue(m.contains("KeyDisabled"), m)
         }
         try server.control("/_test/deny", ["name": "tg-root"])
-        XCTAssertThrowsError(try b.wrap(root, context: testContext)) { e in
+        XCTAssertThrowsError(try b.wrap(root, context: cloudContext)) { e in
             guard case KeyWrapError.policyViolation(let m)? = e as? KeyWrapError else { return XCTFail("\(e)") }
             XCTAssertTrue(m.contains("Forbidden"), m)
         }

@@ -100,7 +100,7 @@ final class FakeCloudServer {
 }
 
 /// Runs `body`, returning its error (nil if none) and the wall time it took.
-func timed(_ body: () throws -> Void) -> (KeyWrapError?, Duration) {
+func cloudTimed(_ body: () throws -> Void) -> (KeyWrapError?, Duration) {
     let clock = ContinuousClock()
     var error: KeyWrapError? = nil
     let elapsed = clock.measure {
@@ -109,5 +109,5 @@ func timed(_ body: () throws -> Void) -> (KeyWrapError?, Duration) {
     return (error, elapsed)
 }
 
-let testContext = WrapContext(tokenSerial: "0123456789abcdef", tokenUUID: "7f2c1e0d9b8a4c3e8f1a2b3c4d5e6f70")
-let otherContext = WrapContext(tokenSerial: "0123456789abcdef", tokenUUID: "00000000000000000000000000000001")
+let cloudContext = WrapContext(tokenSerial: "0123456789abcdef", tokenUUID: "7f2c1e0d9b8a4c3e8f1a2b3c4d5e6f70")
+let cloudOtherContext = WrapContext(tokenSerial: "0123456789abcdef", tokenUUID: "00000000000000000000000000000001")

@@ -72,11 +72,11 @@ final class GCPKMSBackendTests: XCTestCase {
     func testRoundTripWithServiceAccountTokenCached() throws {
         let b = try backend()
         let root = try SecretBytes.random(count: 32)
-        let blob = try b.wrap(root, context: testContext)
+        let blob = try b.wrap(root, context: cloudContext)
         XCTAssertEqual(blob.first, 1)
         XCTAssertNil(RS256.find(root.unsafeCopyToArray(), in: blob, from: 0), "root key in clear in the blob")
-        XCTAssertEqual(try b.unwrap(blob, context: testContext), root)
-        XCTAssertEqual(try b.unwrap(blob, context: testContext), root)
+        XCTAssertEqual(try b.unwrap(blob, context: cloudContext), root)
+        XCTAssertEqual(try b.unwrap(blob, context: cloudContext), root)
         let s = try server.stats()
         XCTAssertEqual(s["token_issued"], 1, "token must be cached across calls")
         XCTAssertEqual(s["encrypt_ok"], 1)
@@ -89,14 +89,14 @@ final class GCPKMSBackendTests: XCTestCase {
     func testWrongContextAndTamperedBlobRefused() throws {
         let b = try backend()
         let root = try SecretBytes.random(count: 32)
-        let blob = try b.wrap(root, context: testContext)
-        XCTAssertThrowsError(try b.unwrap(blob, context: otherContext)) { XCTAssertEqual($0 as? KeyWrapError, .integrityFailure) }
+        let blob = try b.wrap(root, context: cloudContext)
+        XCTAssertThrowsError(try b.unwrap(blob, context: cloudOtherContext)) { XCTAssertEqual($0 as? KeyWrapError, .integrityFailure) }
         var tampered = blob
         tampered[tampered.count - 5] ^= 0x01
-        XCTAssertThrowsError(try b.unwrap(tampered, context: testContext)) { XCTAssertEqual($0 as? KeyWrapError, .integrityFailure) }
+        XCTAssertThrowsError(try b.unwrap(tampered, context: cloudContext)) { XCTAssertEqual($0 as? KeyWrapError, .integrityFailure) }
         let before = try server.stats()["decrypt"] ?? 0
         for bad in [[], [1], Array(blob.dropLast()), [2] + blob.dropFirst()] as [[UInt8]] {
-            XCTAssertThrowsError(try b.unwrap(bad, context: testContext)) { XCTAssertEqual($0 as? KeyWrapError, .integrityFailure) }
+            XCTAssertThrowsError(try b.unwrap(bad, context: cloudContext)) { XCTAssertEqual($0 as? KeyWrapError, .integrityFailure) }
         }
         XCTAssertEqual(try server.stats()["decrypt"] ?? 0, before, "malformed blobs must not reach the service")
     }
@@ -104,25 +104,25 @@ final class GCPKMSBackendTests: XCTestCase {
     func testRotationOfPrimaryVersionAndOntoNewKey() throws {
         let b = try backend()
         let root = try SecretBytes.random(count: 32)
-        let v1 = try b.wrap(root, context: testContext)
+        let v1 = try b.wrap(root, context: cloudContext)
         try server.control("/_test/rotate", ["name": keyName])
-        let v2 = try b.wrap(root, context: testContext)
+        let v2 = try b.wrap(root, context: cloudContext)
         XCTAssertEqual(GCPKMSBackend.parseBlob(v1)?.0, keyName + "/cryptoKeyVersions/1")
         XCTAssertEqual(GCPKMSBackend.parseBlob(v2)?.0, keyName + "/cryptoKeyVersions/2")
-        XCTAssertEqual(try b.unwrap(v1, context: testContext), root)
-        XCTAssertEqual(try b.unwrap(v2, context: testContext), root)
+        XCTAssertEqual(try b.unwrap(v1, context: cloudContext), root)
+        XCTAssertEqual(try b.unwrap(v2, context: cloudContext), root)
         // Pinned version.
         let pinned = try backend(["key": keyName + "/cryptoKeyVersions/1"])
         XCTAssertEqual(pinned.descriptor.keyVersion, "1")
-        XCTAssertEqual(GCPKMSBackend.parseBlob(try pinned.wrap(root, context: testContext))?.0, keyName + "/cryptoKeyVersions/1")
+        XCTAssertEqual(GCPKMSBackend.parseBlob(try pinned.wrap(root, context: cloudContext))?.0, keyName + "/cryptoKeyVersions/1")
         // A new key: its blob names it, and the old blob still names the old key.
         let newKey = "projects/tg-test/locations/global/keyRings/tg-ring/cryptoKeys/tg-root-2027"
         try server.control("/_test/keys", ["name": newKey])
         let moved = try b.withKey(newKey)
         XCTAssertEqual(moved.descriptor.keyID, newKey)
-        let v3 = try moved.wrap(root, context: testContext)
-        XCTAssertEqual(try moved.unwrap(v3, context: testContext), root)
-        XCTAssertEqual(try moved.unwrap(v1, context: testContext), root)
+        let v3 = try moved.wrap(root, context: cloudContext)
+        XCTAssertEqual(try moved.unwrap(v3, context: cloudContext), root)
+        XCTAssertEqual(try moved.unwrap(v1, context: cloudContext), root)
     }
 
     func testMetadataServerCredentials() throws {
@@ -131,7 +131,7 @@ final class GCPKMSBackendTests: XCTestCase {
             "endpoint": server.base, "ca_bundle": server.ca, "timeout": "2", "retry_base_delay": "0.05",
         ]))
         let root = try SecretBytes.random(count: 32)
-        XCTAssertEqual(try b.unwrap(try b.wrap(root, context: testContext), context: testContext), root)
+        XCTAssertEqual(try b.unwrap(try b.wrap(root, context: cloudContext), context: cloudContext), root)
         let s = try server.stats()
         XCTAssertEqual(s["metadata_issued"], 1)
         XCTAssertNil(s["token"])
@@ -143,20 +143,20 @@ final class GCPKMSBackendTests: XCTestCase {
         let b = try backend()
         try server.faults([["status": 429], ["status": 503]])
         let root = try SecretBytes.random(count: 32)
-        let blob = try b.wrap(root, context: testContext)
+        let blob = try b.wrap(root, context: cloudContext)
         XCTAssertEqual(try server.stats()["encrypt"], 3)
-        XCTAssertEqual(try b.unwrap(blob, context: testContext), root)
+        XCTAssertEqual(try b.unwrap(blob, context: cloudContext), root)
     }
 
     func testServerErrorsThreeTimesThenSuccessAndFourTimesFails() throws {
         let b = try backend()
         try server.faults(Array(repeating: ["status": 500], count: 3))
         let root = try SecretBytes.random(count: 32)
-        _ = try b.wrap(root, context: testContext)
+        _ = try b.wrap(root, context: cloudContext)
         XCTAssertEqual(try server.stats()["encrypt"], 4)
         try server.reset()
         try server.faults(Array(repeating: ["status": 500, "message": "backend exploded"], count: 4))
-        let (error, elapsed) = timed { _ = try b.wrap(root, context: testContext) }
+        let (error, elapsed) = cloudTimed { _ = try b.wrap(root, context: cloudContext) }
         guard case .unreachable(let m)? = error else { return XCTFail("\(String(describing: error))") }
         XCTAssertTrue(m.contains("INTERNAL") && m.contains("backend exploded"), m)
         XCTAssertEqual(try server.stats()["encrypt"], 4, "max_attempts bounds the calls")
@@ -166,11 +166,11 @@ final class GCPKMSBackendTests: XCTestCase {
     func testDelayLongerThanTimeout() throws {
         let b = try backend(["timeout": "1", "max_attempts": "2"])
         let root = try SecretBytes.random(count: 32)
-        _ = try b.wrap(root, context: testContext)      // token fetched and cached
+        _ = try b.wrap(root, context: cloudContext)      // token fetched and cached
         try server.faults([["delay": 3]])
-        _ = try b.wrap(root, context: testContext)      // first attempt times out, second succeeds
+        _ = try b.wrap(root, context: cloudContext)      // first attempt times out, second succeeds
         try server.faults([["delay": 3], ["delay": 3]])
-        let (error, elapsed) = timed { _ = try b.wrap(root, context: testContext) }
+        let (error, elapsed) = cloudTimed { _ = try b.wrap(root, context: cloudContext) }
         guard case .unreachable(let m)? = error else { return XCTFail("\(String(describing: error))") }
         XCTAssertTrue(m.contains("timed out"), m)
         XCTAssertLessThan(elapsed, b.http.configuration.worstCaseDuration)
@@ -180,9 +180,9 @@ final class GCPKMSBackendTests: XCTestCase {
     func testExpiredTokenIsRefreshed() throws {
         let b = try backend()
         let root = try SecretBytes.random(count: 32)
-        let blob = try b.wrap(root, context: testContext)
+        let blob = try b.wrap(root, context: cloudContext)
         try server.faults([["invalid_token": true]])     // revokes every token, answers 401
-        XCTAssertEqual(try b.unwrap(blob, context: testContext), root)
+        XCTAssertEqual(try b.unwrap(blob, context: cloudContext), root)
         let s = try server.stats()
         XCTAssertEqual(s["token_issued"], 2)
         XCTAssertEqual(b.statistics.authenticationRetries, 1)
@@ -192,13 +192,13 @@ final class GCPKMSBackendTests: XCTestCase {
         let b = try backend()
         let root = try SecretBytes.random(count: 32)
         try server.faults([["malformed": true], ["bad_crc": true], ["unverified": true]])
-        let blob = try b.wrap(root, context: testContext)
+        let blob = try b.wrap(root, context: cloudContext)
         XCTAssertEqual(try server.stats()["encrypt"], 4)
         try server.faults([["bad_crc": true]])
-        XCTAssertEqual(try b.unwrap(blob, context: testContext), root)
+        XCTAssertEqual(try b.unwrap(blob, context: cloudContext), root)
         XCTAssertEqual(try server.stats()["decrypt"], 2)
         try server.faults(Array(repeating: ["malformed": true], count: 4))
-        let (error, _) = timed { _ = try b.unwrap(blob, context: testContext) }
+        let (error, _) = cloudTimed { _ = try b.unwrap(blob, context: cloudContext) }
         guard case .unreachable(let m)? = error else { return XCTFail("\(String(describing: error))") }
         XCTAssertTrue(m.contains("malformed"), m)
     }
@@ -206,9 +206,9 @@ final class GCPKMSBackendTests: XCTestCase {
     func testServerDown() throws {
         let b = try backend()
         let root = try SecretBytes.random(count: 32)
-        let blob = try b.wrap(root, context: testContext)
+        let blob = try b.wrap(root, context: cloudContext)
         server.stop()
-        let (error, elapsed) = timed { _ = try b.unwrap(blob, context: testContext) }
+        let (error, elapsed) = cloudTimed { _ = try b.unwrap(blob, context: cloudContext) }
         guard case .unreachable? = error else { return XCTFail("\(String(describing: error))") }
         XCTAssertLessThan(elapsed, b.http.configuration.worstCaseDuration)
         XCTAssertThrowsError(try b.checkHealth())
@@ -217,19 +217,19 @@ final class GCPKMSBackendTests: XCTestCase {
     func testServiceErrorsAreTypedWithTheirStatus() throws {
         let root = try SecretBytes.random(count: 32)
         let missing = try backend(["key": "projects/tg-test/locations/global/keyRings/tg-ring/cryptoKeys/absent"])
-        XCTAssertThrowsError(try missing.wrap(root, context: testContext)) { e in
+        XCTAssertThrowsError(try missing.wrap(root, context: cloudContext)) { e in
             guard case KeyWrapError.keyNotFound(let m)? = e as? KeyWrapError else { return XCTFail("\(e)") }
             XCTAssertTrue(m.contains("NOT_FOUND"), m)
         }
         let b = try backend()
-        let blob = try b.wrap(root, context: testContext)
+        let blob = try b.wrap(root, context: cloudContext)
         try server.control("/_test/disable", ["name": keyName, "version": 1])
-        XCTAssertThrowsError(try b.unwrap(blob, context: testContext)) { e in
+        XCTAssertThrowsError(try b.unwrap(blob, context: cloudContext)) { e in
             guard case KeyWrapError.removed(let m)? = e as? KeyWrapError else { return XCTFail("\(e)") }
             XCTAssertTrue(m.contains("FAILED_PRECONDITION") && m.contains("DISABLED"), m)
         }
         try server.control("/_test/deny", ["name": keyName])
-        XCTAssertThrowsError(try b.wrap(root, context: testContext)) { e in
+        XCTAssertThrowsError(try b.wrap(root, context: cloudContext)) { e in
             guard case KeyWrapError.policyViolation(let m)? = e as? KeyWrapError else { return XCTFail("\(e)") }
             XCTAssertTrue(m.contains("PERMISSION_DENIED"), m)
         }
@@ -238,7 +238,7 @@ final class GCPKMSBackendTests: XCTestCase {
 
     func testWrongServiceAccountKeyIsAuthenticationFailure() throws {
         let b = try backend(["credentials_file": server.string("sa_wrong_key")])
-        XCTAssertThrowsError(try b.wrap(try SecretBytes.random(count: 32), context: testContext)) { e in
+        XCTAssertThrowsError(try b.wrap(try SecretBytes.random(count: 32), context: cloudContext)) { e in
             guard case KeyWrapError.authenticationFailed(let m)? = e as? KeyWrapError else { return XCTFail("\(e)") }
             XCTAssertTrue(m.contains("invalid_grant") && m.contains("Invalid JWT Signature"), m)
             XCTAssertFalse(m.contains("PRIVATE KEY") || m.contains("eyJ"), "no key or assertion in errors")
@@ -253,7 +253,7 @@ final class GCPKMSBackendTests: XCTestCase {
         try FileManager.default.copyItem(atPath: server.string("sa_key"), toPath: copy)
         chmod(copy, 0o644)
         let b = try backend(["credentials_file": copy])
-        XCTAssertThrowsError(try b.wrap(try SecretBytes.random(count: 32), context: testContext)) { e in
+        XCTAssertThrowsError(try b.wrap(try SecretBytes.random(count: 32), context: cloudContext)) { e in
             guard case KeyWrapError.misconfigured(let m)? = e as? KeyWrapError else { return XCTFail("\(e)") }
             XCTAssertTrue(m.contains("accessible to other users"), m)
         }
@@ -262,7 +262,7 @@ final class GCPKMSBackendTests: XCTestCase {
     func testTokenEndpointThrottledThenSucceeds() throws {
         let b = try backend()
         try server.faults([["target": "token", "status": 503], ["target": "token", "malformed": true]])
-        _ = try b.wrap(try SecretBytes.random(count: 32), context: testContext)
+        _ = try b.wrap(try SecretBytes.random(count: 32), context: cloudContext)
         XCTAssertEqual(try server.stats()["token"], 3)
     }
 }
