@@ -61,9 +61,10 @@ public final class Module: @unchecked Sendable {
     /// In a child process after fork(): zeroise in-memory secrets and drop all state without touching
     /// resources shared with the parent (database connections, backend sessions are abandoned, not closed).
     public func abandonAfterFork() {
-        sessions.withLock { $0.removeAll() }
+        // No lock is waited for here: one held by a parent thread at fork() would never be released.
+        _ = sessions.withLockIfAvailable { $0.removeAll() }
         for t in tokens {
-            t.reset()
+            t.resetAfterFork()
             // Never close the parent's SQLite connections from the child: keep the token (and its database
             // handle) alive forever instead of letting deinit close it.
             _ = Unmanaged.passRetained(t)

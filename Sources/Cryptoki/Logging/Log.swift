@@ -39,8 +39,11 @@ final class Log: Sendable {
     static let shared = Log()
 
     private let level = Atomic<Int>(LogLevel.error.rawValue)
-    /// nil → stderr.
-    private let sink = Mutex<UnsafeMutablePointer<FILE>?>(nil)
+    /// The log file's FILE* as an address (0: stderr). Lock-free on purpose: a child after fork() must never
+    /// find a lock held by a thread that no longer exists. stdio serialises each fputs itself.
+    private let sink = Atomic<UInt>(0)
+    /// Previously opened files are never closed (another thread may still be writing to one); reconfiguring
+    /// happens once per C_Initialize, so the leak is bounded.
 
     /// Applies configuration: `level` (env TENSORGUARD_PKCS11_LOG wins), and `file` (nil: stderr).
     func configure(level configured: LogLevel, file: String?) {
@@ -49,15 +52,15 @@ final class Log: Sendable {
             effective = l
         }
         level.store(effective.rawValue, ordering: .relaxed)
-        sink.withLock { current in
-            if let f = current { fclose(f); current = nil }
-            if let path = file, effective != .off {
-                current = fopen(path, "a")
-                if current == nil {
-                    Log.writeStderr("tensorguard-pkcs11: cannot open log file \(path); logging to stderr\n")
-                }
+        var address: UInt = 0
+        if let path = file, effective != .off {
+            if let f = fopen(path, "a") {
+                address = UInt(bitPattern: f)
+            } else {
+                Log.writeStderr("tensorguard-pkcs11: cannot open log file \(path); logging to stderr\n")
             }
         }
+        sink.store(address, ordering: .releasing)
     }
 
     /// Applies only the environment override (before any configuration is read).
@@ -67,18 +70,19 @@ final class Log: Sendable {
         }
     }
 
-    /// After fork in the child: forget the file handle without closing the parent's stream state twice.
-    func abandonAfterFork() {
-        sink.withLock { $0 = nil }
-    }
+    /// After fork in the child: keep logging to the same place (the FILE is the child's copy); nothing to undo.
+    func abandonAfterFork() {}
 
     func enabled(_ l: LogLevel) -> Bool { l != .off && l.rawValue <= level.load(ordering: .relaxed) }
 
     func write(_ l: LogLevel, _ message: () -> String) {
         guard enabled(l) else { return }
         let line = "tensorguard-pkcs11[\(getpid())] \(l.name): \(message())\n"
-        sink.withLock { f in
-            if let f { fputs(line, f); fflush(f) } else { Log.writeStderr(line) }
+        if let f = UnsafeMutablePointer<FILE>(bitPattern: sink.load(ordering: .acquiring)) {
+            fputs(line, f)
+            fflush(f)
+        } else {
+            Log.writeStderr(line)
         }
     }
 

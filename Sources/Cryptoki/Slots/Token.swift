@@ -130,7 +130,17 @@ final class Token: @unchecked Sendable {
         }
     }
 
-    /// C_Finalize / fork: forget keys and session objects.
+    /// After fork() in the child: like `reset`, but never waits for a lock (a thread of the parent may have held
+    /// it at the fork and does not exist here). If the lock is taken, the state is left unreachable instead.
+    func resetAfterFork() {
+        _ = state.withLockIfAvailable { s in
+            s.dropLogin()
+            s.sessions.removeAll()
+            s.sessionObjects.removeAll()
+        }
+    }
+
+    /// C_Finalize: forget keys and session objects.
     func reset() {
         state.withLock { s in
             s.dropLogin()
