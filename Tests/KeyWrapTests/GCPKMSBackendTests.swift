@@ -1,5 +1,6 @@
 import CryptoCore
 import Foundation
+import Synchronization
 @testable import KeyWrap
 import XCTest
 
@@ -264,5 +265,32 @@ final class GCPKMSBackendTests: XCTestCase {
         try server.faults([["target": "token", "status": 503], ["target": "token", "malformed": true]])
         _ = try b.wrap(try SecretBytes.random(count: 32), context: cloudContext)
         XCTAssertEqual(try server.stats()["token"], 3)
+    }
+    func testUntrustedServerCertificateIsRefused() throws {
+        var o = options()
+        o["ca_bundle"] = nil          // the system store does not know the fake's throwaway CA
+        let b = try GCPKMSBackend(configuration: BackendConfiguration(kind: "gcp-kms", options: o))
+        let (error, _) = cloudTimed { _ = try b.wrap(try SecretBytes.random(count: 32), context: cloudContext) }
+        guard case .unreachable(let m)? = error else { return XCTFail("\(String(describing: error))") }
+        XCTAssertTrue(m.contains("TLS"), m)
+        XCTAssertEqual(try server.stats()["token"] ?? 0, 0, "no request body may reach an unverified server")
+    }
+
+    func testConcurrentCallsShareOneBackend() throws {
+        let b = try backend()
+        let root = try SecretBytes.random(count: 32)
+        let blob = try b.wrap(root, context: cloudContext)
+        let failures = Atomic<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: 8) { _ in
+            do {
+                if try b.unwrap(blob, context: cloudContext) != root { failures.add(1, ordering: .relaxed) }
+            } catch {
+                failures.add(1, ordering: .relaxed)
+            }
+        }
+        XCTAssertEqual(failures.load(ordering: .relaxed), 0)
+        let s = try server.stats()
+        XCTAssertEqual(s["decrypt_ok"], 8)
+        XCTAssertEqual(s["token_issued"], 1, "the token cached by the first wrap serves every thread")
     }
 }
