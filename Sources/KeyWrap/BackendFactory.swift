@@ -23,6 +23,7 @@ public enum BackendFactory {
     private static let registry = Mutex<[String: Maker]>([
         LocalBackend.kind: { _ in LocalBackend() },
         PKCS11Backend.kind: { try PKCS11Backend(configuration: $0) },
+        AWSKMSBackend.kind: { try AWSKMSBackend(configuration: $0) },
         GCPKMSBackend.kind: { try GCPKMSBackend(configuration: $0) },
         AzureKeyVaultBackend.kind: { try AzureKeyVaultBackend(configuration: $0) },
     ])

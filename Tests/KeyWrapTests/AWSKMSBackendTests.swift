@@ -346,6 +346,11 @@ final class AWSKMSBackendTests: XCTestCase {
             XCTAssertTrue(m.contains(fragment), "\(options): \(m)")
         }
         XCTAssertThrowsError(try AWSKMSBackend(configuration: BackendConfiguration(kind: "local", options: ["key_id": "k"])))
+        // Registered in the factory under its kind; building it makes no network call.
+        XCTAssertTrue(BackendFactory.kinds.contains("aws-kms"))
+        let made = try BackendFactory.make(BackendConfiguration(kind: "aws-kms", options: ["key_id": "alias/tg", "region": "eu-west-1"]))
+        XCTAssertEqual(made.descriptor, BackendDescriptor(kind: "aws-kms", keyID: "region=eu-west-1", keyVersion: "key=alias/tg"))
+        expectAWSError("misconfigured") { _ = try BackendFactory.make(BackendConfiguration(kind: "aws-kms", options: [:])) }
     }
 }
 

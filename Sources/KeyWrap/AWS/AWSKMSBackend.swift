@@ -141,7 +141,7 @@ public final class AWSKMSBackend: KeyWrapBackend {
     public func checkHealth() throws {
         stats.withLock { $0.healthChecks += 1 }
         let probe = try Self.random(32)
-        let nonce = hexString(try Self.random(8).unsafeCopyToArray())
+        let nonce = awsHex(try Self.random(8).unsafeCopyToArray())
         let context = WrapContext(tokenSerial: "health-check", tokenUUID: nonce)
         let blob = try wrap(probe, context: context)
         let back = try unwrap(blob, context: context)
