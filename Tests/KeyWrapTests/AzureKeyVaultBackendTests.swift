@@ -275,4 +275,23 @@ final class AzureKeyVaultBackendTests: XCTestCase {
             XCTAssertTrue(m.contains("Forbidden"), m)
         }
     }
+    func testTokenEndpointAndIMDSFaultsRetried() throws {
+        let b = try backend()
+        try server.faults([["target": "token", "status": 503], ["target": "token", "malformed": true]])
+        let root = try SecretBytes.random(count: 32)
+        let blob = try b.wrap(root, context: cloudContext)
+        XCTAssertEqual(try server.stats()["token"], 3)
+        let mi = try backend(["credentials": "managed-identity", "managed_identity_endpoint": "http://127.0.0.1:\(server.int("imds_port"))"],
+                             removing: ["client_secret_file", "tenant_id", "client_id"])
+        try server.faults([["target": "imds", "status": 429], ["target": "imds", "status": 500]])
+        XCTAssertEqual(try mi.unwrap(blob, context: cloudContext), root)
+        XCTAssertEqual(try server.stats()["imds"], 3)
+        let down = try backend(["credentials": "managed-identity", "managed_identity_endpoint": "http://127.0.0.1:\(server.int("imds_port"))"],
+                               removing: ["client_secret_file", "tenant_id", "client_id"])
+        try server.faults([["target": "imds", "status": 400, "error": "invalid_request", "message": "Identity not found"]])
+        XCTAssertThrowsError(try down.unwrap(blob, context: cloudContext)) { e in
+            guard case KeyWrapError.authenticationFailed(let m)? = e as? KeyWrapError else { return XCTFail("\(e)") }
+            XCTAssertTrue(m.contains("Identity not found"), m)
+        }
+    }
 }
