@@ -186,7 +186,7 @@ public final class AWSCredentialsProvider: Sendable {
             do {
                 response = try metadataClient.sendWithRetries(request)
             } catch let e as HTTPError {
-                throw KeyWrapError.unreachable("aws-kms: instance metadata \(what): \(e)")
+                throw KeyWrapError.unreachable("aws-kms: no credentials in the environment or shared files, and the instance metadata service (\(what)) failed: \(e)")
             }
             guard response.status == 200 else {
                 throw KeyWrapError.authenticationFailed("aws-kms: instance metadata \(what) answered HTTP \(response.status)")

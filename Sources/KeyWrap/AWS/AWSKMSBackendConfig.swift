@@ -13,9 +13,9 @@ public struct AWSKMSBackendConfig: Sendable, Equatable {
     public var profile: String?
     public var http: HTTPClientConfiguration
 
-    public static let defaultConnectTimeoutMs = 3_000
-    public static let defaultTimeoutMs = 10_000
-    public static let defaultMaxAttempts = 4
+    public static let defaultConnectTimeoutMs = 2_000
+    public static let defaultTimeoutMs = 5_000
+    public static let defaultMaxAttempts = 3
     public static let defaultRetryBaseDelayMs = 100
     public static let defaultRetryMaxDelayMs = 2_000
 
