@@ -24,8 +24,7 @@ final class AWSKMSBackendTests: XCTestCase {
     }
 
     private func fixture() throws -> MotoFixture {
-        guard let m = Self.moto else { throw XCTSkip("moto unavailable: \(Self.startError.map { "\($0)" } ?? "?")") }
-        return m
+        try requireServer(Self.moto, startError: Self.startError, needsMoto: true)
     }
 
     private func userEnv(_ m: MotoFixture) -> [String: String] {

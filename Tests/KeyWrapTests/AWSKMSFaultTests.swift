@@ -35,9 +35,8 @@ final class AWSKMSFaultTests: XCTestCase {
     }
 
     private func servers() throws -> (MotoFixture, FaultServer) {
-        guard let m = Self.moto, let p = Self.proxy else {
-            throw XCTSkip("moto / fault proxy unavailable: \(Self.startError.map { "\($0)" } ?? "?")")
-        }
+        let m = try requireServer(Self.moto, startError: Self.startError, needsMoto: true)
+        let p = try requireServer(Self.proxy, startError: Self.startError, needsMoto: true)
         try p.reset()
         return (m, p)
     }

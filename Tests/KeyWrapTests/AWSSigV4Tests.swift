@@ -42,7 +42,8 @@ final class AWSSigV4Tests: XCTestCase {
         do {
             out = try runPythonScript("sigv4_reference.py", stdin: try JSONSerialization.data(withJSONObject: spec), timeout: 60)
         } catch let e as AWSTestSkip {
-            throw XCTSkip("botocore reference unavailable: \(e)")
+            if !AWSTestPaths.motoAvailable { throw XCTSkip("botocore reference unavailable: \(e)") }
+            throw e
         }
         let reference = try XCTUnwrap(try JSONSerialization.jsonObject(with: out) as? [String: String])
         XCTAssertEqual(ours.header("Authorization"), reference["Authorization"], file: file, line: line)

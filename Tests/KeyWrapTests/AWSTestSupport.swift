@@ -12,6 +12,30 @@ enum AWSTestPaths {
             .appendingPathComponent("servers/aws").path
     }()
     static let python = ProcessInfo.processInfo.environment["TG_TEST_PYTHON"] ?? "python3"
+
+    /// Whether `python3` can import `module` (e.g. "moto, boto3, flask"). Missing tools skip the tests; a server
+    /// that is installed but fails to start is a test failure.
+    static func pythonHas(_ modules: String) -> Bool {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = [python, "-c", "import \(modules)"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        do { try p.run() } catch { return false }
+        p.waitUntilExit()
+        return p.terminationStatus == 0
+    }
+    static let motoAvailable = pythonHas("moto, boto3, botocore, flask, werkzeug")
+    static let pythonAvailable = pythonHas("json, http.server")
+}
+
+/// Skip if the tools are missing; otherwise the start error is the test's failure.
+func requireServer<T>(_ value: T?, startError: Error?, needsMoto: Bool) throws -> T {
+    if let value { return value }
+    if needsMoto ? !AWSTestPaths.motoAvailable : !AWSTestPaths.pythonAvailable {
+        throw XCTSkip("python3 with \(needsMoto ? "moto[server], boto3" : "the standard library") is needed for these tests")
+    }
+    throw startError ?? AWSTestSkip(description: "test server did not start")
 }
 
 struct AWSTestSkip: Error, CustomStringConvertible {

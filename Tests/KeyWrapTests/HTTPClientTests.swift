@@ -22,7 +22,7 @@ final class HTTPClientTests: XCTestCase {
     }
 
     private func fault() throws -> FaultServer {
-        guard let s = Self.server else { throw XCTSkip("fault server unavailable: \(Self.startError.map { "\($0)" } ?? "?")") }
+        let s = try requireServer(Self.server, startError: Self.startError, needsMoto: false)
         try s.reset()
         return s
     }

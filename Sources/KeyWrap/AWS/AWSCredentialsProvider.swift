@@ -206,7 +206,7 @@ public final class AWSCredentialsProvider: Sendable {
                                          headers: auth, metadataService: true), "role list")
         guard let role = roles.bodyText.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).first.map({ String($0).trimmingSpaces }),
               !role.isEmpty, role.utf8.count <= 128,
-              role.unicodeScalars.allSatisfy({ $0.properties.isAlphabetic || ("0"..."9").contains($0) || "+=,.@_-".unicodeScalars.contains($0) }) else {
+              role.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "+=,.@_-".unicodeScalars.contains($0) }) else {
             throw KeyWrapError.authenticationFailed("aws-kms: no IAM role attached to this instance (instance metadata role list empty or malformed)")
         }
         var document = try call(HTTPRequest(method: "GET", url: base + "/latest/meta-data/iam/security-credentials/" + role,
