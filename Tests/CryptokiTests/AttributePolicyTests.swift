@@ -109,7 +109,7 @@ final class AttributePolicyTests: XCTestCase {
         // Generation: CKA_VALUE not allowed, CKA_VALUE_LEN required, contradictions refused.
         let gen = Mechanism(type: CKM_AES_KEY_GEN)
         expectCKR(CKR_TEMPLATE_INCOMPLETE) { _ = try m.generateKey(s, mechanism: gen, template: []) }
-        expectCKR(CKR_KEY_SIZE_RANGE) { _ = try m.generateKey(s, mechanism: gen, template: [ulongAttr(CKA_VALUE_LEN, 20)]) }
+        expectCKR(CKR_ATTRIBUTE_VALUE_INVALID) { _ = try m.generateKey(s, mechanism: gen, template: [ulongAttr(CKA_VALUE_LEN, 20)]) }
         expectCKR(CKR_TEMPLATE_INCONSISTENT) { _ = try m.generateKey(s, mechanism: gen, template: [ulongAttr(CKA_VALUE_LEN, 16), v16]) }
         expectCKR(CKR_TEMPLATE_INCONSISTENT) {
             _ = try m.generateKey(s, mechanism: gen, template: [ulongAttr(CKA_VALUE_LEN, 16), ulongAttr(CKA_KEY_TYPE, CKK_GENERIC_SECRET)])
@@ -117,7 +117,7 @@ final class AttributePolicyTests: XCTestCase {
         expectCKR(CKR_MECHANISM_INVALID) { _ = try m.generateKey(s, mechanism: Mechanism(type: CKM_SHA256), template: []) }
         let g = Mechanism(type: CKM_GENERIC_SECRET_KEY_GEN)
         expectCKR(CKR_TEMPLATE_INCOMPLETE) { _ = try m.generateKey(s, mechanism: g, template: []) }
-        expectCKR(CKR_KEY_SIZE_RANGE) { _ = try m.generateKey(s, mechanism: g, template: [ulongAttr(CKA_VALUE_LEN, 0)]) }
+        expectCKR(CKR_ATTRIBUTE_VALUE_INVALID) { _ = try m.generateKey(s, mechanism: g, template: [ulongAttr(CKA_VALUE_LEN, 0)]) }
         let gk = try m.generateKey(s, mechanism: g, template: [ulongAttr(CKA_VALUE_LEN, 20), boolAttr(CKA_EXTRACTABLE, true)])
         XCTAssertEqual(try m.bytes(s, gk, CKA_VALUE)?.count, 20)
     }

@@ -193,9 +193,16 @@ final class MechanismTests: XCTestCase {
                 try m.unwrapKey(s, mechanism: kwp, unwrappingKey: unwrapper, wrappedKey: $0, template: base + [boolAttr(CKA_SENSITIVE, false)])
             }
         }
-        expectCKR(CKR_TEMPLATE_INCOMPLETE) {
-            _ = try blob.withUnsafeBytes {
-                try m.unwrapKey(s, mechanism: kwp, unwrappingKey: unwrapper, wrappedKey: $0, template: [ulongAttr(CKA_CLASS, CKO_SECRET_KEY)])
+        // Without CKA_KEY_TYPE an unwrapped key is a generic secret; a corrupted blob fails before the template is read.
+        let generic = try blob.withUnsafeBytes {
+            try m.unwrapKey(s, mechanism: kwp, unwrappingKey: unwrapper, wrappedKey: $0, template: [])
+        }
+        XCTAssertEqual(try m.ulong(s, generic, CKA_KEY_TYPE), CKK_GENERIC_SECRET)
+        var corrupted = blob
+        corrupted[0] ^= 1
+        expectCKR(CKR_WRAPPED_KEY_INVALID) {
+            _ = try corrupted.withUnsafeBytes {
+                try m.unwrapKey(s, mechanism: kwp, unwrappingKey: unwrapper, wrappedKey: $0, template: [Attribute(type: CKA_TOKEN, bytes: [0, 0])])
             }
         }
         // SO marks a KEK trusted; then WRAP_WITH_TRUSTED keys wrap under it.

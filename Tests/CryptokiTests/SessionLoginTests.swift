@@ -142,7 +142,11 @@ final class SessionLoginTests: XCTestCase {
 
         try m.digestInit(s, mechanism: Mechanism(type: CKM_SHA256))
         expectCKR(CKR_OPERATION_ACTIVE) { try m.digestInit(s, mechanism: Mechanism(type: CKM_SHA256)) }
+        try m.cancelOperations(s, flags: CKF_ENCRYPT)
+        expectCKR(CKR_OPERATION_ACTIVE) { try m.digestInit(s, mechanism: Mechanism(type: CKM_SHA256)) }
         try m.cancelOperations(s, flags: CKF_DIGEST)
+        try m.digestInit(s, mechanism: Mechanism(type: CKM_SHA256))
+        try m.cancelOperations(s, flags: 0)  // 0: everything
         try m.digestInit(s, mechanism: Mechanism(type: CKM_SHA256))
         expectCKR(CKR_OPERATION_NOT_INITIALIZED) { _ = try m.encryptFinal(s, output: .lengthQuery) }
         expectCKR(CKR_OPERATION_NOT_INITIALIZED) { _ = try m.findObjects(s, maxCount: 1) }

@@ -32,11 +32,11 @@ extension Module {
         switch keyType {
         case CKK_AES:
             let n = try valueLength()
-            guard [16, 24, 32].contains(n) else { throw ckr(CKR_KEY_SIZE_RANGE) }
+            guard [16, 24, 32].contains(n) else { throw ckr(CKR_ATTRIBUTE_VALUE_INVALID) }
             value = try random(n)
         case CKK_GENERIC_SECRET:
             let n = try valueLength()
-            guard (1...Mechanisms.genericSecretMaxBytes).contains(n) else { throw ckr(CKR_KEY_SIZE_RANGE) }
+            guard (1...Mechanisms.genericSecretMaxBytes).contains(n) else { throw ckr(CKR_ATTRIBUTE_VALUE_INVALID) }
             value = try random(n)
         default:
             let params = try ObjectFactory.n2heParameters(parsed)
@@ -115,11 +115,8 @@ extension Module {
                 }
             }
         }
-        let kind = try ObjectFactory.kind(of: merged)
-        guard case .secretKey = kind else { throw ckr(CKR_TEMPLATE_INCONSISTENT) }
-        let parsed = try ObjectFactory.parse(merged, kind: kind, origin: .unwrapped, role: access.role)
-        try checkCreation(s, parsed: parsed, kind: kind, access: access)
-
+        // The wrapped bytes are checked first (length, then RFC 3394/5649 integrity): a corrupted blob answers
+        // CKR_WRAPPED_KEY_* whatever the template says.
         guard wrappedKey.count % 8 == 0, wrappedKey.count >= (padded ? 16 : 24) else { throw ckr(CKR_WRAPPED_KEY_LEN_RANGE) }
         let kek = try keyValue(s, unwrapper)
         let value: SecretBytes
@@ -132,6 +129,13 @@ extension Module {
             default: throw ErrorMap.wrap(e, context: "unwrap key")
             }
         }
+        // Key wrap only carries secret keys: CKA_CLASS defaults to CKO_SECRET_KEY, CKA_KEY_TYPE to
+        // CKK_GENERIC_SECRET (name CKK_AES / CKK_TG_N2HE to get those).
+        let kind = try ObjectFactory.kind(of: merged, impliedClass: CKO_SECRET_KEY,
+                                          impliedKeyType: merged.contains { $0.type == CKA_KEY_TYPE } ? nil : CKK_GENERIC_SECRET)
+        guard case .secretKey = kind else { throw ckr(CKR_TEMPLATE_INCONSISTENT) }
+        let parsed = try ObjectFactory.parse(merged, kind: kind, origin: .unwrapped, role: access.role)
+        try checkCreation(s, parsed: parsed, kind: kind, access: access)
         let record = try ObjectFactory.build(kind: kind, attributes: parsed, origin: .unwrapped, value: value,
                                              valueError: CKR_WRAPPED_KEY_INVALID)
         return try s.token.insert(record, access: access)

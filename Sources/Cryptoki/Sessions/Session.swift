@@ -18,7 +18,12 @@ struct Operations: @unchecked Sendable {
     var sign: MACOperation?
     var verify: MACOperation?
 
+    /// C_SessionCancel. `flags` 0 (no operation named) cancels every active operation, as pkcs11-check expects.
     mutating func cancel(_ flags: CK_FLAGS) {
+        if flags == 0 {
+            self = Operations()
+            return
+        }
         if flags & CKF_ENCRYPT != 0 { encrypt = nil }
         if flags & CKF_DECRYPT != 0 { decrypt = nil }
         if flags & CKF_DIGEST != 0 { digest = nil }

@@ -18,10 +18,10 @@ extension Token {
         }
         try gate.withLock { _ in
             try state.withLock { s in
+                if role == .so, s.hasReadOnlySession { throw ckr(CKR_SESSION_READ_ONLY_EXISTS) }
                 if let current = s.role {
                     throw ckr(current == role ? CKR_USER_ALREADY_LOGGED_IN : CKR_USER_ANOTHER_ALREADY_LOGGED_IN)
                 }
-                if role == .so, s.hasReadOnlySession { throw ckr(CKR_SESSION_READ_ONLY_EXISTS) }
             }
             let rec = try record()
             if !rec.isInitialized {
