@@ -75,6 +75,21 @@ final class AWSKMSBackendTests: XCTestCase {
         try b.checkHealth()
         XCTAssertEqual(b.statistics.kms.requests, 2)
         XCTAssertEqual(b.statistics.healthChecks, 1)
+        let report = b.healthReport()
+        XCTAssertTrue(report.isHealthy, "\(report)")
+        XCTAssertEqual(report.checks.map(\.name), ["credentials", "kms:Encrypt", "kms:Decrypt"])
+        XCTAssertEqual(report.credentialsSource, "environment")
+        let text = "\(report)"
+        XCTAssertTrue(text.contains("****\(m.setup.user_access_key.suffix(4))") && text.contains(m.setup.key_arn), text)
+        XCTAssertFalse(text.contains(m.setup.user_access_key) || text.contains(m.setup.user_secret_key), text)
+        // Least privilege without Decrypt: the report says which step failed and why.
+        let encryptOnly = try backend(m, env: ["AWS_ACCESS_KEY_ID": m.setup.encrypt_only_access_key,
+                                               "AWS_SECRET_ACCESS_KEY": m.setup.encrypt_only_secret_key])
+        let bad = encryptOnly.healthReport()
+        XCTAssertFalse(bad.isHealthy)
+        XCTAssertEqual(bad.checks.map(\.passed), [true, true, false])
+        guard case .policyViolation? = bad.error else { return XCTFail("\(bad)") }
+        XCTAssertTrue("\(bad)".contains("NOT healthy"))
     }
 
     // MARK: Binding and tampering

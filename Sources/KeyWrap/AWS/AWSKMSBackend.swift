@@ -15,6 +15,38 @@
 import CryptoCore
 import Synchronization
 
+/// One line of a health report.
+public struct AWSKMSHealthCheck: Sendable, Equatable, CustomStringConvertible {
+    public var name: String
+    public var passed: Bool
+    /// What was found (never a secret).
+    public var detail: String
+
+    public var description: String { "[\(passed ? "ok" : "FAIL")] \(name): \(detail)" }
+}
+
+/// Result of `AWSKMSBackend.healthReport()`.
+public struct AWSKMSHealthReport: Sendable, Equatable, CustomStringConvertible {
+    public var region: String
+    public var endpoint: String
+    public var keyID: String
+    /// Where the credentials came from ("environment", "profile x (path)", "instance metadata role r"); nil if none.
+    public var credentialsSource: String?
+    /// In order; the first failed one is the cause.
+    public var checks: [AWSKMSHealthCheck] = []
+    /// The first failure as a typed error (what `checkHealth()` throws); nil when healthy.
+    public var error: KeyWrapError?
+
+    public var isHealthy: Bool { error == nil && checks.allSatisfy(\.passed) }
+
+    public var description: String {
+        var lines = ["aws-kms backend: key \(keyID), region \(region), endpoint \(HTTPURL.redacted(endpoint))"]
+        lines += checks.map { "  \($0)" }
+        lines.append(isHealthy ? "  healthy" : "  NOT healthy: \(error.map { "\($0)" } ?? "a check failed")")
+        return lines.joined(separator: "\n")
+    }
+}
+
 public final class AWSKMSBackend: KeyWrapBackend {
     public static let kind = "aws-kms"
     public static let blobVersion: UInt8 = 1
@@ -138,14 +170,63 @@ public final class AWSKMSBackend: KeyWrapBackend {
 
     /// An Encrypt + Decrypt round trip of a random 32-byte value under a throw-away context: needs only
     /// kms:Encrypt and kms:Decrypt on the key (the least-privilege policy), and proves both work.
+    /// Throws the first failure (`healthReport().error`).
     public func checkHealth() throws {
+        let report = healthReport()
+        if let error = report.error { throw error }
+    }
+
+    /// What `tg-pkcs11 backend check` prints for this backend: configuration, where the credentials came from
+    /// (access key id masked), Encrypt and Decrypt of a random test value with timings. Never a secret.
+    public func healthReport() -> AWSKMSHealthReport {
         stats.withLock { $0.healthChecks += 1 }
-        let probe = try Self.random(32)
-        let nonce = awsHex(try Self.random(8).unsafeCopyToArray())
-        let context = WrapContext(tokenSerial: "health-check", tokenUUID: nonce)
-        let blob = try wrap(probe, context: context)
-        let back = try unwrap(blob, context: context)
-        guard back == probe else { throw KeyWrapError.integrityFailure }
+        var report = AWSKMSHealthReport(region: configuration.region, endpoint: configuration.endpoint, keyID: configuration.keyID)
+        func fail(_ name: String, _ error: Error) {
+            let typed = (error as? KeyWrapError) ?? .unreachable("\(error)")
+            report.checks.append(AWSKMSHealthCheck(name: name, passed: false, detail: "\(typed)"))
+            report.error = typed
+        }
+        do {
+            let creds = try client.credentials.resolve()
+            report.credentialsSource = creds.source
+            let id = creds.accessKeyID
+            report.checks.append(AWSKMSHealthCheck(name: "credentials", passed: true,
+                detail: "\(creds.source), access key ****\(id.suffix(4))\(creds.sessionToken == nil ? "" : ", session")"
+                    + (creds.expiration.map { ", expires \(AWSTime.iso8601($0))" } ?? "")))
+        } catch {
+            fail("credentials", error)
+            return report
+        }
+        let probe: SecretBytes
+        let context: WrapContext
+        do {
+            probe = try Self.random(32)
+            context = WrapContext(tokenSerial: "health-check", tokenUUID: awsHex(try Self.random(8).unsafeCopyToArray()))
+        } catch {
+            fail("random", error)
+            return report
+        }
+        let clock = ContinuousClock()
+        let blob: [UInt8]
+        do {
+            var produced: [UInt8] = []
+            let t = try clock.measure { produced = try wrap(probe, context: context) }
+            blob = produced
+            report.checks.append(AWSKMSHealthCheck(name: "kms:Encrypt", passed: true,
+                detail: "key \(Self.parse(blob)?.keyARN ?? "?") in \(t.milliseconds) ms"))
+        } catch {
+            fail("kms:Encrypt", error)
+            return report
+        }
+        do {
+            var back: SecretBytes?
+            let t = try clock.measure { back = try unwrap(blob, context: context) }
+            guard back == probe else { throw KeyWrapError.integrityFailure }
+            report.checks.append(AWSKMSHealthCheck(name: "kms:Decrypt", passed: true, detail: "round trip in \(t.milliseconds) ms"))
+        } catch {
+            fail("kms:Decrypt", error)
+        }
+        return report
     }
 
     // MARK: Blob
