@@ -104,7 +104,8 @@ enum AWSJSON {
                     try expect(":")
                     skipSpace()
                     if secretKeys.contains(name), index < bytes.count, bytes[index] == UInt8(ascii: "\"") {
-                        var raw = try stringBytes()
+                        // Reserve the whole remainder up front: no reallocation leaves a partial copy behind.
+                        var raw = try stringBytes(reserve: bytes.count - index)
                         members[name] = .secret(SecretBytes(copying: raw))
                         secureZero(&raw)
                     } else {
@@ -153,9 +154,10 @@ enum AWSJSON {
         }
 
         /// At an opening quote: the unescaped UTF-8 bytes of the string.
-        mutating func stringBytes() throws -> [UInt8] {
+        mutating func stringBytes(reserve: Int = 0) throws -> [UInt8] {
             index += 1
             var out: [UInt8] = []
+            if reserve > 0 { out.reserveCapacity(reserve) }
             while index < bytes.count {
                 let c = bytes[index]
                 index += 1

@@ -120,7 +120,8 @@ public final class AWSKMSBackend: KeyWrapBackend {
             throw KeyWrapError.misconfigured("root key length \(rootKey.count) not supported by aws-kms (1...\(Self.maximumRootKeyLength))")
         }
         stats.withLock { $0.wraps += 1 }
-        var writer = AWSJSONWriter(capacity: 512)
+        // Sized so the buffer holding the base64 root key never reallocates (no stray partial copies).
+        var writer = AWSJSONWriter(capacity: 512 + 2 * configuration.keyID.utf8.count + 2 * rootKey.count)
         writer.beginObject()
         writer.key("KeyId"); writer.string(configuration.keyID)
         writer.key("Plaintext"); writer.base64String(rootKey)
