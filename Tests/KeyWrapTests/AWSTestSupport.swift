@@ -194,13 +194,20 @@ final class MotoFixture: @unchecked Sendable {
 /// The fault proxy (optionally in front of moto) with its control API.
 final class FaultServer: @unchecked Sendable {
     let server: ServerProcess
-    private let control = HTTPClient(configuration: HTTPClientConfiguration(connectTimeout: .seconds(2), totalTimeout: .seconds(5), retry: .none))
+    private let control: HTTPClient
+    private let tls: Bool
 
-    init(upstream: String? = nil) throws {
-        server = try ServerProcess(script: "fault_server.py", arguments: upstream.map { ["--upstream", $0] } ?? [])
+    /// `tls`: (certificate, key) PEM paths — the server then speaks HTTPS and `caBundle` must trust it.
+    init(upstream: String? = nil, tls: (cert: String, key: String, caBundle: String)? = nil) throws {
+        var args = upstream.map { ["--upstream", $0] } ?? []
+        if let tls { args += ["--tls-cert", tls.cert, "--tls-key", tls.key] }
+        server = try ServerProcess(script: "fault_server.py", arguments: args)
+        self.tls = tls != nil
+        control = HTTPClient(configuration: HTTPClientConfiguration(connectTimeout: .seconds(2), totalTimeout: .seconds(5),
+                                                                    caBundlePath: tls?.caBundle, retry: .none))
     }
 
-    var endpoint: String { server.baseURL }
+    var endpoint: String { tls ? "https://127.0.0.1:\(server.port)" : server.baseURL }
 
     @discardableResult
     func post(_ path: String, _ object: Any) throws -> [String: Any] {

@@ -25,6 +25,8 @@ Control (JSON bodies): POST /__control/faults {"sequence": [...]}, POST /__contr
 POST /__control/reset, GET /__control/stats → {"kms_requests", "by_target", "faults_served", "imds_requests",
 "imds_credential_fetches", "forwarded"}.
 
+With --tls-cert/--tls-key it serves HTTPS (TLS tests: custom CA bundle, host-name verification).
+
 Prints `READY <port>`; exits on SIGTERM, when its parent dies, or after --max-lifetime seconds.
 """
 import argparse
@@ -248,10 +250,18 @@ def main() -> int:
     parser.add_argument("--upstream", default=None)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--max-lifetime", type=float, default=1800.0)
+    parser.add_argument("--tls-cert", default=None)
+    parser.add_argument("--tls-key", default=None)
     args = parser.parse_args()
     STATE.upstream = args.upstream
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
+    if args.tls_cert:
+        import ssl
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     parent = os.getppid()
     print(f"READY {server.server_address[1]}", flush=True)
