@@ -153,6 +153,25 @@ extension PersistenceTests {
     }
 }
 
+extension PersistenceTests {
+    /// What a forked child does: abandon the parent's module (no lock waited for, no database closed), then
+    /// initialise a fresh one on the same store.
+    func testAbandonAfterForkThenFreshModule() throws {
+        let env = try TestEnvironment()
+        let parent = try env.module()
+        let s = try parent.readySession()
+        _ = try parent.aesKey(s, token: true, extra: [textAttr(CKA_LABEL, "survives")])
+        try parent.digestInit(s, mechanism: Mechanism(type: CKM_SHA256))
+        parent.abandonAfterFork()
+        expectCKR(CKR_SESSION_HANDLE_INVALID) { _ = try parent.sessionInfo(s) }
+        let child = try env.module()
+        let cs = try child.openSession(0, flags: CKF_SERIAL_SESSION)
+        XCTAssertEqual(try child.sessionInfo(cs).state, CKS_RO_PUBLIC_SESSION)
+        try child.login(cs, userType: CKU_USER, pin: userPIN)
+        XCTAssertEqual(try child.find(cs, [textAttr(CKA_LABEL, "survives")]).count, 1)
+    }
+}
+
 final class ErrorBox: @unchecked Sendable {
     private let lock = NSLock()
     private var errors: [any Error] = []
