@@ -179,6 +179,12 @@ final class AWSKMSBackendTests: XCTestCase {
         // A wrong session token for the same key id is refused.
         let bad = try backend(m, env: ["AWS_ACCESS_KEY_ID": s.access_key, "AWS_SECRET_ACCESS_KEY": s.secret_key, "AWS_SESSION_TOKEN": "forged"])
         expectAWSError("authenticationFailed") { _ = try bad.wrap(key, context: awsTestContext) }
+        // A token with a line break never becomes a header (no header injection): refused before sending.
+        let injected = try backend(m, env: ["AWS_ACCESS_KEY_ID": s.access_key, "AWS_SECRET_ACCESS_KEY": s.secret_key,
+                                            "AWS_SESSION_TOKEN": s.session_token + "\r\nX-Injected: 1"])
+        let message = expectAWSError("misconfigured") { _ = try injected.wrap(key, context: awsTestContext) }
+        XCTAssertFalse(message.contains(s.session_token), message)
+        XCTAssertEqual(injected.statistics.kms.requests, 1, "counted as attempted, but nothing was sent")
     }
 
     // MARK: Policy and key state

@@ -178,6 +178,10 @@ final class AWSKMSClient: Sendable {
                 return error.isTransient ? .retry(r, retryAfter: HTTPClient.retryAfter(r)) : .done(r)
             }
         } catch let e as HTTPError {
+            if case .invalidRequest = e {
+                // Our request could not even be sent (e.g. a header value with a line break from the environment).
+                throw KeyWrapError.misconfigured("AWS KMS \(operation) with key \(key): \(e)")
+            }
             throw KeyWrapError.unreachable("AWS KMS \(operation) with key \(key) at \(HTTPURL.redacted(endpoint)) failed after \(attempts) attempt\(attempts == 1 ? "" : "s"): \(e)")
         }
         defer { secureZero(&response.body) }
