@@ -91,6 +91,7 @@ final class ServerProcess: @unchecked Sendable {
 
     /// SIGTERM, bounded wait, then SIGKILL — by PID only.
     func stop() {
+        defer { try? FileManager.default.removeItem(atPath: stderrFile) }
         guard process.isRunning else { return }
         let pid = process.processIdentifier
         kill(pid, SIGTERM)
@@ -98,7 +99,6 @@ final class ServerProcess: @unchecked Sendable {
         while process.isRunning && Date() < deadline { usleep(20_000) }
         if process.isRunning { kill(pid, SIGKILL) }
         process.waitUntilExit()
-        try? FileManager.default.removeItem(atPath: stderrFile)
     }
 
     static func tail(_ path: String) -> String {
