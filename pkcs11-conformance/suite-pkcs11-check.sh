@@ -58,6 +58,7 @@ EOF
     "$py" - "$rep/report.jsonl" "${PKCS11_CHECK_STRICT_XFAIL:-0}" <<'EOF' | head -n 80 | sed 's/^/    | /'
 import json, sys
 strict = sys.argv[2] == "1"
+seen = set()
 for line in open(sys.argv[1]):
     try: r = json.loads(line)
     except Exception: continue
@@ -71,7 +72,10 @@ for line in open(sys.argv[1]):
     elif r.get("$report_type") == "ProcessReport":
         t = (r.get("observation") or {}).get("termination") or {}
         if t.get("signal_name") or t.get("kind") not in (None, "exit"):
-            print("CRASH", r.get("target", "?").split("testcases/")[-1], t)
+            key = (r.get("target"), t.get("signal_name"), t.get("kind"))
+            if key not in seen:
+                seen.add(key)
+                print("CRASH", r.get("target", "?").split("testcases/")[-1], t.get("kind"), t.get("signal_name") or t.get("raw_code"))
 EOF
     show_module_log
   fi
