@@ -11,6 +11,12 @@ final class ArgumentErrorTests: XCTestCase {
         dir = try TemporaryDirectory()
     }
 
+    /// XCTest keeps test case instances alive until the run ends: release the directory now.
+    override func tearDown() {
+        dir = nil
+        super.tearDown()
+    }
+
     /// The key file from the fixtures, as bytes.
     func sdkKeyRaw() throws -> [UInt8] {
         [UInt8](try Data(contentsOf: URL(fileURLWithPath: CLI.interop("sdk-key-1.bin"))))

@@ -20,6 +20,12 @@ final class SoftHSMTests: XCTestCase {
         env = ["SOFTHSM2_CONF": conf, "TG_PKCS11_MODULE": Self.softhsm]
     }
 
+    /// XCTest keeps test case instances alive until the run ends: release the directory now.
+    override func tearDown() {
+        dir = nil
+        super.tearDown()
+    }
+
     struct Slot: Decodable {
         struct Token: Decodable {
             let label: String
