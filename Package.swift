@@ -65,8 +65,9 @@ let package = Package(
             ])]
         ),
         // Operator CLI.
+        // Cryptoki/KeyWrap/TokenStore only for `backend` and `rotate-kek` (config discovery, backends, the store).
         .executableTarget(name: "tg-pkcs11", dependencies: [
-            "CP11Kit", "N2HE",
+            "CP11Kit", "N2HE", "CryptoCore", "KeyWrap", "TokenStore", "Cryptoki",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

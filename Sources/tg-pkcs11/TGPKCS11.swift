@@ -6,12 +6,12 @@ import ArgumentParser
 struct TGPKCS11: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tg-pkcs11",
-        abstract: "Operate TensorGuard PKCS#11 tokens: N2HE keys, SDK ciphertexts.",
+        abstract: "Operate TensorGuard PKCS#11 tokens: N2HE keys, SDK ciphertexts, key-wrapping backends, KEK rotation.",
         discussion: """
             The module is loaded from --module, $TG_PKCS11_MODULE, or libtensorguard-pkcs11.so next to this \
             executable; the module finds its own configuration ($TENSORGUARD_PKCS11_CONF, ...). PINs come from \
             --pin-env VAR, --pin-file PATH, $TG_PKCS11_PIN, or a prompt without echo — never from a command-line \
             value, which every local user can read.
             """,
-        subcommands: [TokenCommand.self, KeyCommand.self, Encrypt.self, Decrypt.self])
+        subcommands: [TokenCommand.self, KeyCommand.self, Encrypt.self, Decrypt.self, BackendCommand.self, RotateKEK.self])
 }

@@ -1,0 +1,75 @@
+// Read-only access to the module configuration for the operator CLI (`tg-pkcs11 backend check|create-kek`,
+// `tg-pkcs11 rotate-kek`): the same discovery and schema as C_Initialize (Config/Configuration.swift), and the
+// token store opened exactly as Token.init opens it (indexed attribute types, KDF cost).
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import KeyWrap
+import TokenStore
+
+/// One token of the configuration, as the module would use it.
+public struct OperatorTokenConfiguration: Sendable, Equatable {
+    /// `tokens[].name` (the slot description).
+    public let name: String
+    /// Absolute path of the token's store directory.
+    public let store: String
+    /// The `backend:` section (kind + options; secret-bearing options name env vars / files, never values).
+    public let backend: BackendConfiguration
+    /// scrypt log2(N) for PIN envelopes written by this token (`pin_kdf_cost`).
+    public let pinKDFCost: Int
+
+    /// Opens the token's store the way the module does. Refuses (without creating anything) when the store
+    /// directory or its database does not exist yet.
+    public func openVault() throws -> TokenVault {
+        let file = store.hasSuffix("/") ? store + TokenDatabase.fileName : store + "/" + TokenDatabase.fileName
+        guard access(file, F_OK) == 0 else {
+            throw OperatorConfigurationError("token '\(name)': no token database at \(file) (initialise the token first)")
+        }
+        let database = try TokenDatabase(directory: store, indexedAttributes: AttributePolicy.indexedTypes)
+        return try TokenVault(database: database, kdfLog2N: pinKDFCost)
+    }
+}
+
+/// The module configuration as discovered by C_Initialize (DESIGN §6).
+public struct OperatorConfiguration: Sendable, Equatable {
+    /// The file it came from, or "built-in default".
+    public let source: String
+    public let tokens: [OperatorTokenConfiguration]
+
+    /// Discovery: `explicitPath`, else TENSORGUARD_PKCS11_CONF, $XDG_CONFIG_HOME/tensorguard-pkcs11/config.yaml
+    /// (or ~/.config/...), /etc/tensorguard-pkcs11/config.yaml, else the built-in default. Same checks as the
+    /// module (group/world-writable file refused, strict schema). Errors are `OperatorConfigurationError`.
+    public static func load(explicitPath: String?) throws -> OperatorConfiguration {
+        let config: Configuration
+        do {
+            config = try ConfigurationLoader.load(explicitPath: explicitPath)
+        } catch let e as ConfigurationError {
+            throw OperatorConfigurationError(e.message)
+        }
+        return OperatorConfiguration(source: config.source, tokens: config.tokens.map {
+            OperatorTokenConfiguration(name: $0.name, store: $0.store, backend: $0.backend, pinKDFCost: $0.pinKDFCost)
+        })
+    }
+
+    /// The token named `name`; without a name, the only token. Errors list the configured names.
+    public func token(named name: String?) throws -> OperatorTokenConfiguration {
+        let names = tokens.map { "'\($0.name)'" }.joined(separator: ", ")
+        if let name {
+            guard let t = tokens.first(where: { $0.name == name }) else {
+                throw OperatorConfigurationError("no token named '\(name)' in \(source); tokens: \(names)")
+            }
+            return t
+        }
+        guard tokens.count == 1, let only = tokens.first else {
+            throw OperatorConfigurationError("\(source) configures \(tokens.count) tokens (\(names)); choose one with --token NAME")
+        }
+        return only
+    }
+}
+
+public struct OperatorConfigurationError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
