@@ -2,7 +2,8 @@
 #
 #   make deps          install system packages, Python packages and the pkcs11-check venv (idempotent)
 #   make build         release build: .build/release/libtensorguard-pkcs11.so and .build/release/tg-pkcs11
-#   make demo          build, then a walk-through with pkcs11-tool on a demo token in out/demo/
+#   make demo          build, then a walk-through with pkcs11-tool on a demo token in out/demo/ (local backend)
+#   make demo BACKEND=softhsm   the same with the root key wrapped by a SoftHSM2 KEK (out/demo-softhsm/)
 #   make check         every test: swift test (debug) + conformance; fails on any failure
 #   make test          swift test only
 #   make conformance   pkcs11-conformance/run.sh against the built module (MODULE=softhsm|/path to switch)
@@ -19,6 +20,7 @@ CC          ?= cc
 PREFIX      ?= /usr/local
 DESTDIR     ?=
 MODULE      ?= ours
+BACKEND     ?= local
 SWIFT_BUILD_FLAGS ?=
 SWIFT_TEST_FLAGS  ?=
 CONFORMANCE_FLAGS ?=
@@ -41,7 +43,7 @@ build: deps
 	@test -f $(LIB) || { echo "build: $(LIB) was not produced" >&2; exit 1; }
 
 demo: build
-	@scripts/demo.sh
+	@BACKEND=$(BACKEND) scripts/demo.sh
 
 # Run both halves even when the first fails, so one run shows everything; fail if either failed.
 check: build
