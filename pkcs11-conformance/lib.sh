@@ -81,6 +81,13 @@ count_result() {  # SUITE-level counts taken from another runner's summary
   SUITE_SKIPPED=$((SUITE_SKIPPED + ${3:-0}))
 }
 
+# not_applicable SUITE — selectors of pkcs11-conformance/not-applicable.txt for SUITE, one per line; empty unless the
+# module under test is ours (those tests assert mechanisms only other tokens offer; see the file's header).
+not_applicable() {
+  [ "$MODULE_KIND" = ours ] || return 0
+  awk -v s="$1" '$1 == s { print $2 }' "$ROOT/pkcs11-conformance/not-applicable.txt"
+}
+
 # ---------------------------------------------------------------- token environments
 # token_env DIR — make DIR a fresh, empty environment for one token and export what the module reads.
 token_env() {

@@ -547,7 +547,14 @@ public func tgGenerateKeyPair(_ hSession: CK_SESSION_HANDLE, _ pMechanism: Unsaf
                               _ pPrivateKeyTemplate: UnsafeMutablePointer<CK_ATTRIBUTE>?, _ ulPrivateKeyAttributeCount: CK_ULONG,
                               _ phPublicKey: UnsafeMutablePointer<CK_OBJECT_HANDLE>?,
                               _ phPrivateKey: UnsafeMutablePointer<CK_OBJECT_HANDLE>?) -> CK_RV {
-    unsupported()
+    shim { module in
+        _ = try required(phPublicKey)
+        _ = try required(phPrivateKey)
+        let mech = try mechanism(pMechanism)
+        _ = try template(pPublicKeyTemplate, ulPublicKeyAttributeCount)
+        _ = try template(pPrivateKeyTemplate, ulPrivateKeyAttributeCount)
+        try module.generateKeyPair(hSession, mechanism: mech)
+    }
 }
 
 @_cdecl("C_WrapKey")
@@ -582,7 +589,12 @@ public func tgUnwrapKey(_ hSession: CK_SESSION_HANDLE, _ pMechanism: UnsafeMutab
 public func tgDeriveKey(_ hSession: CK_SESSION_HANDLE, _ pMechanism: UnsafeMutablePointer<CK_MECHANISM>?,
                         _ hBaseKey: CK_OBJECT_HANDLE, _ pTemplate: UnsafeMutablePointer<CK_ATTRIBUTE>?,
                         _ ulAttributeCount: CK_ULONG, _ phKey: UnsafeMutablePointer<CK_OBJECT_HANDLE>?) -> CK_RV {
-    unsupported()
+    shim { module in
+        _ = try required(phKey)
+        let mech = try mechanism(pMechanism)
+        _ = try template(pTemplate, ulAttributeCount)
+        try module.deriveKey(hSession, mechanism: mech, baseKey: hBaseKey)
+    }
 }
 
 // MARK: Random numbers

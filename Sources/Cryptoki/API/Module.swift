@@ -227,6 +227,17 @@ public final class Module: @unchecked Sendable {
 
     // MARK: Random
     /// Accepted and ignored (as SoftHSM2 accepts it): OpenSSL's CSPRNG seeds itself from the OS.
+    /// C_GenerateKeyPair and C_DeriveKey: the token offers no key-pair or key-derivation mechanism, so once the
+    /// session is valid every mechanism is invalid for them (CKR_MECHANISM_INVALID, as PKCS#11 §5.14 prefers
+    /// over CKR_FUNCTION_NOT_SUPPORTED for a function whose mechanisms the token lacks).
+    public func generateKeyPair(_ session: CK_SESSION_HANDLE, mechanism: Mechanism) throws {
+        _ = try self.session(session)
+        throw CKRError(CKR_MECHANISM_INVALID)
+    }
+    public func deriveKey(_ session: CK_SESSION_HANDLE, mechanism: Mechanism, baseKey: CK_OBJECT_HANDLE) throws {
+        _ = try self.session(session)
+        throw CKRError(CKR_MECHANISM_INVALID)
+    }
     public func seedRandom(_ session: CK_SESSION_HANDLE, seed: UnsafeRawBufferPointer) throws {
         _ = try self.session(session)
     }
