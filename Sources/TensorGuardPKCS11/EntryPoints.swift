@@ -550,10 +550,11 @@ public func tgGenerateKeyPair(_ hSession: CK_SESSION_HANDLE, _ pMechanism: Unsaf
     shim { module in
         _ = try required(phPublicKey)
         _ = try required(phPrivateKey)
-        let mech = try mechanism(pMechanism)
+        // No mechanism generates key pairs: its type alone decides (CKR_MECHANISM_INVALID), not its parameter.
+        let type = try required(pMechanism).pointee.mechanism
         _ = try template(pPublicKeyTemplate, ulPublicKeyAttributeCount)
         _ = try template(pPrivateKeyTemplate, ulPrivateKeyAttributeCount)
-        try module.generateKeyPair(hSession, mechanism: mech)
+        try module.generateKeyPair(hSession, mechanism: Mechanism(type: type))
     }
 }
 
@@ -591,9 +592,10 @@ public func tgDeriveKey(_ hSession: CK_SESSION_HANDLE, _ pMechanism: UnsafeMutab
                         _ ulAttributeCount: CK_ULONG, _ phKey: UnsafeMutablePointer<CK_OBJECT_HANDLE>?) -> CK_RV {
     shim { module in
         _ = try required(phKey)
-        let mech = try mechanism(pMechanism)
+        // No mechanism derives keys: its type alone decides (CKR_MECHANISM_INVALID), not its parameter.
+        let type = try required(pMechanism).pointee.mechanism
         _ = try template(pTemplate, ulAttributeCount)
-        try module.deriveKey(hSession, mechanism: mech, baseKey: hBaseKey)
+        try module.deriveKey(hSession, mechanism: Mechanism(type: type), baseKey: hBaseKey)
     }
 }
 
