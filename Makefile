@@ -50,6 +50,9 @@ check: build
 	@rc=0; \
 	 $(MAKE) --no-print-directory test || rc=1; \
 	 $(MAKE) --no-print-directory conformance || rc=1; \
+	 echo "check: fake cloud servers' contract tests (pytest)"; \
+	 out=$$(python3 -m pytest -q -p no:cacheprovider Tests/servers/gcp Tests/servers/azure 2>&1) || rc=1; \
+	 printf '%s\n' "$$out" | sed -E 's/^=* ?(([0-9]+ [a-z]+, )*[0-9]+ [a-z]+ in [0-9.]+s.*)$$/pytest: \1/'; \
 	 bash Tests/abi/run.sh $(LIB) || rc=1; \
 	 if [ $$rc != 0 ]; then echo "check: FAILED (see above)"; else echo "check: all passed"; fi; \
 	 exit $$rc

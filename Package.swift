@@ -74,8 +74,13 @@ let package = Package(
         .testTarget(name: "CryptoCoreTests", dependencies: ["CryptoCore"]),
         .testTarget(name: "N2HETests", dependencies: ["N2HE"]),
         .testTarget(name: "TokenStoreTests", dependencies: ["TokenStore", "KeyWrap", "CryptoCore"]),
-        .testTarget(name: "KeyWrapTests", dependencies: ["KeyWrap", "CryptoCore", "TokenStore"]),
+        // The Python test servers (Tests/servers) as child processes; used by test targets only, no product.
+        .target(name: "TestSupport", dependencies: ["KeyWrap"]),
+
+        .testTarget(name: "KeyWrapTests", dependencies: ["KeyWrap", "CryptoCore", "TokenStore", "TestSupport"]),
         .testTarget(name: "CryptokiTests", dependencies: ["Cryptoki", "CP11Kit"]),
+        // Tokens on the cloud backends through the Module API, against moto / the fault proxy / the fakes.
+        .testTarget(name: "CloudTokenTests", dependencies: ["Cryptoki", "CP11Kit", "KeyWrap", "TestSupport"]),
         // Runs the built tg-pkcs11 (`swift build` first); N2HE checks its ciphertexts against the SDK key file.
         .testTarget(name: "CLITests", dependencies: ["N2HE"]),
     ]

@@ -62,6 +62,15 @@ PY_PACKAGES=(
   "PyKCS11:pykcs11"
   "pytest:pytest"
   "numpy:numpy"
+  # Test servers of the cloud key-wrapping backends (Tests/servers): moto for aws-kms, the fakes' TLS material,
+  # and the official clients the fakes' contract tests (make check) speak to them with.
+  "moto:moto[server]"
+  "flask:moto[server]"
+  "boto3:boto3"
+  "cryptography:cryptography"
+  "google.cloud.kms:google-cloud-kms"
+  "azure.keyvault.keys:azure-keyvault-keys"
+  "azure.identity:azure-identity"
 )
 pip_missing=()
 for entry in "${PY_PACKAGES[@]}"; do

@@ -6,6 +6,7 @@ import Foundation
 import Synchronization
 @testable import KeyWrap
 @testable import TokenStore
+import TestSupport
 import XCTest
 
 final class AWSKMSBackendTests: XCTestCase {
@@ -24,7 +25,7 @@ final class AWSKMSBackendTests: XCTestCase {
     }
 
     private func fixture() throws -> MotoFixture {
-        try requireServer(Self.moto, startError: Self.startError, needsMoto: true)
+        try requireServer(Self.moto, startError: Self.startError)
     }
 
     private func userEnv(_ m: MotoFixture) -> [String: String] {

@@ -8,6 +8,7 @@ import Foundation
 import Synchronization
 @testable import KeyWrap
 @testable import TokenStore
+import TestSupport
 import XCTest
 
 final class AWSKMSFaultTests: XCTestCase {
@@ -35,8 +36,8 @@ final class AWSKMSFaultTests: XCTestCase {
     }
 
     private func servers() throws -> (MotoFixture, FaultServer) {
-        let m = try requireServer(Self.moto, startError: Self.startError, needsMoto: true)
-        let p = try requireServer(Self.proxy, startError: Self.startError, needsMoto: true)
+        let m = try requireServer(Self.moto, startError: Self.startError)
+        let p = try requireServer(Self.proxy, startError: Self.startError)
         try p.reset()
         return (m, p)
     }

@@ -3,6 +3,7 @@
 import CryptoCore
 import Foundation
 @testable import KeyWrap
+import TestSupport
 import XCTest
 
 final class AWSSigV4Tests: XCTestCase {
@@ -41,9 +42,9 @@ final class AWSSigV4Tests: XCTestCase {
         let out: Data
         do {
             out = try runPythonScript("sigv4_reference.py", stdin: try JSONSerialization.data(withJSONObject: spec), timeout: 60)
-        } catch let e as AWSTestSkip {
-            if !AWSTestPaths.motoAvailable { throw XCTSkip("botocore reference unavailable: \(e)") }
-            throw e
+        } catch {
+            try TestServers.requirePython(TestServers.motoModules)  // names the missing module, if that was it
+            throw error
         }
         let reference = try XCTUnwrap(try JSONSerialization.jsonObject(with: out) as? [String: String])
         XCTAssertEqual(ours.header("Authorization"), reference["Authorization"], file: file, line: line)

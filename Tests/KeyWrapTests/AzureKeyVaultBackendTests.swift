@@ -1,6 +1,7 @@
 import CryptoCore
 import Foundation
 @testable import KeyWrap
+import TestSupport
 import XCTest
 
 /// The azure-keyvault backend against Tests/servers/azure/fake_azure_keyvault.py (real RSA-OAEP-256, Entra ID

@@ -2,6 +2,7 @@ import CryptoCore
 import Foundation
 @testable import KeyWrap
 import TokenStore
+import TestSupport
 import XCTest
 
 /// The cloud backends under TokenVault: C_InitToken / C_Login / rotation onto a new key (one backend wrap),

@@ -2,6 +2,7 @@ import CryptoCore
 import Foundation
 import Synchronization
 @testable import KeyWrap
+import TestSupport
 import XCTest
 
 /// The gcp-kms backend against Tests/servers/gcp/fake_gcp_kms.py (real AES-GCM, CRC32C, RS256 JWT checks).

@@ -4,6 +4,7 @@ import CryptoCore
 import Foundation
 import Synchronization
 @testable import KeyWrap
+import TestSupport
 import XCTest
 
 final class HTTPClientTests: XCTestCase {
@@ -22,7 +23,7 @@ final class HTTPClientTests: XCTestCase {
     }
 
     private func fault() throws -> FaultServer {
-        let s = try requireServer(Self.server, startError: Self.startError, needsMoto: false)
+        let s = try requireServer(Self.server, startError: Self.startError)
         try s.reset()
         return s
     }
@@ -35,18 +36,7 @@ final class HTTPClientTests: XCTestCase {
     }
 
     /// A loopback port nobody listens on (bound, then closed).
-    static func closedPort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
+    static func closedPort() -> Int { TestServers.closedPort() }
 
     // MARK: Pure logic
 

@@ -5,6 +5,7 @@
 import CryptoCore
 import Foundation
 @testable import KeyWrap
+import TestSupport
 import XCTest
 
 final class HTTPTLSTests: XCTestCase {
@@ -22,7 +23,7 @@ final class HTTPTLSTests: XCTestCase {
         p.standardError = FileHandle.nullDevice
         try p.run()
         p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw AWSTestSkip(description: "openssl \(args.first ?? "") failed") }
+        guard p.terminationStatus == 0 else { throw TestServerError("openssl \(args.first ?? "") failed") }
     }
 
     /// A test CA, a server certificate for IP 127.0.0.1 only, and an unrelated "rogue" CA.
@@ -64,8 +65,8 @@ final class HTTPTLSTests: XCTestCase {
     }
 
     private func servers() throws -> (FaultServer, MotoFixture, String) {
-        let s = try requireServer(Self.tlsServer, startError: Self.startError, needsMoto: true)
-        let m = try requireServer(Self.moto, startError: Self.startError, needsMoto: true)
+        let s = try requireServer(Self.tlsServer, startError: Self.startError)
+        let m = try requireServer(Self.moto, startError: Self.startError)
         try s.reset()
         return (s, m, try XCTUnwrap(Self.dir))
     }
