@@ -65,7 +65,7 @@ PY_PACKAGES=(
   # Test servers of the cloud key-wrapping backends (Tests/servers): moto for aws-kms, the fakes' TLS material,
   # and the official clients the fakes' contract tests (make check) speak to them with.
   "moto:moto[server]"
-  "flask:moto[server]"
+  "flask:flask"
   "boto3:boto3"
   "cryptography:cryptography"
   "google.cloud.kms:google-cloud-kms"
