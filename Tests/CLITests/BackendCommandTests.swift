@@ -239,4 +239,105 @@ final class BackendCommandTests: XCTestCase {
         let text = try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(of: "kek_label: kek2", with: "kek_label: kek1")
         return try dir.write("old.yaml", text, mode: 0o600)
     }
+
+    // MARK: aws-kms against moto (signature checking and IAM on)
+
+    /// moto's server on a port of its choosing (Tests/servers/aws/moto_server.py), set up by setup_kms.py.
+    func startMoto() throws -> (Process, port: String, setup: [String: Any]) {
+        let check = Process()
+        check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        check.arguments = ["python3", "-c", "import moto, boto3"]
+        check.standardOutput = FileHandle.nullDevice
+        check.standardError = FileHandle.nullDevice
+        try check.run()
+        check.waitUntilExit()
+        guard check.terminationStatus == 0 else { throw XCTSkip("python3 with moto and boto3 not installed") }
+        let servers = CLI.repoRoot.appendingPathComponent("Tests/servers/aws")
+        let moto = Process()
+        moto.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        moto.arguments = ["python3", servers.appendingPathComponent("moto_server.py").path, "--max-lifetime", "600"]
+        let out = Pipe()
+        moto.standardOutput = out
+        moto.standardError = FileHandle.nullDevice
+        try moto.run()
+        var line = ""
+        let handle = out.fileHandleForReading
+        while !line.hasSuffix("\n") {
+            let byte = handle.readData(ofLength: 1)
+            if byte.isEmpty { break }
+            line += String(decoding: byte, as: UTF8.self)
+        }
+        guard line.hasPrefix("READY ") else {
+            moto.terminate()
+            XCTFail("moto did not start: \(line)")
+            throw CLIError("moto")
+        }
+        let port = line.dropFirst(6).trimmingCharacters(in: .whitespacesAndNewlines)
+        let setupOut = try tool("/usr/bin/env", ["python3", servers.appendingPathComponent("setup_kms.py").path,
+                                                 "http://127.0.0.1:\(port)"])
+        guard let json = setupOut.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
+              let setup = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
+            moto.terminate()
+            XCTFail("setup_kms.py printed no JSON")
+            throw CLIError("moto setup")
+        }
+        return (moto, port, setup)
+    }
+
+    func testAWSKMSCheckAndRotationAgainstMoto() throws {
+        let (moto, port, setup) = try startMoto()
+        defer { moto.terminate(); moto.waitUntilExit() }
+        let key1 = try XCTUnwrap(setup["key_arn"] as? String), key2 = try XCTUnwrap(setup["key2_arn"] as? String)
+        let access = try XCTUnwrap(setup["user_access_key"] as? String), secret = try XCTUnwrap(setup["user_secret_key"] as? String)
+        func writeAWSConfig(_ key: String) throws -> String {
+            try dir.write("aws.yaml", """
+                log: { level: error, file: \(dir.file("module.log")) }
+                tokens:
+                  - name: aws
+                    store: \(dir.file("aws-store"))
+                    pin_kdf_cost: 10
+                    backend: { kind: aws-kms, key_id: "\(key)", region: us-east-1, endpoint: "http://127.0.0.1:\(port)", max_attempts: 2 }
+
+                """, mode: 0o600)
+        }
+        var env = self.env
+        env["TENSORGUARD_PKCS11_CONF"] = try writeAWSConfig(key1)
+        env["AWS_ACCESS_KEY_ID"] = access
+        env["AWS_SECRET_ACCESS_KEY"] = secret
+        env["SO_PIN"] = Self.soPIN
+        env["TG_PKCS11_PIN"] = Self.userPIN
+        func noSecret(_ r: CLIResult, line: UInt = #line) {
+            XCTAssertFalse(r.stdout.contains(secret) || r.stderr.contains(secret), r.transcript, line: line)
+            assertNoSecrets(r, line: line)
+        }
+        let check = try CLI.ok(["backend", "check", "--json"], environment: env)
+        let health = try JSONDecoder().decode(Health.self, from: Data(check.stdout.utf8))
+        XCTAssertTrue(health.healthy, check.transcript)
+        XCTAssertEqual(health.backend.kind, "aws-kms")
+        XCTAssertEqual(health.backend.keyID, "region=us-east-1")
+        noSecret(check)
+        var wrong = env
+        wrong["AWS_SECRET_ACCESS_KEY"] = "not-the-secret-key-0000"
+        let refused = try CLI.fails(["backend", "check"], with: "not healthy", environment: wrong)
+        XCTAssertFalse(refused.stdout.contains("not-the-secret-key-0000") || refused.stderr.contains("not-the-secret-key-0000"))
+
+        let list = try CLI.ok(["token", "list", "--json"], environment: env)
+        let slots = try JSONDecoder().decode([Slot].self, from: Data(list.stdout.utf8))
+        let slot = try XCTUnwrap(slots.first { $0.description == "aws" }, list.transcript)
+        try CLI.ok(["token", "init", "--slot", String(slot.slot), "--label", "aws", "--so-pin-env", "SO_PIN"], environment: env)
+        try CLI.ok(["key", "generate", "--token", "aws", "--label", "k", "--dimension", "256"], environment: env)
+        let ct = dir.file("aws.lwe2")
+        try CLI.ok(["encrypt", "--token", "aws", "--key", "k", "--format", "lwe2", "--values", "[5,6,7]", "--output", ct],
+                   environment: env)
+        let rotated = try CLI.ok(["rotate-kek", "--new-kek", key2, "--so-pin-env", "SO_PIN"], environment: env)
+        XCTAssertTrue(rotated.stdout.contains("key version key=\(key2)"), rotated.transcript)
+        XCTAssertTrue(rotated.stdout.contains("key_id: \(key2)"), rotated.transcript)
+        noSecret(rotated)
+        env["TENSORGUARD_PKCS11_CONF"] = try writeAWSConfig(key2)
+        let r = try CLI.ok(["decrypt", "--token", "aws", "--key", "k", "--input", ct], environment: env)
+        XCTAssertEqual(parseJSONIntegers(r.stdout), [5, 6, 7], r.transcript)
+        try CLI.fails(["backend", "create-kek", "--label", "x"], with: "create the key in your cloud KMS", environment: env)
+        try CLI.fails(["rotate-kek", "--new-kek", "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+                       "--so-pin-env", "SO_PIN"], with: "region", environment: env)
+    }
 }
