@@ -28,8 +28,10 @@ let package = Package(
 
         // Thin Swift wrappers over OpenSSL libcrypto: random, AES modes, key wrap, digests, HMAC, KDFs, zeroisation.
         .target(name: "CryptoCore", dependencies: ["COpenSSL"]),
+        // AVX-512 kernels for N2HE (header-only, selected at run time; the Swift scalar code runs elsewhere).
+        .target(name: "CN2HEKernels"),
         // The N2HE scheme of the TensorGuard SDK: parameters, keys, LWE1/LWE2, PCG64 expansion. Knows no PKCS#11.
-        .target(name: "N2HE", dependencies: ["COpenSSL"]),
+        .target(name: "N2HE", dependencies: ["COpenSSL", "CN2HEKernels"]),
         // Key-wrapping backends (DESIGN §5): the protocol and its implementations. Never sees objects.
         .target(name: "KeyWrap", dependencies: ["CryptoCore", "CP11Kit", "CCurl", "COpenSSL"]),
         // Persistence and at-rest sealing (DESIGN §4): SQLite per token, root key envelope, sealed attributes.
@@ -72,7 +74,7 @@ let package = Package(
         ]),
 
         .testTarget(name: "CryptoCoreTests", dependencies: ["CryptoCore"]),
-        .testTarget(name: "N2HETests", dependencies: ["N2HE"]),
+        .testTarget(name: "N2HETests", dependencies: ["N2HE", "CN2HEKernels"]),
         .testTarget(name: "TokenStoreTests", dependencies: ["TokenStore", "KeyWrap", "CryptoCore"]),
         // The Python test servers (Tests/servers) as child processes; used by test targets only, no product.
         .target(name: "TestSupport", dependencies: ["KeyWrap"]),

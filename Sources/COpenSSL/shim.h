@@ -8,5 +8,4 @@
 #include <openssl/kdf.h>
 #include <openssl/core_names.h>
 #include <openssl/params.h>
-#include "n2he_simd.h"  /* N2HE: AVX-512 kernels (header-only, run-time dispatch) */
 #endif

@@ -1,4 +1,5 @@
 import COpenSSL
+import CN2HEKernels
 
 /// Hot loops. The ternary key enters as sign masks (all-ones where s_i = +1, resp. −1), so a·s is
 /// Σ (a & plus) − (a & minus): no multiplies, no key-dependent branches or addresses, and LLVM vectorises it.

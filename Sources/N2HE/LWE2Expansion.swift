@@ -1,4 +1,5 @@
 import COpenSSL
+import CN2HEKernels
 
 /// Streams the entries of an LWE2 matrix A (N2HE-SPEC.md §3) row by row from any starting row, for
 /// q = 2^32 (entries are the 32-bit halves of next64, low half first) and q = 2^48 (next64 >> 16).

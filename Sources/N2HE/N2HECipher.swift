@@ -1,4 +1,5 @@
 import COpenSSL
+import CN2HEKernels
 import Dispatch
 
 /// Encryption and decryption under one N2HE secret key with fixed parameters (N2HE-SPEC.md §1–§3).

@@ -1,4 +1,5 @@
 import COpenSSL
+import CN2HEKernels
 import Foundation
 
 /// numpy's SeedSequence (pool size 4) and PCG64 (XSL-RR 128/64), byte-exact with
@@ -137,7 +138,7 @@ enum SeedSequence {
     }
 }
 
-/// Run-time selection of the AVX-512 kernels in COpenSSL/n2he_simd.h.
+/// Run-time selection of the AVX-512 kernels in CN2HEKernels/include/n2he_simd.h.
 enum SIMDSupport {
     /// AVX-512 F+DQ+BW present and enabled by the OS, and N2HE_DISABLE_SIMD not set (tests use it to run the
     /// scalar paths).

@@ -1,4 +1,5 @@
 import COpenSSL
+import CN2HEKernels
 import XCTest
 @testable import N2HE
 
