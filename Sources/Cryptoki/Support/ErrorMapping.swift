@@ -26,10 +26,7 @@ enum ErrorMap {
         case .duplicateObject: return CKR_GENERAL_ERROR
         case .invalidArgument: return CKR_ARGUMENTS_BAD
         case .backend(let b): return rv(b)
-        case .crypto(let c):
-            if case .randomFailure = c { return CKR_DEVICE_ERROR }
-            return CKR_DEVICE_ERROR
-        case .integrityFailure, .database, .corrupt, .unsupportedFormat, .busy:
+        case .crypto, .integrityFailure, .database, .corrupt, .unsupportedFormat, .busy:
             return CKR_DEVICE_ERROR
         }
     }
