@@ -24,6 +24,7 @@ import argparse
 import base64
 import json
 import os
+import sys
 import re
 import secrets
 import threading
@@ -34,7 +35,8 @@ import uuid
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-import fakecommon
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # Tests/servers/fakecommon.py
+import fakecommon  # noqa: E402
 
 RESOURCE = "https://vault.azure.net"
 DEFAULT_KEY = "tg-root"

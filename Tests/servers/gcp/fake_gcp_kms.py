@@ -22,6 +22,7 @@ import argparse
 import base64
 import json
 import os
+import sys
 import re
 import secrets
 import struct
@@ -34,8 +35,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-import fakecommon
-from fakecommon import crc32c
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # Tests/servers/fakecommon.py
+import fakecommon  # noqa: E402
+from fakecommon import crc32c  # noqa: E402
 
 SCOPES_OK = ("https://www.googleapis.com/auth/cloudkms", "https://www.googleapis.com/auth/cloud-platform")
 SELF_SIGNED_AUDIENCES = ("https://cloudkms.googleapis.com/", "https://cloudkms.googleapis.com")

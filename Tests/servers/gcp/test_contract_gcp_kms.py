@@ -23,6 +23,7 @@ from google.api_core import exceptions as gexc  # noqa: E402
 from google.oauth2 import service_account  # noqa: E402
 import google.auth.transport.requests  # noqa: E402
 
+sys.path.insert(0, os.path.join(HERE, ".."))  # Tests/servers/fakecommon.py
 from fakecommon import crc32c  # noqa: E402
 
 sys.path.insert(0, HERE)
