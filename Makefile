@@ -54,6 +54,7 @@ check: build
 	 out=$$(python3 -m pytest -q -p no:cacheprovider Tests/servers/gcp Tests/servers/azure 2>&1) || rc=1; \
 	 printf '%s\n' "$$out" | sed -E 's/^=* ?(([0-9]+ [a-z]+, )*[0-9]+ [a-z]+ in [0-9.]+s.*)$$/pytest: \1/'; \
 	 bash Tests/abi/run.sh $(LIB) || rc=1; \
+	 bash Tests/reliability/run.sh $(LIB) || rc=1; \
 	 if [ $$rc != 0 ]; then echo "check: FAILED (see above)"; else echo "check: all passed"; fi; \
 	 exit $$rc
 
