@@ -1,0 +1,37 @@
+// One auditable event as Cryptoki reports it; the audit layer (docs/audit.md) turns it into a log record.
+// Never put a secret here: no PIN, no key byte, no sensitive attribute value.
+import CP11Kit
+
+enum AuditEventKind: String, Sendable {
+    case login, logout
+    case pinChange = "pin_change", pinInit = "pin_init", pinLockout = "pin_lockout"
+    case tokenInit = "token_init"
+    case objectCreate = "object_create", objectImport = "object_import", objectGenerate = "object_generate"
+    case objectCopy = "object_copy", objectDestroy = "object_destroy", attributeChange = "attribute_change"
+    case wrap, unwrap
+    case kekRotation = "kek_rotation", backendFailure = "backend_failure"
+    case keyUse = "key_use"
+    case policyRefusal = "policy_refusal"
+}
+
+struct AuditEvent: Sendable {
+    enum Outcome: String, Sendable { case success, failure }
+    var kind: AuditEventKind
+    var outcome: Outcome
+    var rv: CK_RV = CKR_OK
+    var role: LoginRole? = nil
+    var session: CK_SESSION_HANDLE? = nil
+    var objectUniqueID: String? = nil
+    var objectLabel: String? = nil
+    var mechanism: CK_MECHANISM_TYPE? = nil
+    /// Why (a refusal's policy, a backend's message): human text, never a secret.
+    var reason: String? = nil
+    /// Further non-secret facts (attribute names changed, operation name, ...).
+    var details: [String: String] = [:]
+}
+
+extension Token {
+    /// Records `event` for this token before the caller acknowledges the change it describes.
+    /// Until the audit layer is wired in (this session's work on issue #6) it records nothing.
+    func audit(_ event: AuditEvent) throws {}
+}
