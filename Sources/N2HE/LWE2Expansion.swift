@@ -11,7 +11,10 @@ struct LWE2RowStream {
     private var filler: PCG64InterleavedFiller
     private var position = 0                          // next entry in the buffer
     private var entriesInBuffer = 0
+    private var pendingSkip: Int                      // entries to drop from the first refill (odd start, q = 2^32)
     private var entriesRemaining: Int                 // entries still to consume, rows ..< endRow
+    /// Rows can go straight through the fused expansion + dot kernel: AVX-512, q = 2^32, whole 64-entry blocks.
+    private let fusedDotRows: Bool
 
     /// Positions the stream at the first entry of `rows.lowerBound`; it yields rows up to `rows.upperBound`.
     /// The caller must call `release()` when done.
@@ -19,12 +22,11 @@ struct LWE2RowStream {
         self.n = n
         entriesPerOutput = modulusBits == 32 ? 2 : 1
         let startEntry = UInt64(rows.lowerBound) * UInt64(n)        // < 2^32 · 2^16
-        let skip = Int(startEntry % UInt64(entriesPerOutput))
+        pendingSkip = Int(startEntry % UInt64(entriesPerOutput))
         filler = PCG64InterleavedFiller(generator: generator, startingAtOutput: startEntry / UInt64(entriesPerOutput))
         buffer = .allocate(capacity: LWE2RowStream.bufferOutputs)
         entriesRemaining = rows.count * n
-        refill()
-        position = skip   // an odd start (q = 2^32) begins on the high half of an output
+        fusedDotRows = SIMDSupport.avx512 && entriesPerOutput == 2 && n % 64 == 0 && pendingSkip == 0
     }
 
     func release() { buffer.deallocate() }
@@ -35,7 +37,8 @@ struct LWE2RowStream {
         let outputs = min(LWE2RowStream.bufferOutputs, (needed + granularity - 1) / granularity * granularity)
         filler.fill(buffer, count: outputs)
         entriesInBuffer = outputs * entriesPerOutput
-        position = 0
+        position = pendingSkip   // an odd start (q = 2^32) begins on the high half of an output
+        pendingSkip = 0
     }
 
     /// Consumes the next row, handing `segment(entries, column, count)` the row in contiguous pieces. `entries`
@@ -57,6 +60,11 @@ struct LWE2RowStream {
     /// The next row's dot product with the key, mod 2^64 (reduce mod q afterwards).
     @inline(__always)
     mutating func nextRowDot(_ key: N2HESecretKey) -> UInt64 {
+        if fusedDotRows, position == entriesInBuffer,
+           let dot = filler.dot32(outputs: n / 2, plusBits: key.plusBits, minusBits: key.minusBits) {
+            entriesRemaining -= n
+            return dot
+        }
         var sum: UInt64 = 0
         if SIMDSupport.avx512 {
             if entriesPerOutput == 2 {

@@ -202,6 +202,32 @@ final class KnownAnswerTests: XCTestCase {
         }
     }
 
+    /// Row dot products from streams started at any row (the per-thread split) equal the dot products of the full
+    /// expansion with the key, for dimensions that take the fused expansion + dot kernel (n % 64 == 0, q = 2^32)
+    /// and for dimensions that take the buffered path.
+    func testRowDotsFromAnyRowMatchFullExpansion() throws {
+        for bits in [32, 48] {
+            for n in [64, 1024, 96, 1025] {
+                let rows = 7
+                var rng = SplitMix64(state: UInt64(n * bits))
+                let entries = (0..<n).map { _ in Int64(rng.next() % 3) - 1 }
+                let key = try makeKey(entries)
+                let full = try N2HEMatrixExpansion.expand(seed: seed, rows: rows, dimension: n, modulusBits: bits)
+                let mask = (UInt64(1) << UInt64(bits)) &- 1
+                let expected = (0..<rows).map { r in
+                    (0..<n).reduce(UInt64(0)) { $0 &+ full[r * n + $1] &* UInt64(bitPattern: entries[$1]) } & mask
+                }
+                for start in 0..<rows {
+                    var stream = LWE2RowStream(generator: PCG64(seedBytesBigEndian: seed), rows: start..<rows, n: n, modulusBits: bits)
+                    defer { stream.release() }
+                    for r in start..<rows {
+                        XCTAssertEqual(stream.nextRowDot(key) & mask, expected[r], "q=2^\(bits) n=\(n) start=\(start) row=\(r)")
+                    }
+                }
+            }
+        }
+    }
+
     func testRoundHalfEvenDecode() {
         // Δ = 2^16, t = 2^16.
         func d(_ x: UInt64) -> UInt64 { Kernels.decode(x, scaleBits: 16, plaintextMask: 0xFFFF) }

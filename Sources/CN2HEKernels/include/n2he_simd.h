@@ -1,9 +1,9 @@
 /* N2HE AVX-512 kernels, used by Sources/N2HE (selected at run time; the Swift scalar code runs elsewhere).
  *
  * 1. Vectorised PCG64 (XSL-RR 128/64) for the LWE2 matrix expansion.
- * 16 interleaved chains in two AVX-512 registers; chain j yields outputs j, j+16, j+32, ... so the results are
- * byte-identical to the sequential generator. The 128-bit LCG multiply is built from 32x32->64 products
- * (vpmuludq) for the high half and vpmullq for the low halves.
+ * 32 interleaved chains in four groups of AVX-512 registers; chain j yields outputs j, j+32, j+64, ... so the
+ * results are byte-identical to the sequential generator. The 128-bit LCG multiply is built from 32x32->64
+ * products (vpmuludq) and vpmullq.
  * 2. The ternary dot product of an LWE1 row (n little-endian int64 at any alignment) with the key given as
  * plus/minus bit masks: masked add/sub, constant time in the key; the same for LWE2 rows from the expansion
  * buffer (32-bit entries, or 64-bit outputs >> 16) at any key column.
@@ -30,33 +30,29 @@ static inline int n2he_cpu_has_avx512(void) {
     return (b & (1u << 16)) && (b & (1u << 17)) && (b & (1u << 30));   /* AVX512F, AVX512DQ, AVX512BW */
 }
 
+/* One step state = state * M + P (mod 2^128) of 8 chains; lo/hi are the state halves. The 64x64 product
+ * lo * M.lo is built from four 32x32->64 products (vpmuludq) that give both its halves; the two cross terms
+ * that only need their low 64 bits use vpmullq. */
 __attribute__((target("avx512f,avx512dq,avx512bw")))
-static inline __m512i n2he_mulhi64_const(__m512i a, __m512i b0, __m512i b1) {
+static inline void n2he_pcg64_step8(__m512i *lo, __m512i *hi, __m512i mlo, __m512i mlo_hi32, __m512i mhi,
+                                    __m512i plo, __m512i phi) {
     const __m512i m32 = _mm512_set1_epi64(0xFFFFFFFFll);
+    __m512i a = *lo, h = *hi;
     __m512i a1 = _mm512_srli_epi64(a, 32);
-    __m512i p00 = _mm512_mul_epu32(a, b0);
-    __m512i p01 = _mm512_mul_epu32(a, b1);
-    __m512i p10 = _mm512_mul_epu32(a1, b0);
-    __m512i p11 = _mm512_mul_epu32(a1, b1);
-    __m512i mid = _mm512_add_epi64(_mm512_srli_epi64(p00, 32),
-                                   _mm512_add_epi64(_mm512_and_si512(p01, m32), _mm512_and_si512(p10, m32)));
-    __m512i hi = _mm512_add_epi64(p11, _mm512_add_epi64(_mm512_srli_epi64(p01, 32), _mm512_srli_epi64(p10, 32)));
-    return _mm512_add_epi64(hi, _mm512_srli_epi64(mid, 32));
-}
-
-/* One step state = state * M + P (mod 2^128) of 8 chains; lo/hi are the state halves. */
-__attribute__((target("avx512f,avx512dq,avx512bw")))
-static inline void n2he_pcg64_step8(__m512i *lo, __m512i *hi, __m512i mlo, __m512i mlo0, __m512i mlo1,
-                                    __m512i mhi, __m512i plo, __m512i phi) {
-    __m512i l = *lo, h = *hi;
-    __m512i newHi = _mm512_add_epi64(n2he_mulhi64_const(l, mlo0, mlo1),
-                                     _mm512_add_epi64(_mm512_mullo_epi64(l, mhi), _mm512_mullo_epi64(h, mlo)));
-    __m512i newLo = _mm512_add_epi64(_mm512_mullo_epi64(l, mlo), plo);
+    __m512i p00 = _mm512_mul_epu32(a, mlo);
+    __m512i p01 = _mm512_mul_epu32(a, mlo_hi32);
+    __m512i p10 = _mm512_mul_epu32(a1, mlo);
+    __m512i p11 = _mm512_mul_epu32(a1, mlo_hi32);
+    __m512i t = _mm512_add_epi64(p10, _mm512_srli_epi64(p00, 32));          /* < 2^64: no carry */
+    __m512i u = _mm512_add_epi64(p01, _mm512_and_si512(t, m32));            /* < 2^64: no carry */
+    __m512i prodHi = _mm512_add_epi64(_mm512_add_epi64(p11, _mm512_srli_epi64(t, 32)), _mm512_srli_epi64(u, 32));
+    __m512i prodLo = _mm512_ternarylogic_epi64(_mm512_slli_epi64(u, 32), p00, m32, 0xF8);   /* A | (B & C) */
+    __m512i newLo = _mm512_add_epi64(prodLo, plo);
     __mmask8 carry = _mm512_cmplt_epu64_mask(newLo, plo);
-    newHi = _mm512_add_epi64(newHi, phi);
-    newHi = _mm512_mask_sub_epi64(newHi, carry, newHi, _mm512_set1_epi64(-1));
+    __m512i newHi = _mm512_add_epi64(_mm512_add_epi64(prodHi, phi),
+                                     _mm512_add_epi64(_mm512_mullo_epi64(a, mhi), _mm512_mullo_epi64(h, mlo)));
     *lo = newLo;
-    *hi = newHi;
+    *hi = _mm512_mask_sub_epi64(newHi, carry, newHi, _mm512_set1_epi64(-1));
 }
 
 /* XSL-RR output of 8 states. */
@@ -65,30 +61,69 @@ static inline __m512i n2he_pcg64_output8(__m512i lo, __m512i hi) {
     return _mm512_rorv_epi64(_mm512_xor_si512(hi, lo), _mm512_srli_epi64(hi, 58));
 }
 
-/* Writes `count` outputs (a multiple of 16) to `out` from 16 chains whose current states (the state each next
- * output is taken from) are state_lo[16]/state_hi[16]; advances every chain by count/16 steps of (M, P), the
- * 16-step map of the generator. */
+/* Writes `count` outputs (a multiple of 32) to `out` from 32 chains whose current states (the state each next
+ * output is taken from) are state_lo[32]/state_hi[32]; advances every chain by count/32 steps of (M, P), the
+ * 32-step map of the generator. Four independent register groups keep the multiply latency hidden. */
 __attribute__((target("avx512f,avx512dq,avx512bw")))
-static inline void n2he_pcg64_fill16_avx512(uint64_t *out, size_t count, uint64_t *state_lo, uint64_t *state_hi,
+static inline void n2he_pcg64_fill32_avx512(uint64_t *out, size_t count, uint64_t *state_lo, uint64_t *state_hi,
                                             uint64_t mult_lo, uint64_t mult_hi, uint64_t plus_lo, uint64_t plus_hi) {
-    __m512i loA = _mm512_loadu_si512((const void *)state_lo), loB = _mm512_loadu_si512((const void *)(state_lo + 8));
-    __m512i hiA = _mm512_loadu_si512((const void *)state_hi), hiB = _mm512_loadu_si512((const void *)(state_hi + 8));
+    __m512i lo[4], hi[4];
+    for (int j = 0; j < 4; j++) {
+        lo[j] = _mm512_loadu_si512((const void *)(state_lo + 8 * j));
+        hi[j] = _mm512_loadu_si512((const void *)(state_hi + 8 * j));
+    }
     const __m512i mlo = _mm512_set1_epi64((long long)mult_lo);
-    const __m512i mlo0 = _mm512_set1_epi64((long long)(mult_lo & 0xFFFFFFFFu));
-    const __m512i mlo1 = _mm512_set1_epi64((long long)(mult_lo >> 32));
+    const __m512i mlo_hi32 = _mm512_set1_epi64((long long)(mult_lo >> 32));
     const __m512i mhi = _mm512_set1_epi64((long long)mult_hi);
     const __m512i plo = _mm512_set1_epi64((long long)plus_lo);
     const __m512i phi = _mm512_set1_epi64((long long)plus_hi);
-    for (size_t i = 0; i + 16 <= count; i += 16) {
-        _mm512_storeu_si512((void *)(out + i), n2he_pcg64_output8(loA, hiA));
-        _mm512_storeu_si512((void *)(out + i + 8), n2he_pcg64_output8(loB, hiB));
-        n2he_pcg64_step8(&loA, &hiA, mlo, mlo0, mlo1, mhi, plo, phi);
-        n2he_pcg64_step8(&loB, &hiB, mlo, mlo0, mlo1, mhi, plo, phi);
+    for (size_t i = 0; i + 32 <= count; i += 32) {
+        for (int j = 0; j < 4; j++) {
+            _mm512_storeu_si512((void *)(out + i + 8 * j), n2he_pcg64_output8(lo[j], hi[j]));
+            n2he_pcg64_step8(&lo[j], &hi[j], mlo, mlo_hi32, mhi, plo, phi);
+        }
     }
-    _mm512_storeu_si512((void *)state_lo, loA);
-    _mm512_storeu_si512((void *)(state_lo + 8), loB);
-    _mm512_storeu_si512((void *)state_hi, hiA);
-    _mm512_storeu_si512((void *)(state_hi + 8), hiB);
+    for (int j = 0; j < 4; j++) {
+        _mm512_storeu_si512((void *)(state_lo + 8 * j), lo[j]);
+        _mm512_storeu_si512((void *)(state_hi + 8 * j), hi[j]);
+    }
+}
+
+/* LWE2, q = 2^32, fused expansion and dot product: takes the next `outputs` outputs (a multiple of 32) of the 32
+ * chains, as n2he_pcg64_fill32_avx512 would write them, and returns the sum over their 2*outputs 32-bit entries
+ * e[i] of e[i] * s[i] mod 2^32 (key columns 0 ..< 2*outputs; the bit arrays hold at least outputs/4 bytes). */
+__attribute__((target("avx512f,avx512dq,avx512bw")))
+static inline uint64_t n2he_pcg64_dot32_avx512(size_t outputs, uint64_t *state_lo, uint64_t *state_hi,
+                                               uint64_t mult_lo, uint64_t mult_hi, uint64_t plus_lo, uint64_t plus_hi,
+                                               const uint8_t *plus_bits, const uint8_t *minus_bits) {
+    __m512i lo[4], hi[4], sum[4];
+    for (int j = 0; j < 4; j++) {
+        lo[j] = _mm512_loadu_si512((const void *)(state_lo + 8 * j));
+        hi[j] = _mm512_loadu_si512((const void *)(state_hi + 8 * j));
+        sum[j] = _mm512_setzero_si512();
+    }
+    const __m512i mlo = _mm512_set1_epi64((long long)mult_lo);
+    const __m512i mlo_hi32 = _mm512_set1_epi64((long long)(mult_lo >> 32));
+    const __m512i mhi = _mm512_set1_epi64((long long)mult_hi);
+    const __m512i plo = _mm512_set1_epi64((long long)plus_lo);
+    const __m512i phi = _mm512_set1_epi64((long long)plus_hi);
+    for (size_t i = 0; i + 32 <= outputs; i += 32) {
+        uint64_t p, m;   /* key bits of the 64 entries these 32 outputs hold */
+        __builtin_memcpy(&p, plus_bits + i / 4, 8);
+        __builtin_memcpy(&m, minus_bits + i / 4, 8);
+        for (int j = 0; j < 4; j++) {
+            __m512i v = n2he_pcg64_output8(lo[j], hi[j]);
+            sum[j] = _mm512_mask_add_epi32(sum[j], (__mmask16)(p >> (16 * j)), sum[j], v);
+            sum[j] = _mm512_mask_sub_epi32(sum[j], (__mmask16)(m >> (16 * j)), sum[j], v);
+            n2he_pcg64_step8(&lo[j], &hi[j], mlo, mlo_hi32, mhi, plo, phi);
+        }
+    }
+    for (int j = 0; j < 4; j++) {
+        _mm512_storeu_si512((void *)(state_lo + 8 * j), lo[j]);
+        _mm512_storeu_si512((void *)(state_hi + 8 * j), hi[j]);
+    }
+    __m512i total = _mm512_add_epi32(_mm512_add_epi32(sum[0], sum[1]), _mm512_add_epi32(sum[2], sum[3]));
+    return (uint64_t)(uint32_t)_mm512_reduce_add_epi32(total);
 }
 
 /* sum over i < n of row[i] * s[i] mod 2^64, where s[i] = +1 if bit i of plus_bits is set, -1 if bit i of minus_bits
@@ -268,7 +303,14 @@ static inline uint64_t n2he_dot_le64_avx512(const void *row, const uint8_t *plus
     (void)row; (void)plus_bits; (void)minus_bits; (void)n;
     return 0;
 }
-static inline void n2he_pcg64_fill16_avx512(uint64_t *out, size_t count, uint64_t *state_lo, uint64_t *state_hi,
+static inline uint64_t n2he_pcg64_dot32_avx512(size_t outputs, uint64_t *state_lo, uint64_t *state_hi,
+                                               uint64_t mult_lo, uint64_t mult_hi, uint64_t plus_lo, uint64_t plus_hi,
+                                               const uint8_t *plus_bits, const uint8_t *minus_bits) {
+    (void)outputs; (void)state_lo; (void)state_hi; (void)mult_lo; (void)mult_hi; (void)plus_lo; (void)plus_hi;
+    (void)plus_bits; (void)minus_bits;
+    return 0;
+}
+static inline void n2he_pcg64_fill32_avx512(uint64_t *out, size_t count, uint64_t *state_lo, uint64_t *state_hi,
                                             uint64_t mult_lo, uint64_t mult_hi, uint64_t plus_lo, uint64_t plus_hi) {
     (void)out; (void)count; (void)state_lo; (void)state_hi; (void)mult_lo; (void)mult_hi; (void)plus_lo; (void)plus_hi;
 }
