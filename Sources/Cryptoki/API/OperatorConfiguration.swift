@@ -30,6 +30,41 @@ public struct OperatorTokenConfiguration: Sendable, Equatable {
         let database = try TokenDatabase(directory: store, indexedAttributes: AttributePolicy.indexedTypes)
         return try TokenVault(database: database, kdfLog2N: pinKDFCost)
     }
+
+    /// Full path of the token's database file (`<store>/token.sqlite`).
+    public var databasePath: String {
+        store.hasSuffix("/") ? store + TokenDatabase.fileName : store + "/" + TokenDatabase.fileName
+    }
+
+    /// Opens (creating if missing) a token database in `directory` with this token's settings: restore checks a
+    /// decrypted backup in a private directory before it replaces the store.
+    public func openVault(directory: String) throws -> TokenVault {
+        let database = try TokenDatabase(directory: directory, indexedAttributes: AttributePolicy.indexedTypes)
+        return try TokenVault(database: database, kdfLog2N: pinKDFCost)
+    }
+}
+
+/// Which discovery rule (docs/config.md) picks the configuration file, without loading it (`tg-pkcs11 doctor`).
+public struct OperatorConfigurationDiscovery: Sendable, Equatable {
+    /// The file, or nil for the built-in default.
+    public let path: String?
+    /// "--config", "$TENSORGUARD_PKCS11_CONF", "$XDG_CONFIG_HOME", "~/.config", "/etc" or "built-in default".
+    public let rule: String
+
+    public static func discover(explicitPath: String?) -> OperatorConfigurationDiscovery {
+        if let p = explicitPath, !p.isEmpty { return .init(path: p, rule: "--config") }
+        if let p = Environment.get("TENSORGUARD_PKCS11_CONF") { return .init(path: p, rule: "$TENSORGUARD_PKCS11_CONF") }
+        if let xdg = Environment.get("XDG_CONFIG_HOME"), xdg.hasPrefix("/") {
+            let c = xdg + "/tensorguard-pkcs11/config.yaml"
+            if access(c, F_OK) == 0 { return .init(path: c, rule: "$XDG_CONFIG_HOME") }
+        } else if let home = Environment.home() {
+            let c = home + "/.config/tensorguard-pkcs11/config.yaml"
+            if access(c, F_OK) == 0 { return .init(path: c, rule: "~/.config") }
+        }
+        let etc = "/etc/tensorguard-pkcs11/config.yaml"
+        if access(etc, F_OK) == 0 { return .init(path: etc, rule: "/etc") }
+        return .init(path: nil, rule: "built-in default")
+    }
 }
 
 /// The module configuration as discovered by C_Initialize (DESIGN §6).

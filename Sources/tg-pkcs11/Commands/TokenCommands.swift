@@ -1,13 +1,19 @@
-// tg-pkcs11 token list | init
+// tg-pkcs11 token list | init (through PKCS#11) | show | delete (the configured token's store, like `backup`)
 import ArgumentParser
 import CP11Kit
+import Cryptoki
 import Foundation
+import KeyWrap
+import TokenStore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct TokenCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "token",
-        abstract: "List slots and tokens; initialise a token.",
-        subcommands: [TokenList.self, TokenInit.self])
+        abstract: "List, show, initialise and delete tokens.",
+        subcommands: [TokenList.self, TokenShow.self, TokenInit.self, TokenDelete.self])
 }
 
 struct TokenListing: Codable {
@@ -128,6 +134,15 @@ struct TokenInit: ParsableCommand {
     @Option(name: .customLong("so-pin-file"), help: ArgumentHelp("Read the SO PIN from the first line of this file.", valueName: "path"))
     var soPINFile: String?
     @OptionGroup var pinOptions: PINOptions
+    @Flag(name: .long, help: "Print a JSON object.")
+    var json = false
+
+    struct Result: Codable {
+        let slot: UInt
+        let label: String
+        let serial: String
+        let flags: [String]
+    }
 
     func validate() throws {
         guard !label.isEmpty else { throw ValidationError("--label must not be empty") }
@@ -154,6 +169,11 @@ struct TokenInit: ParsableCommand {
         try session.logout()
         session.close()
         let token = try module.tokenInfo(slotID)
+        if json {
+            print(try jsonString(Result(slot: slot, label: token.label, serial: token.serial,
+                                        flags: Names.flags(token.flags, Names.tokenFlags))))
+            return
+        }
         print("Initialised token '\(token.label)' in slot \(slot) (serial \(token.serial)); user PIN set.")
     }
 }

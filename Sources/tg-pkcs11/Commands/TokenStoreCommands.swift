@@ -1,0 +1,262 @@
+// tg-pkcs11 token show | delete: a configured token's store, read (and removed) directly with TokenStore, like
+// `backup`. `show` needs no PIN: it reports what the file shows anyway (public attributes, counters).
+import ArgumentParser
+import CP11Kit
+import Cryptoki
+import Foundation
+import KeyWrap
+import TokenStore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct TokenReport: Codable {
+    struct Descriptor: Codable {
+        let kind: String
+        let keyID: String
+        let keyVersion: String
+    }
+    struct PIN: Codable {
+        let set: Bool
+        let failedAttempts: Int
+        let maxAttempts: Int
+        let remainingAttempts: Int
+        let locked: Bool
+    }
+    let name: String
+    let slot: Int
+    let config: String
+    let store: String
+    let database: String
+    let exists: Bool
+    let initialized: Bool
+    let label: String?
+    let serial: String?
+    let uuid: String?
+    let formatVersion: Int?
+    let configuredBackend: Descriptor
+    let recordedBackend: Descriptor?
+    let objects: Int?
+    let objectsByClass: [String: Int]?
+    let keysByType: [String: Int]?
+    let soPIN: PIN?
+    let userPIN: PIN?
+    let flags: [String]?
+}
+
+/// CKO_* names for CKA_CLASS values.
+func objectClassName(_ value: UInt64) -> String {
+    switch value {
+    case 0: return "data"
+    case 1: return "certificate"
+    case 2: return "public-key"
+    case 3: return "private-key"
+    case 4: return "secret-key"
+    default: return "0x" + String(value, radix: 16)
+    }
+}
+
+/// A CK_ULONG attribute value as stored (8 bytes, host order).
+func ulongValue(_ bytes: [UInt8]?) -> UInt64? {
+    guard let bytes, bytes.count == 8 else { return nil }
+    return bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+}
+
+/// The first 16 bytes of every SQLite 3 database.
+func isSQLiteFile(_ path: String) -> Bool {
+    guard let f = fopen(path, "rb") else { return false }
+    defer { fclose(f) }
+    var header = [UInt8](repeating: 0, count: 16)
+    guard fread(&header, 1, 16, f) == 16 else { return false }
+    return header == Array("SQLite format 3".utf8) + [0]
+}
+
+func makeTokenReport(_ configuration: OperatorConfiguration, _ token: OperatorTokenConfiguration,
+                     backend configured: BackendDescriptor?) throws -> TokenReport {
+    let slot = configuration.tokens.firstIndex(where: { $0.name == token.name }) ?? 0
+    let cfg = configured.map { TokenReport.Descriptor(kind: $0.kind, keyID: $0.keyID, keyVersion: $0.keyVersion) }
+        ?? .init(kind: token.backend.kind, keyID: "", keyVersion: "")
+    guard access(token.databasePath, F_OK) == 0 else {
+        return TokenReport(name: token.name, slot: slot, config: configuration.source, store: token.store,
+                           database: token.databasePath, exists: false, initialized: false, label: nil, serial: nil,
+                           uuid: nil, formatVersion: nil, configuredBackend: cfg, recordedBackend: nil, objects: nil,
+                           objectsByClass: nil, keysByType: nil, soPIN: nil, userPIN: nil, flags: nil)
+    }
+    guard isSQLiteFile(token.databasePath) else {
+        throw CLIError("token '\(token.name)': \(token.databasePath) is not an SQLite database")
+    }
+    let vault = try operatorStep(token.name, "opening the store \(token.store)") { try token.openVault() }
+    let record = try operatorStep(token.name, "reading the store") { try vault.database.tokenRecord() }
+    let objects = try operatorStep(token.name, "reading the objects") { try vault.database.allObjects() }
+    var byClass: [String: Int] = [:], byType: [String: Int] = [:]
+    for o in objects {
+        let cls = ulongValue(o.publicAttributes[0x0])
+        byClass[cls.map(objectClassName) ?? "unknown", default: 0] += 1
+        if cls == 4, let kt = ulongValue(o.publicAttributes[0x100]) {
+            byType[Names.keyType(CK_KEY_TYPE(kt)), default: 0] += 1
+        }
+    }
+    func pin(_ s: PINStatus) -> TokenReport.PIN {
+        .init(set: s.isSet, failedAttempts: s.failedAttempts, maxAttempts: s.maxAttempts,
+              remainingAttempts: s.remainingAttempts, locked: s.isLocked)
+    }
+    var flags: [String] = []
+    if record.isInitialized { flags.append("token-initialized") }
+    if record.userPIN.isSet { flags.append("user-pin-initialized") }
+    for (role, s) in [("so", record.soPIN), ("user", record.userPIN)] {
+        if s.isLocked { flags.append("\(role)-pin-locked") }
+        if s.isFinalTry { flags.append("\(role)-pin-final-try") }
+        if s.isCountLow { flags.append("\(role)-pin-count-low") }
+    }
+    let label = String(decoding: record.label, as: UTF8.self).trimmingCharacters(in: .whitespaces)
+    return TokenReport(
+        name: token.name, slot: slot, config: configuration.source, store: token.store, database: token.databasePath,
+        exists: true, initialized: record.isInitialized, label: record.isInitialized ? label : nil,
+        serial: record.isInitialized ? record.serialNumber : nil, uuid: record.isInitialized ? record.tokenUUID : nil,
+        formatVersion: record.formatVersion, configuredBackend: cfg,
+        recordedBackend: record.backend.map { .init(kind: $0.kind, keyID: $0.keyID, keyVersion: $0.keyVersion) },
+        objects: objects.count, objectsByClass: byClass, keysByType: byType, soPIN: pin(record.soPIN),
+        userPIN: pin(record.userPIN), flags: flags)
+}
+
+struct TokenShow: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
+        abstract: "Show a configured token: store, backend, format version, object counts, PIN counters. Needs no PIN.",
+        discussion: """
+            Reads the configuration (--config, else the module's discovery) and the token's store directly. \
+            --token is the name in the configuration (tokens[].name); the slot is its position in the list.
+            """)
+
+    @OptionGroup var configOptions: ConfigOptions
+    @Flag(name: .long, help: "Print a JSON object.")
+    var json = false
+
+    func run() throws {
+        let (configuration, token) = try configOptions.load()
+        // The backend's descriptor without contacting it; a configuration it refuses is reported, not fatal.
+        let configured = try? BackendFactory.make(token.backend).descriptor
+        let r = try makeTokenReport(configuration, token, backend: configured)
+        if json {
+            print(try jsonString(r))
+            return
+        }
+        print("Token '\(r.name)' (slot \(r.slot), config \(r.config))")
+        print("  store:            \(r.store)")
+        print("  backend:          \(describe(r.configuredBackend))\(configured == nil ? " (configuration refused; see `tg-pkcs11 doctor`)" : "")")
+        guard r.exists else {
+            print("  database:         none yet (\(r.database)); initialise the token or restore a backup")
+            return
+        }
+        guard r.initialized else {
+            print("  state:            not initialised (`tg-pkcs11 token init --slot \(r.slot) ...`)")
+            return
+        }
+        print("  label:            \(r.label ?? "")")
+        print("  serial:           \(r.serial ?? "")")
+        print("  uuid:             \(r.uuid ?? "")")
+        print("  format version:   \(r.formatVersion.map(String.init) ?? "?")")
+        if let rec = r.recordedBackend { print("  wrapped by:       \(describe(rec))") }
+        print("  objects:          \(r.objects ?? 0)" + counts(r.objectsByClass))
+        if let k = r.keysByType, !k.isEmpty { print("  secret keys:      " + k.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")) }
+        for (role, p) in [("SO PIN", r.soPIN), ("user PIN", r.userPIN)] {
+            guard let p else { continue }
+            print("  \(role):".padding(toLength: 20, withPad: " ", startingAt: 0)
+                + (p.set ? "\(p.remainingAttempts) of \(p.maxAttempts) attempts left\(p.locked ? " (LOCKED)" : "")" : "not set"))
+        }
+        if let f = r.flags { print("  flags:            \(f.joined(separator: ", "))") }
+    }
+
+    private func describe(_ d: TokenReport.Descriptor) -> String {
+        d.kind + (d.keyID.isEmpty ? "" : " \(d.keyID)") + (d.keyVersion.isEmpty ? "" : " \(d.keyVersion)")
+    }
+
+    private func counts(_ c: [String: Int]?) -> String {
+        guard let c, !c.isEmpty else { return "" }
+        return " (" + c.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ")"
+    }
+}
+
+struct TokenDelete: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "delete",
+        abstract: "Delete a configured token's store (its database), after an SO PIN check.",
+        discussion: """
+            Every key on the token is lost unless a backup exists (`tg-pkcs11 backup`). An initialised token needs \
+            its SO PIN (checked like a C_Login; the backend is not contacted). Asks for the token name on a \
+            terminal; scripts pass --yes. Only token.sqlite and its -wal/-shm files are removed, and the store \
+            directory if it is then empty; a path that does not hold a token database is never touched.
+            """)
+
+    @OptionGroup var configOptions: ConfigOptions
+    @Flag(name: .long, help: "Do not ask for confirmation.")
+    var yes = false
+    @OptionGroup var soPIN: SOPINOptions
+    @Flag(name: .long, help: "Print a JSON object.")
+    var json = false
+
+    struct Result: Codable {
+        let token: String
+        let store: String
+        let label: String?
+        let serial: String?
+        let removed: [String]
+        let storeDirectoryRemoved: Bool
+    }
+
+    func run() throws {
+        let (_, token) = try configOptions.load()
+        let path = token.databasePath
+        var st = stat()
+        guard lstat(path, &st) == 0 else {
+            throw CLIError("token '\(token.name)' has no store database at \(path); nothing to delete")
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG, isSQLiteFile(path) else {
+            throw CLIError("\(path) is not a token database; not deleting anything")
+        }
+        // The connection is closed again before anything is unlinked.
+        let (record, count): (TokenRecord, Int) = try {
+            let vault = try operatorStep(token.name, "opening the store \(token.store)") { try token.openVault() }
+            let record = try operatorStep(token.name, "reading the store") { try vault.database.tokenRecord() }
+            let count = try operatorStep(token.name, "reading the store") { try vault.database.objectCount() }
+            if record.isInitialized {
+                let pin = try soPIN.source(token: token.name).read()
+                try operatorStep(token.name, "SO PIN check") { try vault.verifyPIN(role: .so, pin: pin) }
+            }
+            return (record, count)
+        }()
+        let label = String(decoding: record.label, as: UTF8.self).trimmingCharacters(in: .whitespaces)
+        if !yes {
+            guard isatty(STDIN_FILENO) == 1 else {
+                throw CLIError("refusing to delete token '\(token.name)' without --yes (standard input is not a terminal)")
+            }
+            writeStandardError("Delete token '\(token.name)'"
+                + (record.isInitialized ? " (label '\(label)', serial \(record.serialNumber), \(count) objects)" : "")
+                + " at \(token.store)? Type the token name to confirm: ")
+            guard let answer = readLine(strippingNewline: true), answer == token.name else {
+                throw CLIError("not confirmed; nothing deleted")
+            }
+        }
+        var removed: [String] = []
+        for f in databaseFileSet(path) {
+            guard unlink(f) == 0 else {
+                throw CLIError("cannot remove \(f): \(String(cString: strerror(errno)))"
+                    + (removed.isEmpty ? "" : " (already removed: \(removed.joined(separator: ", ")))"))
+            }
+            removed.append(f)
+        }
+        let dirRemoved = rmdir(token.store) == 0
+        if json {
+            print(try jsonString(Result(token: token.name, store: token.store,
+                                        label: record.isInitialized ? label : nil,
+                                        serial: record.isInitialized ? record.serialNumber : nil,
+                                        removed: removed, storeDirectoryRemoved: dirRemoved)))
+            return
+        }
+        print("Deleted token '\(token.name)'" + (record.isInitialized ? " (label '\(label)', serial \(record.serialNumber))" : "")
+            + ": removed \(removed.joined(separator: ", "))")
+        if !dirRemoved, access(token.store, F_OK) == 0 {
+            print("  kept the store directory \(token.store): it holds other files (e.g. token.sqlite.replaced-* copies)")
+        }
+    }
+}
