@@ -22,4 +22,9 @@
 #define CKA_TG_N2HE_NOISE_MILLI     0xD4470004UL /* Skellam mu x 1000 (default 5120)         */
 #define CKA_TG_N2HE_SECURITY_BITS   0xD4470005UL /* read-only: HE-standard estimate          */
 
+/* Attributes of every secret key, CK_ULONG, read-only (token policies, docs/policies.md). */
+#define CKA_TG_CREATED              0xD4470006UL /* creation time, seconds since 1970 UTC    */
+#define CKA_TG_USE_COUNT            0xD4470007UL /* C_EncryptInit/C_SignInit uses counted
+                                                    while policy max_key_uses is set         */
+
 #endif /* TENSORGUARD_PKCS11_H */

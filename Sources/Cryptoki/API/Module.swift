@@ -80,12 +80,12 @@ public final class Module: @unchecked Sendable {
     public func slotList(tokenPresent: Bool) -> [CK_SLOT_ID] { tokens.map { $0.slotID } }
     public func slotInfo(_ slot: CK_SLOT_ID) throws -> SlotInfo { try token(slot).slotInfo() }
     public func tokenInfo(_ slot: CK_SLOT_ID) throws -> TokenInfo { try token(slot).tokenInfo() }
+    /// The mechanisms the token's policy allows (`allowed_mechanisms`; all of them by default).
     public func mechanismList(_ slot: CK_SLOT_ID) throws -> [CK_MECHANISM_TYPE] {
-        _ = try token(slot)
-        return Mechanisms.list
+        try allowedMechanisms(slot)
     }
     public func mechanismInfo(_ slot: CK_SLOT_ID, _ type: CK_MECHANISM_TYPE) throws -> MechanismInfo {
-        _ = try token(slot)
+        guard try token(slot).config.policy.allows(type) else { throw CKRError(CKR_MECHANISM_INVALID) }
         return try Mechanisms.info(type)
     }
     /// `label` is the caller's 32 bytes, blank padded.

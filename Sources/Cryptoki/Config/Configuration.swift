@@ -16,8 +16,13 @@ struct TokenConfiguration: Equatable, Sendable {
     var backend: BackendConfiguration
     var maxPINRetries: Int
     var pinKDFCost: Int
+    /// The `policy:` section (Policy/TokenPolicy.swift).
+    var policy = TokenPolicy()
     /// N2HE keys whose estimated classical security is below this are refused (0: no policy).
-    var minN2HESecurityBits: Int = 0
+    var minN2HESecurityBits: Int {
+        get { policy.minN2HESecurityBits }
+        set { policy.minN2HESecurityBits = newValue }
+    }
 }
 
 struct Configuration: Equatable, Sendable {
@@ -207,7 +212,8 @@ enum ConfigurationLoader {
         var backend = BackendConfiguration.default
         var retries: Int?
         var cost: Int?
-        var minSecurity = 0
+        var minSecurity: Int?
+        var policyNode: Node?
         for (k, v) in m {
             let key = k.string ?? ""
             switch key {
@@ -256,15 +262,24 @@ enum ConfigurationLoader {
                     throw fail("tokens[\(index)].min_n2he_security_bits must be an integer in 0...256")
                 }
                 minSecurity = i
+            case "policy":
+                policyNode = v
             default:
                 throw fail("unknown key 'tokens[\(index)].\(key)'")
             }
         }
         guard let name else { throw fail("tokens[\(index)].name is required") }
+        // `min_n2he_security_bits` beside `policy:` is the old spelling of `policy.min_n2he_security_bits`.
+        var policy = TokenPolicy()
+        if let minSecurity { policy.minN2HESecurityBits = minSecurity }
+        if let policyNode {
+            try TokenPolicy.parse(policyNode, into: &policy, path: "tokens[\(index)].policy",
+                                  aliasGiven: minSecurity != nil, fail: fail)
+        }
         do {
             var t = try TokenConfiguration.make(name: name, store: store, backend: backend,
                                                 maxPINRetries: retries, pinKDFCost: cost)
-            t.minN2HESecurityBits = minSecurity
+            t.policy = policy
             return t
         } catch let e as ConfigurationError {
             throw fail(e.message)

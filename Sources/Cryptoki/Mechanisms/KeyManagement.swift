@@ -8,6 +8,7 @@ extension Module {
         let s = try session(handle)
         let access = s.access
         try Mechanisms.require(m.type, CKF_GENERATE)
+        try requireAllowedMechanism(s, m.type)
         try Mechanisms.requireNoParameter(m)
         let keyType: CK_KEY_TYPE
         switch m.type {

@@ -139,6 +139,9 @@ enum AttributePolicy {
         AttributeSpec(CK.deriveTemplate, .template, [], .template),
         AttributeSpec(CKA_VALUE, .bytes, [.requiredOnCreate, .createOnly, .fixed, .sensitive, .secretAtRest]),
         AttributeSpec(CKA_VALUE_LEN, .ulong, [.fixed]),  // computed at create; generate requires it for AES/generic
+        // Vendor, read-only (token policies, docs/policies.md): creation time and counted uses.
+        AttributeSpec(CK.attrKeyCreated, .ulong, [.computed, .fixed]),
+        AttributeSpec(CK.attrKeyUseCount, .ulong, [.computed, .fixed]),
     ]
 
     /// Vendor: N2HE parameters (DESIGN §2): fixed at creation; security bits computed.

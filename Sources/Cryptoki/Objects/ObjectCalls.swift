@@ -27,14 +27,8 @@ extension Module {
         }
         try s.token.checkWritable(isToken: isToken, isPrivate: isPrivate, access: access)
         if isToken, case .secretKey = kind, access.role == nil { throw ckr(CKR_USER_NOT_LOGGED_IN) }
-        if kind == .secretKey(CK.keyN2HE) {
-            // Token policy (config `min_n2he_security_bits`): refuse keys below the configured estimate.
-            let params = try ObjectFactory.n2heParameters(parsed)
-            if params.estimatedClassicalSecurityBits < s.token.config.minN2HESecurityBits {
-                Log.info("token '\(s.token.config.name)': N2HE key refused by policy (estimated \(params.estimatedClassicalSecurityBits) bits < \(s.token.config.minN2HESecurityBits))")
-                throw ckr(CKR_TEMPLATE_INCONSISTENT)
-            }
-        }
+        // Token policy (Policy/): allow_extractable, min_n2he_security_bits.
+        try checkNewObjectPolicy(s, parsed: parsed, kind: kind)
     }
 
     func copyObjectImpl(_ handle: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
@@ -53,6 +47,7 @@ extension Module {
         copy = ObjectRecord(uniqueID: uid, kind: copy.kind, attributes: copy.attributes, secrets: secrets)
         copy.attributes[CK.attrUniqueID] = .bytes(Array(uid.utf8))
         copy.placeSecrets()
+        try checkCopyPolicy(s, copy: copy)
         if copy.isToken, !copy.secrets.isEmpty, access.role == nil { throw ckr(CKR_USER_NOT_LOGGED_IN) }
         return try s.token.insert(copy, access: access)
     }
@@ -107,6 +102,7 @@ extension Module {
         let ref = try s.token.object(object, access: access)
         guard ref.record.isModifiable else { throw ckr(CKR_ACTION_PROHIBITED) }
         let changed = try ObjectFactory.applyChanges(template, to: ref.record, copy: false, role: access.role)
+        try checkSetAttributePolicy(s, template: template, record: ref.record)
         try s.token.update(ObjectRef(handle: ref.handle, record: changed), access: access)
     }
 

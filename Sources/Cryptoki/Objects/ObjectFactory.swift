@@ -136,6 +136,8 @@ enum ObjectFactory {
                 attrs[CKA_NEVER_EXTRACTABLE] = .bytes(Encoding.bool(false))
             }
             secrets[CKA_VALUE] = keyValue
+            attrs[CK.attrKeyCreated] = .bytes(Encoding.ulong(CK_ULONG(PolicyClock.now())))
+            attrs[CK.attrKeyUseCount] = .bytes(Encoding.ulong(0))
         }
         guard case .bytes(let uid)? = attrs[CK.attrUniqueID] else { throw ckr(CKR_GENERAL_ERROR) }
         return ObjectRecord(uniqueID: String(decoding: uid, as: UTF8.self), kind: kind, attributes: attrs, secrets: secrets)

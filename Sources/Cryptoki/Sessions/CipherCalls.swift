@@ -8,6 +8,7 @@ extension Module {
     /// (CKR_KEY_FUNCTION_NOT_PERMITTED) and for the mechanism (CKA_ALLOWED_MECHANISMS → CKR_MECHANISM_INVALID).
     func operationKey(_ s: Session, _ handle: CK_OBJECT_HANDLE, usage: CK_ATTRIBUTE_TYPE,
                       mechanism: CK_MECHANISM_TYPE, invalidHandle: CK_RV = CKR_KEY_HANDLE_INVALID) throws -> ObjectRecord {
+        try requireAllowedMechanism(s, mechanism)
         let ref: ObjectRef
         do { ref = try s.token.object(handle, access: s.access) } catch let e as CKRError where e.rv == CKR_OBJECT_HANDLE_INVALID {
             throw ckr(invalidHandle)
@@ -17,6 +18,8 @@ extension Module {
         if case .bytes(let b)? = ref.record.attributes[CK.allowedMechanisms] {
             guard let allowed = Encoding.decodeULongArray(b), allowed.contains(mechanism) else { throw ckr(CKR_MECHANISM_INVALID) }
         }
+        // Token policy max_key_uses / max_key_age_days (Policy/PolicyEnforcement.swift).
+        try enforceKeyUsePolicy(s, ref, usage: usage, mechanism: mechanism)
         return ref.record
     }
 

@@ -9,6 +9,7 @@ extension Module {
     func digestInitImpl(_ handle: CK_SESSION_HANDLE, mechanism: Mechanism) throws {
         let s = try session(handle)
         try Mechanisms.require(mechanism.type, CKF_DIGEST)
+        try requireAllowedMechanism(s, mechanism.type)
         try s.ops.withLock { o in
             if o.digest != nil { throw ckr(CKR_OPERATION_ACTIVE) }
             o.digest = try DigestOperation(mechanism)

@@ -1,0 +1,114 @@
+// A token's `policy:` section (docs/policies.md): what keys may be created and how long they may protect new
+// data. Parsed strictly like the rest of the configuration; evaluated in PolicyEnforcement.swift.
+import CP11Kit
+import Yams
+
+struct TokenPolicy: Equatable, Sendable {
+    /// N2HE keys whose estimated classical security is below this are refused (0: no minimum).
+    var minN2HESecurityBits = 0
+    /// Mechanisms the token offers; nil: every mechanism of the module.
+    var allowedMechanisms: Set<CK_MECHANISM_TYPE>? = nil
+    /// false: no key may be created, generated, unwrapped, copied or set with CKA_EXTRACTABLE = true.
+    var allowExtractable = true
+    /// C_EncryptInit / C_SignInit beyond this many per key → CKR_KEY_FUNCTION_NOT_PERMITTED.
+    var maxKeyUses: UInt64? = nil
+    /// C_EncryptInit / C_SignInit / C_WrapKey with a key this many days old → CKR_KEY_FUNCTION_NOT_PERMITTED.
+    var maxKeyAgeDays: Int? = nil
+    /// Only for `tg-pkcs11 key list`: remind to rotate keys this many days old.
+    var rotationReminderDays: Int? = nil
+
+    /// Does anything limit the use of existing keys (the only part evaluated per operation)?
+    var limitsKeyUse: Bool { maxKeyUses != nil || maxKeyAgeDays != nil }
+
+    static let secondsPerDay: UInt64 = 86_400
+
+    func allows(_ mechanism: CK_MECHANISM_TYPE) -> Bool {
+        guard let allowedMechanisms else { return true }
+        return allowedMechanisms.contains(mechanism)
+    }
+}
+
+/// The module's mechanism names, for `allowed_mechanisms` and messages.
+enum MechanismNames {
+    static let byName: [String: CK_MECHANISM_TYPE] = [
+        "CKM_AES_KEY_GEN": CKM_AES_KEY_GEN, "CKM_AES_ECB": CKM_AES_ECB, "CKM_AES_CBC": CKM_AES_CBC,
+        "CKM_AES_CBC_PAD": CKM_AES_CBC_PAD, "CKM_AES_GCM": CKM_AES_GCM, "CKM_AES_KEY_WRAP": CKM_AES_KEY_WRAP,
+        "CKM_AES_KEY_WRAP_PAD": CKM_AES_KEY_WRAP_PAD, "CKM_GENERIC_SECRET_KEY_GEN": CKM_GENERIC_SECRET_KEY_GEN,
+        "CKM_SHA_1": CKM_SHA_1, "CKM_SHA256": CKM_SHA256, "CKM_SHA384": CKM_SHA384, "CKM_SHA512": CKM_SHA512,
+        "CKM_SHA_1_HMAC": CKM_SHA_1_HMAC, "CKM_SHA256_HMAC": CKM_SHA256_HMAC, "CKM_SHA384_HMAC": CKM_SHA384_HMAC,
+        "CKM_SHA512_HMAC": CKM_SHA512_HMAC, "CKM_TG_N2HE_KEY_GEN": CK.mechN2HEKeyGen,
+        "CKM_TG_N2HE_LWE1": CK.mechN2HELWE1, "CKM_TG_N2HE_LWE2": CK.mechN2HELWE2,
+    ]
+
+    static func name(_ type: CK_MECHANISM_TYPE) -> String {
+        byName.first(where: { $0.value == type })?.key ?? "0x" + String(type, radix: 16)
+    }
+
+    /// A name of `byName` or a number ("0x1087", "4231") of a mechanism the module offers; nil otherwise.
+    static func parse(_ text: String) -> CK_MECHANISM_TYPE? {
+        let t = text
+        let value: CK_MECHANISM_TYPE?
+        if let v = byName[t.uppercased()] {
+            value = v
+        } else if t.lowercased().hasPrefix("0x") {
+            value = CK_MECHANISM_TYPE(t.dropFirst(2), radix: 16)
+        } else {
+            value = CK_MECHANISM_TYPE(t, radix: 10)
+        }
+        guard let value, Mechanisms.byType[value] != nil else { return nil }
+        return value
+    }
+}
+
+extension TokenPolicy {
+    static let keys = ["min_n2he_security_bits", "allowed_mechanisms", "allow_extractable", "max_key_uses",
+                       "max_key_age_days", "rotation_reminder_days"]
+
+    /// Parses `tokens[i].policy` into `policy` (which may already hold the top-level
+    /// `min_n2he_security_bits` alias; stating both is an error).
+    static func parse(_ node: Node, into policy: inout TokenPolicy, path: String, aliasGiven: Bool,
+                      fail: (String) -> ConfigurationError) throws {
+        guard let m = node.mapping else { throw fail("\(path) must be a mapping") }
+        for (k, v) in m {
+            guard let key = k.string else { throw fail("\(path): non-string key") }
+            let at = "\(path).\(key)"
+            func days() throws -> Int {
+                guard let i = v.int, (1...36_500).contains(i) else { throw fail("\(at) must be a number of days in 1...36500") }
+                return i
+            }
+            switch key {
+            case "min_n2he_security_bits":
+                if aliasGiven {
+                    throw fail("\(at) and the old spelling tokens[].min_n2he_security_bits are both given; keep only \(at)")
+                }
+                guard let i = v.int, (0...256).contains(i) else { throw fail("\(at) must be an integer in 0...256") }
+                policy.minN2HESecurityBits = i
+            case "allowed_mechanisms":
+                guard let seq = v.sequence else {
+                    throw fail("\(at) must be a list of mechanism names (e.g. [CKM_AES_GCM, CKM_TG_N2HE_LWE2]) or numbers")
+                }
+                var set = Set<CK_MECHANISM_TYPE>()
+                for item in seq {
+                    guard let s = item.string, let mech = MechanismNames.parse(s) else {
+                        let known = MechanismNames.byName.keys.sorted().joined(separator: ", ")
+                        throw fail("\(at): '\(item.string ?? "?")' is not a mechanism of this module (known: \(known); or a number such as 0x1087)")
+                    }
+                    set.insert(mech)
+                }
+                policy.allowedMechanisms = set
+            case "allow_extractable":
+                guard v.scalar != nil, let b = v.bool else { throw fail("\(at) must be true or false") }
+                policy.allowExtractable = b
+            case "max_key_uses":
+                guard let i = v.int, i >= 1 else { throw fail("\(at) must be a positive integer") }
+                policy.maxKeyUses = UInt64(i)
+            case "max_key_age_days":
+                policy.maxKeyAgeDays = try days()
+            case "rotation_reminder_days":
+                policy.rotationReminderDays = try days()
+            default:
+                throw fail("unknown key '\(at)' (known: \(keys.joined(separator: ", ")))")
+            }
+        }
+    }
+}
