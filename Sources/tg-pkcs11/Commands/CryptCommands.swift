@@ -15,20 +15,50 @@ enum CiphertextFormatOption: String, ExpressibleByArgument, CaseIterable {
 }
 
 struct KeySelectionOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Label of the key.", valueName: "label"))
+    @Option(name: [.customLong("key"), .customLong("label")], help: ArgumentHelp("Label of the key (--label is the same option).", valueName: "label"))
     var key: String
 
     @Option(name: .customLong("key-id"), help: ArgumentHelp("CKA_ID (hex) to pick among keys sharing a label.", valueName: "hex"))
     var keyID: String?
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Generation of a rotated key (`key rotate`, `key list`).",
+        discussion: "Default: the active generation (the newest one that may encrypt).", valueName: "n"))
+    var generation: UInt32?
+
     func validate() throws {
         guard !key.isEmpty else { throw ValidationError("--key must not be empty") }
         _ = try parseIDOption(keyID, option: "--key-id")
+        if keyID != nil, generation != nil { throw ValidationError("give --key-id or --generation, not both") }
+        if let generation, generation < 1 { throw ValidationError("--generation starts at 1") }
+    }
+
+    enum Purpose { case encrypt, decrypt, other }
+
+    /// The key meant by --key/--label, --key-id and --generation. Without --key-id, keys sharing the label must
+    /// be generations of one rotated key (KeyLineage.swift): --generation picks one; otherwise encryption and
+    /// decryption take the active generation (decryption falls back to the newest one), and any other command
+    /// needs --generation when there are several.
+    func handle(in context: TokenContext, for purpose: Purpose) throws -> CK_OBJECT_HANDLE {
+        if let id = try parseIDOption(keyID, option: "--key-id") { return try context.findKey(label: key, id: id) }
+        let lineage = try KeyLineage.load(context, label: key)
+        if let generation { return try lineage.generation(generation, token: context.token.label).handle }
+        if purpose == .other, lineage.generations.count > 1 {
+            throw CLIError("key '\(key)' has \(lineage.generations.count) generations ("
+                + lineage.generations.map { "\($0.generation): \($0.state)" }.joined(separator: ", ") + "); add --generation N")
+        }
+        if let active = lineage.active { return active.handle }
+        guard purpose != .encrypt else {
+            throw CLIError("no generation of key '\(key)' may encrypt (all are decrypt-only); rotate it with "
+                + "`tg-pkcs11 key rotate --label \(key)`")
+        }
+        guard let newest = lineage.newest else { throw CLIError("no secret key labelled '\(key)'") }
+        return newest.handle
     }
 
     /// Finds the key and checks it is an N2HE key; returns its handle and dimension n (when readable).
-    func resolve(in context: TokenContext) throws -> (CK_OBJECT_HANDLE, n: Int?) {
-        let handle = try context.findKey(label: key, id: parseIDOption(keyID, option: "--key-id"))
+    func resolve(in context: TokenContext, for purpose: Purpose) throws -> (CK_OBJECT_HANDLE, n: Int?) {
+        let handle = try self.handle(in: context, for: purpose)
         let type = try context.session.attribute(CK_ATTRIBUTE_TYPE(CKA_KEY_TYPE), of: handle).ulong
         guard type == CK_KEY_TYPE(CKK_TG_N2HE) else {
             throw CLIError("key '\(key)' has key type \(type.map(Names.keyType) ?? "?"), not N2HE")
@@ -81,7 +111,7 @@ struct Encrypt: ParsableCommand {
         guard messages.count <= Int(UInt32.max) else { throw CLIError("too many values (\(messages.count))") }
 
         let context = try TokenContext.open(moduleOptions, tokenOptions, pinOptions, readWrite: false)
-        let (key, _) = try keyOptions.resolve(in: context)
+        let (key, _) = try keyOptions.resolve(in: context, for: .encrypt)
         let ciphertext = try context.session.encrypt(mechanism: format.mechanism, key: key,
                                                      input: Plaintext.encode(messages))
         try Files.write(ciphertext, to: output, what: "ciphertext file")
@@ -114,7 +144,7 @@ struct Decrypt: ParsableCommand {
         let info = try Ciphertext.inspect(ciphertext, path: input, keyDimension: nil)
 
         let context = try TokenContext.open(moduleOptions, tokenOptions, pinOptions, readWrite: false)
-        let (key, n) = try keyOptions.resolve(in: context)
+        let (key, n) = try keyOptions.resolve(in: context, for: .decrypt)
         if let n { _ = try Ciphertext.inspect(ciphertext, path: input, keyDimension: n) }
         let mechanism = info.format == .lwe1 ? CK_MECHANISM_TYPE(CKM_TG_N2HE_LWE1) : CK_MECHANISM_TYPE(CKM_TG_N2HE_LWE2)
         let plaintext = try context.session.decrypt(mechanism: mechanism, key: key, input: ciphertext)

@@ -7,7 +7,7 @@ struct KeyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "key",
         abstract: "Generate, import, list and delete N2HE secret keys.",
-        subcommands: [KeyGenerate.self, KeyImport.self, KeyList.self, KeyDelete.self])
+        subcommands: [KeyGenerate.self, KeyImport.self, KeyList.self, KeyRotate.self, KeyDelete.self])
 }
 
 /// Options every key-creating command shares.
@@ -216,7 +216,12 @@ struct KeyList: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list",
         abstract: "List the secret keys of a token: N2HE keys with their parameters, and any other secret keys.",
-        discussion: "Logs in as the user (private keys are only visible then). Key values are never read.")
+        discussion: """
+            Logs in as the user (private keys are only visible then). Key values are never read. For each key: \
+            rotation generation and state (active: may encrypt; decrypt-only: a rotated predecessor), age \
+            (CKA_TG_CREATED), counted uses (CKA_TG_USE_COUNT) and a reminder when the token's policy in the \
+            module configuration (rotation_reminder_days, max_key_age_days, max_key_uses) says a rotation is due.
+            """)
 
     @OptionGroup var moduleOptions: ModuleOptions
     @OptionGroup var tokenOptions: TokenOptions
@@ -229,8 +234,11 @@ struct KeyList: ParsableCommand {
         let handles = try context.session.findObjects([
             .ulong(CK_ATTRIBUTE_TYPE(CKA_CLASS), CK_ULONG(CKO_SECRET_KEY)),
         ])
-        let keys = try handles.map { try KeySummary.read(context.session, $0) }
-            .sorted { ($0.label, $0.id) < ($1.label, $1.id) }
+        var summaries = try handles.map { try KeySummary.read(context.session, $0) }
+        try addGenerations(&summaries, handles: handles, context: context)
+        let policy = RotationPolicy.load(context)
+        for i in summaries.indices { summaries[i].reminder = policy?.reminder(for: summaries[i]) }
+        let keys = summaries.sorted { ($0.label, $0.generation ?? 0, $0.id) < ($1.label, $1.generation ?? 0, $1.id) }
         if json {
             print(try jsonString(keys))
             return
@@ -239,13 +247,31 @@ struct KeyList: ParsableCommand {
             print("No secret keys on token '\(context.token.label)'.")
             return
         }
-        var rows = [["LABEL", "ID", "UNIQUE ID", "TYPE", "PARAMETERS", "SECURITY"]]
+        var rows = [["LABEL", "GEN", "STATE", "ID", "UNIQUE ID", "TYPE", "PARAMETERS", "SECURITY", "AGE", "USES", "REMINDER"]]
         for k in keys {
-            rows.append([k.label, k.id.isEmpty ? "-" : k.id, k.uniqueID ?? "-", k.keyType,
+            rows.append([k.label, k.generation.map(String.init) ?? "-", k.state ?? "-", k.id.isEmpty ? "-" : k.id,
+                         k.uniqueID ?? "-", k.keyType,
                          k.n2he?.text ?? (k.valueLength.map { "\($0 * 8)-bit" } ?? "-"),
-                         k.n2he?.securityBits.map { "~\($0) bits" } ?? "-"])
+                         k.n2he?.securityBits.map { "~\($0) bits" } ?? "-",
+                         k.ageDays.map { "\($0)d" } ?? "-", k.useCount.map(String.init) ?? "-", k.reminder ?? "-"])
         }
         print(table(rows))
+    }
+
+    /// Rotation generation and lineage of every N2HE key (KeyLineage.swift); labels whose keys do not form one
+    /// lineage get none.
+    private func addGenerations(_ summaries: inout [KeySummary], handles: [CK_OBJECT_HANDLE], context: TokenContext) throws {
+        var byLabel: [String: [Int]] = [:]
+        for (i, s) in summaries.enumerated() where s.n2he != nil { byLabel[s.label, default: []].append(i) }
+        for (label, indices) in byLabel {
+            let keys = try indices.map { try KeyGeneration.read(context.session, handles[$0]) }
+            guard let lineage = try? KeyLineage.classify(label: label, token: context.token.label, keys: keys) else { continue }
+            for g in lineage.generations {
+                guard let i = indices.first(where: { handles[$0] == g.handle }) else { continue }
+                summaries[i].generation = g.generation
+                summaries[i].lineage = lineage.lineage.map(hexString)
+            }
+        }
     }
 }
 
@@ -273,7 +299,7 @@ struct KeyDelete: ParsableCommand {
 
     func run() throws {
         let context = try TokenContext.open(moduleOptions, tokenOptions, pinOptions, readWrite: true)
-        let handle = try context.findKey(label: keyOptions.key, id: parseIDOption(keyOptions.keyID, option: "--key-id"))
+        let handle = try keyOptions.handle(in: context, for: .other)
         let summary = try KeySummary.read(context.session, handle)
         try context.session.destroyObject(handle)
         print("Deleted \(summary.keyType) key '\(summary.label)'"

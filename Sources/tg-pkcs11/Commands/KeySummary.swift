@@ -32,6 +32,20 @@ struct KeySummary: Codable, Equatable {
     /// The CKA_ENCRYPT … CKA_DERIVE flags that are true ("encrypt", "decrypt", "wrap", ...).
     let usage: [String]
     let n2he: N2HEParametersSummary?
+    /// CKA_TG_CREATED as ISO 8601 UTC; nil for keys made before the module recorded it (or other modules).
+    var createdAt: String? = nil
+    /// Whole days since CKA_TG_CREATED.
+    var ageDays: UInt? = nil
+    /// CKA_TG_USE_COUNT (counted while the token's policy sets max_key_uses).
+    var useCount: UInt? = nil
+    /// "active" (may encrypt), "decrypt-only", or "disabled".
+    var state: String? = nil
+    /// Rotation generation (`key rotate`): 1 for a key never rotated; nil when the label is ambiguous.
+    var generation: UInt32? = nil
+    /// Rotation lineage in hex, once the key has been rotated.
+    var lineage: String? = nil
+    /// Why a rotation is due, from the token's policy (rotation_reminder_days, max_key_age_days, max_key_uses).
+    var reminder: String? = nil
 
     static let usageAttributes: [(CK_ULONG, String)] = [
         (CK_ULONG(CKA_ENCRYPT), "encrypt"), (CK_ULONG(CKA_DECRYPT), "decrypt"), (CK_ULONG(CKA_SIGN), "sign"),
@@ -63,6 +77,25 @@ struct KeySummary: Codable, Equatable {
             valueLength: try attr(CK_ULONG(CKA_VALUE_LEN)).ulong,
             usage: try usageAttributes.compactMap { type, name in try attr(type).bool == true ? name : nil },
             n2he: n2he)
+        .withUsage(created: try attr(CK_ULONG(CKA_TG_CREATED)).ulong, uses: try attr(CK_ULONG(CKA_TG_USE_COUNT)).ulong,
+                   now: UInt(time(nil)))
+    }
+
+    private func withUsage(created: CK_ULONG?, uses: CK_ULONG?, now: UInt) -> KeySummary {
+        var s = self
+        if let created {
+            s.createdAt = isoDate(created)
+            s.ageDays = now >= created ? (now - created) / 86_400 : 0
+        }
+        s.useCount = uses
+        if usage.contains("encrypt") {
+            s.state = "active"
+        } else if usage.contains("decrypt") {
+            s.state = "decrypt-only"
+        } else if n2he != nil {
+            s.state = "disabled"
+        }
+        return s
     }
 
     /// Multi-line text for generate/import.
@@ -81,8 +114,18 @@ struct KeySummary: Codable, Equatable {
         if let extractable { attrs.append(extractable ? "extractable" : "not extractable") }
         lines.append("attributes: \(attrs.joined(separator: ", "))")
         lines.append("usage:      \(usage.isEmpty ? "-" : usage.joined(separator: ", "))")
+        if let createdAt { lines.append("created:    \(createdAt)") }
         return lines.joined(separator: "\n")
     }
+}
+
+/// Seconds since 1970 as "YYYY-MM-DDThh:mm:ssZ".
+func isoDate(_ seconds: UInt) -> String {
+    var t = time_t(clamping: seconds)
+    var parts = tm()
+    guard gmtime_r(&t, &parts) != nil else { return String(seconds) }
+    return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
+                  Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
 }
 
 func jsonString<T: Encodable>(_ value: T) throws -> String {
