@@ -1,0 +1,222 @@
+// The appender: one record per call, to a file (appends atomic across processes) and/or syslog.
+//
+// File protocol (docs/audit.md): open O_APPEND, flock(LOCK_EX), read the tail to learn the last record's seq
+// and the SHA-256 of the last line, write the new line with one write(), fdatasync when `sync`, rewrite the
+// `<file>.head` sidecar (last seq and hash, by rename), unlock. The file is the source of truth for the chain:
+// the sidecar only lets `verify` notice whole trailing lines cut off.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CryptoCore
+import Foundation
+import Synchronization
+
+public struct AuditError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Where the chain stands after an append: the record's seq and the hash of its line.
+public struct AuditPosition: Sendable, Equatable {
+    public var seq: Int64
+    public var hash: String
+    public init(seq: Int64, hash: String) {
+        self.seq = seq
+        self.hash = hash
+    }
+}
+
+public final class AuditLog: Sendable {
+    public let filePath: String?
+    public let syslogSocket: String?
+    public let sync: Bool
+    /// Serialises this process's appends (flock serialises processes) and holds the chain of a syslog-only log.
+    private let memory = Mutex<AuditPosition>(AuditPosition(seq: 0, hash: AuditEncoding.zeroHash))
+
+    public init(filePath: String?, syslogSocket: String?, sync: Bool = true) {
+        self.filePath = filePath
+        self.syslogSocket = syslogSocket
+        self.sync = sync
+    }
+
+    public static func headPath(for file: String) -> String { file + ".head" }
+
+    /// Appends one record. `fields` must not contain seq/prev/time/pid/v (added here); `finish` may add fields
+    /// that depend on the chain position (a checkpoint's MAC): it gets (seq, prev, time).
+    @discardableResult
+    public func append(_ fields: AuditFields,
+                       finish: ((inout AuditFields, Int64, String, String) throws -> Void)? = nil) throws -> AuditPosition {
+        try memory.withLock { mem in
+            let time = AuditEncoding.timestamp()
+            let line: [UInt8]
+            let position: AuditPosition
+            if let filePath {
+                (line, position) = try appendToFile(filePath) { seq, prev, afterPartial in
+                    var f = fields
+                    // Marks the record that follows a crashed writer's fragment (verify reports the fragment).
+                    if afterPartial { f["after_partial"] = .bool(true) }
+                    return try AuditLog.build(f, seq: seq, prev: prev, time: time, finish: finish)
+                }
+            } else {
+                let seq = mem.seq + 1
+                line = try AuditLog.build(fields, seq: seq, prev: mem.hash, time: time, finish: finish)
+                position = AuditPosition(seq: seq, hash: AuditEncoding.hash(line))
+            }
+            mem = position
+            if let syslogSocket {
+                let failed = fields["outcome"] == .string("failure")
+                let event: String
+                if case .string(let e)? = fields["event"] { event = e } else { event = "-" }
+                try Syslog.send(line: line, event: event, warning: failed, socketPath: syslogSocket)
+            }
+            return position
+        }
+    }
+
+    private static func build(_ fields: AuditFields, seq: Int64, prev: String, time: String,
+                                finish: ((inout AuditFields, Int64, String, String) throws -> Void)?) throws -> [UInt8] {
+        var f = fields
+        f["v"] = .int(AuditEncoding.formatVersion)
+        f["seq"] = .int(seq)
+        f["prev"] = .string(prev)
+        f["time"] = .string(time)
+        f["pid"] = .int(Int64(getpid()))
+        try finish?(&f, seq, prev, time)
+        return AuditEncoding.encode(f)
+    }
+
+    private func appendToFile(_ path: String,
+                              _ build: (Int64, String, Bool) throws -> [UInt8]) throws -> ([UInt8], AuditPosition) {
+        try Self.makeParentDirectory(of: path)
+        let fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw AuditError("audit file \(path): cannot open (\(Self.errnoText()))") }
+        defer { close(fd) }  // also releases the flock
+        while flock(fd, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw AuditError("audit file \(path): flock failed (\(Self.errnoText()))") }
+        }
+        let tail = try AuditTail.read(fd: fd, path: path)
+        let seq = tail.lastSeq + 1
+        let line = try build(seq, tail.chainHash, tail.partial)
+        var bytes = tail.partial ? [UInt8(ascii: "\n")] : []
+        bytes += line
+        bytes.append(UInt8(ascii: "\n"))
+        try Self.writeAll(fd, bytes, path: path)
+        if sync, fdatasync(fd) != 0 {
+            throw AuditError("audit file \(path): fdatasync failed (\(Self.errnoText()))")
+        }
+        let position = AuditPosition(seq: seq, hash: AuditEncoding.hash(line))
+        try Self.writeHead(position, for: path)
+        return (line, position)
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress.map { $0 + offset }, bytes.count - offset) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw AuditError("audit file \(path): write failed (\(errnoText()))")
+            }
+            offset += n
+        }
+    }
+
+    /// `<file>.head`: {"hash":…,"seq":…,"v":1}, replaced atomically (rename) under the file's flock.
+    static func writeHead(_ position: AuditPosition, for path: String) throws {
+        let head = headPath(for: path)
+        let tmp = head + ".tmp.\(getpid())"
+        let body = AuditEncoding.encode(["v": .int(AuditEncoding.formatVersion), "seq": .int(position.seq),
+                                         "hash": .string(position.hash)]) + [UInt8(ascii: "\n")]
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw AuditError("audit head \(tmp): cannot create (\(errnoText()))") }
+        do {
+            try writeAll(fd, body, path: tmp)
+        } catch {
+            close(fd)
+            unlink(tmp)
+            throw error
+        }
+        close(fd)
+        guard rename(tmp, head) == 0 else {
+            let e = errnoText()
+            unlink(tmp)
+            throw AuditError("audit head \(head): rename failed (\(e))")
+        }
+    }
+
+    static func makeParentDirectory(of path: String) throws {
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return }
+        let dir = String(path[..<slash])
+        var st = stat()
+        if stat(dir, &st) == 0 { return }
+        try makeParentDirectory(of: dir)
+        if mkdir(dir, 0o700) != 0, errno != EEXIST {
+            throw AuditError("audit directory \(dir): cannot create (\(errnoText()))")
+        }
+    }
+
+    static func errnoText() -> String { String(cString: strerror(errno)) }
+}
+
+/// What a writer needs from the end of the file.
+struct AuditTail {
+    var lastSeq: Int64
+    /// SHA-256 of the last line, complete or not: the next record's `prev`.
+    var chainHash: String
+    /// The file ends in a fragment without a newline (a writer died mid-write, or the file was cut).
+    var partial: Bool
+
+    static func read(fd: Int32, path: String) throws -> AuditTail {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw AuditError("audit file \(path): fstat failed (\(AuditLog.errnoText()))") }
+        let size = Int(st.st_size)
+        if size == 0 { return AuditTail(lastSeq: 0, chainHash: AuditEncoding.zeroHash, partial: false) }
+        var window = min(size, 64 * 1024)
+        while true {
+            var buf = [UInt8](repeating: 0, count: window)
+            let got = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, window, off_t(size - window)) }
+            guard got == window else { throw AuditError("audit file \(path): read failed (\(AuditLog.errnoText()))") }
+            let whole = window == size
+            if let tail = parse(buf, wholeFile: whole) { return tail }
+            if whole { return AuditTail(lastSeq: 0, chainHash: AuditEncoding.hash(buf), partial: buf.last != 0x0A) }
+            window = min(size, window * 4)
+        }
+    }
+
+    /// nil when `buf` (the end of the file) is too short to hold what is needed.
+    static func parse(_ buf: [UInt8], wholeFile: Bool) -> AuditTail? {
+        let nl = UInt8(ascii: "\n")
+        let partial = buf.last != nl
+        // End of the complete part (index just after its last newline).
+        var completeEnd = buf.count
+        if partial {
+            guard let i = buf.lastIndex(of: nl) else {
+                return wholeFile ? AuditTail(lastSeq: 0, chainHash: AuditEncoding.hash(buf), partial: true) : nil
+            }
+            completeEnd = i + 1
+        }
+        // Walk back over complete lines until one carries a seq.
+        var end = completeEnd - 1  // index of the newline ending the line
+        var lastLineHash: String?
+        while end >= 0 {
+            let start: Int
+            if let i = buf[..<end].lastIndex(of: nl) { start = i + 1 } else {
+                guard wholeFile else { return nil }
+                start = 0
+            }
+            let line = buf[start..<end]
+            if lastLineHash == nil { lastLineHash = AuditEncoding.hash(line) }
+            if let obj = AuditEncoding.parse(line), let seq = AuditEncoding.int(obj["seq"]) {
+                let hash = partial ? AuditEncoding.hash(buf[completeEnd...]) : (lastLineHash ?? AuditEncoding.hash(line))
+                return AuditTail(lastSeq: seq, chainHash: hash, partial: partial)
+            }
+            if start == 0 { break }
+            end = start - 1
+        }
+        guard wholeFile else { return nil }
+        let hash = partial ? AuditEncoding.hash(buf[completeEnd...]) : (lastLineHash ?? AuditEncoding.zeroHash)
+        return AuditTail(lastSeq: 0, chainHash: hash, partial: partial)
+    }
+}

@@ -1,0 +1,176 @@
+// `tg-pkcs11 audit verify`: walks the file once and reports the first broken link with its line number
+// (docs/audit.md §What verify detects). Line numbers are 1-based physical lines of the file.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CryptoCore
+import Foundation
+
+public struct AuditFinding: Sendable, Equatable, CustomStringConvertible {
+    public let line: Int
+    public let message: String
+    public var description: String { "line \(line): \(message)" }
+}
+
+public struct AuditVerification: Sendable {
+    /// Physical lines read (a final fragment without newline counts).
+    public var lines = 0
+    /// Records that passed (up to the first error).
+    public var records = 0
+    public var lastSeq: Int64 = 0
+    public var lastHash = AuditEncoding.zeroHash
+    /// The first broken link; nil when the log verifies.
+    public var error: AuditFinding?
+    /// Not a break: a crashed writer's fragment, a lagging head sidecar, checkpoints without their key.
+    public var warnings: [AuditFinding] = []
+    public var checkpointsVerified = 0
+    public var checkpointsUnverified = 0
+    /// Line of the last checkpoint whose HMAC verified (everything up to it is authenticated).
+    public var lastVerifiedCheckpointLine: Int?
+    /// The sidecar's position, when there is one.
+    public var head: AuditPosition?
+    public var ok: Bool { error == nil }
+}
+
+public enum AuditVerifier {
+    /// `keys`: audit keys by token uuid (checkpoints of other tokens are counted as unverified).
+    /// `requireKeyed`: token uuids whose checkpoints must all verify.
+    public static func verify(path: String, keys: [String: SecretBytes] = [:]) throws -> AuditVerification {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw AuditError("audit file \(path): cannot read")
+        }
+        let head = readHead(AuditLog.headPath(for: path))
+        return verify(bytes: [UInt8](data), head: head, keys: keys)
+    }
+
+    public static func readHead(_ path: String) -> AuditPosition?? {
+        guard let data = FileManager.default.contents(atPath: path) else { return .none }
+        guard let obj = AuditEncoding.parse([UInt8](data).filter { $0 != 0x0A }),
+              let seq = AuditEncoding.int(obj["seq"]), let hash = obj["hash"] as? String else {
+            return .some(nil)  // present but unreadable
+        }
+        return .some(AuditPosition(seq: seq, hash: hash))
+    }
+
+    /// `head`: nil = no sidecar, .some(nil) = a sidecar that does not parse.
+    public static func verify(bytes: [UInt8], head: AuditPosition??, keys: [String: SecretBytes]) -> AuditVerification {
+        var r = AuditVerification()
+        var lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false).map { $0 }
+        let endsWithNewline = bytes.last == 0x0A || bytes.isEmpty
+        if endsWithNewline { lines.removeLast() }  // the empty piece after the final newline
+        r.lines = lines.count
+        let hashes = lines.map { AuditEncoding.hash($0) }
+        let parsed = lines.map { AuditEncoding.parse($0) }
+        func prevOf(_ i: Int) -> String? { parsed[i]?["prev"] as? String }
+
+        var prev = AuditEncoding.zeroHash
+        var expectedSeq: Int64 = 1
+        func fail(_ line: Int, _ m: String) -> AuditVerification {
+            r.error = AuditFinding(line: line, message: m)
+            return r
+        }
+        for i in 0..<lines.count {
+            let n = i + 1
+            let isLast = i == lines.count - 1
+            if isLast && !endsWithNewline {
+                // A fragment at the very end: a writer died mid-write, or the file was cut inside a line.
+                if case .some(.some(let h)) = head, h.seq > r.lastSeq {
+                    return fail(n, "incomplete record at the end of the file, and the head sidecar records seq \(h.seq) "
+                        + "(the file ends at seq \(r.lastSeq)): the file was truncated")
+                }
+                r.warnings.append(AuditFinding(line: n, message: "incomplete record at the end of the file (a writer "
+                    + "was interrupted mid-write); the next append continues the chain after it"))
+                break
+            }
+            guard let obj = parsed[i] else {
+                if lines[i].isEmpty { return fail(n, "empty line") }
+                // A crashed writer's fragment that the next writer terminated and chained over.
+                if i + 1 < lines.count, let next = parsed[i + 1], next["after_partial"] as? Bool == true,
+                   next["prev"] as? String == hashes[i] {
+                    r.warnings.append(AuditFinding(line: n, message: "incomplete record (a writer was interrupted "
+                        + "mid-write); the chain continues over it"))
+                    prev = hashes[i]
+                    continue
+                }
+                return fail(n, "not a JSON record (altered)")
+            }
+            guard let seq = AuditEncoding.int(obj["seq"]) else { return fail(n, "record without seq (altered)") }
+            if seq != expectedSeq {
+                if seq > expectedSeq {
+                    let missing = seq - expectedSeq == 1 ? "seq \(expectedSeq) is" : "seq \(expectedSeq)...\(seq - 1) are"
+                    return fail(n, "seq \(seq) where \(expectedSeq) was expected: \(missing) missing (records deleted or reordered)")
+                }
+                return fail(n, "seq \(seq) where \(expectedSeq) was expected (records reordered or duplicated)")
+            }
+            guard let p = obj["prev"] as? String else { return fail(n, "record without prev (altered)") }
+            if p != prev {
+                // Either line n-1 was altered (then line n is intact: the next line still chains to it) or line n's
+                // own prev field was (then the next line no longer chains to line n).
+                let nextChains: Bool
+                if i + 1 < lines.count { nextChains = prevOf(i + 1) == hashes[i] }
+                else if case .some(.some(let h)) = head, h.seq == seq { nextChains = h.hash == hashes[i] }
+                else { nextChains = true }
+                if nextChains, n > 1 {
+                    return fail(n - 1, "altered: its SHA-256 no longer matches the prev of line \(n)")
+                }
+                return fail(n, "prev does not match the SHA-256 of the line before (altered)")
+            }
+            if obj["event"] as? String == "checkpoint" {
+                if let uuid = obj["token_uuid"] as? String, let key = keys[uuid] {
+                    let ok = AuditKey.checkpointValid(key: key, tokenUUID: uuid, seq: seq, prev: p,
+                                                      time: obj["time"] as? String ?? "", mac: obj["hmac"] as? String ?? "")
+                    guard ok else {
+                        return fail(n, "checkpoint HMAC does not verify under the audit key of token \(uuid) "
+                            + "(records before it were rewritten, or it was forged)")
+                    }
+                    r.checkpointsVerified += 1
+                    r.lastVerifiedCheckpointLine = n
+                } else {
+                    r.checkpointsUnverified += 1
+                }
+            }
+            prev = hashes[i]
+            r.lastSeq = seq
+            r.lastHash = hashes[i]
+            r.records += 1
+            expectedSeq = seq + 1
+        }
+        // The last line may have been altered without anything after it to notice: the head sidecar does.
+        switch head {
+        case .none:
+            if r.records > 0 {
+                r.warnings.append(AuditFinding(line: r.lines, message: "no head sidecar (\(AuditLog.headPath(for: "<file>"))): "
+                    + "whole trailing lines cut off would go unnoticed"))
+            }
+        case .some(.none):
+            return fail(r.lines + 1, "the head sidecar is unreadable (altered)")
+        case .some(.some(let h)):
+            r.head = h
+            if h.seq > r.lastSeq {
+                return fail(r.lines + 1, "missing: the file ends at seq \(r.lastSeq) but the head sidecar records seq \(h.seq) "
+                    + "(trailing records were cut off)")
+            }
+            if h.seq == r.lastSeq, h.hash != r.lastHash, r.lines > 0 {
+                return fail(lastRecordLine(lines: lines, parsed: parsed, seq: h.seq) ?? r.lines,
+                            "altered: its SHA-256 differs from the one in the head sidecar")
+            }
+            if h.seq < r.lastSeq {
+                if let line = lastRecordLine(lines: lines, parsed: parsed, seq: h.seq), hashes[line - 1] != h.hash {
+                    return fail(line, "altered: its SHA-256 differs from the one in the head sidecar")
+                }
+                r.warnings.append(AuditFinding(line: r.lines, message: "the head sidecar lags (seq \(h.seq) of \(r.lastSeq)): "
+                    + "a writer stopped between its append and the sidecar update"))
+            }
+        }
+        return r
+    }
+
+    static func lastRecordLine(lines: [ArraySlice<UInt8>], parsed: [[String: Any]?], seq: Int64) -> Int? {
+        for i in stride(from: lines.count - 1, through: 0, by: -1) {
+            if let s = AuditEncoding.int(parsed[i]?["seq"]), s == seq { return i + 1 }
+        }
+        return nil
+    }
+}
