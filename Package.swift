@@ -36,9 +36,12 @@ let package = Package(
         .target(name: "KeyWrap", dependencies: ["CryptoCore", "CP11Kit", "CCurl", "COpenSSL"]),
         // Persistence and at-rest sealing (DESIGN §4): SQLite per token, root key envelope, sealed attributes.
         .target(name: "TokenStore", dependencies: ["CryptoCore", "CSQLite", "KeyWrap"]),
+        // The tamper-evident audit log (docs/audit.md): record encoding, hash chain, appender, verifier, syslog.
+        // Knows no PKCS#11.
+        .target(name: "Audit", dependencies: ["CryptoCore"]),
         // PKCS#11 semantics in Swift types: slots, tokens, sessions, login, objects, policy, mechanisms.
         .target(name: "Cryptoki", dependencies: [
-            "CP11Kit", "CryptoCore", "N2HE", "KeyWrap", "TokenStore",
+            "CP11Kit", "CryptoCore", "N2HE", "KeyWrap", "TokenStore", "Audit",
             .product(name: "Yams", package: "Yams"),
         ]),
         // C function tables (2.40 and 3.0), C_GetFunctionList, C_GetInterfaceList, C_GetInterface.
@@ -69,21 +72,23 @@ let package = Package(
         // Operator CLI.
         // Cryptoki/KeyWrap/TokenStore only for `backend` and `rotate-kek` (config discovery, backends, the store).
         .executableTarget(name: "tg-pkcs11", dependencies: [
-            "CP11Kit", "N2HE", "CryptoCore", "KeyWrap", "TokenStore", "Cryptoki",
+            "CP11Kit", "N2HE", "CryptoCore", "KeyWrap", "TokenStore", "Cryptoki", "Audit",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "CryptoCoreTests", dependencies: ["CryptoCore"]),
         .testTarget(name: "N2HETests", dependencies: ["N2HE", "CN2HEKernels"]),
         .testTarget(name: "TokenStoreTests", dependencies: ["TokenStore", "KeyWrap", "CryptoCore"]),
+        // Chain, tamper cases, partial lines, checkpoints; concurrent writers re-run this test binary as children.
+        .testTarget(name: "AuditTests", dependencies: ["Audit", "CryptoCore"]),
         // The Python test servers (Tests/servers) as child processes; used by test targets only, no product.
         .target(name: "TestSupport", dependencies: ["KeyWrap"]),
 
         .testTarget(name: "KeyWrapTests", dependencies: ["KeyWrap", "CryptoCore", "TokenStore", "TestSupport"]),
-        .testTarget(name: "CryptokiTests", dependencies: ["Cryptoki", "CP11Kit"]),
+        .testTarget(name: "CryptokiTests", dependencies: ["Cryptoki", "CP11Kit", "Audit"]),
         // Tokens on the cloud backends through the Module API, against moto / the fault proxy / the fakes.
         .testTarget(name: "CloudTokenTests", dependencies: ["Cryptoki", "CP11Kit", "KeyWrap", "TestSupport"]),
         // Runs the built tg-pkcs11 (`swift build` first); N2HE checks its ciphertexts against the SDK key file.
-        .testTarget(name: "CLITests", dependencies: ["N2HE"]),
+        .testTarget(name: "CLITests", dependencies: ["N2HE", "Audit"]),
     ]
 )

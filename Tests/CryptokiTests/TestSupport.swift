@@ -12,10 +12,14 @@ final class TestEnvironment {
     let root: String
     let configPath: String
 
-    init(tokens: [String] = ["t0"], retries: Int = 10, extra: String = "") throws {
+    var auditPath: String { root + "/audit.log" }
+
+    /// `auditOptions`: more entries of the `audit:` flow mapping, e.g. ", checkpoint_every: 4".
+    init(tokens: [String] = ["t0"], retries: Int = 10, extra: String = "", auditOptions: String = "") throws {
         root = NSTemporaryDirectory() + "cryptoki-test-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        var yaml = "log: { level: off }\ntokens:\n"
+        // The audit log goes into the test's directory, never the user's default one.
+        var yaml = "log: { level: off }\naudit: { file: \(root)/audit.log, sync: false\(auditOptions) }\ntokens:\n"
         for t in tokens {
             yaml += "  - name: \(t)\n    store: \(root)/\(t)\n    max_pin_retries: \(retries)\n    pin_kdf_cost: 10\n\(extra)"
         }

@@ -40,8 +40,15 @@ public final class Module: @unchecked Sendable {
         Log.shared.configure(level: config.logLevel, file: config.logFile)
         Log.info("configuration from \(config.source): \(config.tokens.count) token(s)")
         var tokens: [Token] = []
+        let trail: AuditTrail
+        do {
+            trail = try AuditTrail.make(config.audit)
+        } catch let e as ConfigurationError {
+            Log.error(e.message)
+            throw CKRError(e.rv)
+        }
         for (i, t) in config.tokens.enumerated() {
-            tokens.append(try Token(slotID: CK_SLOT_ID(i), config: t, handles: objectHandles))
+            tokens.append(try Token(slotID: CK_SLOT_ID(i), config: t, handles: objectHandles, audit: trail))
         }
         self.configuration = config
         self.tokens = tokens
@@ -54,7 +61,7 @@ public final class Module: @unchecked Sendable {
             s.removeAll()
             return v
         }
-        for s in all { s.token.detach(session: s.handle) }
+        for s in all { s.token.detach(session: s.handle, reason: "C_Finalize") }
         for t in tokens { t.reset() }
     }
 
@@ -119,13 +126,16 @@ public final class Module: @unchecked Sendable {
 
     // MARK: Objects
     public func createObject(_ session: CK_SESSION_HANDLE, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
-        try createObjectImpl(session, template: template)
+        try audited(session, Module.createKind(template), creates: true) { try createObjectImpl(session, template: template) } ?? 0
     }
     public func copyObject(_ session: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
-        try copyObjectImpl(session, object, template: template)
+        let source = (try? self.session(session)).flatMap { $0.token.auditDescription(object, access: $0.access) }
+        return try audited(session, .objectCopy, details: ["source_uid": source?.uid ?? "?"], creates: true) {
+            try copyObjectImpl(session, object, template: template)
+        } ?? 0
     }
     public func destroyObject(_ session: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE) throws {
-        try destroyObjectImpl(session, object)
+        _ = try audited(session, .objectDestroy, target: object) { try destroyObjectImpl(session, object); return nil }
     }
     public func objectSize(_ session: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE) throws -> CK_ULONG {
         try objectSizeImpl(session, object)
@@ -136,7 +146,10 @@ public final class Module: @unchecked Sendable {
         try attributeValuesImpl(session, object, types: types)
     }
     public func setAttributeValues(_ session: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE, template: [Attribute]) throws {
-        try setAttributeValuesImpl(session, object, template: template)
+        _ = try audited(session, .attributeChange, target: object, details: ["attributes": Module.attributeNames(template)]) {
+            try setAttributeValuesImpl(session, object, template: template)
+            return nil
+        }
     }
     public func findObjectsInit(_ session: CK_SESSION_HANDLE, template: [Attribute]) throws {
         try findObjectsInitImpl(session, template: template)
@@ -149,6 +162,7 @@ public final class Module: @unchecked Sendable {
     // MARK: Encryption and decryption
     public func encryptInit(_ session: CK_SESSION_HANDLE, mechanism: Mechanism, key: CK_OBJECT_HANDLE) throws {
         try cipherInit(session, mechanism: mechanism, key: key, direction: .encrypt)
+        noteKeyUse(session, key: key, operation: "encrypt", mechanism: mechanism.type)
     }
     public func encrypt(_ session: CK_SESSION_HANDLE, input: UnsafeRawBufferPointer, output: OutputBuffer) throws -> OutputResult {
         try cipherSingle(session, input: input, output: output, direction: .encrypt)
@@ -161,6 +175,7 @@ public final class Module: @unchecked Sendable {
     }
     public func decryptInit(_ session: CK_SESSION_HANDLE, mechanism: Mechanism, key: CK_OBJECT_HANDLE) throws {
         try cipherInit(session, mechanism: mechanism, key: key, direction: .decrypt)
+        noteKeyUse(session, key: key, operation: "decrypt", mechanism: mechanism.type)
     }
     public func decrypt(_ session: CK_SESSION_HANDLE, input: UnsafeRawBufferPointer, output: OutputBuffer) throws -> OutputResult {
         try cipherSingle(session, input: input, output: output, direction: .decrypt)
@@ -188,6 +203,7 @@ public final class Module: @unchecked Sendable {
     // MARK: Signatures and MACs
     public func signInit(_ session: CK_SESSION_HANDLE, mechanism: Mechanism, key: CK_OBJECT_HANDLE) throws {
         try macInit(session, mechanism: mechanism, key: key, verify: false)
+        noteKeyUse(session, key: key, operation: "sign", mechanism: mechanism.type)
     }
     public func sign(_ session: CK_SESSION_HANDLE, input: UnsafeRawBufferPointer, output: OutputBuffer) throws -> OutputResult {
         try signImpl(session, input: input, output: output)
@@ -200,6 +216,7 @@ public final class Module: @unchecked Sendable {
     }
     public func verifyInit(_ session: CK_SESSION_HANDLE, mechanism: Mechanism, key: CK_OBJECT_HANDLE) throws {
         try macInit(session, mechanism: mechanism, key: key, verify: true)
+        noteKeyUse(session, key: key, operation: "verify", mechanism: mechanism.type)
     }
     /// Throws CKR_SIGNATURE_INVALID / CKR_SIGNATURE_LEN_RANGE for a bad signature; ends the operation.
     public func verify(_ session: CK_SESSION_HANDLE, input: UnsafeRawBufferPointer, signature: UnsafeRawBufferPointer) throws {
@@ -214,15 +231,23 @@ public final class Module: @unchecked Sendable {
 
     // MARK: Keys
     public func generateKey(_ session: CK_SESSION_HANDLE, mechanism: Mechanism, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
-        try generateKeyImpl(session, mechanism: mechanism, template: template)
+        try audited(session, .objectGenerate, mechanism: mechanism.type, creates: true) {
+            try generateKeyImpl(session, mechanism: mechanism, template: template)
+        } ?? 0
     }
     public func wrapKey(_ session: CK_SESSION_HANDLE, mechanism: Mechanism, wrappingKey: CK_OBJECT_HANDLE,
                         key: CK_OBJECT_HANDLE, output: OutputBuffer) throws -> OutputResult {
-        try wrapKeyImpl(session, mechanism: mechanism, wrappingKey: wrappingKey, key: key, output: output)
+        try auditedWrap(session, mechanism: mechanism.type, wrappingKey: wrappingKey, key: key) {
+            try wrapKeyImpl(session, mechanism: mechanism, wrappingKey: wrappingKey, key: key, output: output)
+        }
     }
     public func unwrapKey(_ session: CK_SESSION_HANDLE, mechanism: Mechanism, unwrappingKey: CK_OBJECT_HANDLE,
                           wrappedKey: UnsafeRawBufferPointer, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
-        try unwrapKeyImpl(session, mechanism: mechanism, unwrappingKey: unwrappingKey, wrappedKey: wrappedKey, template: template)
+        let unwrapper = (try? self.session(session)).flatMap { $0.token.auditDescription(unwrappingKey, access: $0.access) }
+        return try audited(session, .unwrap, mechanism: mechanism.type, details: ["unwrapping_key_uid": unwrapper?.uid ?? "?"],
+                           creates: true) {
+            try unwrapKeyImpl(session, mechanism: mechanism, unwrappingKey: unwrappingKey, wrappedKey: wrappedKey, template: template)
+        } ?? 0
     }
 
     // MARK: Random

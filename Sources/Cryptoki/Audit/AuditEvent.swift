@@ -31,7 +31,9 @@ struct AuditEvent: Sendable {
 }
 
 extension Token {
-    /// Records `event` for this token before the caller acknowledges the change it describes.
-    /// Until the audit layer is wired in (this session's work on issue #6) it records nothing.
-    func audit(_ event: AuditEvent) throws {}
+    /// Records `event` for this token before the caller acknowledges the change it describes. Throws
+    /// CKR_DEVICE_ERROR (and logs why) when the record cannot be written: the caller must then not acknowledge.
+    func audit(_ event: AuditEvent) throws {
+        try auditor.write(event)
+    }
 }

@@ -28,6 +28,8 @@ struct TokenConfiguration: Equatable, Sendable {
 struct Configuration: Equatable, Sendable {
     var logLevel: LogLevel = .error
     var logFile: String? = nil
+    /// The `audit:` section (Audit/AuditConfiguration.swift).
+    var audit = AuditConfiguration()
     var tokens: [TokenConfiguration]
     /// Where it came from ("built-in default" or a path), for the log.
     var source: String
@@ -183,6 +185,8 @@ enum ConfigurationLoader {
                         throw fail("unknown key 'log.\(k.string ?? "?")'")
                     }
                 }
+            case "audit":
+                config.audit = try AuditConfiguration.parse(value, fail: fail)
             case "tokens":
                 sawTokens = true
                 if value.string == "" || (value.scalar != nil && value.string == "null") { continue }

@@ -58,11 +58,14 @@ final class Token: @unchecked Sendable {
     let handles: HandleAllocator
     let state = Mutex<TokenState>(TokenState())
     let gate = Mutex<Void>(())
+    /// The audit log's per-token state (Audit/AuditTrail.swift): audit key while logged in, key-use counters.
+    let auditor: TokenAuditor
 
-    init(slotID: CK_SLOT_ID, config: TokenConfiguration, handles: HandleAllocator) throws {
+    init(slotID: CK_SLOT_ID, config: TokenConfiguration, handles: HandleAllocator, audit: AuditTrail = .disabled) throws {
         self.slotID = slotID
         self.config = config
         self.handles = handles
+        self.auditor = TokenAuditor(trail: audit, tokenName: config.name)
         do {
             self.backend = try BackendFactory.make(config.backend)
             self.database = try TokenDatabase(directory: config.store, indexedAttributes: AttributePolicy.indexedTypes)
@@ -122,17 +125,23 @@ final class Token: @unchecked Sendable {
     }
 
     /// Removes a session: its session objects die; the last session closing logs the application out.
-    func detach(session: CK_SESSION_HANDLE) {
-        state.withLock { s in
+    /// Audit: the session's key-use summaries, and the implicit logout with its checkpoint.
+    func detach(session: CK_SESSION_HANDLE, reason: String = "session closed") {
+        auditor.flushUses(session: session, reason: reason)
+        let loggedOut: LoginRole? = state.withLock { s in
             s.sessions[session] = nil
             s.sessionObjects = s.sessionObjects.filter { $0.value.owner != session }
-            if s.sessions.isEmpty { s.dropLogin() }
+            guard s.sessions.isEmpty, let role = s.role else { return nil }
+            s.dropLogin()
+            return role
         }
+        if let loggedOut { auditLogout(role: loggedOut, session: session, reason: "last session closed (\(reason))") }
     }
 
     /// After fork() in the child: like `reset`, but never waits for a lock (a thread of the parent may have held
     /// it at the fork and does not exist here). If the lock is taken, the state is left unreachable instead.
     func resetAfterFork() {
+        auditor.abandonAfterFork()
         _ = state.withLockIfAvailable { s in
             s.dropLogin()
             s.sessions.removeAll()
@@ -140,13 +149,18 @@ final class Token: @unchecked Sendable {
         }
     }
 
-    /// C_Finalize: forget keys and session objects.
+    /// C_Finalize: forget keys and session objects (after writing the key-use summaries and the logout).
     func reset() {
-        state.withLock { s in
+        auditor.flushUses(session: nil, reason: "C_Finalize")
+        let loggedOut: LoginRole? = state.withLock { s in
+            let role = s.role
             s.dropLogin()
             s.sessions.removeAll()
             s.sessionObjects.removeAll()
+            return role
         }
+        if let loggedOut { auditLogout(role: loggedOut, session: nil, reason: "C_Finalize") }
+        auditor.forgetKey()
     }
 }
 

@@ -1,0 +1,93 @@
+// The `audit:` section of the configuration (docs/config.md, docs/audit.md). On by default: a file under
+// $XDG_DATA_HOME (or ~/.local/share)/tensorguard-pkcs11/audit.log.
+import CP11Kit
+import Yams
+
+struct AuditConfiguration: Equatable, Sendable {
+    var enabled = true
+    /// Absolute path; nil: the default path; `fileEnabled == false`: no file (syslog only).
+    var file: String? = nil
+    var fileEnabled = true
+    /// The syslog socket (`/dev/log` unless `audit.syslog.socket` says otherwise); nil: no syslog.
+    var syslogSocket: String? = nil
+    var checkpointEvery = 256
+    var sync = true
+    /// Key-use summaries are also written this often (seconds) while a session keeps using a key.
+    var keyUseInterval = 300
+
+    static let defaultFileName = "audit.log"
+
+    /// The file records go to, or nil when there is none.
+    func resolvedFile() throws -> String? {
+        guard enabled, fileEnabled else { return nil }
+        if let file { return file }
+        if let xdg = Environment.get("XDG_DATA_HOME"), xdg.hasPrefix("/") {
+            return xdg + "/tensorguard-pkcs11/" + Self.defaultFileName
+        }
+        guard let home = Environment.home() else {
+            throw ConfigurationError(rv: CKR_GENERAL_ERROR, message: "audit: no file given and neither XDG_DATA_HOME "
+                + "nor HOME is set (set audit.file, or audit.enabled: false)")
+        }
+        return home + "/.local/share/tensorguard-pkcs11/" + Self.defaultFileName
+    }
+
+    /// Parses the `audit:` mapping. Unknown keys and bad values are errors, like everywhere else.
+    static func parse(_ node: Node, fail: (String) -> ConfigurationError) throws -> AuditConfiguration {
+        var c = AuditConfiguration()
+        guard let m = node.mapping else { throw fail("'audit' must be a mapping") }
+        for (k, v) in m {
+            let key = k.string ?? "?"
+            switch key {
+            case "enabled":
+                guard let b = v.bool else { throw fail("audit.enabled must be true or false") }
+                c.enabled = b
+            case "file":
+                if let b = v.bool, v.string != nil, b == false {
+                    c.fileEnabled = false
+                } else if let s = v.string, s.hasPrefix("/") {
+                    c.file = s
+                } else {
+                    throw fail("audit.file must be an absolute path (or false for no file)")
+                }
+            case "syslog":
+                if let b = v.bool, v.scalar != nil {
+                    c.syslogSocket = b ? "/dev/log" : nil
+                } else if let sm = v.mapping {
+                    c.syslogSocket = "/dev/log"
+                    for (sk, sv) in sm {
+                        switch sk.string ?? "?" {
+                        case "socket":
+                            guard let s = sv.string, s.hasPrefix("/"), s.utf8.count < 108 else {
+                                throw fail("audit.syslog.socket must be an absolute path shorter than 108 bytes")
+                            }
+                            c.syslogSocket = s
+                        default:
+                            throw fail("unknown key 'audit.syslog.\(sk.string ?? "?")'")
+                        }
+                    }
+                } else {
+                    throw fail("audit.syslog must be true, false or a mapping with 'socket'")
+                }
+            case "checkpoint_every":
+                guard let i = v.int, (1...1_000_000).contains(i) else {
+                    throw fail("audit.checkpoint_every must be an integer in 1...1000000")
+                }
+                c.checkpointEvery = i
+            case "sync":
+                guard let b = v.bool else { throw fail("audit.sync must be true or false") }
+                c.sync = b
+            case "key_use_interval":
+                guard let i = v.int, (1...86_400).contains(i) else {
+                    throw fail("audit.key_use_interval must be an integer (seconds) in 1...86400")
+                }
+                c.keyUseInterval = i
+            default:
+                throw fail("unknown key 'audit.\(key)'")
+            }
+        }
+        if c.enabled, !c.fileEnabled, c.syslogSocket == nil {
+            throw fail("audit: file: false and no syslog leaves the audit log nowhere to go (use enabled: false)")
+        }
+        return c
+    }
+}

@@ -1,0 +1,66 @@
+// Audit helpers of the login / PIN / token paths (Slots/Login.swift) and of object calls (API/Module.swift).
+import CP11Kit
+import KeyWrap
+import TokenStore
+
+extension Token {
+    /// Runs `body`; when it fails, records `kind` as a failure with its CK_RV (best effort: the caller gets
+    /// the original error either way) and rethrows.
+    func auditedFailure<R>(_ kind: AuditEventKind, role: LoginRole?, session: CK_SESSION_HANDLE? = nil,
+                           _ body: () throws -> R) throws -> R {
+        do {
+            return try body()
+        } catch {
+            let rv = (error as? CKRError)?.rv ?? CKR_GENERAL_ERROR
+            try? audit(AuditEvent(kind: kind, outcome: .failure, rv: rv, role: role, session: session))
+            throw error
+        }
+    }
+
+    /// A TokenVault call whose failures say more than their CK_RV: the attempt that locked a PIN is a
+    /// `pin_lockout`, a key-wrapping backend failure a `backend_failure` (with the backend's message, which
+    /// carries no secret).
+    func auditedStoreCall<R>(_ what: String, role: LoginRole?, _ body: () throws -> R) throws -> R {
+        do {
+            return try body()
+        } catch let e as StoreError {
+            let rv = ErrorMap.rv(e)
+            switch e {
+            case .pinLocked:
+                try? audit(AuditEvent(kind: .pinLockout, outcome: .failure, rv: rv, role: role,
+                                      reason: "\(what): the PIN's retry counter reached zero"))
+            case .backend(let b):
+                try? audit(AuditEvent(kind: .backendFailure, outcome: .failure, rv: rv, role: role,
+                                      reason: "\(what): \(b)"))
+            default:
+                break
+            }
+            throw ErrorMap.wrap(e, context: "token '\(config.name)': \(what)")
+        } catch let e as KeyWrapError {
+            try? audit(AuditEvent(kind: .backendFailure, outcome: .failure, rv: ErrorMap.rv(e), role: role,
+                                  reason: "\(what): \(e)"))
+            throw ErrorMap.wrap(e, context: "token '\(config.name)': \(what)")
+        } catch {
+            throw ErrorMap.wrap(error, context: "token '\(config.name)': \(what)")
+        }
+    }
+
+    /// The logout record and a final checkpoint, then the audit key goes. Logout, session close and
+    /// C_Finalize never fail because of the audit log (dropping keys from memory matters more): a record that
+    /// cannot be written is logged as an error.
+    func auditLogout(role: LoginRole, session: CK_SESSION_HANDLE?, reason: String?) {
+        do {
+            try audit(AuditEvent(kind: .logout, outcome: .success, role: role, session: session, reason: reason))
+            try auditor.checkpoint()
+        } catch {
+            Log.error("token '\(config.name)': logout not fully audited: \(error)")
+        }
+        auditor.forgetKey()
+    }
+
+    /// What an audit record says about an object: unique id and label, never a value.
+    func auditDescription(_ handle: CK_OBJECT_HANDLE, access: Access) -> (uid: String, label: String?)? {
+        guard let ref = try? object(handle, access: access) else { return nil }
+        return (ref.record.uniqueID, ref.record.auditLabel)
+    }
+}
