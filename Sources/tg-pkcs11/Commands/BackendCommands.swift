@@ -5,6 +5,7 @@
 // the token's backend with KeyWrap's BackendFactory and, for rotate-kek, open the token's store the way the
 // module does (TokenStore). No PIN, key byte or credential is ever printed.
 import ArgumentParser
+import Audit
 import CryptoCore
 import Cryptoki
 import Foundation
@@ -261,11 +262,33 @@ struct RotateKEK: ParsableCommand {
                                            prompt: "SO PIN for token '\(token.name)': ",
                                            optionNames: ("--so-pin-env", "--so-pin-file"))
         let pin = try source.read()
+        // The audit log the module writes (docs/audit.md): the rotation is recorded before it is reported.
+        let auditLog: AuditLog?
+        do { auditLog = try OperatorAudit.log(configPath: configOptions.config) } catch {
+            throw CLIError("audit log: \(error)")
+        }
+        let auditDetails = ["old_kek": current.descriptor.keyID, "new_kek": newKEK, "backend": current.descriptor.kind]
         let keys = try storeCall(token, during: "SO login with the configured backend") {
             try vault.login(role: .so, pin: pin, backend: current)
         }
-        try storeCall(token, during: "re-wrap under \(next.descriptor)") {
-            try vault.rewrapRootKey(using: keys, backend: next)
+        do {
+            try storeCall(token, during: "re-wrap under \(next.descriptor)") {
+                try vault.rewrapRootKey(using: keys, backend: next)
+            }
+        } catch {
+            if let auditLog {
+                try? OperatorAudit.record(auditLog, event: "kek_rotation", success: false, token: token.name, role: "so",
+                                          reason: "\(error)", details: auditDetails, keys: keys)
+            }
+            throw error
+        }
+        if let auditLog {
+            do {
+                try OperatorAudit.record(auditLog, event: "kek_rotation", success: true, token: token.name, role: "so",
+                                         reason: nil, details: auditDetails, keys: keys)
+            } catch {
+                throw CLIError("token '\(token.name)': root key re-wrapped, but the audit record could not be written: \(error)")
+            }
         }
         // The new blob must open: log in once more through the new backend (one more unwrap).
         _ = try storeCall(token, during: "check of the new wrapped root key") {
