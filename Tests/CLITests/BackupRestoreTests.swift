@@ -152,6 +152,16 @@ final class BackupRestoreTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: replaced))
         let again = try CLI.ok(["decrypt", "--token", "fl-node", "--key", "fresh", "--input", ct], environment: b.env)
         XCTAssertEqual(parseJSONIntegers(again.stdout), [7, 8, 9])
+
+        // The break-glass case: the store is destroyed. Refused without --force (it cannot be read), then restored.
+        try Data(repeating: 0x5A, count: 8192).write(to: URL(fileURLWithPath: dbPath))
+        try CLI.fails(["restore", "--token", "restored", "--file", backup, "--so-pin-env", "SO_PIN"],
+                      with: "cannot be read", environment: b.env)
+        try CLI.ok(["restore", "--token", "restored", "--file", backup, "--so-pin-env", "SO_PIN", "--force"], environment: b.env)
+        let q32 = try XCTUnwrap(manifest.cases.first { $0.modulus_bits == 32 })
+        let recovered = try CLI.ok(["decrypt", "--token", "fl-node", "--key", "sdk-q32", "--input", CLI.interop(q32.file)],
+                                   environment: b.env)
+        XCTAssertEqual(parseJSONIntegers(recovered.stdout), q32.plaintext)
     }
 
     func testDamagedForeignAndWrongPINBackupsAreRefused() throws {

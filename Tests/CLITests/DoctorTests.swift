@@ -62,6 +62,13 @@ final class DoctorTests: XCTestCase {
         let explicit = try doctor(m, ["--config", m.configPath])
         XCTAssertEqual(explicit.discovery, "--config")
 
+        // A private directory left by an interrupted backup is pointed out.
+        try FileManager.default.createDirectory(atPath: m.dir.file("store/.backup-AbC123"), withIntermediateDirectories: false)
+        let leftover = try doctor(m)
+        XCTAssertEqual(leftover.check("store-leftovers")?.status, "warn")
+        XCTAssertTrue(leftover.check("store-leftovers")?.detail.contains(".backup-AbC123") ?? false)
+        XCTAssertNil(report.check("store-leftovers"))
+
         // Loose permissions on the store: a warning with a hint, not a failure.
         chmod(m.dir.file("store"), 0o755)
         let loose = try doctor(m)

@@ -253,17 +253,26 @@ struct Restore: ParsableCommand {
         if stat(token.store, &st) == 0, (st.st_mode & S_IFMT) != S_IFDIR {
             throw CLIError("store path '\(token.store)' of token '\(token.name)' exists and is not a directory")
         }
-        var existing: TokenRecord?
+        // Whether the current database must be kept aside: an initialised token, or one that cannot be read (a
+        // damaged store is the usual reason for a break-glass restore).
+        var keepAside = false
         if access(target, F_OK) == 0 {
-            let record = try operatorStep(token.name, "reading the existing store \(token.store)") {
-                try token.openVault().database.tokenRecord()
+            let keptAs = "its database is kept as \(TokenDatabase.fileName).replaced-<time>"
+            var record: TokenRecord?
+            do {
+                record = try token.openVault().database.tokenRecord()
+            } catch {
+                guard force else {
+                    throw CLIError("the current database of token '\(token.name)' (\(target)) cannot be read (\(error)); "
+                        + "use --force to replace it (\(keptAs))")
+                }
+                keepAside = true
             }
-            if record.isInitialized {
-                existing = record
+            if let record, record.isInitialized {
+                keepAside = true
                 if !force {
                     throw CLIError("token '\(token.name)' at \(token.store) already holds an initialised token (label "
-                        + "'\(trimmed(record.label))', serial \(record.serialNumber)); use --force to replace it (its "
-                        + "database is kept as \(TokenDatabase.fileName).replaced-<time>)")
+                        + "'\(trimmed(record.label))', serial \(record.serialNumber)); use --force to replace it (\(keptAs))")
                 }
             }
         }
@@ -322,7 +331,7 @@ struct Restore: ParsableCommand {
         }
         var replaced: String?
         let old = databaseFileSet(target)
-        if existing != nil {
+        if keepAside {
             let stamp = isoTime(Int64(time(nil))).replacingOccurrences(of: ":", with: "")
             let aside = target + ".replaced-" + stamp
             for f in old {

@@ -135,6 +135,14 @@ struct Doctor: ParsableCommand {
             add("store-permissions", name, permissionStatus(st), "directory \(token.store): mode \(octal(st.st_mode)), owner uid \(st.st_uid)",
                 permissionStatus(st) == .ok ? nil : "chmod 700 \(token.store); it must be owned by the account that runs the module")
         }
+        if storeExists {
+            let leftovers = ((try? FileManager.default.contentsOfDirectory(atPath: token.store)) ?? [])
+                .filter { $0.hasPrefix(".backup-") || $0.hasPrefix(".restore-") }.sorted()
+            if !leftovers.isEmpty {
+                add("store-leftovers", name, .warn, "private directories of an interrupted backup or restore: "
+                    + leftovers.joined(separator: ", "), "remove them (rm -r) once no backup or restore is running")
+            }
+        }
         let db = token.databasePath
         var databaseExists = false
         if storeExists {
