@@ -153,6 +153,15 @@ final class BackupRestoreTests: XCTestCase {
         let again = try CLI.ok(["decrypt", "--token", "fl-node", "--key", "fresh", "--input", ct], environment: b.env)
         XCTAssertEqual(parseJSONIntegers(again.stdout), [7, 8, 9])
 
+        // Both machines' audit logs record the operations (no PIN in them) and verify.
+        for (m, event) in [(a, "token_backup"), (b, "token_restore")] {
+            let log = m.dir.file("xdg-data/tensorguard-pkcs11/audit.log")
+            let text = try String(contentsOfFile: log, encoding: .utf8)
+            XCTAssertTrue(text.contains("\"event\":\"\(event)\""), text)
+            XCTAssertFalse(text.contains(Self.soPIN) || text.contains(Self.userPIN))
+            try CLI.ok(["audit", "verify"], environment: m.env)
+        }
+
         // The break-glass case: the store is destroyed. Refused without --force (it cannot be read), then restored.
         try Data(repeating: 0x5A, count: 8192).write(to: URL(fileURLWithPath: dbPath))
         try CLI.fails(["restore", "--token", "restored", "--file", backup, "--so-pin-env", "SO_PIN"],
@@ -205,6 +214,9 @@ final class BackupRestoreTests: XCTestCase {
         wrong["SO_PIN"] = "not-the-so-pin"
         let w = try CLI.fails(args + [backup], with: "SO PIN does not open this backup", environment: wrong)
         XCTAssertFalse(w.stderr.contains("not-the-so-pin"))
+        let auditText = try String(contentsOfFile: b.dir.file("xdg-data/tensorguard-pkcs11/audit.log"), encoding: .utf8)
+        XCTAssertTrue(auditText.contains("\"outcome\":\"failure\""), auditText)
+        XCTAssertFalse(auditText.contains("not-the-so-pin"))
         // Nothing was written by any refused restore.
         XCTAssertFalse(FileManager.default.fileExists(atPath: b.dir.file("store-b/token.sqlite")))
 

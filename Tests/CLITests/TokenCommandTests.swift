@@ -21,6 +21,8 @@ final class TokenCommandTests: XCTestCase {
         let keysByType: [String: Int]?
         let soPIN: PIN?
         let userPIN: PIN?
+        struct Audit: Decodable { let enabled: Bool; let file: String? }
+        let audit: Audit?
     }
 
     func machine(_ name: String) throws -> Machine {
@@ -82,6 +84,8 @@ final class TokenCommandTests: XCTestCase {
         XCTAssertEqual(r.userPIN?.remainingAttempts, 4)
         XCTAssertEqual(r.soPIN?.maxAttempts, 5)
         XCTAssertEqual(r.soPIN?.locked, false)
+        XCTAssertEqual(r.audit?.enabled, true)
+        XCTAssertEqual(r.audit?.file, m.dir.file("xdg-data/tensorguard-pkcs11/audit.log"))
         let text = try CLI.ok(["token", "show", "--token", "second"], environment: m.env)
         XCTAssertTrue(text.stdout.contains("secret keys:      N2HE 2"), text.transcript)
         XCTAssertTrue(text.stdout.contains("user PIN:         4 of 5 attempts left"), text.transcript)

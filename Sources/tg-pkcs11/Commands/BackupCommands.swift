@@ -1,6 +1,7 @@
 // tg-pkcs11 backup | restore: break-glass copies of a token's store (format: TokenStore/TokenBackup.swift,
 // docs/storage-format.md "Backup file"). Like rotate-kek these work on the store directly, not through the module.
 import ArgumentParser
+import Audit
 import CryptoCore
 import Cryptoki
 import Foundation
@@ -39,6 +40,50 @@ func operatorStep<R>(_ token: String, _ what: String, _ body: () throws -> R) th
         throw CLIError("\(what): \(e)")
     } catch let e as OperatorConfigurationError {
         throw CLIError(e.description)
+    }
+}
+
+/// The module's audit log (docs/audit.md, `audit:` in the configuration): backup, restore and token deletion work
+/// on the store directly, so they record themselves, like rotate-kek. No PIN or key byte goes into a record.
+struct OperatorAuditTrail {
+    let log: AuditLog?
+    let token: String
+
+    init(configPath: String?, token: String) throws {
+        do {
+            log = try OperatorAudit.log(configPath: configPath)
+        } catch {
+            throw CLIError("audit log: \(error)")
+        }
+        self.token = token
+    }
+
+    /// A success record (with an HMAC checkpoint when `keys` are given); failing to write it is an error.
+    func success(_ event: String, details: [String: String], keys: SessionKeys? = nil) throws {
+        guard let log else { return }
+        do {
+            try OperatorAudit.record(log, event: event, success: true, token: token, role: "so", reason: nil,
+                                     details: details, keys: keys)
+        } catch {
+            throw CLIError("token '\(token)': the audit record (\(event)) could not be written: \(error)")
+        }
+    }
+
+    /// A failure record, best effort: the command fails anyway and says why.
+    func failure(_ event: String, _ error: Error, details: [String: String]) {
+        guard let log else { return }
+        try? OperatorAudit.record(log, event: event, success: false, token: token, role: "so", reason: "\(error)",
+                                  details: details, keys: nil)
+    }
+
+    /// Runs `body`; a thrown error is recorded as a failure of `event` and rethrown.
+    func step<R>(_ event: String, details: [String: String], _ body: () throws -> R) throws -> R {
+        do {
+            return try body()
+        } catch {
+            failure(event, error, details: details)
+            throw error
+        }
     }
 }
 
@@ -158,9 +203,12 @@ struct Backup: ParsableCommand {
         let vault = try operatorStep(token.name, "opening the store \(token.store)") { try token.openVault() }
         let record = try operatorStep(token.name, "reading the store") { try vault.database.tokenRecord() }
         guard record.isInitialized else { throw CLIError("token '\(token.name)' is not initialised: nothing to back up") }
+        let audit = try OperatorAuditTrail(configPath: configOptions.config, token: token.name)
         let pin = try soPIN.source(token: token.name).read()
-        let keys = try operatorStep(token.name, "SO login with the configured backend") {
-            try vault.login(role: .so, pin: pin, backend: backend)
+        let keys = try audit.step("token_backup", details: ["file": output]) {
+            try operatorStep(token.name, "SO login with the configured backend") {
+                try vault.login(role: .so, pin: pin, backend: backend)
+            }
         }
 
         let scratch = try PrivateDirectory(in: token.store, prefix: "backup")
@@ -194,6 +242,13 @@ struct Backup: ParsableCommand {
         }
         if !force, access(output, F_OK) == 0 { throw CLIError("'\(output)' already exists; use --force to replace it") }
         try Files.write(file, to: output, what: "backup file", mode: 0o600)
+        do {
+            try audit.success("token_backup", details: ["file": output, "serial": metadata.serialNumber,
+                                                        "objects": String(metadata.objectCount)], keys: keys)
+        } catch {
+            unlink(output)   // no backup without its audit record
+            throw error
+        }
         let summary = BackupSummary(file: output, token: token.name, metadata: metadata, bytes: file.count)
         if json {
             print(try jsonString(summary))
@@ -276,8 +331,12 @@ struct Restore: ParsableCommand {
                 }
             }
         }
+        let audit = try OperatorAuditTrail(configPath: configOptions.config, token: token.name)
+        let auditDetails = ["file": file, "serial": header.serialNumber]
         let pin = try soPIN.source(token: token.name).read()
-        let (metadata, snapshot) = try operatorStep(token.name, "'\(file)'") { try TokenBackup.open(bytes, soPIN: pin) }
+        let (metadata, snapshot) = try audit.step("token_restore", details: auditDetails) {
+            try operatorStep(token.name, "'\(file)'") { try TokenBackup.open(bytes, soPIN: pin) }
+        }
 
         do {
             try FileManager.default.createDirectory(atPath: token.store, withIntermediateDirectories: true,
@@ -290,6 +349,7 @@ struct Restore: ParsableCommand {
         let staged = scratch.file(TokenDatabase.fileName)
         try Files.write(snapshot, to: staged, what: "restored database", mode: 0o600)
         var verified: Int?
+        var restoredKeys: SessionKeys?
         do {
             let vault = try operatorStep(token.name, "opening the restored database") { try token.openVault(directory: scratch.path) }
             let check = try operatorStep(token.name, "integrity check") { try vault.database.integrityCheck() }
@@ -307,7 +367,9 @@ struct Restore: ParsableCommand {
             let keys: SessionKeys
             do {
                 keys = try vault.login(role: .so, pin: pin, backend: backend)
+                restoredKeys = keys
             } catch let e as StoreError {
+                audit.failure("token_restore", e, details: auditDetails)
                 throw CLIError("the configured backend of token '\(token.name)' (\(describe(configured))) cannot unwrap the "
                     + "root key of this backup: \(e). The backup needs the HSM KEK or KMS key it was made with; nothing "
                     + "was restored")
@@ -329,6 +391,9 @@ struct Restore: ParsableCommand {
         guard databaseFileSet(staged).count == 1 else {
             throw CLIError("the restored database was not closed cleanly; nothing was restored")
         }
+        // Recorded before the store changes; a failure to move the files is recorded as such.
+        try audit.success("token_restore", details: auditDetails.merging(["objects": String(metadata.objectCount)]) { $1 },
+                          keys: restoredKeys)
         var replaced: String?
         let old = databaseFileSet(target)
         if keepAside {
@@ -337,7 +402,9 @@ struct Restore: ParsableCommand {
             for f in old {
                 let suffix = String(f.dropFirst(target.count))   // "", "-wal", "-shm"
                 guard rename(f, aside + suffix) == 0 else {
-                    throw CLIError("cannot move '\(f)' aside: \(String(cString: strerror(errno)))")
+                    let e = CLIError("cannot move '\(f)' aside: \(String(cString: strerror(errno)))")
+                    audit.failure("token_restore", e, details: auditDetails)
+                    throw e
                 }
             }
             replaced = aside
@@ -345,7 +412,9 @@ struct Restore: ParsableCommand {
             for f in old { unlink(f) }   // an empty, never initialised database
         }
         guard rename(staged, target) == 0 else {
-            throw CLIError("cannot move the restored database to '\(target)': \(String(cString: strerror(errno)))")
+            let e = CLIError("cannot move the restored database to '\(target)': \(String(cString: strerror(errno)))")
+            audit.failure("token_restore", e, details: auditDetails)
+            throw e
         }
         let dirFD = open(token.store, O_RDONLY | O_DIRECTORY)
         if dirFD >= 0 { fsync(dirFD); close(dirFD) }

@@ -42,6 +42,14 @@ struct TokenReport: Codable {
     let soPIN: PIN?
     let userPIN: PIN?
     let flags: [String]?
+    var audit: Audit?
+
+    struct Audit: Codable {
+        let enabled: Bool
+        /// The audit file (nil: syslog only, or disabled).
+        let file: String?
+        let error: String?
+    }
 }
 
 /// CKO_* names for CKA_CLASS values.
@@ -136,13 +144,23 @@ struct TokenShow: ParsableCommand {
         let (configuration, token) = try configOptions.load()
         // The backend's descriptor without contacting it; a configuration it refuses is reported, not fatal.
         let configured = try? BackendFactory.make(token.backend).descriptor
-        let r = try makeTokenReport(configuration, token, backend: configured)
+        var r = try makeTokenReport(configuration, token, backend: configured)
+        do {
+            let log = try OperatorAudit.log(configPath: configOptions.config)
+            r.audit = .init(enabled: log != nil, file: log?.filePath, error: nil)
+        } catch {
+            r.audit = .init(enabled: false, file: nil, error: "\(error)")
+        }
         if json {
             print(try jsonString(r))
             return
         }
         print("Token '\(r.name)' (slot \(r.slot), config \(r.config))")
         print("  store:            \(r.store)")
+        if let a = r.audit {
+            print("  audit log:        " + (a.error.map { "misconfigured: \($0)" }
+                ?? (!a.enabled ? "off" : a.file.map { "\($0)" + (access($0, F_OK) == 0 ? "" : " (not written yet)") } ?? "syslog only")))
+        }
         print("  backend:          \(describe(r.configuredBackend))\(configured == nil ? " (configuration refused; see `tg-pkcs11 doctor`)" : "")")
         guard r.exists else {
             print("  database:         none yet (\(r.database)); initialise the token or restore a backup")
@@ -214,6 +232,7 @@ struct TokenDelete: ParsableCommand {
         guard (st.st_mode & S_IFMT) == S_IFREG, isSQLiteFile(path) else {
             throw CLIError("\(path) is not a token database; not deleting anything")
         }
+        let audit = try OperatorAuditTrail(configPath: configOptions.config, token: token.name)
         // The connection is closed again before anything is unlinked.
         let (record, count): (TokenRecord, Int) = try {
             let vault = try operatorStep(token.name, "opening the store \(token.store)") { try token.openVault() }
@@ -221,7 +240,9 @@ struct TokenDelete: ParsableCommand {
             let count = try operatorStep(token.name, "reading the store") { try vault.database.objectCount() }
             if record.isInitialized {
                 let pin = try soPIN.source(token: token.name).read()
-                try operatorStep(token.name, "SO PIN check") { try vault.verifyPIN(role: .so, pin: pin) }
+                try audit.step("token_delete", details: ["store": token.store]) {
+                    try operatorStep(token.name, "SO PIN check") { try vault.verifyPIN(role: .so, pin: pin) }
+                }
             }
             return (record, count)
         }()
@@ -237,6 +258,8 @@ struct TokenDelete: ParsableCommand {
                 throw CLIError("not confirmed; nothing deleted")
             }
         }
+        try audit.success("token_delete", details: ["store": token.store, "serial": record.serialNumber,
+                                                    "objects": String(count)])
         var removed: [String] = []
         for f in databaseFileSet(path) {
             guard unlink(f) == 0 else {
