@@ -317,31 +317,41 @@ static void bench_n2he(ck_session_handle_t s, unsigned long k) {
     unsigned char *pt = n2he_plaintext(k), *ct = NULL, *back = malloc(8 * k);
     unsigned long ctlen = 0, n = 0;
     ck_rv_t r = CKR_OK;
-    double t0 = now();
-    while (n == 0 || now() - t0 < g_seconds) { if ((r = n2he_encrypt(s, fm[f].m, key, pt, 8 * k, &ct, &ctlen)) != CKR_OK) break; n++; }
-    double dt = now() - t0;
+    /* Best single call within the time box: the same statistic as the numpy reference's best of its repeats,
+     * and robust against the other processes of a shared machine. */
+    double t0 = now(), dt = 1e30;
+    while (n == 0 || now() - t0 < g_seconds) {
+      double c0 = now();
+      if ((r = n2he_encrypt(s, fm[f].m, key, pt, 8 * k, &ct, &ctlen)) != CKR_OK) break;
+      double c = now() - c0;
+      if (c < dt) dt = c;
+      n++;
+    }
     snprintf(name, sizeof name, "n2he_%s_encrypt_samples_per_s", fm[f].name);
     if (r != CKR_OK) { na(name, "C_Encrypt", r); free(pt); free(ct); free(back); continue; }
-    out(name, "%.1f", (double)n * k / dt);
+    out(name, "%.1f", (double)k / dt);
     snprintf(name, sizeof name, "n2he_%s_encrypt_ns_per_entry", fm[f].name);
-    out(name, "%.3f", dt * 1e9 / ((double)n * k * 1024));
+    out(name, "%.3f", dt * 1e9 / ((double)k * 1024));
     snprintf(name, sizeof name, "n2he_%s_ct_bytes_per_sample", fm[f].name);
     out(name, "%.1f", (double)ctlen / k);
     n = 0;
     t0 = now();
+    dt = 1e30;
     while (n == 0 || now() - t0 < g_seconds) {
       unsigned long bl = 8 * k;
+      double c0 = now();
       if ((r = n2he_decrypt(s, fm[f].m, key, ct, ctlen, back, &bl)) != CKR_OK) break;
+      double c = now() - c0;
+      if (c < dt) dt = c;
       if (n == 0 && (bl != 8 * k || memcmp(back, pt, 8 * k) != 0)) {
         fprintf(stderr, "p11bench: N2HE %s round trip mismatch\n", fm[f].name); r = CKR_GENERAL_ERROR; break;
       }
       n++;
     }
-    dt = now() - t0;
     snprintf(name, sizeof name, "n2he_%s_decrypt_samples_per_s", fm[f].name);
-    if (r != CKR_OK) na(name, "C_Decrypt", r); else out(name, "%.1f", (double)n * k / dt);
+    if (r != CKR_OK) na(name, "C_Decrypt", r); else out(name, "%.1f", (double)k / dt);
     snprintf(name, sizeof name, "n2he_%s_decrypt_ns_per_entry", fm[f].name);
-    if (r != CKR_OK) out(name, "n/a"); else out(name, "%.3f", dt * 1e9 / ((double)n * k * 1024));
+    if (r != CKR_OK) out(name, "n/a"); else out(name, "%.3f", dt * 1e9 / ((double)k * 1024));
     free(pt); free(ct); free(back);
   }
 }

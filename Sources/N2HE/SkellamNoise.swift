@@ -1,3 +1,4 @@
+import CN2HEKernels
 import COpenSSL
 import Foundation
 
@@ -48,16 +49,29 @@ struct SkellamNoise: Sendable {
     /// `count` noise values. The random words come from one RAND_bytes call and are zeroised afterwards.
     func samples(_ count: Int) throws -> [Int64] {
         guard count > 0 else { return [] }
-        var words = [UInt64](repeating: 0, count: 2 * count)
-        defer { words.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) } }
+        let wordCount = (2 * count + 7) / 8 * 8   // a whole number of 8-word vectors for the AVX-512 kernel
+        var words = [UInt64](repeating: 0, count: wordCount)
+        var counts = [Int64](repeating: 0, count: wordCount)
+        defer {
+            words.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) }
+            counts.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) }
+        }
         try words.withUnsafeMutableBytes { try SecureRandom.fill($0) }
         var out = [Int64](repeating: 0, count: count)
         let random = SecureRandomWords()
         try thresholds.withUnsafeBufferPointer { table in
             try words.withUnsafeBufferPointer { w in
-                for i in 0..<count {
-                    let e = Self.poisson(w[2 &* i], table) - Self.poisson(w[2 &* i &+ 1], table)
-                    out[i] = (e > -bound && e < bound) ? e : try resample(random, table)
+                try counts.withUnsafeMutableBufferPointer { c in
+                    guard let wBase = w.baseAddress, let cBase = c.baseAddress else { return }
+                    if SIMDSupport.avx512, let tBase = table.baseAddress {
+                        n2he_threshold_counts_avx512(wBase, wordCount, tBase, table.count, cBase)
+                    } else {
+                        for i in 0..<wordCount { cBase[i] = Self.poisson(wBase[i], table) }
+                    }
+                    for i in 0..<count {
+                        let e = cBase[2 &* i] &- cBase[2 &* i &+ 1]
+                        out[i] = (e > -bound && e < bound) ? e : try resample(random, table)
+                    }
                 }
             }
         }

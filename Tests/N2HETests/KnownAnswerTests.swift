@@ -228,6 +228,21 @@ final class KnownAnswerTests: XCTestCase {
         }
     }
 
+    /// The AVX-512 threshold counter behind Skellam sampling counts exactly the thresholds <= each word, including
+    /// words equal to a threshold and the extremes.
+    func testThresholdCountsKernelMatchesScalarCount() throws {
+        try XCTSkipUnless(SIMDSupport.avx512, "no AVX-512 on this machine")
+        var rng = SplitMix64(state: 42)
+        let table = (0..<37).map { _ in rng.next() }.sorted()
+        var words = (0..<1000).map { _ in rng.next() } + table + table.map { $0 &- 1 } + [0, .max, 1]
+        words += [UInt64](repeating: 0, count: (8 - words.count % 8) % 8)
+        var counts = [Int64](repeating: -1, count: words.count)
+        table.withUnsafeBufferPointer { t in
+            n2he_threshold_counts_avx512(words, words.count, t.baseAddress!, t.count, &counts)
+        }
+        XCTAssertEqual(counts, words.map { w in Int64(table.filter { $0 <= w }.count) })
+    }
+
     func testRoundHalfEvenDecode() {
         // Δ = 2^16, t = 2^16.
         func d(_ x: UInt64) -> UInt64 { Kernels.decode(x, scaleBits: 16, plaintextMask: 0xFFFF) }

@@ -126,6 +126,23 @@ static inline uint64_t n2he_pcg64_dot32_avx512(size_t outputs, uint64_t *state_l
     return (uint64_t)(uint32_t)_mm512_reduce_add_epi32(total);
 }
 
+/* Poisson sampling by inversion for Skellam noise: counts[i] = the number of thresholds t[j] with t[j] <= words[i],
+ * scanning the whole table for every word (time independent of the values). `count` is a multiple of 8. */
+__attribute__((target("avx512f,avx512dq,avx512bw")))
+static inline void n2he_threshold_counts_avx512(const uint64_t *words, size_t count, const uint64_t *thresholds,
+                                                size_t table_size, int64_t *counts) {
+    const __m512i one = _mm512_set1_epi64(1);
+    for (size_t i = 0; i + 8 <= count; i += 8) {
+        __m512i w = _mm512_loadu_si512((const void *)(words + i));
+        __m512i acc = _mm512_setzero_si512();
+        for (size_t j = 0; j < table_size; j++) {
+            __mmask8 ge = _mm512_cmp_epu64_mask(w, _mm512_set1_epi64((long long)thresholds[j]), _MM_CMPINT_NLT);
+            acc = _mm512_mask_add_epi64(acc, ge, acc, one);
+        }
+        _mm512_storeu_si512((void *)(counts + i), acc);
+    }
+}
+
 /* sum over i < n of row[i] * s[i] mod 2^64, where s[i] = +1 if bit i of plus_bits is set, -1 if bit i of minus_bits
  * is set, else 0. row: n little-endian int64 at any alignment; the bit arrays hold ceil(n/8) bytes. */
 __attribute__((target("avx512f,avx512dq,avx512bw")))
@@ -302,6 +319,10 @@ static inline uint64_t n2he_store_dot_u32_avx512(const void *keystream, void *ou
 static inline uint64_t n2he_dot_le64_avx512(const void *row, const uint8_t *plus_bits, const uint8_t *minus_bits, size_t n) {
     (void)row; (void)plus_bits; (void)minus_bits; (void)n;
     return 0;
+}
+static inline void n2he_threshold_counts_avx512(const uint64_t *words, size_t count, const uint64_t *thresholds,
+                                                size_t table_size, int64_t *counts) {
+    (void)words; (void)count; (void)thresholds; (void)table_size; (void)counts;
 }
 static inline uint64_t n2he_pcg64_dot32_avx512(size_t outputs, uint64_t *state_lo, uint64_t *state_hi,
                                                uint64_t mult_lo, uint64_t mult_hi, uint64_t plus_lo, uint64_t plus_hi,
