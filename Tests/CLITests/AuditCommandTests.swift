@@ -121,3 +121,58 @@ final class AuditCommandTests: XCTestCase {
         try CLI.fails(["audit", "show", "--file", dir.file("nothing.log")], with: "cannot read", environment: env)
     }
 }
+
+/// `rotate-kek` (which works on the store, not through the module) records the rotation in the module's audit
+/// log with a checkpoint; a refused rotation is recorded as a failure. SoftHSM2 is the key-wrapping backend.
+final class AuditKEKRotationTests: XCTestCase {
+    func testRotateKEKIsAudited() throws {
+        let softhsm = BackendCommandTests.softhsm, util = BackendCommandTests.util
+        guard FileManager.default.fileExists(atPath: softhsm), FileManager.default.isExecutableFile(atPath: util) else {
+            throw XCTSkip("SoftHSM2 is not installed (Debian package softhsm2)")
+        }
+        let dir = try TemporaryDirectory("tg-cli-audit-kek")
+        let tokens = dir.file("hsm-tokens")
+        try FileManager.default.createDirectory(atPath: tokens, withIntermediateDirectories: true)
+        let conf = try dir.write("softhsm2.conf", "directories.tokendir = \(tokens)\nobjectstore.backend = file\nlog.level = ERROR\n")
+        let hsmInit = Process()
+        hsmInit.executableURL = URL(fileURLWithPath: util)
+        hsmInit.arguments = ["--init-token", "--free", "--label", "hsm", "--so-pin", "hsm-so-1357", "--pin", "hsm-user-2468"]
+        hsmInit.environment = ["SOFTHSM2_CONF": conf]
+        hsmInit.standardOutput = FileHandle.nullDevice
+        try hsmInit.run()
+        hsmInit.waitUntilExit()
+        let log = dir.file("audit.log")
+        let config = try dir.write("config.yaml", """
+            log: { level: error, file: \(dir.file("module.log")) }
+            audit: { file: \(log), sync: false }
+            tokens:
+              - name: rot
+                store: \(dir.file("store"))
+                pin_kdf_cost: 10
+                backend: { kind: pkcs11, module: \(softhsm), token_label: hsm, pin_env: HSM_PIN, kek_label: kek1 }
+
+            """, mode: 0o600)
+        var env = ["SOFTHSM2_CONF": conf, "HSM_PIN": "hsm-user-2468", "TENSORGUARD_PKCS11_CONF": config,
+                   "SO_PIN": "audit-kek-so-1", "TG_PKCS11_PIN": "audit-kek-user-1", "WRONG": "not-the-so-pin"]
+        if let module = CLI.modulePath { env["TG_PKCS11_MODULE"] = module }
+        try CLI.ok(["backend", "create-kek", "--token", "rot", "--label", "kek1"], environment: env)
+        try CLI.ok(["backend", "create-kek", "--token", "rot", "--label", "kek2", "--id", "02"], environment: env)
+        try CLI.ok(["token", "init", "--slot", "0", "--label", "rot", "--so-pin-env", "SO_PIN"], environment: env)
+        try CLI.fails(["rotate-kek", "--token", "rot", "--new-kek", "label:kek2", "--so-pin-env", "WRONG"],
+                      with: "SO PIN incorrect", environment: env)
+        try CLI.ok(["rotate-kek", "--token", "rot", "--new-kek", "label:kek2", "--so-pin-env", "SO_PIN"], environment: env)
+
+        let r = try CLI.ok(["audit", "show", "--event", "kek_rotation", "--json"], environment: env)
+        let records = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]], r.transcript)
+        XCTAssertEqual(records.map { $0["outcome"] as? String }, ["failure", "success"])
+        XCTAssertEqual(records.last?["role"] as? String, "so")
+        XCTAssertEqual(records.last?["source"] as? String, "tg-pkcs11")
+        XCTAssertEqual((records.last?["details"] as? [String: Any])?["new_kek"] as? String, "label:kek2")
+        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+        XCTAssertTrue(lines.last?.contains("\"event\":\"checkpoint\"") ?? false, "a checkpoint follows the rotation")
+        let verified = try CLI.ok(["audit", "verify", "--token", "rot", "--so", "--pin-env", "SO_PIN"], environment: env)
+        XCTAssertTrue(verified.stdout.contains("checkpoint(s) verified"), verified.transcript)
+        let text = lines.joined(separator: "\n")
+        for secret in ["audit-kek-so-1", "audit-kek-user-1", "hsm-user-2468"] { XCTAssertFalse(text.contains(secret)) }
+    }
+}

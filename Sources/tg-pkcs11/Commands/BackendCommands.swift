@@ -268,8 +268,17 @@ struct RotateKEK: ParsableCommand {
             throw CLIError("audit log: \(error)")
         }
         let auditDetails = ["old_kek": current.descriptor.keyID, "new_kek": newKEK, "backend": current.descriptor.kind]
-        let keys = try storeCall(token, during: "SO login with the configured backend") {
-            try vault.login(role: .so, pin: pin, backend: current)
+        let keys: SessionKeys
+        do {
+            keys = try storeCall(token, during: "SO login with the configured backend") {
+                try vault.login(role: .so, pin: pin, backend: current)
+            }
+        } catch {
+            if let auditLog {
+                try? OperatorAudit.record(auditLog, event: "kek_rotation", success: false, token: token.name, role: "so",
+                                          reason: "\(error)", details: auditDetails, keys: nil)
+            }
+            throw error
         }
         do {
             try storeCall(token, during: "re-wrap under \(next.descriptor)") {
