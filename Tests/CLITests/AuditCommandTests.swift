@@ -165,6 +165,7 @@ final class AuditKEKRotationTests: XCTestCase {
         let r = try CLI.ok(["audit", "show", "--event", "kek_rotation", "--json"], environment: env)
         let records = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]], r.transcript)
         XCTAssertEqual(records.map { $0["outcome"] as? String }, ["failure", "success"])
+        XCTAssertEqual(records.first?["rv"] as? String, "0x000000A0")  // CKR_PIN_INCORRECT
         XCTAssertEqual(records.last?["role"] as? String, "so")
         XCTAssertEqual(records.last?["source"] as? String, "tg-pkcs11")
         XCTAssertEqual((records.last?["details"] as? [String: Any])?["new_kek"] as? String, "label:kek2")

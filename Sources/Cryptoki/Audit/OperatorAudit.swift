@@ -1,7 +1,9 @@
 // The audit log for the operator CLI (`tg-pkcs11 audit`, and `rotate-kek`, which works on the store directly and
 // records its KEK rotation itself): the same configuration, destinations and audit-key derivation as the module.
 import Audit
+import CP11Kit
 import CryptoCore
+import KeyWrap
 import TokenStore
 
 public enum OperatorAudit {
@@ -22,10 +24,18 @@ public enum OperatorAudit {
     }
 
     /// Appends a record of an operator action (fields as the module writes them) and, with `keys`, a checkpoint.
+    /// `error`: why it failed; its CK_RV is the one the module would answer for it (CKR_PIN_INCORRECT, ...).
     public static func record(_ log: AuditLog, event: String, success: Bool, token: String, role: String?,
-                              reason: String?, details: [String: String], keys: SessionKeys?) throws {
+                              reason: String?, details: [String: String], keys: SessionKeys?,
+                              error: (any Error)? = nil) throws {
+        var rv: CK_RV = success ? CKR_OK : CKR_FUNCTION_FAILED
+        switch error {
+        case let e as StoreError: rv = ErrorMap.rv(e)
+        case let e as KeyWrapError: rv = ErrorMap.rv(e)
+        default: break
+        }
         var f: AuditFields = ["event": .string(event), "outcome": .string(success ? "success" : "failure"),
-                              "rv": .string(AuditTrail.hex(success ? 0 : 0x30)), "token": .string(token),
+                              "rv": .string(AuditTrail.hex(rv)), "token": .string(token),
                               "source": .string("tg-pkcs11")]
         if let role { f["role"] = .string(role) }
         if let reason { f["reason"] = .string(reason) }

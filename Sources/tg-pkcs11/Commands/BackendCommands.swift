@@ -270,14 +270,13 @@ struct RotateKEK: ParsableCommand {
         let auditDetails = ["old_kek": current.descriptor.keyID, "new_kek": newKEK, "backend": current.descriptor.kind]
         let keys: SessionKeys
         do {
-            keys = try storeCall(token, during: "SO login with the configured backend") {
-                try vault.login(role: .so, pin: pin, backend: current)
-            }
+            keys = try vault.login(role: .so, pin: pin, backend: current)
         } catch {
             if let auditLog {
                 try? OperatorAudit.record(auditLog, event: "kek_rotation", success: false, token: token.name, role: "so",
-                                          reason: "\(error)", details: auditDetails, keys: nil)
+                                          reason: "SO login: \(error)", details: auditDetails, keys: nil, error: error)
             }
+            try storeCall(token, during: "SO login with the configured backend") { () -> Void in throw error }
             throw error
         }
         do {
@@ -287,7 +286,7 @@ struct RotateKEK: ParsableCommand {
         } catch {
             if let auditLog {
                 try? OperatorAudit.record(auditLog, event: "kek_rotation", success: false, token: token.name, role: "so",
-                                          reason: "\(error)", details: auditDetails, keys: keys)
+                                          reason: "\(error)", details: auditDetails, keys: keys, error: error)
             }
             throw error
         }
