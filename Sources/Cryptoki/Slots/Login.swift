@@ -45,10 +45,15 @@ extension Token {
                     auditor.forgetKey()
                     throw error
                 }
-                try state.withLock { s in
-                    if role == .so, s.hasReadOnlySession { throw ckr(CKR_SESSION_READ_ONLY_EXISTS) }
-                    s.role = role
-                    s.keys = keys
+                do {
+                    try state.withLock { s in
+                        if role == .so, s.hasReadOnlySession { throw ckr(CKR_SESSION_READ_ONLY_EXISTS) }
+                        s.role = role
+                        s.keys = keys
+                    }
+                } catch {
+                    auditor.forgetKey()  // the failure is recorded by auditedFailure, after the success record
+                    throw error
                 }
                 Log.info("token '\(config.name)': \(role == .so ? "SO" : "user") logged in")
             }
