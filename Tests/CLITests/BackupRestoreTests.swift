@@ -246,7 +246,7 @@ final class BackupRestoreTests: XCTestCase {
     static let hsmPIN = "hsm-user-8642"
 
     /// A machine with its own SoftHSM2 (token label "hsm") and a KEK labelled `kek` made by `backend create-kek`.
-    func hsmMachine(_ name: String, kek: String = "kek", createKEK: Bool = true) throws -> Machine {
+    static func hsmMachine(_ name: String, kek: String = "kek", createKEK: Bool = true) throws -> Machine {
         var m = try Machine(name)
         let tokens = m.dir.file("hsm-tokens")
         try FileManager.default.createDirectory(atPath: tokens, withIntermediateDirectories: true)
@@ -267,7 +267,7 @@ final class BackupRestoreTests: XCTestCase {
         return m
     }
 
-    func hsmConfig(_ m: Machine, name: String, kek: String) -> String {
+    static func hsmConfig(_ m: Machine, name: String, kek: String) -> String {
         """
         tokens:
           - name: \(name)
@@ -287,7 +287,7 @@ final class BackupRestoreTests: XCTestCase {
         guard FileManager.default.fileExists(atPath: Self.softhsm), FileManager.default.isExecutableFile(atPath: Self.util) else {
             throw XCTSkip("SoftHSM2 is not installed (Debian package softhsm2)")
         }
-        let a = try hsmMachine("backup-hsm-a")
+        let a = try Self.hsmMachine("backup-hsm-a")
         try a.initToken("hsm-token", label: "hsm-node")
         try CLI.ok(["key", "generate", "--token", "hsm-node", "--label", "k1"], environment: a.env)
         let ct = a.dir.file("k1.ct")
@@ -301,7 +301,7 @@ final class BackupRestoreTests: XCTestCase {
 
         // Another HSM with a KEK of the same label: same descriptor, different key. The right SO PIN opens the
         // file, but the configured backend cannot unwrap the root key: refused, nothing left in the store.
-        let b = try hsmMachine("backup-hsm-b")
+        let b = try Self.hsmMachine("backup-hsm-b")
         let foreign = try CLI.fails(["restore", "--file", backup, "--so-pin-env", "SO_PIN"], with: "cannot unwrap the root key",
                                     environment: b.env)
         XCTAssertTrue(foreign.stderr.contains("nothing was restored"), foreign.transcript)
@@ -326,7 +326,7 @@ final class BackupRestoreTests: XCTestCase {
         var c = try Machine("backup-hsm-c")
         c.env["SOFTHSM2_CONF"] = a.env["SOFTHSM2_CONF"]
         c.env["HSM_PIN"] = Self.hsmPIN
-        try c.configure(hsmConfig(c, name: "hsm-token", kek: "kek"))
+        try c.configure(Self.hsmConfig(c, name: "hsm-token", kek: "kek"))
         let ok = try CLI.ok(["restore", "--file", backup, "--so-pin-env", "SO_PIN"], environment: c.env)
         XCTAssertTrue(ok.stdout.contains("SO login through backend pkcs11"), ok.transcript)
         let dec = try CLI.ok(["decrypt", "--token", "hsm-node", "--key", "k1", "--input", ct], environment: c.env)

@@ -101,6 +101,33 @@ final class DoctorTests: XCTestCase {
         XCTAssertEqual(gone.check("config-found")?.status, "fail")
     }
 
+    func testPKCS11BackendKEKAndRecordedBackend() throws {
+        guard FileManager.default.fileExists(atPath: BackupRestoreTests.softhsm) else {
+            throw XCTSkip("SoftHSM2 is not installed (Debian package softhsm2)")
+        }
+        let m = try BackupRestoreTests.hsmMachine("doctor-hsm", kek: "kek", createKEK: false)
+        let missing = try doctor(m, expectFailure: true)
+        let backend = try XCTUnwrap(missing.check("backend"))
+        XCTAssertEqual(backend.status, "fail")
+        XCTAssertTrue(backend.detail.contains("kek"), backend.detail)
+        XCTAssertEqual(backend.hint, "tg-pkcs11 backend check --token hsm-token shows every step")
+        XCTAssertNil(try doctor(m, ["--skip-backend"]).check("backend"))
+
+        try CLI.ok(["backend", "create-kek", "--label", "kek"], environment: m.env)
+        try m.initToken("hsm-token", label: "hsm-doc")
+        let healthy = try doctor(m)
+        XCTAssertEqual(healthy.check("backend")?.status, "ok")
+        XCTAssertNil(healthy.check("backend-match"))
+
+        // The configuration names another HSM token than the one the root key is wrapped on.
+        try m.configure(BackupRestoreTests.hsmConfig(m, name: "hsm-token", kek: "kek")
+            .replacingOccurrences(of: "token_label: hsm", with: "token_label: other-hsm"))
+        let mismatch = try doctor(m, ["--skip-backend"], expectFailure: true)   // compared without contacting it
+        let match = try XCTUnwrap(mismatch.check("backend-match"))
+        XCTAssertEqual(match.status, "fail")
+        XCTAssertTrue(match.detail.contains("token-label=hsm") && match.detail.contains("token-label=other-hsm"), match.detail)
+    }
+
     func testDamagedStoreFails() throws {
         let m = try localMachine("doctor-store")
         try m.initToken("doc", label: "doc-token")

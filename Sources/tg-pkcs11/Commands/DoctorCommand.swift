@@ -190,7 +190,6 @@ struct Doctor: ParsableCommand {
             }
         }
 
-        guard !skipBackend else { return }
         let backend: any KeyWrapBackend
         do {
             backend = try BackendFactory.make(token.backend)
@@ -203,6 +202,7 @@ struct Doctor: ParsableCommand {
             add("backend-match", name, .fail, "the store's root key is wrapped by \(recorded), the configuration names \(d)",
                 "configure the backend the token was initialised with (or rotated to: tg-pkcs11 rotate-kek)")
         }
+        guard !skipBackend else { return }
         do {
             if let hsm = backend as? PKCS11Backend {
                 let r = hsm.healthReport()
