@@ -21,6 +21,7 @@ cc -O1 -Wall -Werror -D_GNU_SOURCE -I/usr/include/p11-kit-1 -o "$work/reliabilit
 
 mkdir -p "$work/store"
 cat > "$work/config.yaml" <<YAML
+audit: { file: $work/audit.log }
 tokens:
   - name: reliability
     store: $work/store
@@ -30,10 +31,30 @@ YAML
 chmod 600 "$work/config.yaml"
 export TENSORGUARD_PKCS11_CONF="$work/config.yaml"
 
-rc=0
-timeout -k 10 600 "$work/reliability" "$module" "$work/store" || rc=$?
+set +e
+timeout -k 10 600 "$work/reliability" "$module" "$work/store" | tee "$work/output"
+rc=${PIPESTATUS[0]}
+set -e
 if [ "$rc" = 124 ] || [ "$rc" -ge 128 ]; then
     echo "run.sh: the test program was killed or timed out (exit $rc)"
     echo "reliability: 0 passed, 1 failed"
+fi
+# Both processes and the killed one appended to one audit log (docs/audit.md): it must still be one valid chain.
+# Counted as one more test in the summary line, which is printed again, last.
+cli="$(dirname "$module")/tg-pkcs11"
+summary="$(grep -aE '^reliability: [0-9]+ passed, [0-9]+ failed$' "$work/output" | tail -n1 || true)"
+if [ "$rc" = 0 ] && [ -x "$cli" ] && [ -n "$summary" ]; then
+    passed="$(sed -E 's/^reliability: ([0-9]+) passed.*/\1/' <<<"$summary")"
+    failed="$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$summary")"
+    echo "test 3: the audit log written by both processes and the killed one"
+    if "$cli" audit verify --file "$work/audit.log"; then
+        echo "ok: tg-pkcs11 audit verify"
+        passed=$((passed + 1))
+    else
+        echo "FAIL: tg-pkcs11 audit verify"
+        failed=$((failed + 1))
+        rc=1
+    fi
+    echo "reliability: $passed passed, $failed failed"
 fi
 exit "$rc"
