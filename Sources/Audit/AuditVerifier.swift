@@ -36,7 +36,6 @@ public struct AuditVerification: Sendable {
 
 public enum AuditVerifier {
     /// `keys`: audit keys by token uuid (checkpoints of other tokens are counted as unverified).
-    /// `requireKeyed`: token uuids whose checkpoints must all verify.
     public static func verify(path: String, keys: [String: SecretBytes] = [:]) throws -> AuditVerification {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw AuditError("audit file \(path): cannot read")
