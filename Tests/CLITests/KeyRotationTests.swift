@@ -38,6 +38,7 @@ final class KeyRotationTests: XCTestCase {
         }
         dir = try TemporaryDirectory("tg-cli-rotate")
         let config = try dir.write("config.yaml", """
+            audit: { file: \(dir.file("audit.log")), sync: false }
             tokens:
               - name: rot
                 store: \(dir.file("store"))
@@ -144,6 +145,40 @@ final class KeyRotationTests: XCTestCase {
         try CLI.ok(["key", "delete", "--key", "fl", "--generation", "2", "--yes"], environment: env)
         XCTAssertEqual(try list().map(\.generation), [1, 3])
         XCTAssertEqual(try decrypt(ct1, extra: ["--generation", "1"]), "[1, 2, 3]")
+    }
+
+    /// The module's audit log (docs/audit.md) records both steps of a rotation: the successor's generation and the
+    /// predecessor's attribute change, and the refusal that made the rotation necessary.
+    func testRotationIsAudited() throws {
+        let audit = dir.file("audit.log")
+        try dir.write("config.yaml", """
+            audit: { file: \(audit), sync: false }
+            tokens:
+              - name: rot
+                store: \(dir.file("store"))
+                pin_kdf_cost: 10
+                policy:
+                  max_key_uses: 1
+
+            """)
+        try CLI.ok(["key", "generate", "--label", "fl", "--dimension", "256"], environment: env)
+        _ = try encrypt("[1]", "a.ct")
+        try CLI.fails(["encrypt", "--key", "fl", "--format", "lwe2", "--values", "[2]", "--output", dir.file("b.ct")],
+                      with: "C_EncryptInit failed: CKR_KEY_FUNCTION_NOT_PERMITTED", environment: env)
+        let r = try JSONDecoder().decode(Rotated.self, from: Data(try CLI.ok(["key", "rotate", "--label", "fl", "--json"],
+                                                                                environment: env).stdout.utf8))
+        let keys = try list()
+        let old = try XCTUnwrap(keys.first { $0.generation == 1 }?.uniqueID)
+        let new = try XCTUnwrap(keys.first { $0.generation == 2 }?.uniqueID)
+        XCTAssertEqual(r.successor.generation, 2)
+        let lines = try String(contentsOfFile: audit, encoding: .utf8).split(separator: "\n")
+        XCTAssertTrue(lines.contains { $0.contains("\"policy_refusal\"") && $0.contains(old) && $0.contains("max_key_uses 1 reached") },
+                      "no policy refusal record for \(old)\n\(lines.joined(separator: "\n"))")
+        XCTAssertTrue(lines.contains { $0.contains("\"object_generate\"") && $0.contains(new) && $0.contains("\"success\"") },
+                      "no generation record for the successor \(new)")
+        XCTAssertTrue(lines.contains { $0.contains("\"attribute_change\"") && $0.contains(old)
+                                && ($0.contains("CKA_ENCRYPT") || $0.contains("0x00000104")) },
+                      "no attribute change record making \(old) decrypt-only")
     }
 
     func testRotateErrors() throws {

@@ -5,7 +5,7 @@ import Foundation
 import XCTest
 @testable import Cryptoki
 
-/// A one-token config with a `policy:` section (and optionally an audit file), rewritable between modules.
+/// A one-token config with a `policy:` section and an audit file, rewritable between modules.
 final class PolicyEnvironment {
     let root: String
     let configPath: String
@@ -18,17 +18,17 @@ final class PolicyEnvironment {
         auditPath = root + "/audit.log"
     }
 
-    func configure(policy: String?, audit: Bool = false) throws {
-        var yaml = "log: { level: off }\n"
-        if audit { yaml += "audit: { file: \(auditPath) }\n" }
+    /// The audit log always goes to the test's directory, never the user's default one.
+    func configure(policy: String?) throws {
+        var yaml = "log: { level: off }\naudit: { file: \(auditPath), sync: false }\n"
         yaml += "tokens:\n  - name: p0\n    store: \(root)/p0\n    pin_kdf_cost: 10\n"
         if let policy { yaml += "    policy: \(policy)\n" }
         try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: configPath)
     }
 
-    func module(policy: String?, audit: Bool = false) throws -> Module {
-        try configure(policy: policy, audit: audit)
+    func module(policy: String?) throws -> Module {
+        try configure(policy: policy)
         return try Module(configPath: configPath)
     }
 
@@ -320,8 +320,7 @@ final class PolicyAuditRecordTests: XCTestCase {
 
     func testPolicyRefusalsAreAudited() throws {
         let env = try PolicyEnvironment()
-        let m = try env.module(policy: "{ max_key_uses: 1, max_key_age_days: 400, allow_extractable: false, allowed_mechanisms: [CKM_TG_N2HE_KEY_GEN, CKM_TG_N2HE_LWE2, CKM_AES_KEY_GEN] }",
-                               audit: true)
+        let m = try env.module(policy: "{ max_key_uses: 1, max_key_age_days: 400, allow_extractable: false, allowed_mechanisms: [CKM_TG_N2HE_KEY_GEN, CKM_TG_N2HE_LWE2, CKM_AES_KEY_GEN] }")
         let s = try m.readySession()
         let key = try m.n2heKey(s)
         let uid = try XCTUnwrap(m.bytes(s, key, CK.attrUniqueID)).map { Character(UnicodeScalar($0)) }
