@@ -36,6 +36,13 @@ final class PolicyEnvironment {
 }
 
 let policyLWE2 = Mechanism(type: CK.mechN2HELWE2)
+
+final class ManagedCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func increment() { lock.lock(); count += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+}
 let policyPlaintext: [UInt8] = Array(repeating: 0, count: 8) + [7, 0, 0, 0, 0, 0, 0, 0]
 
 extension Module {
@@ -264,6 +271,37 @@ final class PolicyModuleTests: XCTestCase {
         expectCKR(CKR_KEY_FUNCTION_NOT_PERMITTED) { try m.signInit(s, mechanism: Mechanism(type: CKM_SHA256_HMAC), key: hmac) }
         try m.verifyInit(s, mechanism: Mechanism(type: CKM_SHA256_HMAC), key: hmac)
         try [UInt8](repeating: 1, count: 5).withUnsafeBytes { d in try mac.withUnsafeBytes { try m.verify(s, input: d, signature: $0) } }
+    }
+
+    /// Two Modules (two store connections, as two processes would have) race for the last uses: exactly
+    /// max_key_uses inits succeed in total.
+    func testUseCountIsExactUnderConcurrentModules() throws {
+        let env = try PolicyEnvironment()
+        let limit = 40
+        let first = try env.module(policy: "{ max_key_uses: \(limit) }")
+        let s1 = try first.readySession()
+        _ = try first.n2heKey(s1)
+        let second = try env.module(policy: "{ max_key_uses: \(limit) }")
+        let s2 = try second.userSession()
+        let k1 = try XCTUnwrap(first.find(s1, [textAttr(CKA_LABEL, "policy-key")]).first)
+        let k2 = try XCTUnwrap(second.find(s2, [textAttr(CKA_LABEL, "policy-key")]).first)
+        let results = [(first, s1, k1), (second, s2, k2)]
+        let successes = ManagedCounter()
+        DispatchQueue.concurrentPerform(iterations: 2) { i in
+            let (m, s, k) = results[i]
+            while true {
+                do {
+                    try m.encryptInit(s, mechanism: policyLWE2, key: k)
+                    try m.cancelOperations(s, flags: CKF_ENCRYPT)
+                    successes.increment()
+                } catch {
+                    XCTAssertEqual((error as? CKRError)?.rv, CKR_KEY_FUNCTION_NOT_PERMITTED)
+                    break
+                }
+            }
+        }
+        XCTAssertEqual(successes.value, limit)
+        XCTAssertEqual(try first.ulong(s1, k1, CK.attrKeyUseCount), CK_ULONG(limit))
     }
 
     func testMaxKeyAgeRefusesEncryptionAndWrapButNeverDecryption() throws {
