@@ -60,14 +60,9 @@ struct BackendHealth: Codable {
         let passed: Bool
         let detail: String
     }
-    struct Descriptor: Codable {
-        let kind: String
-        let keyID: String
-        let keyVersion: String
-    }
     let token: String
     let config: String
-    let backend: Descriptor
+    let backend: BackendDescriptorReport
     let healthy: Bool
     let checks: [Check]
     let error: String?
@@ -128,7 +123,7 @@ struct BackendCheck: ParsableCommand {
         if json {
             print(try jsonString(BackendHealth(
                 token: token.name, config: configuration.source,
-                backend: .init(kind: d.kind, keyID: d.keyID, keyVersion: d.keyVersion),
+                backend: BackendDescriptorReport(d),
                 healthy: failure == nil, checks: checks, error: failure.map { "\($0)" })))
         } else {
             print("Token '\(token.name)' (config \(configuration.source), store \(token.store))")

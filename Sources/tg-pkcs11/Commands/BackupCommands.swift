@@ -113,17 +113,12 @@ func databaseFileSet(_ main: String) -> [String] {
 }
 
 struct BackupSummary: Codable {
-    struct Descriptor: Codable {
-        let kind: String
-        let keyID: String
-        let keyVersion: String
-    }
     let file: String
     let token: String
     let label: String
     let serial: String
     let uuid: String
-    let backend: Descriptor
+    let backend: BackendDescriptorReport
     let objects: Int
     let created: String
     let backupVersion: Int
@@ -141,7 +136,7 @@ struct BackupSummary: Codable {
         label = m.label
         serial = m.serialNumber
         uuid = m.tokenUUID
-        backend = .init(kind: m.backend.kind, keyID: m.backend.keyID, keyVersion: m.backend.keyVersion)
+        backend = BackendDescriptorReport(m.backend)
         objects = m.objectCount
         created = isoTime(m.created)
         backupVersion = m.backupVersion
@@ -432,9 +427,7 @@ struct Restore: ParsableCommand {
         }
     }
 
-    private func describe(_ d: BackendDescriptor) -> String {
-        d.kind + (d.keyID.isEmpty ? "" : " \(d.keyID)") + (d.keyVersion.isEmpty ? "" : " \(d.keyVersion)")
-    }
+    private func describe(_ d: BackendDescriptor) -> String { BackendDescriptorReport(d).text }
 
     private func trimmed(_ label: [UInt8]) -> String {
         String(decoding: label, as: UTF8.self).trimmingCharacters(in: .whitespaces)

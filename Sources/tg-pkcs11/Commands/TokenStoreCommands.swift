@@ -11,11 +11,6 @@ import Glibc
 #endif
 
 struct TokenReport: Codable {
-    struct Descriptor: Codable {
-        let kind: String
-        let keyID: String
-        let keyVersion: String
-    }
     struct PIN: Codable {
         let set: Bool
         let failedAttempts: Int
@@ -34,8 +29,8 @@ struct TokenReport: Codable {
     let serial: String?
     let uuid: String?
     let formatVersion: Int?
-    let configuredBackend: Descriptor
-    let recordedBackend: Descriptor?
+    let configuredBackend: BackendDescriptorReport
+    let recordedBackend: BackendDescriptorReport?
     let objects: Int?
     let objectsByClass: [String: Int]?
     let keysByType: [String: Int]?
@@ -82,8 +77,7 @@ func isSQLiteFile(_ path: String) -> Bool {
 func makeTokenReport(_ configuration: OperatorConfiguration, _ token: OperatorTokenConfiguration,
                      backend configured: BackendDescriptor?) throws -> TokenReport {
     let slot = configuration.tokens.firstIndex(where: { $0.name == token.name }) ?? 0
-    let cfg = configured.map { TokenReport.Descriptor(kind: $0.kind, keyID: $0.keyID, keyVersion: $0.keyVersion) }
-        ?? .init(kind: token.backend.kind, keyID: "", keyVersion: "")
+    let cfg = BackendDescriptorReport(configured ?? BackendDescriptor(kind: token.backend.kind))
     guard access(token.databasePath, F_OK) == 0 else {
         return TokenReport(name: token.name, slot: slot, config: configuration.source, store: token.store,
                            database: token.databasePath, exists: false, initialized: false, label: nil, serial: nil,
@@ -122,7 +116,7 @@ func makeTokenReport(_ configuration: OperatorConfiguration, _ token: OperatorTo
         exists: true, initialized: record.isInitialized, label: record.isInitialized ? label : nil,
         serial: record.isInitialized ? record.serialNumber : nil, uuid: record.isInitialized ? record.tokenUUID : nil,
         formatVersion: record.formatVersion, configuredBackend: cfg,
-        recordedBackend: record.backend.map { .init(kind: $0.kind, keyID: $0.keyID, keyVersion: $0.keyVersion) },
+        recordedBackend: record.backend.map(BackendDescriptorReport.init),
         objects: objects.count, objectsByClass: byClass, keysByType: byType, soPIN: pin(record.soPIN),
         userPIN: pin(record.userPIN), flags: flags)
 }
@@ -161,7 +155,7 @@ struct TokenShow: ParsableCommand {
             print("  audit log:        " + (a.error.map { "misconfigured: \($0)" }
                 ?? (!a.enabled ? "off" : a.file.map { "\($0)" + (access($0, F_OK) == 0 ? "" : " (not written yet)") } ?? "syslog only")))
         }
-        print("  backend:          \(describe(r.configuredBackend))\(configured == nil ? " (configuration refused; see `tg-pkcs11 doctor`)" : "")")
+        print("  backend:          \(r.configuredBackend.text)\(configured == nil ? " (configuration refused; see `tg-pkcs11 doctor`)" : "")")
         guard r.exists else {
             print("  database:         none yet (\(r.database)); initialise the token or restore a backup")
             return
@@ -174,7 +168,7 @@ struct TokenShow: ParsableCommand {
         print("  serial:           \(r.serial ?? "")")
         print("  uuid:             \(r.uuid ?? "")")
         print("  format version:   \(r.formatVersion.map(String.init) ?? "?")")
-        if let rec = r.recordedBackend { print("  wrapped by:       \(describe(rec))") }
+        if let rec = r.recordedBackend { print("  wrapped by:       \(rec.text)") }
         print("  objects:          \(r.objects ?? 0)" + counts(r.objectsByClass))
         if let k = r.keysByType, !k.isEmpty { print("  secret keys:      " + k.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")) }
         for (role, p) in [("SO PIN", r.soPIN), ("user PIN", r.userPIN)] {
@@ -183,10 +177,6 @@ struct TokenShow: ParsableCommand {
                 + (p.set ? "\(p.remainingAttempts) of \(p.maxAttempts) attempts left\(p.locked ? " (LOCKED)" : "")" : "not set"))
         }
         if let f = r.flags { print("  flags:            \(f.joined(separator: ", "))") }
-    }
-
-    private func describe(_ d: TokenReport.Descriptor) -> String {
-        d.kind + (d.keyID.isEmpty ? "" : " \(d.keyID)") + (d.keyVersion.isEmpty ? "" : " \(d.keyVersion)")
     }
 
     private func counts(_ c: [String: Int]?) -> String {
