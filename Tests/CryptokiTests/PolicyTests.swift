@@ -253,6 +253,11 @@ final class PolicyModuleTests: XCTestCase {
         // Read-only: nobody resets the count.
         expectCKR(CKR_ATTRIBUTE_READ_ONLY) { try m.setAttributeValues(s, again, template: [ulongAttr(CK.attrKeyUseCount, 0)]) }
         expectCKR(CKR_ATTRIBUTE_READ_ONLY) { _ = try m.n2heKey(s, extra: [ulongAttr(CK.attrKeyCreated, 1)]) }
+        // A copy that could encrypt would start a count of its own: refused; a decrypt-only copy is fine.
+        expectCKR(CKR_TEMPLATE_INCONSISTENT) { _ = try m.copyObject(s, again, template: []) }
+        let decryptOnly = try m.copyObject(s, again, template: [boolAttr(CKA_ENCRYPT, false), boolAttr(CKA_SIGN, false)])
+        XCTAssertEqual(try m.decryptAll(s, policyLWE2, decryptOnly, ct1), policyPlaintext)
+        expectCKR(CKR_KEY_FUNCTION_NOT_PERMITTED) { try m.encryptInit(s, mechanism: policyLWE2, key: decryptOnly) }
         _ = session
         m.finalize()
 

@@ -132,12 +132,21 @@ extension Module {
         }
     }
 
-    /// C_CopyObject: the copy may not be extractable under `allow_extractable: false`.
+    /// C_CopyObject: the copy may not be extractable under `allow_extractable: false`, and under `max_key_uses` it
+    /// may not encrypt or sign (it would have a use count of its own, a way around the limit).
     func checkCopyPolicy(_ s: Session, copy: ObjectRecord) throws {
-        guard case .secretKey = copy.kind, !s.token.config.policy.allowExtractable, copy.bool(CKA_EXTRACTABLE) else { return }
-        try refuseByPolicy(s, rv: CKR_TEMPLATE_INCONSISTENT, uniqueID: copy.uniqueID, label: copy.bytes(CKA_LABEL),
-                           mechanism: nil,
-                           reason: "allow_extractable is false: the copy would have CKA_EXTRACTABLE = true (add CKA_EXTRACTABLE = false to the template)")
+        guard case .secretKey = copy.kind else { return }
+        let policy = s.token.config.policy
+        if !policy.allowExtractable, copy.bool(CKA_EXTRACTABLE) {
+            try refuseByPolicy(s, rv: CKR_TEMPLATE_INCONSISTENT, uniqueID: copy.uniqueID, label: copy.bytes(CKA_LABEL),
+                               mechanism: nil,
+                               reason: "allow_extractable is false: the copy would have CKA_EXTRACTABLE = true (add CKA_EXTRACTABLE = false to the template)")
+        }
+        if let limit = policy.maxKeyUses, copy.bool(CKA_ENCRYPT) || copy.bool(CKA_SIGN) {
+            try refuseByPolicy(s, rv: CKR_TEMPLATE_INCONSISTENT, uniqueID: copy.uniqueID, label: copy.bytes(CKA_LABEL),
+                               mechanism: nil,
+                               reason: "max_key_uses \(limit) is set: a copy that can encrypt or sign would count its own uses (set CKA_ENCRYPT and CKA_SIGN false in the template)")
+        }
     }
 
     /// C_SetAttributeValue: CKA_EXTRACTABLE = true is refused under `allow_extractable: false`.
