@@ -72,8 +72,28 @@ enum CLI {
         return binary
     }
 
-    /// Runs tg-pkcs11 with `arguments`. The environment is the test's, minus every TG_PKCS11_* and
-    /// TENSORGUARD_PKCS11_* variable, plus `environment`. stdin is /dev/null, so a PIN prompt can never hang.
+    /// A data directory of this test process: the module's default audit log (and default stores) go there
+    /// instead of the home directory of whoever runs the tests.
+    static let isolatedDataHome: String = {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-cli-data-\(getpid())").path
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true,
+                                                 attributes: [.posixPermissions: 0o700])
+        return dir
+    }()
+
+    /// The test's environment minus every TG_PKCS11_* and TENSORGUARD_PKCS11_* variable, with XDG_DATA_HOME set to
+    /// `isolatedDataHome`, plus `environment`.
+    static func childEnvironment(_ environment: [String: String]) -> [String: String] {
+        var env = ProcessInfo.processInfo.environment.filter {
+            !$0.key.hasPrefix("TG_PKCS11_") && !$0.key.hasPrefix("TENSORGUARD_PKCS11_")
+        }
+        env["XDG_DATA_HOME"] = isolatedDataHome
+        env.merge(environment) { _, new in new }
+        return env
+    }
+
+    /// Runs tg-pkcs11 with `arguments` in `childEnvironment(environment)`. stdin is /dev/null, so a PIN prompt can
+    /// never hang.
     static func run(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 300,
                     file: StaticString = #filePath, line: UInt = #line) throws -> CLIResult {
         let binary = try requireBinary(file: file, line: line)
@@ -88,11 +108,7 @@ enum CLI {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment.filter {
-            !$0.key.hasPrefix("TG_PKCS11_") && !$0.key.hasPrefix("TENSORGUARD_PKCS11_")
-        }
-        env.merge(environment) { _, new in new }
-        process.environment = env
+        process.environment = childEnvironment(environment)
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = out
         process.standardError = err
@@ -135,11 +151,7 @@ enum CLI {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment.filter {
-            !$0.key.hasPrefix("TG_PKCS11_") && !$0.key.hasPrefix("TENSORGUARD_PKCS11_")
-        }
-        env.merge(environment) { _, new in new }
-        process.environment = env
+        process.environment = childEnvironment(environment)
         process.standardInput = FileHandle(fileDescriptor: slave, closeOnDealloc: true)
         process.standardOutput = out
         process.standardError = err

@@ -41,7 +41,9 @@ final class CloudToken {
     }
 
     static func writeConfig(_ path: String, store: String, kind: String, options: [String: String]) throws {
-        var yaml = "log: { level: off }\ntokens:\n  - name: cloud\n    store: \(store)\n    max_pin_retries: 10\n"
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        var yaml = "log: { level: off }\naudit: { file: \(directory)/audit.log, sync: false }\n"
+        yaml += "tokens:\n  - name: cloud\n    store: \(store)\n    max_pin_retries: 10\n"
         yaml += "    pin_kdf_cost: 10\n    backend:\n      kind: \(kind)\n"
         for (k, v) in options.sorted(by: { $0.key < $1.key }) {
             yaml += "      \(k): \"\(v)\"\n"

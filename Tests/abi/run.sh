@@ -19,6 +19,7 @@ cc -O1 -Wall -Werror -I"$root" -o "$work/abi_sweep" "$root/Tests/abi/abi_sweep.c
 
 mkdir -p "$work/store" "$work/store2"
 cat > "$work/config.yaml" <<YAML
+audit: { file: $work/audit.log, sync: false }
 tokens:
   - name: abi-test
     store: $work/store
