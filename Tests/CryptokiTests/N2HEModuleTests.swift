@@ -84,6 +84,35 @@ final class N2HEModuleTests: XCTestCase {
         expectCKR(CKR_ENCRYPTED_DATA_INVALID) { _ = try m.decryptAll(s, lwe2, k, unseeded) }
     }
 
+    /// `n2he.threads`: a large call (k·n ≥ 2^20) is split over threads; one-thread and three-thread modules on one
+    /// store read each other's ciphertexts, both formats.
+    func testThreadedModuleMatchesSingleThreaded() throws {
+        let text = try String(contentsOfFile: env.configPath, encoding: .utf8)
+        let threadedConfig = env.root + "/threaded.yaml"
+        try env.write("n2he: { threads: 3 }\n" + text, to: threadedConfig)
+        let threaded = try Module(configPath: threadedConfig)
+        defer { threaded.finalize() }
+        XCTAssertEqual(threaded.configuration.n2heThreads, 3)
+        let ts = try threaded.userSession()
+        let key = try threaded.generateKey(ts, mechanism: Mechanism(type: CK.mechN2HEKeyGen),
+                                           template: [boolAttr(CKA_TOKEN, true), textAttr(CKA_LABEL, "threaded")])
+        let same = try XCTUnwrap(m.find(s, [textAttr(CKA_LABEL, "threaded")]).first)
+        let count = 1100   // 1100 · 1024 entries: above N2HECipherOperation.parallelMinimumEntries
+        XCTAssertGreaterThanOrEqual(count * 1024, N2HECipherOperation.parallelMinimumEntries)
+        let msgs = (0..<count).map { Int64($0 &* 7919 % 65536) }
+        for mech in [lwe1, lwe2] {
+            let fromThreaded = try threaded.encryptAll(ts, mech, key, int64s(msgs))
+            XCTAssertEqual(fromBytes(try m.decryptAll(s, mech, same, fromThreaded)), msgs)
+            let fromSingle = try m.encryptAll(s, mech, same, int64s(msgs))
+            XCTAssertEqual(fromBytes(try threaded.decryptAll(ts, mech, key, fromSingle)), msgs)
+        }
+        for bad in ["n2he: { threads: 0 }", "n2he: { threads: 65 }", "n2he: { threads: many }", "n2he: { thread: 2 }", "n2he: 4"] {
+            XCTAssertThrowsError(try ConfigurationLoader.parse(bad, origin: "test"), bad)
+        }
+        XCTAssertEqual(try ConfigurationLoader.parse("n2he: { threads: auto }", origin: "test").n2heThreads,
+                       Configuration.onlineProcessors)
+    }
+
     func testImportValidation() throws {
         let base = [ulongAttr(CKA_CLASS, CKO_SECRET_KEY), ulongAttr(CKA_KEY_TYPE, CK.keyN2HE), ulongAttr(CK.attrN2HEDimension, 4)]
         XCTAssertNoThrow(try m.createObject(s, template: base + [bytesAttr(CKA_VALUE, int64s([1, 0, -1, 1]))]))

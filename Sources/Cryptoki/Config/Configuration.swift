@@ -7,6 +7,7 @@ import Darwin
 #endif
 import CP11Kit
 import KeyWrap
+import N2HE
 import TokenStore
 import Yams
 
@@ -30,6 +31,8 @@ struct Configuration: Equatable, Sendable {
     var logFile: String? = nil
     /// The `audit:` section (Audit/AuditConfiguration.swift).
     var audit = AuditConfiguration()
+    /// Threads for one large N2HE C_Encrypt / C_Decrypt (`n2he.threads`; 1 by default).
+    var n2heThreads = 1
     var tokens: [TokenConfiguration]
     /// Where it came from ("built-in default" or a path), for the log.
     var source: String
@@ -38,6 +41,10 @@ struct Configuration: Equatable, Sendable {
     static let defaultPINKDFCost = 15
     static let minimumPINKDFCost = 10
     static let maximumPINKDFCost = 20
+    /// Processors online (`n2he.threads: auto`), at most N2HECipher.maximumThreads.
+    static var onlineProcessors: Int {
+        max(1, min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), N2HECipher.maximumThreads))
+    }
 
     /// The zero-config default: one `local` token named "default".
     static func builtIn() throws -> Configuration {
@@ -187,6 +194,22 @@ enum ConfigurationLoader {
                 }
             case "audit":
                 config.audit = try AuditConfiguration.parse(value, fail: fail)
+            case "n2he":
+                guard let m = value.mapping else { throw fail("'n2he' must be a mapping") }
+                for (k, v) in m {
+                    switch k.string ?? "" {
+                    case "threads":
+                        if v.string == "auto" {
+                            config.n2heThreads = Configuration.onlineProcessors
+                        } else if let i = v.int, (1...N2HECipher.maximumThreads).contains(i) {
+                            config.n2heThreads = i
+                        } else {
+                            throw fail("n2he.threads must be auto or an integer in 1...\(N2HECipher.maximumThreads)")
+                        }
+                    default:
+                        throw fail("unknown key 'n2he.\(k.string ?? "?")'")
+                    }
+                }
             case "tokens":
                 sawTokens = true
                 if value.string == "" || (value.scalar != nil && value.string == "null") { continue }

@@ -35,7 +35,8 @@ extension Module {
             guard record.kind == .secretKey(CK.keyN2HE) else { throw ckr(CKR_KEY_TYPE_INCONSISTENT) }
             try Mechanisms.requireNoParameter(m)
             let params = try ObjectFactory.n2heParameters(record.attributes)
-            return try N2HECipherOperation(key: try keyValue(s, record), parameters: params, mechanism: m, direction: direction)
+            return try N2HECipherOperation(key: try keyValue(s, record), parameters: params, mechanism: m, direction: direction,
+                                           threads: configuration.n2heThreads)
         }
         guard record.kind == .secretKey(CKK_AES) else { throw ckr(CKR_KEY_TYPE_INCONSISTENT) }
         if KeyWrapMechanism.isKeyWrap(m.type) {
