@@ -3,6 +3,7 @@
  *
  *   p11bench --module PATH --token LABEL --pin PIN [--seconds S] [--no-find] [--n2he-k K]
  *   p11bench --module PATH --token LABEL --pin PIN --n2he-peak lwe1|lwe2 [--n2he-k 65536]
+ *   p11bench --module PATH --token LABEL --pin PIN --n2he-only [--seconds S] [--n2he-k K]
  *
  * Prints one `name value` line per figure ("n/a" when the module lacks the mechanism or the step failed;
  * the reason goes to stderr). Every loop is time-boxed (--seconds, default 1.5 s, at least one iteration);
@@ -379,13 +380,14 @@ static void bench_n2he_peak(ck_session_handle_t s, const char *fmt, unsigned lon
 
 static void usage(void) {
   fprintf(stderr, "usage: p11bench --module PATH --token LABEL --pin PIN [--seconds S] [--no-find] [--n2he-k K]\n"
-                  "       p11bench --module PATH --token LABEL --pin PIN --n2he-peak lwe1|lwe2 [--n2he-k 65536]\n");
+                  "       p11bench --module PATH --token LABEL --pin PIN --n2he-peak lwe1|lwe2 [--n2he-k 65536]\n"
+                  "       p11bench --module PATH --token LABEL --pin PIN --n2he-only [--seconds S] [--n2he-k K]\n");
   exit(64);
 }
 
 int main(int argc, char **argv) {
   const char *module = NULL, *peak = NULL;
-  int do_find = 1;
+  int do_find = 1, n2he_only = 0;
   unsigned long k = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--module") && i + 1 < argc) module = argv[++i];
@@ -395,6 +397,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--n2he-k") && i + 1 < argc) k = strtoul(argv[++i], NULL, 10);
     else if (!strcmp(argv[i], "--n2he-peak") && i + 1 < argc) peak = argv[++i];
     else if (!strcmp(argv[i], "--no-find")) do_find = 0;
+    else if (!strcmp(argv[i], "--n2he-only")) n2he_only = 1;
     else usage();
   }
   if (!module || !g_label || !g_pin) usage();
@@ -412,6 +415,13 @@ int main(int argc, char **argv) {
     ck_rv_t rv = open_token(&s);
     if (rv != CKR_OK) { fprintf(stderr, "p11bench: open token: rv 0x%lx\n", (unsigned long)rv); return 2; }
     bench_n2he_peak(s, peak, k ? k : 65536);
+    F->C_Finalize(NULL);
+    return 0;
+  }
+  if (n2he_only) {
+    ck_rv_t rv = open_token(&s);
+    if (rv != CKR_OK) { fprintf(stderr, "p11bench: open token: rv 0x%lx\n", (unsigned long)rv); return 2; }
+    bench_n2he(s, k ? k : 4096);
     F->C_Finalize(NULL);
     return 0;
   }

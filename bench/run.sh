@@ -4,7 +4,8 @@
 # Prints a markdown table (also saved to out/bench/results.md). Figures are informative: nothing asserts on time.
 #
 # Env: BENCH_SECONDS (time box per figure, default 1.5), BENCH_FIND=0 skips the 1k/10k-object find figures
-#      (filling 10,000 objects into SoftHSM2's file store takes minutes), N2HE_PEAK_K (default 65536).
+#      (filling 10,000 objects into SoftHSM2's file store takes minutes), N2HE_PEAK_K (default 65536),
+#      N2HE_LARGE_K (k of the single- vs multi-thread figures, default 65536).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,6 +15,7 @@ OURS="${OURS_MODULE:-$ROOT/.build/release/libtensorguard-pkcs11.so}"
 SOFTHSM="${SOFTHSM_MODULE:-/usr/lib/softhsm/libsofthsm2.so}"
 SECS="${BENCH_SECONDS:-1.5}"
 PEAK_K="${N2HE_PEAK_K:-65536}"
+LARGE_K="${N2HE_LARGE_K:-65536}"
 PIN=1234 SO_PIN=12345678          # throwaway benchmark tokens
 FIND_ARGS=(); [ "${BENCH_FIND:-1}" = 0 ] && FIND_ARGS=(--no-find)
 
@@ -25,11 +27,13 @@ printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR
 export SOFTHSM2_CONF="$OUT/softhsm/softhsm2.conf"
 softhsm2-util --init-token --free --label bench --pin "$PIN" --so-pin "$SO_PIN" >/dev/null
 
-# Ours: a config with the default PIN KDF cost (what a deployment gets).
+# Ours: a config with the default PIN KDF cost and audit settings (what a deployment gets).
 cat >"$OUT/ours/config.yaml" <<YAML
 log:
   level: error
   file: $OUT/ours/module.log
+audit:
+  file: $OUT/ours/audit.log   # on, with its default fdatasync per state change, as deployed
 tokens:
   - name: bench
     store: $OUT/ours/store
@@ -61,6 +65,15 @@ if [ "$ours_ok" = 1 ]; then
   for f in lwe1 lwe2; do
     "$BIN" --module "$OURS" --token bench --pin "$PIN" --n2he-peak "$f" --n2he-k "$PEAK_K" >>"$OUT/ours.txt" 2>>"$OUT/ours.err" || true
   done
+  # Large k, one thread and every core (n2he.threads: auto in a copy of the configuration).
+  echo "bench: N2HE k = $LARGE_K, 1 thread and n2he.threads: auto ($(nproc) cores) ..." >&2
+  "$BIN" --module "$OURS" --token bench --pin "$PIN" --n2he-only --n2he-k "$LARGE_K" --seconds "$SECS" \
+    >"$OUT/ours-large-1.txt" 2>>"$OUT/ours.err" || true
+  { echo "n2he: { threads: auto }"; cat "$OUT/ours/config.yaml"; } >"$OUT/ours/config-threads.yaml"
+  chmod 600 "$OUT/ours/config-threads.yaml"
+  TENSORGUARD_PKCS11_CONF="$OUT/ours/config-threads.yaml" \
+    "$BIN" --module "$OURS" --token bench --pin "$PIN" --n2he-only --n2he-k "$LARGE_K" --seconds "$SECS" \
+    >"$OUT/ours-large-auto.txt" 2>>"$OUT/ours.err" || true
 fi
 
 : >"$OUT/numpy.json"
@@ -70,9 +83,9 @@ if [ -f "$ROOT/tools/n2he_reference.py" ]; then
     { echo "bench: numpy reference failed (see out/bench/numpy.err)" >&2; : >"$OUT/numpy.json"; }
 fi
 
-python3 - "$OUT" "$PEAK_K" <<'PY' | tee "$OUT/results.md"
+python3 - "$OUT" "$PEAK_K" "$LARGE_K" "$(nproc)" <<'PY' | tee "$OUT/results.md"
 import json, os, sys
-out, peak_k = sys.argv[1], sys.argv[2]
+out, peak_k, large_k, cores = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 def figs(name):
     d = {}
     try:
@@ -133,6 +146,14 @@ for f in ("lwe1", "lwe2"):
         print(f"| {F} {op} (ns per matrix entry) | {fmt(a)} | {fmt(b)} | {r + ' speed' if r != 'n/a' else r} |")
     print(f"| {F} ciphertext bytes per sample | {fmt(ours.get(f'n2he_{f}_ct_bytes_per_sample'))} | | |")
     print(f"| {F} peak RSS, k = {int(peak_k):,} (KiB) | {fmt(ours.get(f'n2he_{f}_peak_rss_kib_k{peak_k}'))} | | |")
+one, many = figs("ours-large-1"), figs("ours-large-auto")
+print(f"\n## N2HE at k = {int(large_k):,}: one thread vs n2he.threads: auto ({cores} cores)\n")
+print("| figure | 1 thread | all cores | speed-up |")
+print("|---|---:|---:|---:|")
+for f in ("lwe1", "lwe2"):
+    for op in ("encrypt", "decrypt"):
+        key = f"n2he_{f}_{op}_samples_per_s"
+        print(f"| {f.upper()} {op} (samples/s) | {fmt(one.get(key))} | {fmt(many.get(key))} | {ratio(many.get(key), one.get(key))} |")
 if not ref:
     print("\nnumpy reference: n/a (tools/n2he_reference.py missing or failed)")
 else:

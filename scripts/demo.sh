@@ -54,7 +54,8 @@ backend_section() {
 write_config() {
   {
     echo "# TensorGuard PKCS#11 demo configuration (written by scripts/demo.sh, BACKEND=$BACKEND)"
-    printf 'log:\n  level: warning\n  file: %s\ntokens:\n  - name: %s\n    store: %s\n' "$DEMO/module.log" "$LABEL" "$DEMO/store"
+    printf 'log:\n  level: warning\n  file: %s\naudit:\n  file: %s\ntokens:\n  - name: %s\n    store: %s\n' \
+      "$DEMO/module.log" "$DEMO/audit.log" "$LABEL" "$DEMO/store"
     backend_section "$1"
     printf '    max_pin_retries: 10\n    pin_kdf_cost: 15\n'
   } >"$DEMO/config.yaml"
@@ -148,13 +149,17 @@ if [ -x "$CLI" ] && "$CLI" --help 2>/dev/null | grep -q encrypt; then
     run pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$HSM_LABEL" --login --pin "$DEMO_HSM_PIN" -O \
       || fail "pkcs11-tool -O on SoftHSM2"
   fi
+
+  step "The audit trail: every step above, hash-chained and checkpointed under the token's audit key"
+  run "${T[@]}" audit show --token "$LABEL" || fail "tg-pkcs11 audit show"
+  run "${T[@]}" audit verify --token "$LABEL" --pin-env TG_DEMO_PIN || fail "tg-pkcs11 audit verify"
 else
   [ "$BACKEND" = softhsm ] && fail "tg-pkcs11 is not built or does not support encrypt"
   echo "(skipped: tg-pkcs11 is not built yet or does not support encrypt)"
 fi
 
 step "Demo done"
-echo "token store: $DEMO/store   config: $DEMO/config.yaml   module log: $DEMO/module.log"
+echo "token store: $DEMO/store   config: $DEMO/config.yaml   module log: $DEMO/module.log   audit log: $DEMO/audit.log"
 if [ "$BACKEND" = softhsm ]; then
   echo "backend: SoftHSM2 token '$HSM_LABEL' (SOFTHSM2_CONF=$DEMO/softhsm/softhsm2.conf), root key wrapped by demo-kek-2"
 fi
