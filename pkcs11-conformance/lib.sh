@@ -101,6 +101,8 @@ token_env() {
 log:
   level: ${TG_LOG_LEVEL:-error}
   file: $dir/module.log
+audit:
+  file: $dir/audit.log
 tokens:
   - name: conformance
     store: $dir/store
