@@ -17,6 +17,13 @@
 #include <cpuid.h>
 #include <immintrin.h>
 
+/* The four register groups of the PCG64 kernels must be unrolled: a rolled loop keeps the states on the stack. */
+#if defined(__clang__)
+#define N2HE_UNROLL _Pragma("clang loop unroll(full)")
+#else
+#define N2HE_UNROLL _Pragma("GCC unroll 4")
+#endif
+
 /* 1 if the CPU has AVX-512 F, DQ and BW and the OS saves the zmm state. */
 static inline int n2he_cpu_has_avx512(void) {
     unsigned int a, b, c, d;
@@ -68,6 +75,7 @@ __attribute__((target("avx512f,avx512dq,avx512bw")))
 static inline void n2he_pcg64_fill32_avx512(uint64_t *out, size_t count, uint64_t *state_lo, uint64_t *state_hi,
                                             uint64_t mult_lo, uint64_t mult_hi, uint64_t plus_lo, uint64_t plus_hi) {
     __m512i lo[4], hi[4];
+    N2HE_UNROLL
     for (int j = 0; j < 4; j++) {
         lo[j] = _mm512_loadu_si512((const void *)(state_lo + 8 * j));
         hi[j] = _mm512_loadu_si512((const void *)(state_hi + 8 * j));
@@ -78,11 +86,13 @@ static inline void n2he_pcg64_fill32_avx512(uint64_t *out, size_t count, uint64_
     const __m512i plo = _mm512_set1_epi64((long long)plus_lo);
     const __m512i phi = _mm512_set1_epi64((long long)plus_hi);
     for (size_t i = 0; i + 32 <= count; i += 32) {
+        N2HE_UNROLL
         for (int j = 0; j < 4; j++) {
             _mm512_storeu_si512((void *)(out + i + 8 * j), n2he_pcg64_output8(lo[j], hi[j]));
             n2he_pcg64_step8(&lo[j], &hi[j], mlo, mlo_hi32, mhi, plo, phi);
         }
     }
+    N2HE_UNROLL
     for (int j = 0; j < 4; j++) {
         _mm512_storeu_si512((void *)(state_lo + 8 * j), lo[j]);
         _mm512_storeu_si512((void *)(state_hi + 8 * j), hi[j]);
@@ -97,6 +107,7 @@ static inline uint64_t n2he_pcg64_dot32_avx512(size_t outputs, uint64_t *state_l
                                                uint64_t mult_lo, uint64_t mult_hi, uint64_t plus_lo, uint64_t plus_hi,
                                                const uint8_t *plus_bits, const uint8_t *minus_bits) {
     __m512i lo[4], hi[4], sum[4];
+    N2HE_UNROLL
     for (int j = 0; j < 4; j++) {
         lo[j] = _mm512_loadu_si512((const void *)(state_lo + 8 * j));
         hi[j] = _mm512_loadu_si512((const void *)(state_hi + 8 * j));
@@ -111,6 +122,7 @@ static inline uint64_t n2he_pcg64_dot32_avx512(size_t outputs, uint64_t *state_l
         uint64_t p, m;   /* key bits of the 64 entries these 32 outputs hold */
         __builtin_memcpy(&p, plus_bits + i / 4, 8);
         __builtin_memcpy(&m, minus_bits + i / 4, 8);
+        N2HE_UNROLL
         for (int j = 0; j < 4; j++) {
             __m512i v = n2he_pcg64_output8(lo[j], hi[j]);
             sum[j] = _mm512_mask_add_epi32(sum[j], (__mmask16)(p >> (16 * j)), sum[j], v);
@@ -118,6 +130,7 @@ static inline uint64_t n2he_pcg64_dot32_avx512(size_t outputs, uint64_t *state_l
             n2he_pcg64_step8(&lo[j], &hi[j], mlo, mlo_hi32, mhi, plo, phi);
         }
     }
+    N2HE_UNROLL
     for (int j = 0; j < 4; j++) {
         _mm512_storeu_si512((void *)(state_lo + 8 * j), lo[j]);
         _mm512_storeu_si512((void *)(state_hi + 8 * j), hi[j]);
