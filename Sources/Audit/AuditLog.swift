@@ -2,7 +2,8 @@
 //
 // File protocol (docs/audit.md): open O_APPEND, flock(LOCK_EX), read the tail to learn the last record's seq
 // and the SHA-256 of the last line, write the new line with one write(), fdatasync when `sync`, rewrite the
-// `<file>.head` sidecar (last seq and hash, by rename), unlock. The file is the source of truth for the chain:
+// `<file>.head` sidecar (last seq and hash, in place), unlock. A process that wrote the last record itself and
+// finds the file unchanged since (inode, size, mtime) skips reading the tail. The file is the source of truth for the chain:
 // the sidecar only lets `verify` notice whole trailing lines cut off.
 #if canImport(Glibc)
 import Glibc
@@ -34,6 +35,36 @@ public final class AuditLog: Sendable {
     public let sync: Bool
     /// Serialises this process's appends (flock serialises processes) and holds the chain of a syslog-only log.
     private let memory = Mutex<AuditPosition>(AuditPosition(seq: 0, hash: AuditEncoding.zeroHash))
+    /// The file as this process left it after its last append; when the file still looks exactly so (same
+    /// inode, size and modification time under the flock), nobody appended since and the tail need not be read.
+    private let lastWrite = Mutex<FileEnd?>(nil)
+
+    struct FileEnd: Equatable {
+        var device: UInt64
+        var inode: UInt64
+        var size: Int64
+        var modified: timespec
+        var position: AuditPosition
+
+        static func == (a: FileEnd, b: FileEnd) -> Bool {
+            a.device == b.device && a.inode == b.inode && a.size == b.size
+                && a.modified.tv_sec == b.modified.tv_sec && a.modified.tv_nsec == b.modified.tv_nsec
+                && a.position == b.position
+        }
+
+        /// The identity of the file behind `fd` now, paired with `position`.
+        static func of(_ fd: Int32, position: AuditPosition) -> FileEnd? {
+            var st = stat()
+            guard fstat(fd, &st) == 0 else { return nil }
+            return FileEnd(device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: Int64(st.st_size),
+                           modified: st.st_mtim, position: position)
+        }
+
+        func matches(_ fd: Int32) -> Bool {
+            guard let now = FileEnd.of(fd, position: position) else { return false }
+            return now == self
+        }
+    }
 
     public init(filePath: String?, syslogSocket: String?, sync: Bool = true) {
         self.filePath = filePath
@@ -96,7 +127,12 @@ public final class AuditLog: Sendable {
         while flock(fd, LOCK_EX) != 0 {
             guard errno == EINTR else { throw AuditError("audit file \(path): flock failed (\(Self.errnoText()))") }
         }
-        let tail = try AuditTail.read(fd: fd, path: path)
+        let tail: AuditTail
+        if let known = lastWrite.withLock({ $0 }), known.matches(fd) {
+            tail = AuditTail(lastSeq: known.position.seq, chainHash: known.position.hash, partial: false)
+        } else {
+            tail = try AuditTail.read(fd: fd, path: path)
+        }
         let seq = tail.lastSeq + 1
         let line = try build(seq, tail.chainHash, tail.partial)
         var bytes = tail.partial ? [UInt8(ascii: "\n")] : []
@@ -107,7 +143,10 @@ public final class AuditLog: Sendable {
             throw AuditError("audit file \(path): fdatasync failed (\(Self.errnoText()))")
         }
         let position = AuditPosition(seq: seq, hash: AuditEncoding.hash(line))
+        lastWrite.withLock { $0 = nil }
         try Self.writeHead(position, for: path)
+        let end = FileEnd.of(fd, position: position)
+        lastWrite.withLock { $0 = end }
         return (line, position)
     }
 
@@ -123,26 +162,32 @@ public final class AuditLog: Sendable {
         }
     }
 
-    /// `<file>.head`: {"hash":…,"seq":…,"v":1}, replaced atomically (rename) under the file's flock.
+    /// Size of the head sidecar: its JSON padded with spaces, then a newline.
+    public static let headSize = 128
+
+    /// `<file>.head`: {"hash":…,"seq":…,"v":1} padded to `headSize` bytes, rewritten in place under the file's
+    /// flock with one pwrite at offset 0 (a single sector: no torn state, and no rename per record).
     static func writeHead(_ position: AuditPosition, for path: String) throws {
         let head = headPath(for: path)
-        let tmp = head + ".tmp.\(getpid())"
-        let body = AuditEncoding.encode(["v": .int(AuditEncoding.formatVersion), "seq": .int(position.seq),
-                                         "hash": .string(position.hash)]) + [UInt8(ascii: "\n")]
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw AuditError("audit head \(tmp): cannot create (\(errnoText()))") }
-        do {
-            try writeAll(fd, body, path: tmp)
-        } catch {
-            close(fd)
-            unlink(tmp)
-            throw error
+        var body = AuditEncoding.encode(["v": .int(AuditEncoding.formatVersion), "seq": .int(position.seq),
+                                         "hash": .string(position.hash)])
+        guard body.count < headSize else { throw AuditError("audit head \(head): record too long") }
+        body += [UInt8](repeating: UInt8(ascii: " "), count: headSize - 1 - body.count) + [UInt8(ascii: "\n")]
+        let fd = open(head, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw AuditError("audit head \(head): cannot open (\(errnoText()))") }
+        defer { close(fd) }
+        var written = 0
+        while written < body.count {
+            let n = body.withUnsafeBytes { pwrite(fd, $0.baseAddress.map { $0 + written }, body.count - written, off_t(written)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw AuditError("audit head \(head): write failed (\(errnoText()))")
+            }
+            written += n
         }
-        close(fd)
-        guard rename(tmp, head) == 0 else {
-            let e = errnoText()
-            unlink(tmp)
-            throw AuditError("audit head \(head): rename failed (\(e))")
+        var st = stat()
+        if fstat(fd, &st) == 0, st.st_size != off_t(headSize), ftruncate(fd, off_t(headSize)) != 0 {
+            throw AuditError("audit head \(head): truncate failed (\(errnoText()))")
         }
     }
 
@@ -173,7 +218,7 @@ struct AuditTail {
         guard fstat(fd, &st) == 0 else { throw AuditError("audit file \(path): fstat failed (\(AuditLog.errnoText()))") }
         let size = Int(st.st_size)
         if size == 0 { return AuditTail(lastSeq: 0, chainHash: AuditEncoding.zeroHash, partial: false) }
-        var window = min(size, 64 * 1024)
+        var window = min(size, 4096)   // a record is a few hundred bytes; grows ×4 while no record fits
         while true {
             var buf = [UInt8](repeating: 0, count: window)
             let got = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, window, off_t(size - window)) }

@@ -46,7 +46,7 @@ public enum AuditVerifier {
 
     public static func readHead(_ path: String) -> AuditPosition?? {
         guard let data = FileManager.default.contents(atPath: path) else { return .none }
-        guard let obj = AuditEncoding.parse([UInt8](data).filter { $0 != 0x0A }),
+        guard let obj = AuditEncoding.parse([UInt8](data).filter { $0 != 0x0A && $0 != 0x20 }),  // padded to a fixed size
               let seq = AuditEncoding.int(obj["seq"]), let hash = obj["hash"] as? String else {
             return .some(nil)  // present but unreadable
         }

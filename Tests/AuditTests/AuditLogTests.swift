@@ -89,6 +89,24 @@ final class AuditLogTests: XCTestCase {
         XCTAssertEqual(r.lastSeq, 6)
     }
 
+    /// Two appenders taking turns (as two processes would): each notices the other's records although it wrote
+    /// the file before; the sidecar stays one fixed-size line.
+    func testAppendersTakingTurnsReadWhatTheOtherWrote() throws {
+        let a = AuditLog(filePath: file, syslogSocket: nil, sync: false)
+        let b = AuditLog(filePath: file, syslogSocket: nil, sync: false)
+        var seqs: [Int64] = []
+        for log in [a, a, b, a, b, b, a] {
+            seqs.append(try log.append(["event": .string("login"), "outcome": .string("success")]).seq)
+        }
+        XCTAssertEqual(seqs, Array(1...7))
+        let r = try AuditVerifier.verify(path: file)
+        XCTAssertTrue(r.ok, "\(String(describing: r.error))")
+        XCTAssertEqual(r.head?.seq, 7)
+        let head = try Data(contentsOf: URL(fileURLWithPath: AuditLog.headPath(for: file)))
+        XCTAssertEqual(head.count, AuditLog.headSize)
+        XCTAssertEqual(head.last, 0x0A)
+    }
+
     // MARK: Tampering
 
     func testEditedByteIsReportedAtItsLine() throws {
