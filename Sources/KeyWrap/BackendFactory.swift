@@ -13,6 +13,12 @@ public struct BackendConfiguration: Sendable, Equatable {
 
     /// The zero-config default: `local`.
     public static let `default` = BackendConfiguration(kind: LocalBackend.kind)
+
+    /// The options, for a backend of `kind`; `.misconfigured` when this configuration names another kind.
+    public func options(forKind expected: String) throws -> [String: String] {
+        guard kind == expected else { throw KeyWrapError.misconfigured("backend kind '\(kind)' is not '\(expected)'") }
+        return options
+    }
 }
 
 /// Maps a configuration kind to an implementation. A small registry: `local` is built in, later backends

@@ -66,10 +66,7 @@ public final class AWSKMSBackend: KeyWrapBackend {
     /// From `BackendConfiguration.options` (see `AWSKMSBackendConfig.init(options:)`). Kind must be "aws-kms".
     /// Makes no network call.
     public convenience init(configuration: BackendConfiguration) throws {
-        guard configuration.kind == Self.kind else {
-            throw KeyWrapError.misconfigured("backend kind '\(configuration.kind)' is not '\(Self.kind)'")
-        }
-        self.init(configuration: try AWSKMSBackendConfig(options: configuration.options))
+        self.init(configuration: try AWSKMSBackendConfig(options: configuration.options(forKind: Self.kind)))
     }
 
     public convenience init(configuration: AWSKMSBackendConfig) {

@@ -92,10 +92,7 @@ public final class AzureKeyVaultBackend: KeyWrapBackend {
     }
 
     public convenience init(configuration: BackendConfiguration) throws {
-        guard configuration.kind == Self.kind else {
-            throw KeyWrapError.misconfigured("backend kind '\(configuration.kind)' is not '\(Self.kind)'")
-        }
-        self.init(configuration: try AzureKeyVaultConfig(options: configuration.options))
+        self.init(configuration: try AzureKeyVaultConfig(options: configuration.options(forKind: Self.kind)))
     }
 
     /// The same vault and credentials on another key / version: for `TokenVault.rewrapRootKey(using:backend:)`.

@@ -38,10 +38,7 @@ public final class GCPKMSBackend: KeyWrapBackend {
     }
 
     public convenience init(configuration: BackendConfiguration) throws {
-        guard configuration.kind == Self.kind else {
-            throw KeyWrapError.misconfigured("backend kind '\(configuration.kind)' is not '\(Self.kind)'")
-        }
-        self.init(configuration: try GCPKMSConfig(options: configuration.options))
+        self.init(configuration: try GCPKMSConfig(options: configuration.options(forKind: Self.kind)))
     }
 
     /// The same credentials and endpoint on another key (or pinned version): what a rotation onto a new key

@@ -103,10 +103,7 @@ public final class PKCS11Backend: KeyWrapBackend {
 
     /// From `BackendConfiguration.options` (see `PKCS11BackendConfig.init(options:)`). Kind must be "pkcs11".
     public convenience init(configuration: BackendConfiguration) throws {
-        guard configuration.kind == Self.kind else {
-            throw KeyWrapError.misconfigured("backend kind '\(configuration.kind)' is not '\(Self.kind)'")
-        }
-        try self.init(configuration: PKCS11BackendConfig(options: configuration.options))
+        try self.init(configuration: PKCS11BackendConfig(options: configuration.options(forKind: Self.kind)))
     }
 
     init(configuration: PKCS11BackendConfig, module: HSMModule) {
