@@ -31,28 +31,35 @@ struct NewKeyOptions: ParsableArguments {
 
     /// Standard attributes of a new N2HE key: private, sensitive, encrypt/decrypt only.
     func commonTemplate() throws -> [TemplateAttribute] {
-        var template: [TemplateAttribute] = [
-            .ulong(CK_ATTRIBUTE_TYPE(CKA_CLASS), CK_ULONG(CKO_SECRET_KEY)),
-            .ulong(CK_ATTRIBUTE_TYPE(CKA_KEY_TYPE), CK_ULONG(CKK_TG_N2HE)),
-            .bool(CK_ATTRIBUTE_TYPE(CKA_TOKEN), !session),
-            .bool(CK_ATTRIBUTE_TYPE(CKA_PRIVATE), true),
-            .bool(CK_ATTRIBUTE_TYPE(CKA_SENSITIVE), true),
-            .bool(CK_ATTRIBUTE_TYPE(CKA_EXTRACTABLE), extractable),
-            .bool(CK_ATTRIBUTE_TYPE(CKA_ENCRYPT), true),
-            .bool(CK_ATTRIBUTE_TYPE(CKA_DECRYPT), true),
-            // Least privilege: an N2HE key encrypts and decrypts, nothing else.
-            .bool(CK_ATTRIBUTE_TYPE(CKA_SIGN), false),
-            .bool(CK_ATTRIBUTE_TYPE(CKA_VERIFY), false),
-            .bool(CK_ATTRIBUTE_TYPE(CKA_WRAP), false),
-            .bool(CK_ATTRIBUTE_TYPE(CKA_UNWRAP), false),
-            .bool(CK_ATTRIBUTE_TYPE(CKA_DERIVE), false),
-            .string(CK_ATTRIBUTE_TYPE(CKA_LABEL), label),
-        ]
+        var template = n2heKeyTemplate(label: label, token: !session, private: true, sensitive: true,
+                                       extractable: extractable)
         if let id = try parseIDOption(id, option: "--id") {
             template.append(.bytes(CK_ATTRIBUTE_TYPE(CKA_ID), id))
         }
         return template
     }
+}
+
+/// The class, key type, storage and usage attributes of a new N2HE key (`key generate`, `import`, `rotate`).
+func n2heKeyTemplate(label: String, token: Bool, private isPrivate: Bool, sensitive: Bool,
+                     extractable: Bool) -> [TemplateAttribute] {
+    [
+        .ulong(CK_ATTRIBUTE_TYPE(CKA_CLASS), CK_ULONG(CKO_SECRET_KEY)),
+        .ulong(CK_ATTRIBUTE_TYPE(CKA_KEY_TYPE), CK_ULONG(CKK_TG_N2HE)),
+        .bool(CK_ATTRIBUTE_TYPE(CKA_TOKEN), token),
+        .bool(CK_ATTRIBUTE_TYPE(CKA_PRIVATE), isPrivate),
+        .bool(CK_ATTRIBUTE_TYPE(CKA_SENSITIVE), sensitive),
+        .bool(CK_ATTRIBUTE_TYPE(CKA_EXTRACTABLE), extractable),
+        .bool(CK_ATTRIBUTE_TYPE(CKA_ENCRYPT), true),
+        .bool(CK_ATTRIBUTE_TYPE(CKA_DECRYPT), true),
+        // Least privilege: an N2HE key encrypts and decrypts, nothing else.
+        .bool(CK_ATTRIBUTE_TYPE(CKA_SIGN), false),
+        .bool(CK_ATTRIBUTE_TYPE(CKA_VERIFY), false),
+        .bool(CK_ATTRIBUTE_TYPE(CKA_WRAP), false),
+        .bool(CK_ATTRIBUTE_TYPE(CKA_UNWRAP), false),
+        .bool(CK_ATTRIBUTE_TYPE(CKA_DERIVE), false),
+        .string(CK_ATTRIBUTE_TYPE(CKA_LABEL), label),
+    ]
 }
 
 func n2heTemplate(_ p: N2HEParameters) -> [TemplateAttribute] {

@@ -79,21 +79,11 @@ struct KeyRotate: ParsableCommand {
             guard let v = try attr(type).bool else { throw CLIError("cannot read \(name) of key '\(label)'") }
             return v
         }
-        let template: [TemplateAttribute] = [
-            .ulong(CK_ATTRIBUTE_TYPE(CKA_CLASS), CK_ULONG(CKO_SECRET_KEY)),
-            .ulong(CK_ATTRIBUTE_TYPE(CKA_KEY_TYPE), CK_ULONG(CKK_TG_N2HE)),
-            .bool(CK_ATTRIBUTE_TYPE(CKA_TOKEN), try flag(CK_ULONG(CKA_TOKEN), "CKA_TOKEN")),
-            .bool(CK_ATTRIBUTE_TYPE(CKA_PRIVATE), try flag(CK_ULONG(CKA_PRIVATE), "CKA_PRIVATE")),
-            .bool(CK_ATTRIBUTE_TYPE(CKA_SENSITIVE), try flag(CK_ULONG(CKA_SENSITIVE), "CKA_SENSITIVE")),
-            .bool(CK_ATTRIBUTE_TYPE(CKA_EXTRACTABLE), try flag(CK_ULONG(CKA_EXTRACTABLE), "CKA_EXTRACTABLE")),
-            .bool(CK_ATTRIBUTE_TYPE(CKA_ENCRYPT), true),
-            .bool(CK_ATTRIBUTE_TYPE(CKA_DECRYPT), true),
-            .bool(CK_ATTRIBUTE_TYPE(CKA_SIGN), false),
-            .bool(CK_ATTRIBUTE_TYPE(CKA_VERIFY), false),
-            .bool(CK_ATTRIBUTE_TYPE(CKA_WRAP), false),
-            .bool(CK_ATTRIBUTE_TYPE(CKA_UNWRAP), false),
-            .bool(CK_ATTRIBUTE_TYPE(CKA_DERIVE), false),
-            .string(CK_ATTRIBUTE_TYPE(CKA_LABEL), label),
+        let template: [TemplateAttribute] = n2heKeyTemplate(
+            label: label, token: try flag(CK_ULONG(CKA_TOKEN), "CKA_TOKEN"),
+            private: try flag(CK_ULONG(CKA_PRIVATE), "CKA_PRIVATE"),
+            sensitive: try flag(CK_ULONG(CKA_SENSITIVE), "CKA_SENSITIVE"),
+            extractable: try flag(CK_ULONG(CKA_EXTRACTABLE), "CKA_EXTRACTABLE")) + [
             .bytes(CK_ATTRIBUTE_TYPE(CKA_ID), RotationID.make(lineage: lineageID, generation: next)),
             .ulong(CK_ATTRIBUTE_TYPE(CKA_TG_N2HE_DIMENSION), try required(CK_ULONG(CKA_TG_N2HE_DIMENSION), "CKA_TG_N2HE_DIMENSION")),
             .ulong(CK_ATTRIBUTE_TYPE(CKA_TG_N2HE_MODULUS_BITS), try required(CK_ULONG(CKA_TG_N2HE_MODULUS_BITS), "CKA_TG_N2HE_MODULUS_BITS")),
