@@ -33,11 +33,16 @@ public final class AuditLog: Sendable {
     public let filePath: String?
     public let syslogSocket: String?
     public let sync: Bool
-    /// Serialises this process's appends (flock serialises processes) and holds the chain of a syslog-only log.
-    private let memory = Mutex<AuditPosition>(AuditPosition(seq: 0, hash: AuditEncoding.zeroHash))
-    /// The file as this process left it after its last append; when the file still looks exactly so (same
-    /// inode, size and modification time under the flock), nobody appended since and the tail need not be read.
-    private let lastWrite = Mutex<FileEnd?>(nil)
+    /// Serialises this process's appends (flock serialises processes).
+    private let memory = Mutex<Memory>(Memory())
+
+    struct Memory {
+        /// The chain of a syslog-only log.
+        var position = AuditPosition(seq: 0, hash: AuditEncoding.zeroHash)
+        /// The file as this process left it after its last append; when the file still looks exactly so (same
+        /// inode, size and modification time under the flock), nobody appended since and the tail need not be read.
+        var lastWrite: FileEnd?
+    }
 
     struct FileEnd: Equatable {
         var device: UInt64
@@ -84,18 +89,18 @@ public final class AuditLog: Sendable {
             let line: [UInt8]
             let position: AuditPosition
             if let filePath {
-                (line, position) = try appendToFile(filePath) { seq, prev, afterPartial in
+                (line, position) = try appendToFile(filePath, lastWrite: &mem.lastWrite) { seq, prev, afterPartial in
                     var f = fields
                     // Marks the record that follows a crashed writer's fragment (verify reports the fragment).
                     if afterPartial { f["after_partial"] = .bool(true) }
                     return try AuditLog.build(f, seq: seq, prev: prev, time: time, finish: finish)
                 }
             } else {
-                let seq = mem.seq + 1
-                line = try AuditLog.build(fields, seq: seq, prev: mem.hash, time: time, finish: finish)
+                let seq = mem.position.seq + 1
+                line = try AuditLog.build(fields, seq: seq, prev: mem.position.hash, time: time, finish: finish)
                 position = AuditPosition(seq: seq, hash: AuditEncoding.hash(line))
             }
-            mem = position
+            mem.position = position
             if let syslogSocket {
                 let failed = fields["outcome"] == .string("failure")
                 let event: String
@@ -118,7 +123,7 @@ public final class AuditLog: Sendable {
         return AuditEncoding.encode(f)
     }
 
-    private func appendToFile(_ path: String,
+    private func appendToFile(_ path: String, lastWrite: inout FileEnd?,
                               _ build: (Int64, String, Bool) throws -> [UInt8]) throws -> ([UInt8], AuditPosition) {
         try Self.makeParentDirectory(of: path)
         let fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
@@ -128,7 +133,7 @@ public final class AuditLog: Sendable {
             guard errno == EINTR else { throw AuditError("audit file \(path): flock failed (\(Self.errnoText()))") }
         }
         let tail: AuditTail
-        if let known = lastWrite.withLock({ $0 }), known.matches(fd) {
+        if let known = lastWrite, known.matches(fd) {
             tail = AuditTail(lastSeq: known.position.seq, chainHash: known.position.hash, partial: false)
         } else {
             tail = try AuditTail.read(fd: fd, path: path)
@@ -143,10 +148,9 @@ public final class AuditLog: Sendable {
             throw AuditError("audit file \(path): fdatasync failed (\(Self.errnoText()))")
         }
         let position = AuditPosition(seq: seq, hash: AuditEncoding.hash(line))
-        lastWrite.withLock { $0 = nil }
+        lastWrite = nil
         try Self.writeHead(position, for: path)
-        let end = FileEnd.of(fd, position: position)
-        lastWrite.withLock { $0 = end }
+        lastWrite = FileEnd.of(fd, position: position)
         return (line, position)
     }
 
