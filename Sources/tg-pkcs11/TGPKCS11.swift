@@ -1,12 +1,14 @@
-// tg-pkcs11: the operator tool for what pkcs11-tool cannot do with a vendor key type. It talks to the
-// module only through PKCS#11 (dlopen, C_GetFunctionList, C_* calls); see docs/cli.md.
+// tg-pkcs11: the operator tool for what pkcs11-tool cannot do with a vendor key type. The token, key and
+// encrypt/decrypt commands talk to the module only through PKCS#11 (dlopen, C_GetFunctionList, C_* calls); the
+// commands for what sits behind the module (backend, rotate-kek, backup, restore, token show/delete, doctor,
+// audit) read its configuration, store and backend directly. See docs/cli.md.
 import ArgumentParser
 
 @main
 struct TGPKCS11: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tg-pkcs11",
-        abstract: "Operate TensorGuard PKCS#11 tokens: N2HE keys, SDK ciphertexts, key-wrapping backends, KEK rotation.",
+        abstract: "Operate TensorGuard PKCS#11 tokens: N2HE keys, SDK ciphertexts, key-wrapping backends, KEK rotation, the audit log, backups and host checks.",
         discussion: """
             The module is loaded from --module, $TG_PKCS11_MODULE, or libtensorguard-pkcs11.so next to this \
             executable; the module finds its own configuration ($TENSORGUARD_PKCS11_CONF, ...). PINs come from \

@@ -1,4 +1,4 @@
-// tg-pkcs11 key generate | import | list
+// tg-pkcs11 key generate | import | list (rotate: KeyRotateCommand.swift; delete: below)
 import ArgumentParser
 import CP11Kit
 import N2HE
@@ -6,7 +6,7 @@ import N2HE
 struct KeyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "key",
-        abstract: "Generate, import, list and delete N2HE secret keys.",
+        abstract: "Generate, import, list, rotate and delete N2HE secret keys.",
         subcommands: [KeyGenerate.self, KeyImport.self, KeyList.self, KeyRotate.self, KeyDelete.self])
 }
 
