@@ -23,6 +23,7 @@ APT_PACKAGES=(
   opensc softhsm2 gnutls-bin p11-kit                              # pkcs11-tool, SoftHSM2, p11tool, p11-kit + proxy
   sqlite3 pkg-config                                              # store inspection, build
   gcc make                                                        # bench/p11bench.c
+  libnss3-tools                                                   # conformance nss: certutil, modutil, symkeyutil
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -50,7 +51,7 @@ fi
 for f in /usr/lib/softhsm/libsofthsm2.so /usr/include/p11-kit-1/p11-kit/pkcs11.h; do
   [ -e "$f" ] || die "$f missing although its package is installed"
 done
-for t in pkcs11-tool softhsm2-util p11tool p11-kit; do
+for t in pkcs11-tool softhsm2-util p11tool p11-kit certutil modutil symkeyutil; do
   command -v "$t" >/dev/null || die "$t not on PATH"
 done
 
