@@ -71,10 +71,24 @@ let package = Package(
         ),
         // Operator CLI.
         // Cryptoki/KeyWrap/TokenStore only for `backend` and `rotate-kek` (config discovery, backends, the store).
-        .executableTarget(name: "tg-pkcs11", dependencies: [
-            "CP11Kit", "N2HE", "CryptoCore", "KeyWrap", "TokenStore", "Cryptoki", "Audit",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        // Swift runtime and Foundation linked statically, as in the module, so that an installed tg-pkcs11 (make
+        // install, make deb) runs on a host without the toolchain: only Debian's libraries stay NEEDED.
+        .executableTarget(
+            name: "tg-pkcs11",
+            dependencies: [
+                "CP11Kit", "N2HE", "CryptoCore", "KeyWrap", "TokenStore", "Cryptoki", "Audit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            linkerSettings: [.unsafeFlags([
+                "-static-stdlib",
+                // Static Foundation's own dependencies are not autolinked on Linux (see the module above).
+                "-Xlinker", "--start-group",
+                "-Xlinker", "-lFoundation", "-Xlinker", "-lFoundationEssentials",
+                "-Xlinker", "-lFoundationInternationalization", "-Xlinker", "-lCoreFoundation",
+                "-Xlinker", "-l_FoundationCShims", "-Xlinker", "-l_FoundationCollections", "-Xlinker", "-l_FoundationICU",
+                "-Xlinker", "--end-group",
+            ])]
+        ),
 
         .testTarget(name: "CryptoCoreTests", dependencies: ["CryptoCore"]),
         .testTarget(name: "N2HETests", dependencies: ["N2HE", "CN2HEKernels"]),
