@@ -73,6 +73,12 @@ check() {
 expect_fail() { if "$@"; then echo "expected failure, got success: $*"; return 1; fi; return 0; }
 expect_grep() { local pat="$1" file="$2"; grep -q -- "$pat" "$file" || { echo "expected /$pat/ in $file:"; cat "$file"; return 1; }; }
 run_to() { local out="$1"; shift; echo "+ $*"; "$@" >"$out" 2>&1; local rc=$?; cat "$out"; return $rc; }
+# expect_aes_key FILE LABEL — FILE (pkcs11-tool -O output) lists an AES-256 secret key object labelled LABEL.
+expect_aes_key() {
+  awk -v l="$2" '/^[^ \t].*[Oo]bject/ { aes = ($0 ~ /^Secret Key Object; AES length 32$/) }
+                 aes && $1 == "label:" && $2 == l { found = 1 } END { exit !found }' "$1" ||
+    { echo "no AES-256 secret key labelled $2 in $1:"; cat "$1"; return 1; }
+}
 same_files() { cmp "$1" "$2" || { echo "files differ: $1 $2"; xxd "$1" | head -5; xxd "$2" | head -5; return 1; }; }
 
 count_result() {  # SUITE-level counts taken from another runner's summary

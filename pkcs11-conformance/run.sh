@@ -10,6 +10,7 @@
 #                  threading, iterators, attributes
 #   pkcs11-check   pkcs11-check (PyPI) test suite; every non-skipped test must pass
 #   nss            NSS tools: modutil -add/-list/-changepw, certutil -L/-K with login, symkeyutil AES key on the token
+#   java           Java SunPKCS11: keytool -list -storetype PKCS11, a token AES key + AES/GCM round trip (java/)
 #
 # Every suite gets a fresh token in a fresh temp directory (for ours: a config.yaml + store, found through
 # TENSORGUARD_PKCS11_CONF; for SoftHSM2: a SOFTHSM2_CONF + token dir, token made with softhsm2-util).
@@ -41,7 +42,7 @@ main() {
       *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
   done
-  ((${#SUITES[@]})) || SUITES=(pkcs11-tool p11-kit python-pkcs11 pkcs11-check nss)
+  ((${#SUITES[@]})) || SUITES=(pkcs11-tool p11-kit python-pkcs11 pkcs11-check nss java)
 
   case "$MODULE_ARG" in
     ours)    MODULE_KIND=ours;    MODULE="$ROOT/.build/release/libtensorguard-pkcs11.so" ;;
@@ -83,6 +84,7 @@ main() {
       python-pkcs11) . "$HERE/suite-python-pkcs11.sh"; suite_python_pkcs11 ;;
       pkcs11-check)  . "$HERE/suite-pkcs11-check.sh";  suite_pkcs11_check ;;
       nss)           . "$HERE/suite-nss.sh";           suite_nss ;;
+      java)          . "$HERE/suite-java.sh";          suite_java ;;
       *) echo "run.sh: unknown suite $s" >&2; exit 2 ;;
     esac
   done

@@ -71,8 +71,7 @@ suite_nss() {
     # The same key seen by another consumer.
     run_to "$W/symkey-O.out" pkcs11-tool --module "$MODULE" --token-label "$LBL" --login --pin "$USER_PIN" -O --type secrkey ||
       return 1
-    grep -A1 "^Secret Key Object; AES length 32" "$W/symkey-O.out" | grep -q "label: *nss-aes" ||
-      { echo "pkcs11-tool does not see an AES-256 key labelled nss-aes"; return 1; }
+    expect_aes_key "$W/symkey-O.out" nss-aes
   }
   check "symkeyutil -K -t aes -s 32 (AES key generated on the token by NSS), -L, pkcs11-tool -O" _nss_symkey_gen
   _nss_symkey_del() {

@@ -24,6 +24,7 @@ APT_PACKAGES=(
   sqlite3 pkg-config                                              # store inspection, build
   gcc make                                                        # bench/p11bench.c
   libnss3-tools                                                   # conformance nss: certutil, modutil, symkeyutil
+  default-jdk-headless                                            # conformance java: java, javac, keytool (SunPKCS11)
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -51,7 +52,7 @@ fi
 for f in /usr/lib/softhsm/libsofthsm2.so /usr/include/p11-kit-1/p11-kit/pkcs11.h; do
   [ -e "$f" ] || die "$f missing although its package is installed"
 done
-for t in pkcs11-tool softhsm2-util p11tool p11-kit certutil modutil symkeyutil; do
+for t in pkcs11-tool softhsm2-util p11tool p11-kit certutil modutil symkeyutil java javac keytool; do
   command -v "$t" >/dev/null || die "$t not on PATH"
 done
 
