@@ -55,6 +55,7 @@ check: build
 	 printf '%s\n' "$$out" | sed -E 's/^=* ?(([0-9]+ [a-z]+, )*[0-9]+ [a-z]+ in [0-9.]+s.*)$$/pytest: \1/'; \
 	 bash Tests/abi/run.sh $(LIB) || rc=1; \
 	 bash Tests/reliability/run.sh $(LIB) || rc=1; \
+	 bash pkcs11-conformance/attacks/run.sh $(LIB) || rc=1; \
 	 if [ $$rc != 0 ]; then echo "check: FAILED (see above)"; else echo "check: all passed"; fi; \
 	 exit $$rc
 
