@@ -18,6 +18,7 @@ SUITE_PASSED=0 SUITE_FAILED=0 SUITE_SKIPPED=0
 TOTAL_PASSED=0 TOTAL_FAILED=0 TOTAL_SKIPPED=0
 SUMMARY_LINES=()
 CHECK_NO=0
+CLEANUP_PIDS=()     # background processes a suite started (servers); run.sh's exit trap stops those still running
 
 log_dir_for() { echo "$LOGROOT/$1"; }
 

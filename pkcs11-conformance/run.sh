@@ -11,6 +11,7 @@
 #   pkcs11-check   pkcs11-check (PyPI) test suite; every non-skipped test must pass
 #   nss            NSS tools: modutil -add/-list/-changepw, certutil -L/-K with login, symkeyutil AES key on the token
 #   java           Java SunPKCS11: keytool -list -storetype PKCS11, a token AES key + AES/GCM round trip (java/)
+#   p11-kit-rpc    p11-kit server on a unix socket + p11-kit-client.so: list, login, keygen, AES, HMAC remotely
 #
 # Every suite gets a fresh token in a fresh temp directory (for ours: a config.yaml + store, found through
 # TENSORGUARD_PKCS11_CONF; for SoftHSM2: a SOFTHSM2_CONF + token dir, token made with softhsm2-util).
@@ -42,7 +43,7 @@ main() {
       *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
   done
-  ((${#SUITES[@]})) || SUITES=(pkcs11-tool p11-kit python-pkcs11 pkcs11-check nss java)
+  ((${#SUITES[@]})) || SUITES=(pkcs11-tool p11-kit python-pkcs11 pkcs11-check nss java p11-kit-rpc)
 
   case "$MODULE_ARG" in
     ours)    MODULE_KIND=ours;    MODULE="$ROOT/.build/release/libtensorguard-pkcs11.so" ;;
@@ -67,6 +68,7 @@ main() {
   rm -rf "$LOGROOT"; mkdir -p "$LOGROOT"
   WORK="$(mktemp -d "${TMPDIR:-/tmp}/tg-conformance.XXXXXX")"
   cleanup() {
+    local p; for p in "${CLEANUP_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done   # servers a suite started
     if [ "$KEEP" = 1 ]; then echo "conformance: work dir kept: $WORK"; else rm -rf "$WORK"; fi
   }
   trap cleanup EXIT
@@ -85,6 +87,7 @@ main() {
       pkcs11-check)  . "$HERE/suite-pkcs11-check.sh";  suite_pkcs11_check ;;
       nss)           . "$HERE/suite-nss.sh";           suite_nss ;;
       java)          . "$HERE/suite-java.sh";          suite_java ;;
+      p11-kit-rpc)   . "$HERE/suite-p11-kit-rpc.sh";   suite_p11_kit_rpc ;;
       *) echo "run.sh: unknown suite $s" >&2; exit 2 ;;
     esac
   done

@@ -25,6 +25,7 @@ APT_PACKAGES=(
   gcc make                                                        # bench/p11bench.c
   libnss3-tools                                                   # conformance nss: certutil, modutil, symkeyutil
   default-jdk-headless                                            # conformance java: java, javac, keytool (SunPKCS11)
+  p11-kit-modules                                                 # conformance p11-kit-rpc: p11-kit-client.so (+ proxy)
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -49,7 +50,8 @@ if ((${#missing[@]})); then
 fi
 
 # Paths the scripts rely on, checked once here so failures are clear.
-for f in /usr/lib/softhsm/libsofthsm2.so /usr/include/p11-kit-1/p11-kit/pkcs11.h; do
+for f in /usr/lib/softhsm/libsofthsm2.so /usr/include/p11-kit-1/p11-kit/pkcs11.h \
+         /usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so; do
   [ -e "$f" ] || die "$f missing although its package is installed"
 done
 for t in pkcs11-tool softhsm2-util p11tool p11-kit certutil modutil symkeyutil java javac keytool; do
