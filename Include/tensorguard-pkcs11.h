@@ -13,7 +13,8 @@
 /* Mechanisms. None takes a parameter (pParameter NULL, ulParameterLen 0). */
 #define CKM_TG_N2HE_KEY_GEN         0xD4470001UL /* C_GenerateKey: fresh ternary key        */
 #define CKM_TG_N2HE_LWE1            0xD4470002UL /* C_Encrypt/C_Decrypt, LWE1 format         */
-#define CKM_TG_N2HE_LWE2            0xD4470003UL /* C_Encrypt/C_Decrypt, seeded LWE2 format  */
+#define CKM_TG_N2HE_LWE2            0xD4470003UL /* C_Encrypt/C_Decrypt, seeded LWE2 format;
+                                                    C_Decrypt also reads the seeded sum (LWS1) */
 
 /* Attributes of CKK_TG_N2HE keys, all CK_ULONG, all fixed at creation. */
 #define CKA_TG_N2HE_DIMENSION       0xD4470001UL /* n (default 1024)                         */
@@ -26,5 +27,13 @@
 #define CKA_TG_CREATED              0xD4470006UL /* creation time, seconds since 1970 UTC    */
 #define CKA_TG_USE_COUNT            0xD4470007UL /* C_EncryptInit/C_SignInit uses counted
                                                     while policy max_key_uses is set         */
+
+/* Decryption rule of a CKK_TG_N2HE key (CK_ULONG), fixed at creation; C_SetAttributeValue and C_CopyObject
+ * may only tighten it (RAW -> SEEDED_ONCE). Absent in a template: SEEDED_ONCE. See docs/n2he.md. */
+#define CKA_TG_N2HE_DECRYPT_RULE    0xD4470008UL
+#define CKV_TG_N2HE_SEEDED_ONCE     1UL /* C_Decrypt reads LWE2 and seeded sums only; each seed once per key;
+                                           rounding smudged with fresh noise (the default)             */
+#define CKV_TG_N2HE_RAW             2UL /* the SDK's behaviour: LWE1 accepted, seeds reusable. Any PIN
+                                           holder can recover such a key: opt-in, audited, warned about */
 
 #endif /* TENSORGUARD_PKCS11_H */

@@ -48,7 +48,10 @@ public struct N2HECipher: Sendable {
     /// Byte length (8·k) of the plaintext `ciphertext` decrypts to, after validating its header and length
     /// against this key (the same checks `decrypt` makes before any arithmetic).
     public func plaintextByteCount(ciphertext: UnsafeRawBufferPointer) throws -> Int {
-        try N2HECiphertextInfo(parsing: ciphertext, expectedDimension: parameters.n).plaintextByteCount
+        if N2HESeededSum.hasMagic(ciphertext) {
+            return try N2HESeededSum(parsing: ciphertext, expectedDimension: parameters.n).plaintextByteCount
+        }
+        return try N2HECiphertextInfo(parsing: ciphertext, expectedDimension: parameters.n).plaintextByteCount
     }
 
     public func plaintextByteCount(ciphertext: [UInt8]) throws -> Int {
@@ -224,31 +227,42 @@ public struct N2HECipher: Sendable {
 
     // MARK: - Decrypt
 
-    /// Decrypts an LWE1 or LWE2 ciphertext (batch or scalar form) into k little-endian int64 values in [0, t)
-    /// written at the start of `output`. Returns the number of bytes written (8·k).
+    /// Decrypts an LWE1, LWE2 or seeded-sum (LWS1) ciphertext (batch or scalar form) into k little-endian int64
+    /// values in [0, t) written at the start of `output`. Returns the number of bytes written (8·k).
     /// `output` may overlap `ciphertext` (the ciphertext is then copied first).
+    ///
+    /// `smudging`: before rounding, each row's x = B − A·s gets fresh noise uniform in [−Δ/4, Δ/4) from the
+    /// CSPRNG, so that the answer for a row whose B was shifted near a rounding boundary says almost nothing about
+    /// that row's noise (docs/n2he.md, "Smudging"). Exact while the ciphertext's own noise is below Δ/4.
     public func decrypt(ciphertext: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer,
-                        threads: Int = 1) throws -> Int {
+                        threads: Int = 1, smudging: Bool = false) throws -> Int {
         if Self.overlap(UnsafeRawBufferPointer(output), ciphertext) {
             let copy = Array(ciphertext)
-            return try copy.withUnsafeBytes { try decrypt(ciphertext: $0, into: output, threads: threads) }
+            return try copy.withUnsafeBytes { try decrypt(ciphertext: $0, into: output, threads: threads, smudging: smudging) }
         }
         try Self.checkThreads(threads)
+        if N2HESeededSum.hasMagic(ciphertext) {
+            return try decryptSeededSum(ciphertext, into: output, threads: threads, smudging: smudging)
+        }
         let info = try N2HECiphertextInfo(parsing: ciphertext, expectedDimension: parameters.n)
         let k = info.count, n = parameters.n
         let required = info.plaintextByteCount
         guard output.count >= required, let out = output.baseAddress, let input = ciphertext.baseAddress else {
             throw N2HEError.outputBufferTooSmall(required: required, available: output.count)
         }
+        // The smudging noise is drawn into the output first: each row reads its own slot before writing m there.
+        if smudging { try SecureRandom.fill(UnsafeMutableRawBufferPointer(start: out, count: required)) }
         let box = Pointers(input: UnsafeRawPointer(input), output: out)
         let mask = parameters.modulusMask
         let tMask = parameters.plaintextMask
         let scaleBits = UInt64(parameters.scaleBits)
+        let smudge = Smudge(parameters: parameters, enabled: smudging)
         let bOffset = info.bOffset
         let key = self.key
         @inline(__always) func emit(_ dot: UInt64, _ row: Int) {
             let b = UInt64(littleEndian: box.input.loadUnaligned(fromByteOffset: bOffset &+ row &* 8, as: UInt64.self))
-            let m = Kernels.decode((b &- dot) & mask, scaleBits: scaleBits, plaintextMask: tMask)
+            let u = smudge.noise(box.output.loadUnaligned(fromByteOffset: row &* 8, as: UInt64.self))
+            let m = Kernels.decode((b &- dot &+ u) & mask, scaleBits: scaleBits, plaintextMask: tMask)
             box.output.storeBytes(of: m.littleEndian, toByteOffset: row &* 8, as: UInt64.self)
         }
         let threadCount = max(1, min(threads, k))
@@ -274,16 +288,73 @@ public struct N2HECipher: Sendable {
         return required
     }
 
+    /// A seeded sum: A·s = Σ_j expand(seed_j)·s, accumulated seed by seed (one row stream alive at a time).
+    private func decryptSeededSum(_ ciphertext: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer,
+                                  threads: Int, smudging: Bool) throws -> Int {
+        let sum = try N2HESeededSum(parsing: ciphertext, expectedDimension: parameters.n)
+        let k = sum.count, n = parameters.n
+        let required = sum.plaintextByteCount
+        guard output.count >= required, let out = output.baseAddress, let input = ciphertext.baseAddress else {
+            throw N2HEError.outputBufferTooSmall(required: required, available: output.count)
+        }
+        let dots = UnsafeMutablePointer<UInt64>.allocate(capacity: k)
+        dots.initialize(repeating: 0, count: k)
+        defer { dots.deallocate() }
+        let dotsBox = MutablePointer(pointer: dots)
+        let key = self.key
+        let modulusBits = parameters.modulusBits
+        let threadCount = k.multipliedReportingOverflow(by: n).partialValue >= 1 << 20 ? max(1, min(threads, k)) : 1
+        for seed in sum.seeds {
+            let generator = PCG64(seedBytesBigEndian: seed)
+            _ = Parallel.rows(k, threads: threadCount) { _, rows in
+                var stream = LWE2RowStream(generator: generator, rows: rows, n: n, modulusBits: modulusBits)
+                defer { stream.release() }
+                for r in rows { dotsBox.pointer[r] = dotsBox.pointer[r] &+ stream.nextRowDot(key) }
+                return true
+            }
+        }
+        if smudging { try SecureRandom.fill(UnsafeMutableRawBufferPointer(start: out, count: required)) }
+        let smudge = Smudge(parameters: parameters, enabled: smudging)
+        let mask = parameters.modulusMask, tMask = parameters.plaintextMask, scaleBits = UInt64(parameters.scaleBits)
+        let bOffset = sum.bOffset
+        for r in 0..<k {
+            let b = UInt64(littleEndian: input.loadUnaligned(fromByteOffset: bOffset + r * 8, as: UInt64.self))
+            let u = smudge.noise(out.loadUnaligned(fromByteOffset: r * 8, as: UInt64.self))
+            let m = Kernels.decode((b &- dots[r] &+ u) & mask, scaleBits: scaleBits, plaintextMask: tMask)
+            out.storeBytes(of: m.littleEndian, toByteOffset: r * 8, as: UInt64.self)
+        }
+        return required
+    }
+
     /// Decrypts a ciphertext to its k values in [0, t).
-    public func decrypt(_ ciphertext: [UInt8], threads: Int = 1) throws -> [Int64] {
+    public func decrypt(_ ciphertext: [UInt8], threads: Int = 1, smudging: Bool = false) throws -> [Int64] {
         try Self.checkThreads(threads)
         return try ciphertext.withUnsafeBytes { ct in
-            let k = try N2HECiphertextInfo(parsing: ct, expectedDimension: parameters.n).count
+            let k = try plaintextByteCount(ciphertext: ct) / 8
             var out = [Int64](repeating: 0, count: k)
-            _ = try out.withUnsafeMutableBytes { try decrypt(ciphertext: ct, into: $0, threads: threads) }
+            _ = try out.withUnsafeMutableBytes { try decrypt(ciphertext: ct, into: $0, threads: threads, smudging: smudging) }
             return out.map { Int64(littleEndian: $0) }
         }
     }
+}
+
+/// Smudging noise for decryption: a random 64-bit word mapped to u ∈ [−Δ/4, Δ/4) (as a value mod 2^64; Δ/2 is a
+/// power of two, so the mapping is exactly uniform). Disabled, or Δ < 4, it is always 0.
+struct Smudge {
+    let rangeMask: UInt64   // Δ/2 − 1
+    let offset: UInt64      // Δ/4
+
+    init(parameters: N2HEParameters, enabled: Bool) {
+        if enabled, parameters.scaleBits >= 2 {
+            rangeMask = (UInt64(1) << UInt64(parameters.scaleBits - 1)) &- 1
+            offset = UInt64(1) << UInt64(parameters.scaleBits - 2)
+        } else {
+            rangeMask = 0
+            offset = 0
+        }
+    }
+
+    @inline(__always) func noise(_ random: UInt64) -> UInt64 { (random & rangeMask) &- offset }
 }
 
 /// Raw pointers shared read-only (input) or written at disjoint offsets (output) by row workers.
@@ -294,6 +365,10 @@ struct Pointers: @unchecked Sendable {
 
 struct ConstPointer<T>: @unchecked Sendable {
     let pointer: UnsafePointer<T>
+}
+
+struct MutablePointer<T>: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<T>
 }
 
 enum Parallel {

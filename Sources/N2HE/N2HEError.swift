@@ -55,7 +55,7 @@ public enum N2HEError: Error, Equatable, Sendable {
     public enum CiphertextDefect: Equatable, Sendable {
         /// Fewer bytes than a header.
         case truncatedHeader
-        /// Magic is neither `LWE1` nor `LWE2`.
+        /// Magic is none of `LWE1`, `LWE2`, `LWS1`.
         case badMagic
         /// k = 0.
         case zeroCount
@@ -69,5 +69,7 @@ public enum N2HEError: Error, Equatable, Sendable {
         case scalarWithCountNotOne
         /// The sizes in the header cannot be represented (k·n overflow).
         case sizeOverflow
+        /// A seeded sum (LWS1) with no seed or more than `N2HESeededSum.maximumSeeds`.
+        case seedCountOutOfRange
     }
 }

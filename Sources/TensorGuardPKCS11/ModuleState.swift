@@ -63,12 +63,19 @@ func initialize(_ pInitArgs: UnsafeMutableRawPointer?) -> CK_RV {
                          args.LockMutex != nil, args.UnlockMutex != nil]
         if callbacks.contains(true) && callbacks.contains(false) { return CKR_ARGUMENTS_BAD }
         if let reserved = args.pReserved {
-            let chars = reserved.assumingMemoryBound(to: CChar.self)
-            let length = strnlen(chars, maxConfigPathLength)
-            if length >= maxConfigPathLength { return CKR_ARGUMENTS_BAD }
+            // Any pointer value may arrive here: copied without dereferencing (caller_memory.c), so an unmapped or
+            // unterminated one is CKR_ARGUMENTS_BAD, never a signal in the host.
+            var copy = [CChar](repeating: 0, count: maxConfigPathLength)
+            var length = 0
+            let rc = copy.withUnsafeMutableBufferPointer { buffer -> Int32 in
+                guard let base = buffer.baseAddress else { return Int32(TG_CALLER_STRING_UNREADABLE) }
+                return tg_copy_caller_string(UnsafeRawPointer(reserved), base, buffer.count, &length)
+            }
+            guard rc == Int32(TG_CALLER_STRING_OK) else { return CKR_ARGUMENTS_BAD }
             if length > 0 {
-                let bytes = UnsafeRawBufferPointer(start: reserved, count: length)
-                guard let path = String(validating: bytes, as: UTF8.self) else { return CKR_ARGUMENTS_BAD }
+                guard let path = copy.withUnsafeBytes({ String(validating: $0.prefix(length), as: UTF8.self) }) else {
+                    return CKR_ARGUMENTS_BAD
+                }
                 configPath = path
             }
         }

@@ -30,7 +30,7 @@ struct PINEnvelope {
 /// One SQLite connection plus the in-memory mirror. Only ever used under `TokenDatabase`'s mutex.
 /// `@unchecked Sendable`: every access happens inside `TokenDatabase.state.withLock`.
 final class Connection: @unchecked Sendable {
-    static let schemaVersion = 1
+    static let schemaVersion = 2
     /// Tombstones older than this many change numbers are pruned; a reader further behind reloads fully.
     static let tombstoneWindow: Int64 = 4096
 
@@ -110,7 +110,11 @@ final class Connection: @unchecked Sendable {
                 try exec("INSERT INTO schema_version (version) VALUES (1)")
                 current = 1
             }
-            // Future: while current < Self.schemaVersion { try migrations[current](); current += 1 }
+            if current == 1 {
+                try exec(Self.schemaV2)
+                try exec("UPDATE schema_version SET version = 2")
+                current = 2
+            }
         }
     }
 
@@ -156,6 +160,23 @@ final class Connection: @unchecked Sendable {
         seq       INTEGER PRIMARY KEY,
         unique_id TEXT    NOT NULL
     );
+    """
+
+    /// v2: the seeds each N2HE key has decrypted (`seeded-once`, docs/n2he.md). One row per (key, seed digest);
+    /// the primary key is the index that makes "spent already?" one B-tree probe, O(log n). And the calls per key
+    /// and hour that `max_decrypt_calls_per_hour` counts.
+    static let schemaV2 = """
+    CREATE TABLE spent_seeds (
+        unique_id TEXT NOT NULL,
+        digest    BLOB NOT NULL,
+        PRIMARY KEY (unique_id, digest)
+    ) WITHOUT ROWID;
+    CREATE TABLE hourly_calls (
+        unique_id TEXT    NOT NULL,
+        hour      INTEGER NOT NULL,
+        calls     INTEGER NOT NULL,
+        PRIMARY KEY (unique_id, hour)
+    ) WITHOUT ROWID;
     """
 
     // MARK: change detection and mirror

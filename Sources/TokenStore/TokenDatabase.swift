@@ -171,6 +171,8 @@ public final class TokenDatabase: Sendable {
                 guard conn.objects[uniqueID] != nil else { throw StoreError.objectNotFound(uniqueID) }
                 let seq = conn.nextSeq()
                 try conn.run("DELETE FROM objects WHERE unique_id = ?") { try conn.bind($0, 1, uniqueID) }
+                try conn.run("DELETE FROM spent_seeds WHERE unique_id = ?") { try conn.bind($0, 1, uniqueID) }
+                try conn.run("DELETE FROM hourly_calls WHERE unique_id = ?") { try conn.bind($0, 1, uniqueID) }
                 try conn.run("INSERT INTO tombstones (seq, unique_id) VALUES (?, ?)") { s in
                     try conn.bind(s, 1, seq)
                     try conn.bind(s, 2, uniqueID)
@@ -230,6 +232,65 @@ public final class TokenDatabase: Sendable {
     public func unseal(_ object: StoredObject, attribute type: UInt, keys: SessionKeys) throws -> SecretBytes {
         guard let sealed = object.sealedAttributes[type] else { throw StoreError.invalidArgument("attribute \(type) is not sealed in this object") }
         return try keys.unseal(sealed, uniqueID: object.uniqueID, attribute: type)
+    }
+
+    /// Marks `digests` (of N2HE seeds) spent by the object `uniqueID`, all or none, in one committed transaction:
+    /// true when none was spent before, false (nothing written) when one was. Two processes racing on one seed
+    /// serialise on the write lock, so exactly one of them gets true.
+    public func spendSeeds(uniqueID: String, digests: [[UInt8]]) throws -> Bool {
+        guard Set(digests).count == digests.count else { return false }
+        return try write { conn in
+            guard conn.objects[uniqueID] != nil else { throw StoreError.objectNotFound(uniqueID) }
+            for d in digests {
+                let spent = try conn.withStatement("SELECT 1 FROM spent_seeds WHERE unique_id = ? AND digest = ?") { stmt in
+                    try conn.bind(stmt, 1, uniqueID)
+                    try conn.bind(stmt, 2, d)
+                    return try conn.step(stmt)
+                }
+                if spent { return false }
+            }
+            for d in digests {
+                try conn.run("INSERT INTO spent_seeds (unique_id, digest) VALUES (?, ?)") { s in
+                    try conn.bind(s, 1, uniqueID)
+                    try conn.bind(s, 2, d)
+                }
+            }
+            return true
+        }
+    }
+
+    /// Counts one call of the object in `hour` (hours since 1970) unless `limit` calls were counted already:
+    /// true when counted. One committed transaction, exact across processes; older hours are pruned.
+    public func chargeHourlyCall(uniqueID: String, hour: Int64, limit: Int) throws -> Bool {
+        try write { conn in
+            let calls: Int64 = try conn.withStatement("SELECT calls FROM hourly_calls WHERE unique_id = ? AND hour = ?") { stmt in
+                try conn.bind(stmt, 1, uniqueID)
+                try conn.bind(stmt, 2, hour)
+                return try conn.step(stmt) ? conn.columnInt(stmt, 0) : 0
+            }
+            guard calls < Int64(limit) else { return false }
+            try conn.run("DELETE FROM hourly_calls WHERE unique_id = ? AND hour < ?") { s in
+                try conn.bind(s, 1, uniqueID)
+                try conn.bind(s, 2, hour)
+            }
+            try conn.run("INSERT OR REPLACE INTO hourly_calls (unique_id, hour, calls) VALUES (?, ?, ?)") { s in
+                try conn.bind(s, 1, uniqueID)
+                try conn.bind(s, 2, hour)
+                try conn.bind(s, 3, calls + 1)
+            }
+            return true
+        }
+    }
+
+    /// How many seeds the object has spent.
+    public func spentSeedCount(uniqueID: String) throws -> Int {
+        try read { conn in
+            try conn.withStatement("SELECT count(*) FROM spent_seeds WHERE unique_id = ?") { stmt in
+                try conn.bind(stmt, 1, uniqueID)
+                guard try conn.step(stmt) else { return 0 }
+                return Int(conn.columnInt(stmt, 0))
+            }
+        }
     }
 
     /// Number of token objects.

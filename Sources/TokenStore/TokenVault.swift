@@ -69,6 +69,8 @@ public struct TokenVault: Sendable {
             // Refuse if another process re-initialised between our PIN check and now.
             guard conn.token.record.tokenUUID == before.tokenUUID else { throw StoreError.busy }
             try conn.run("DELETE FROM objects")
+            try conn.run("DELETE FROM spent_seeds")
+            try conn.run("DELETE FROM hourly_calls")
             try conn.run("DELETE FROM tombstones")
             try conn.run("DELETE FROM pin")
             try conn.storeEnvelope(.so, envelope)

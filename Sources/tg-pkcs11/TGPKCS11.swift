@@ -15,6 +15,6 @@ struct TGPKCS11: ParsableCommand {
             --pin-env VAR, --pin-file PATH, $TG_PKCS11_PIN, or a prompt without echo — never from a command-line \
             value, which every local user can read.
             """,
-        subcommands: [TokenCommand.self, KeyCommand.self, Encrypt.self, Decrypt.self, BackendCommand.self, RotateKEK.self, AuditCommand.self,
+        subcommands: [TokenCommand.self, KeyCommand.self, Encrypt.self, Decrypt.self, Add.self, BackendCommand.self, RotateKEK.self, AuditCommand.self,
                      Backup.self, Restore.self, Doctor.self])
 }

@@ -61,18 +61,21 @@ final class AuditModuleTests: XCTestCase {
         let m = try env.module()
         let s = try m.readySession()
         let keyBytes: [UInt8] = (0..<32).map { UInt8(0xA0 &+ $0) }
-        let imported = try m.aesKey(s, value: keyBytes, token: true,
-                                    extra: [textAttr(CKA_LABEL, "imported-key"), boolAttr(CKA_WRAP, true), boolAttr(CKA_UNWRAP, true)])
+        _ = try m.aesKey(s, value: keyBytes, token: true, extra: [textAttr(CKA_LABEL, "imported-key")])
         let generated = try m.aesKey(s, token: true, extra: [textAttr(CKA_LABEL, "generated-key"), boolAttr(CKA_SENSITIVE, false)])
         let generatedValue = try XCTUnwrap(m.bytes(s, generated, CKA_VALUE))
+        // Only a key nobody knows may wrap: a generated wrapping key.
+        let wrapper = try m.generateKey(s, mechanism: Mechanism(type: CKM_AES_KEY_GEN), template: [
+            ulongAttr(CKA_VALUE_LEN, 32), boolAttr(CKA_TOKEN, true), boolAttr(CKA_WRAP, true), boolAttr(CKA_UNWRAP, true),
+            textAttr(CKA_LABEL, "wrapping-key")])
         try m.setAttributeValues(s, generated, template: [textAttr(CKA_LABEL, "renamed-key")])
         let copy = try m.copyObject(s, generated, template: [textAttr(CKA_LABEL, "copied-key")])
         _ = try m.createObject(s, template: [ulongAttr(CKA_CLASS, CKO_DATA), textAttr(CKA_LABEL, "a data object"),
                                              bytesAttr(CKA_VALUE, Array("data-object-secret-value".utf8))])
-        let wrapped = try twoStep { try m.wrapKey(s, mechanism: Mechanism(type: CKM_AES_KEY_WRAP), wrappingKey: imported,
+        let wrapped = try twoStep { try m.wrapKey(s, mechanism: Mechanism(type: CKM_AES_KEY_WRAP), wrappingKey: wrapper,
                                                   key: generated, output: $0) }
         let unwrapped = try wrapped.withUnsafeBytes { w in
-            try m.unwrapKey(s, mechanism: Mechanism(type: CKM_AES_KEY_WRAP), unwrappingKey: imported, wrappedKey: w,
+            try m.unwrapKey(s, mechanism: Mechanism(type: CKM_AES_KEY_WRAP), unwrappingKey: wrapper, wrappedKey: w,
                             template: [ulongAttr(CKA_CLASS, CKO_SECRET_KEY), ulongAttr(CKA_KEY_TYPE, CKK_AES),
                                        textAttr(CKA_LABEL, "unwrapped-key")])
         }
@@ -82,7 +85,7 @@ final class AuditModuleTests: XCTestCase {
         let recs = try auditRecords(env.auditPath)
         let objectEvents = recs.filter { ($0["event"] as? String).map { !["login", "logout", "checkpoint", "token_init", "pin_init"].contains($0) } ?? false }
         XCTAssertEqual(events(objectEvents), [
-            "object_import:success", "object_generate:success", "attribute_change:success", "object_copy:success",
+            "object_import:success", "object_generate:success", "object_generate:success", "attribute_change:success", "object_copy:success",
             "object_create:success", "wrap:success", "unwrap:success", "object_destroy:success", "object_destroy:failure"])
         func record(_ e: String) -> [String: Any]? { objectEvents.first { $0["event"] as? String == e } }
         XCTAssertEqual(record("object_import")?["object_label"] as? String, "imported-key")

@@ -28,6 +28,7 @@ final class MechanismTests: XCTestCase {
         XCTAssertEqual(aes.maxKeySize, 32)
         XCTAssertEqual(aes.flags & (CKF_ENCRYPT | CKF_DECRYPT), CKF_ENCRYPT | CKF_DECRYPT)
         XCTAssertNotEqual(try m.mechanismInfo(0, CKM_AES_KEY_WRAP).flags & CKF_WRAP, 0)
+        XCTAssertEqual(try m.mechanismInfo(0, CKM_AES_KEY_WRAP).flags & (CKF_ENCRYPT | CKF_DECRYPT), 0)
         XCTAssertNotEqual(try m.mechanismInfo(0, CK.mechN2HEKeyGen).flags & CKF_GENERATE, 0)
         expectCKR(CKR_MECHANISM_INVALID) { _ = try m.mechanismInfo(0, CKM_RSA_PKCS) }
         expectCKR(CKR_SLOT_ID_INVALID) { _ = try m.mechanismInfo(9, CKM_AES_GCM) }
@@ -111,46 +112,78 @@ final class MechanismTests: XCTestCase {
         }
     }
 
+    /// A KEK of a known value, as a deployment imports another HSM's: created by the SO, trusted, public
+    /// (the SO sees public objects only), wrap/unwrap only.
+    func trustedKEK(_ value: [UInt8], extra: [Attribute] = []) throws -> CK_OBJECT_HANDLE {
+        try m.logout(s)
+        try m.login(s, userType: CKU_SO, pin: soPIN)
+        defer { _ = try? m.logout(s); _ = try? m.login(s, userType: CKU_USER, pin: userPIN) }
+        return try m.createObject(s, template: [
+            ulongAttr(CKA_CLASS, CKO_SECRET_KEY), ulongAttr(CKA_KEY_TYPE, CKK_AES), bytesAttr(CKA_VALUE, value),
+            boolAttr(CKA_TOKEN, true), boolAttr(CKA_PRIVATE, false), boolAttr(CKA_TRUSTED, true),
+            boolAttr(CKA_WRAP, true), boolAttr(CKA_UNWRAP, true), boolAttr(CKA_SENSITIVE, true),
+        ] + extra)
+    }
+
+    /// An unwrapping key of a known value whose CKA_UNWRAP_TEMPLATE lets unwrapped keys be readable (so that
+    /// known answers can be checked): the template, not the caller, decides.
+    func readableUnwrapper(_ value: [UInt8]) throws -> CK_OBJECT_HANDLE {
+        try m.aesKey(s, value: value, extra: [
+            boolAttr(CKA_UNWRAP, true), boolAttr(CKA_EXTRACTABLE, false),
+            Attribute(type: CK.unwrapTemplate, value: .template([boolAttr(CKA_SENSITIVE, false)])),
+        ])
+    }
+
     func testKeyWrapKnownAnswers() throws {
         // RFC 3394 §4.1: 128-bit KEK, 128-bit key data.
-        let kek = try m.aesKey(s, value: hex("000102030405060708090A0B0C0D0E0F"))
+        let kekValue = hex("000102030405060708090A0B0C0D0E0F")
+        let kek = try trustedKEK(kekValue)
         let keyData = hex("00112233445566778899AABBCCDDEEFF")
         let wrapped = hex("1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5")
         let kw = Mechanism(type: CKM_AES_KEY_WRAP)
-        XCTAssertEqual(try m.encryptAll(s, kw, kek, keyData), wrapped)
-        XCTAssertEqual(try m.decryptAll(s, kw, kek, wrapped), keyData)
-        XCTAssertEqual(try m.encryptParts(s, kw, kek, keyData, chunks: [5, 11]), wrapped)
-        XCTAssertEqual(try m.encryptParts(s, kw, kek, wrapped, chunks: [7], decrypt: true), keyData)
-        // Explicit default IV gives the same result; another IV does not unwrap.
-        let kwIV = Mechanism(type: CKM_AES_KEY_WRAP, parameter: .bytes(hex("A6A6A6A6A6A6A6A6")))
-        XCTAssertEqual(try m.encryptAll(s, kwIV, kek, keyData), wrapped)
-        expectCKR(CKR_ENCRYPTED_DATA_INVALID) {
-            _ = try m.decryptAll(s, Mechanism(type: CKM_AES_KEY_WRAP, parameter: .bytes([1, 2, 3, 4, 5, 6, 7, 8])), kek, wrapped)
-        }
-        expectCKR(CKR_MECHANISM_PARAM_INVALID) { try m.encryptInit(s, mechanism: Mechanism(type: CKM_AES_KEY_WRAP, parameter: .bytes([1])), key: kek) }
-        expectCKR(CKR_DATA_LEN_RANGE) { _ = try m.encryptAll(s, kw, kek, [1, 2, 3]) }
+        // Wrap/unwrap only: never C_Encrypt / C_Decrypt (a wrapped key would decrypt to its value).
+        expectCKR(CKR_MECHANISM_INVALID) { try m.encryptInit(s, mechanism: kw, key: kek) }
+        expectCKR(CKR_MECHANISM_INVALID) { try m.decryptInit(s, mechanism: kw, key: kek) }
         let target = try m.aesKey(s, value: keyData)
         XCTAssertEqual(try twoStep { try m.wrapKey(s, mechanism: kw, wrappingKey: kek, key: target, output: $0) }, wrapped)
+        // Explicit default IV gives the same result; another IV does not unwrap.
+        let kwIV = Mechanism(type: CKM_AES_KEY_WRAP, parameter: .bytes(hex("A6A6A6A6A6A6A6A6")))
+        XCTAssertEqual(try twoStep { try m.wrapKey(s, mechanism: kwIV, wrappingKey: kek, key: target, output: $0) }, wrapped)
+        expectCKR(CKR_MECHANISM_PARAM_INVALID) {
+            _ = try m.wrapKey(s, mechanism: Mechanism(type: CKM_AES_KEY_WRAP, parameter: .bytes([1])), wrappingKey: kek, key: target,
+                              output: .lengthQuery)
+        }
+        let unwrapper = try readableUnwrapper(kekValue)
+        let aes = [ulongAttr(CKA_CLASS, CKO_SECRET_KEY), ulongAttr(CKA_KEY_TYPE, CKK_AES)]
+        expectCKR(CKR_WRAPPED_KEY_INVALID) {
+            _ = try wrapped.withUnsafeBytes {
+                try m.unwrapKey(s, mechanism: Mechanism(type: CKM_AES_KEY_WRAP, parameter: .bytes([1, 2, 3, 4, 5, 6, 7, 8])),
+                                unwrappingKey: unwrapper, wrappedKey: $0, template: aes)
+            }
+        }
         let unwrapped = try wrapped.withUnsafeBytes {
-            try m.unwrapKey(s, mechanism: kw, unwrappingKey: kek, wrappedKey: $0,
-                            template: [ulongAttr(CKA_CLASS, CKO_SECRET_KEY), ulongAttr(CKA_KEY_TYPE, CKK_AES),
-                                       boolAttr(CKA_EXTRACTABLE, true)])
+            try m.unwrapKey(s, mechanism: kw, unwrappingKey: unwrapper, wrappedKey: $0, template: aes + [boolAttr(CKA_EXTRACTABLE, true)])
         }
         XCTAssertEqual(try m.bytes(s, unwrapped, CKA_VALUE), keyData)
         XCTAssertEqual(try m.bool(s, unwrapped, CKA_LOCAL), false)
 
         // RFC 5649 §6: 192-bit KEK, 20-octet key.
-        let kek2 = try m.aesKey(s, value: hex("5840df6e29b02af1ab493b705bf16ea1ae8338f4dcc176a8"))
+        let kek2Value = hex("5840df6e29b02af1ab493b705bf16ea1ae8338f4dcc176a8")
+        let kek2 = try trustedKEK(kek2Value)
         let kwp = Mechanism(type: CKM_AES_KEY_WRAP_PAD)
         let data20 = hex("c37b7e6492584340bed12207808941155068f738")
         let wrapped20 = hex("138bdeaa9b8fa7fc61f97742e72248ee5ae6ae5360d1ae6a5f54f373fa543b6a")
-        XCTAssertEqual(try m.encryptAll(s, kwp, kek2, data20), wrapped20)
-        XCTAssertEqual(try m.decryptAll(s, kwp, kek2, wrapped20), data20)
-        XCTAssertEqual(try m.encryptParts(s, kwp, kek2, data20, chunks: [3]), wrapped20)
         let generic = try m.createObject(s, template: [ulongAttr(CKA_CLASS, CKO_SECRET_KEY),
                                                        ulongAttr(CKA_KEY_TYPE, CKK_GENERIC_SECRET), bytesAttr(CKA_VALUE, data20),
                                                        boolAttr(CKA_EXTRACTABLE, true)])
         XCTAssertEqual(try twoStep { try m.wrapKey(s, mechanism: kwp, wrappingKey: kek2, key: generic, output: $0) }, wrapped20)
+        let unwrapper2 = try readableUnwrapper(kek2Value)
+        let back = try wrapped20.withUnsafeBytes {
+            try m.unwrapKey(s, mechanism: kwp, unwrappingKey: unwrapper2, wrappedKey: $0,
+                            template: [ulongAttr(CKA_CLASS, CKO_SECRET_KEY), ulongAttr(CKA_KEY_TYPE, CKK_GENERIC_SECRET),
+                                       boolAttr(CKA_EXTRACTABLE, true)])
+        }
+        XCTAssertEqual(try m.bytes(s, back, CKA_VALUE), data20)
         var tampered = wrapped20
         tampered[9] ^= 0x80
         expectCKR(CKR_WRAPPED_KEY_INVALID) {
@@ -169,21 +202,27 @@ final class MechanismTests: XCTestCase {
         expectCKR(CKR_KEY_SIZE_RANGE) { _ = try m.wrapKey(s, mechanism: kw, wrappingKey: kek, key: generic, output: .lengthQuery) }
     }
 
+    /// A generated wrapping key (WRAP/UNWRAP only, sensitive and unextractable by default).
+    func wrappingKey(_ extra: [Attribute] = []) throws -> CK_OBJECT_HANDLE {
+        try m.generateKey(s, mechanism: Mechanism(type: CKM_AES_KEY_GEN),
+                          template: [ulongAttr(CKA_VALUE_LEN, 32), boolAttr(CKA_WRAP, true), boolAttr(CKA_UNWRAP, true)] + extra)
+    }
+
     func testWrapPolicies() throws {
-        let kek = try m.aesKey(s)
+        let kek = try wrappingKey()
         let kwp = Mechanism(type: CKM_AES_KEY_WRAP_PAD)
         let unextractable = try m.aesKey(s, extra: [boolAttr(CKA_EXTRACTABLE, false)])
         expectCKR(CKR_KEY_UNEXTRACTABLE) { _ = try m.wrapKey(s, mechanism: kwp, wrappingKey: kek, key: unextractable, output: .lengthQuery) }
         let trustedOnly = try m.aesKey(s, extra: [boolAttr(CKA_WRAP_WITH_TRUSTED, true)])
         expectCKR(CKR_KEY_NOT_WRAPPABLE) { _ = try m.wrapKey(s, mechanism: kwp, wrappingKey: kek, key: trustedOnly, output: .lengthQuery) }
         // Wrap template: only keys labelled "ok" may be wrapped by this KEK.
-        let picky = try m.aesKey(s, extra: [Attribute(type: CK.wrapTemplate, value: .template([textAttr(CKA_LABEL, "ok")]))])
+        let picky = try wrappingKey([Attribute(type: CK.wrapTemplate, value: .template([textAttr(CKA_LABEL, "ok")]))])
         let ok = try m.aesKey(s, extra: [textAttr(CKA_LABEL, "ok")])
         let notOK = try m.aesKey(s, extra: [textAttr(CKA_LABEL, "no")])
         XCTAssertEqual(try twoStep { try m.wrapKey(s, mechanism: kwp, wrappingKey: picky, key: ok, output: $0) }.count, 40)
         expectCKR(CKR_KEY_NOT_WRAPPABLE) { _ = try m.wrapKey(s, mechanism: kwp, wrappingKey: picky, key: notOK, output: .lengthQuery) }
         // Unwrap template merged into the caller's template; a conflict is refused.
-        let unwrapper = try m.aesKey(s, extra: [Attribute(type: CK.unwrapTemplate, value: .template([boolAttr(CKA_SENSITIVE, true)]))])
+        let unwrapper = try wrappingKey([Attribute(type: CK.unwrapTemplate, value: .template([boolAttr(CKA_SENSITIVE, true)]))])
         let blob = try twoStep { try m.wrapKey(s, mechanism: kwp, wrappingKey: unwrapper, key: ok, output: $0) }
         let base = [ulongAttr(CKA_CLASS, CKO_SECRET_KEY), ulongAttr(CKA_KEY_TYPE, CKK_AES)]
         let u = try blob.withUnsafeBytes { try m.unwrapKey(s, mechanism: kwp, unwrappingKey: unwrapper, wrappedKey: $0, template: base) }
@@ -205,8 +244,8 @@ final class MechanismTests: XCTestCase {
                 try m.unwrapKey(s, mechanism: kwp, unwrappingKey: unwrapper, wrappedKey: $0, template: [Attribute(type: CKA_TOKEN, bytes: [0, 0])])
             }
         }
-        // SO marks a KEK trusted; then WRAP_WITH_TRUSTED keys wrap under it.
-        let tokenKEK = try m.aesKey(s, token: true, extra: [boolAttr(CKA_PRIVATE, false)])  // the SO sees public objects only
+        // SO marks a generated KEK trusted; then WRAP_WITH_TRUSTED keys wrap under it.
+        let tokenKEK = try wrappingKey([boolAttr(CKA_TOKEN, true), boolAttr(CKA_PRIVATE, false)])  // the SO sees public objects only
         try m.logout(s)
         try m.login(s, userType: CKU_SO, pin: soPIN)
         XCTAssertNoThrow(try m.setAttributeValues(s, tokenKEK, template: [boolAttr(CKA_TRUSTED, true)]))

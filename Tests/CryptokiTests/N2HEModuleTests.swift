@@ -52,7 +52,9 @@ final class N2HEModuleTests: XCTestCase {
     }
 
     func testEncryptDecryptSingleAndMultipart() throws {
-        let k = try m.generateKey(s, mechanism: Mechanism(type: CK.mechN2HEKeyGen), template: [ulongAttr(CK.attrN2HEDimension, 256)])
+        // A raw key (the SDK's rule) so that LWE1 and repeated seeds decrypt; seeded-once: KeysStayInTests.
+        let k = try m.generateKey(s, mechanism: Mechanism(type: CK.mechN2HEKeyGen),
+                                  template: [ulongAttr(CK.attrN2HEDimension, 256), ulongAttr(CK.attrN2HEDecryptRule, 2)])
         let msgs: [Int64] = [0, 1, 42, 65535, -1, 70000, 12345, 3]
         let pt = int64s(msgs)
         let expected: [Int64] = [0, 1, 42, 65535, 65535, 70000 % 65536, 12345, 3]
@@ -60,8 +62,8 @@ final class N2HEModuleTests: XCTestCase {
             let ct = try m.encryptAll(s, mech, k, pt)
             XCTAssertEqual(ct.count, mech == lwe1 ? 13 + 8 * 8 * 256 + 64 : 45 + 64)
             XCTAssertEqual(fromBytes(try m.decryptAll(s, mech, k, ct)), expected)
-            // Either mechanism decrypts either format.
-            XCTAssertEqual(fromBytes(try m.decryptAll(s, mech == lwe1 ? lwe2 : lwe1, k, ct)), expected)
+            // The mechanism fixes the format.
+            expectCKR(CKR_ENCRYPTED_DATA_INVALID) { _ = try m.decryptAll(s, mech == lwe1 ? lwe2 : lwe1, k, ct) }
             let multi = try m.encryptParts(s, mech, k, pt, chunks: [8, 24])
             XCTAssertEqual(fromBytes(try m.encryptParts(s, mech, k, multi, chunks: [13, 100], decrypt: true)), expected)
         }
@@ -95,7 +97,8 @@ final class N2HEModuleTests: XCTestCase {
         XCTAssertEqual(threaded.configuration.n2heThreads, 3)
         let ts = try threaded.userSession()
         let key = try threaded.generateKey(ts, mechanism: Mechanism(type: CK.mechN2HEKeyGen),
-                                           template: [boolAttr(CKA_TOKEN, true), textAttr(CKA_LABEL, "threaded")])
+                                           template: [boolAttr(CKA_TOKEN, true), textAttr(CKA_LABEL, "threaded"),
+                                                      ulongAttr(CK.attrN2HEDecryptRule, 2)])
         let same = try XCTUnwrap(m.find(s, [textAttr(CKA_LABEL, "threaded")]).first)
         let count = 1100   // 1100 · 1024 entries: above N2HECipherOperation.parallelMinimumEntries
         XCTAssertGreaterThanOrEqual(count * 1024, N2HECipherOperation.parallelMinimumEntries)
@@ -121,12 +124,14 @@ final class N2HEModuleTests: XCTestCase {
         expectCKR(CKR_ATTRIBUTE_VALUE_INVALID) { _ = try m.createObject(s, template: base + [bytesAttr(CKA_VALUE, [1])]) }
     }
 
-    func importSDKKey(modulusBits: Int) throws -> CK_OBJECT_HANDLE {
+    /// The SDK's key imported with the SDK's decryption rule (`raw`: LWE1 decrypts) or the default (`seeded-once`).
+    func importSDKKey(modulusBits: Int, rule: N2HEDecryptRule = .raw) throws -> CK_OBJECT_HANDLE {
         let raw = try [UInt8](Data(contentsOf: URL(fileURLWithPath: interopDirectory + "/sdk-key-1.bin")))
         return try m.createObject(s, template: [ulongAttr(CKA_CLASS, CKO_SECRET_KEY), ulongAttr(CKA_KEY_TYPE, CK.keyN2HE),
                                                 bytesAttr(CKA_VALUE, raw), ulongAttr(CK.attrN2HEModulusBits, CK_ULONG(modulusBits)),
                                                 ulongAttr(CK.attrN2HENoiseMilli, 500), boolAttr(CKA_TOKEN, true),
-                                                textAttr(CKA_LABEL, "sdk-key-1-q\(modulusBits)")])
+                                                ulongAttr(CK.attrN2HEDecryptRule, rule.rawValue),
+                                                textAttr(CKA_LABEL, "sdk-key-1-q\(modulusBits)-\(rule.name)")])
     }
 
     func testSDKInteropFixtures() throws {
@@ -147,25 +152,42 @@ final class N2HEModuleTests: XCTestCase {
             XCTAssertEqual(pt.count, 8 * c.k, c.file)
             XCTAssertEqual(fromBytes(pt), c.plaintext, c.file)
         }
+        // Under the default rule the SDK's LWE2 files decrypt (each seed once: smudging keeps them exact) and
+        // its LWE1 files are refused.
+        let seeded = [32: try importSDKKey(modulusBits: 32, rule: .seededOnce), 48: try importSDKKey(modulusBits: 48, rule: .seededOnce)]
+        for c in cases {
+            let ct = try [UInt8](Data(contentsOf: URL(fileURLWithPath: interopDirectory + "/" + c.file)))
+            let key = try XCTUnwrap(seeded[c.modulus_bits])
+            if c.format == "LWE1" {
+                expectCKR(CKR_ENCRYPTED_DATA_INVALID) { _ = try m.decryptAll(s, lwe1, key, ct) }
+            } else {
+                XCTAssertEqual(fromBytes(try m.decryptAll(s, lwe2, key, ct)), c.plaintext, c.file)
+                expectCKR(CKR_ENCRYPTED_DATA_INVALID) { _ = try m.decryptAll(s, lwe2, key, ct) }
+            }
+        }
         // Our ciphertexts under the imported key decrypt back (format compatibility is covered by N2HE's tests).
         let msgs = int64s([7, 65000, 1])
         XCTAssertEqual(fromBytes(try m.decryptAll(s, lwe2, keys[32]!, try m.encryptAll(s, lwe2, keys[32]!, msgs))), [7, 65000, 1])
     }
 
     func testWrapUnwrapN2HEUnderKWP() throws {
-        let kek = try m.aesKey(s)
+        let kek = try m.generateKey(s, mechanism: Mechanism(type: CKM_AES_KEY_GEN),
+                                    template: [ulongAttr(CKA_VALUE_LEN, 32), boolAttr(CKA_WRAP, true), boolAttr(CKA_UNWRAP, true)])
         let k = try m.generateKey(s, mechanism: Mechanism(type: CK.mechN2HEKeyGen),
                                   template: [ulongAttr(CK.attrN2HEDimension, 64), ulongAttr(CK.attrN2HEModulusBits, 48),
-                                             boolAttr(CKA_EXTRACTABLE, true)])
+                                             boolAttr(CKA_EXTRACTABLE, true), boolAttr(CKA_SENSITIVE, true)])
         let kwp = Mechanism(type: CKM_AES_KEY_WRAP_PAD)
         let blob = try twoStep { try m.wrapKey(s, mechanism: kwp, wrappingKey: kek, key: k, output: $0) }
         XCTAssertEqual(blob.count, 8 * 64 + 8)
         let tpl = [ulongAttr(CKA_CLASS, CKO_SECRET_KEY), ulongAttr(CKA_KEY_TYPE, CK.keyN2HE),
                    ulongAttr(CK.attrN2HEDimension, 64), ulongAttr(CK.attrN2HEModulusBits, 48), boolAttr(CKA_EXTRACTABLE, true)]
         let u = try blob.withUnsafeBytes { try m.unwrapKey(s, mechanism: kwp, unwrappingKey: kek, wrappedKey: $0, template: tpl) }
-        XCTAssertEqual(try m.bytes(s, u, CKA_VALUE), try m.bytes(s, k, CKA_VALUE))
-        let ct = try m.encryptAll(s, lwe1, k, int64s([5, 6]))
-        XCTAssertEqual(fromBytes(try m.decryptAll(s, lwe1, u, ct)), [5, 6])
+        // Unwrapped as sensitive (the default); the same key value: the original's ciphertexts decrypt under it,
+        // and so does the unwrapped key's decryption rule (seeded-once).
+        XCTAssertEqual(try m.bool(s, u, CKA_SENSITIVE), true)
+        XCTAssertEqual(try m.bytes(s, u, CKA_CHECK_VALUE), try m.bytes(s, k, CKA_CHECK_VALUE))
+        let ct = try m.encryptAll(s, lwe2, k, int64s([5, 6]))
+        XCTAssertEqual(fromBytes(try m.decryptAll(s, lwe2, u, ct)), [5, 6])
         // A template whose n disagrees with the wrapped length is refused.
         expectCKR(CKR_WRAPPED_KEY_INVALID) {
             _ = try blob.withUnsafeBytes {

@@ -1,6 +1,7 @@
 // Token policies (docs/policies.md) through the Module API: every refusal with its CK_RV, decryption never
 // refused, counts that survive a new Module (another process), ages checked with a shifted clock (no sleeping).
 import CP11Kit
+import CryptoCore
 import Foundation
 import XCTest
 @testable import Cryptoki
@@ -190,7 +191,8 @@ final class PolicyModuleTests: XCTestCase {
         var s = try m.readySession()
         let kek: [UInt8] = Array(0..<32)
         _ = try m.aesKey(s, token: true, extra: [boolAttr(CKA_EXTRACTABLE, true), textAttr(CKA_LABEL, "old-extractable")])
-        _ = try m.aesKey(s, value: kek, token: true, extra: [boolAttr(CKA_EXTRACTABLE, false), textAttr(CKA_LABEL, "kek")])
+        _ = try m.aesKey(s, value: kek, token: true, extra: [boolAttr(CKA_EXTRACTABLE, false), boolAttr(CKA_UNWRAP, true),
+                                                             textAttr(CKA_LABEL, "kek")])
         m.finalize()
 
         m = try env.module(policy: "{ allow_extractable: false }")
@@ -206,9 +208,9 @@ final class PolicyModuleTests: XCTestCase {
             _ = try m.createObject(s, template: [ulongAttr(CKA_CLASS, CKO_SECRET_KEY), ulongAttr(CKA_KEY_TYPE, CKK_AES),
                                                  bytesAttr(CKA_VALUE, Array(repeating: 7, count: 16)), yes])
         }
-        // Unwrap: a blob made with C_Encrypt(CKM_AES_KEY_WRAP_PAD) under the KEK.
+        // Unwrap: a blob made outside the token under the KEK's known value.
         let kwp = Mechanism(type: CKM_AES_KEY_WRAP_PAD)
-        let blob = try m.encryptAll(s, kwp, kekHandle, Array(repeating: 9, count: 32))
+        let blob = try AESKeyWrap.wrap(kek: SecretBytes(copying: kek), plaintext: Array(repeating: UInt8(9), count: 32), padded: true)
         let unwrapTemplate = [ulongAttr(CKA_KEY_TYPE, CKK_AES)]
         expectCKR(CKR_TEMPLATE_INCONSISTENT) {
             _ = try blob.withUnsafeBytes { try m.unwrapKey(s, mechanism: kwp, unwrappingKey: kekHandle, wrappedKey: $0, template: unwrapTemplate + [yes]) }

@@ -9,6 +9,11 @@
 
 #include "../../CP11Kit/shim.h"
 
+/* caller_memory.c: copies a NUL-terminated string from a caller's pointer that may point anywhere (unmapped,
+ * unterminated) into `dst` (at most `capacity` bytes including the NUL), never faulting. */
+enum { TG_CALLER_STRING_OK = 0, TG_CALLER_STRING_UNREADABLE = 1, TG_CALLER_STRING_TOO_LONG = 2 };
+int tg_copy_caller_string(const void *src, char *dst, size_t capacity, size_t *length);
+
 /* 3.0 entry points the 2.40 system header does not declare. */
 CK_RV C_GetInterfaceList(CK_INTERFACE_PTR pInterfacesList, CK_ULONG_PTR pulCount);
 CK_RV C_GetInterface(CK_UTF8CHAR_PTR pInterfaceName, CK_VERSION_PTR pVersion,

@@ -11,9 +11,13 @@
 // (one file per family), Logging/. The methods below only route.
 import CP11Kit
 import Synchronization
+import TokenStore
 
 public final class Module: @unchecked Sendable {
     let configuration: Configuration
+    /// One per configured token, in configuration order (the slot ID is the index).
+    let slots: [Slot]
+    /// The tokens that could be opened.
     let tokens: [Token]
     let sessionHandles = HandleAllocator()
     let objectHandles = HandleAllocator()
@@ -24,8 +28,10 @@ public final class Module: @unchecked Sendable {
     /// /etc/tensorguard-pkcs11/config.yaml, else the built-in default (one `local` token).
     ///
     /// Errors: CKR_ARGUMENTS_BAD when `configPath` names no readable file; CKR_GENERAL_ERROR for every other
-    /// configuration problem (syntax, unknown key, bad value, group/world-writable file, unopenable store).
-    /// The reason is logged (level error, stderr unless the configuration named a file).
+    /// configuration problem (syntax, unknown key, bad value, group/world-writable file). The reason is logged
+    /// (level error, stderr unless the configuration named a file). A token whose store cannot be created or
+    /// opened, or whose store another token already uses, does not fail the module: its slot is listed and
+    /// answers CKR_TOKEN_NOT_RECOGNIZED (`Slot.unusable`), and the reason is logged at level error.
     public init(configPath: String?) throws {
         Log.shared.configureFromEnvironment()
         let config: Configuration
@@ -47,10 +53,31 @@ public final class Module: @unchecked Sendable {
             Log.error(e.message)
             throw CKRError(e.rv)
         }
+        var slots: [Slot] = []
+        var storeOwners: [StoreDirectory: String] = [:]
         for (i, t) in config.tokens.enumerated() {
-            tokens.append(try Token(slotID: CK_SLOT_ID(i), config: t, handles: objectHandles, audit: trail))
+            let slotID = CK_SLOT_ID(i)
+            do {
+                let directory: StoreDirectory
+                do { directory = try StoreDirectory.prepare(t.store) } catch {
+                    throw UnusableToken(slotID: slotID, config: t, reason: "\(error)")
+                }
+                // One store, one token: a second token on the same directory would wipe the first's objects.
+                if let owner = storeOwners[directory] {
+                    throw UnusableToken(slotID: slotID, config: t,
+                                        reason: "store \(directory.resolvedPath) is already the store of token '\(owner)'")
+                }
+                storeOwners[directory] = t.name
+                let token = try Token(slotID: slotID, config: t, handles: objectHandles, audit: trail)
+                tokens.append(token)
+                slots.append(.usable(token))
+            } catch let unusable as UnusableToken {
+                Log.error("token '\(t.name)' (slot \(slotID), store \(t.store)) is not usable: \(unusable.reason)")
+                slots.append(.unusable(unusable))
+            }
         }
         self.configuration = config
+        self.slots = slots
         self.tokens = tokens
     }
 
@@ -84,8 +111,14 @@ public final class Module: @unchecked Sendable {
         ModuleInfo(cryptokiVersion: Version(2, 40), manufacturerID: ModuleIdentity.manufacturer, flags: 0,
                    libraryDescription: ModuleIdentity.libraryDescription, libraryVersion: ModuleIdentity.version)
     }
-    public func slotList(tokenPresent: Bool) -> [CK_SLOT_ID] { tokens.map { $0.slotID } }
-    public func slotInfo(_ slot: CK_SLOT_ID) throws -> SlotInfo { try token(slot).slotInfo() }
+    public func slotList(tokenPresent: Bool) -> [CK_SLOT_ID] { slots.indices.map { CK_SLOT_ID($0) } }
+    public func slotInfo(_ slot: CK_SLOT_ID) throws -> SlotInfo {
+        guard slot < CK_SLOT_ID(slots.count) else { throw CKRError(CKR_SLOT_ID_INVALID) }
+        switch slots[Int(slot)] {
+        case .usable(let t): return t.slotInfo()
+        case .unusable(let u): return u.slotInfo()
+        }
+    }
     public func tokenInfo(_ slot: CK_SLOT_ID) throws -> TokenInfo { try token(slot).tokenInfo() }
     /// The mechanisms the token's policy allows (`allowed_mechanisms`; all of them by default).
     public func mechanismList(_ slot: CK_SLOT_ID) throws -> [CK_MECHANISM_TYPE] {

@@ -7,6 +7,7 @@ import Glibc
 import Darwin
 #endif
 import KeyWrap
+import CP11Kit
 import TokenStore
 
 /// One token of the configuration, as the module would use it.
@@ -19,6 +20,18 @@ public struct OperatorTokenConfiguration: Sendable, Equatable {
     public let backend: BackendConfiguration
     /// scrypt log2(N) for PIN envelopes written by this token (`pin_kdf_cost`).
     public let pinKDFCost: Int
+    /// `policy.allow_mixed_key_roles` (legacy applications; `doctor` warns).
+    public var allowsMixedKeyRoles: Bool = false
+
+    /// Labels of the token's N2HE keys whose decryption rule is `raw`, read from the store's public attributes
+    /// (no login needed: the rule and the label are public).
+    public func rawDecryptionKeyLabels() throws -> [String] {
+        try openVault().database.allObjects().compactMap { o in
+            guard o.publicAttributes[UInt(CK.attrN2HEDecryptRule)].flatMap(Encoding.decodeULong) == N2HEDecryptRule.raw.rawValue
+            else { return nil }
+            return o.publicAttributes[UInt(CKA_LABEL)].map { String(decoding: $0, as: UTF8.self) } ?? "(no label)"
+        }
+    }
 
     /// Opens the token's store the way the module does. Refuses (without creating anything) when the store
     /// directory or its database does not exist yet.
@@ -84,7 +97,8 @@ public struct OperatorConfiguration: Sendable, Equatable {
             throw OperatorConfigurationError(e.message)
         }
         return OperatorConfiguration(source: config.source, tokens: config.tokens.map {
-            OperatorTokenConfiguration(name: $0.name, store: $0.store, backend: $0.backend, pinKDFCost: $0.pinKDFCost)
+            OperatorTokenConfiguration(name: $0.name, store: $0.store, backend: $0.backend, pinKDFCost: $0.pinKDFCost,
+                                       allowsMixedKeyRoles: $0.policy.allowMixedKeyRoles)
         })
     }
 

@@ -12,6 +12,10 @@ enum AuditEventKind: String, Sendable {
     case kekRotation = "kek_rotation", backendFailure = "backend_failure"
     case keyUse = "key_use"
     case policyRefusal = "policy_refusal"
+    /// A key created or changed with mixed roles under `allow_mixed_key_roles`.
+    case mixedKeyRoles = "mixed_key_roles"
+    /// A C_Decrypt under an N2HE key whose decryption rule is `raw` (with its row count).
+    case rawDecrypt = "n2he_raw_decrypt"
 }
 
 struct AuditEvent: Sendable {

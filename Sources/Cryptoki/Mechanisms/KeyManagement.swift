@@ -47,6 +47,7 @@ extension Module {
             value = try N2HEMechanism.generate(params)
         }
         let record = try ObjectFactory.build(kind: kind, attributes: parsed, origin: .generated(m.type), value: value)
+        try checkKeyRoles(s, record)
         return try s.token.insert(record, access: access)
     }
 
@@ -58,6 +59,13 @@ extension Module {
         let wrapper = try operationKey(s, wrappingKey, usage: CKA_WRAP, mechanism: m.type,
                                        invalidHandle: CKR_WRAPPING_KEY_HANDLE_INVALID)
         guard wrapper.kind == .secretKey(CKK_AES) else { throw ckr(CKR_WRAPPING_KEY_TYPE_INCONSISTENT) }
+        // Also for keys stored before the role rules: a wrapping key nobody can know, in one role only.
+        if !KeyRoles.mayWrap(wrapper.attributes)
+            || (KeyRoles.mixesRoles(wrapper.attributes) && !s.token.config.policy.allowMixedKeyRoles) {
+            try refuseByPolicy(s, rv: CKR_KEY_FUNCTION_NOT_PERMITTED, uniqueID: wrapper.uniqueID, label: wrapper.bytes(CKA_LABEL),
+                               mechanism: m.type, reason: KeyRoles.violation(wrapper.attributes, allowMixedRoles: s.token.config.policy.allowMixedKeyRoles)
+                                   ?? "the wrapping key may not wrap")
+        }
         let target: ObjectRef
         do { target = try s.token.object(key, access: s.access) } catch let e as CKRError where e.rv == CKR_OBJECT_HANDLE_INVALID {
             throw ckr(CKR_KEY_HANDLE_INVALID)
@@ -100,19 +108,31 @@ extension Module {
         let unwrapper = try operationKey(s, unwrappingKey, usage: CKA_UNWRAP, mechanism: m.type,
                                          invalidHandle: CKR_UNWRAPPING_KEY_HANDLE_INVALID)
         guard unwrapper.kind == .secretKey(CKK_AES) else { throw ckr(CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT) }
+        if KeyRoles.mixesRoles(unwrapper.attributes) && !s.token.config.policy.allowMixedKeyRoles {
+            try refuseByPolicy(s, rv: CKR_KEY_FUNCTION_NOT_PERMITTED, uniqueID: unwrapper.uniqueID,
+                               label: unwrapper.bytes(CKA_LABEL), mechanism: m.type,
+                               reason: "the unwrapping key also holds CKA_ENCRYPT/CKA_DECRYPT (separated key roles)")
+        }
 
         // The unwrapping key's CKA_UNWRAP_TEMPLATE is merged in; a conflicting value → CKR_TEMPLATE_INCONSISTENT.
+        // An unwrapped key is sensitive unless that template (not the caller) says otherwise.
         var merged = template
-        if case .template(let ut)? = unwrapper.attributes[CK.unwrapTemplate] {
-            for a in ut {
-                let mine = template.filter { $0.type == a.type }
-                if mine.isEmpty {
-                    merged.append(a)
-                } else {
-                    let canonicalTheirs = AttributePolicy.canonicalForSearch(a)
-                    for x in mine where AttributePolicy.canonicalForSearch(x) != canonicalTheirs {
-                        throw ckr(CKR_TEMPLATE_INCONSISTENT)
-                    }
+        let unwrapTemplate: [Attribute]
+        if case .template(let ut)? = unwrapper.attributes[CK.unwrapTemplate] { unwrapTemplate = ut } else { unwrapTemplate = [] }
+        let notSensitive = { (a: Attribute) in
+            a.type == CKA_SENSITIVE && AttributePolicy.canonicalForSearch(a) == .bytes(Encoding.bool(false))
+        }
+        if template.contains(where: notSensitive), !unwrapTemplate.contains(where: notSensitive) {
+            throw ckr(CKR_TEMPLATE_INCONSISTENT)
+        }
+        for a in unwrapTemplate {
+            let mine = template.filter { $0.type == a.type }
+            if mine.isEmpty {
+                merged.append(a)
+            } else {
+                let canonicalTheirs = AttributePolicy.canonicalForSearch(a)
+                for x in mine where AttributePolicy.canonicalForSearch(x) != canonicalTheirs {
+                    throw ckr(CKR_TEMPLATE_INCONSISTENT)
                 }
             }
         }
@@ -139,6 +159,7 @@ extension Module {
         try checkCreation(s, parsed: parsed, kind: kind, access: access)
         let record = try ObjectFactory.build(kind: kind, attributes: parsed, origin: .unwrapped, value: value,
                                              valueError: CKR_WRAPPED_KEY_INVALID)
+        try checkKeyRoles(s, record)
         return try s.token.insert(record, access: access)
     }
 }

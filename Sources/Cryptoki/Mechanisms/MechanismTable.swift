@@ -19,8 +19,10 @@ enum Mechanisms {
             (CKM_AES_CBC, info(aes, ed)),
             (CKM_AES_CBC_PAD, info(aes, ed)),
             (CKM_AES_GCM, info(aes, ed)),
-            (CKM_AES_KEY_WRAP, info(aes, ed | CKF_WRAP | CKF_UNWRAP)),
-            (CKM_AES_KEY_WRAP_PAD, info(aes, ed | CKF_WRAP | CKF_UNWRAP)),
+            // Wrap/unwrap only: as C_Encrypt/C_Decrypt they would turn a wrapped key into its value and a chosen
+            // value into a wrapped key (docs/threat-model.md).
+            (CKM_AES_KEY_WRAP, info(aes, CKF_WRAP | CKF_UNWRAP)),
+            (CKM_AES_KEY_WRAP_PAD, info(aes, CKF_WRAP | CKF_UNWRAP)),
             (CKM_GENERIC_SECRET_KEY_GEN, info(hmacBits, CKF_GENERATE)),
             (CKM_SHA_1, info((0, 0), CKF_DIGEST)),
             (CKM_SHA256, info((0, 0), CKF_DIGEST)),

@@ -40,12 +40,36 @@ enum N2HEMechanism {
     }
 }
 
+/// What a C_Decrypt under an N2HE key must pass before any arithmetic (docs/n2he.md, "Decryption rules"): the
+/// key's rule, and the token's ledger of spent seeds and audit, reached through closures so that the operation
+/// knows nothing of sessions or stores.
+struct N2HEDecryptGuard {
+    let rule: N2HEDecryptRule
+    /// Most ciphertexts in one seeded sum (`N2HEParameters.maximumSeededSumTerms`).
+    let maximumSumTerms: Int
+    /// Marks the seed digests spent, all or none; false when one was spent before.
+    let spend: ([[UInt8]]) throws -> Bool
+    /// Logs and audits a refusal; returns the error to throw (CKR_ENCRYPTED_DATA_INVALID).
+    let refuse: (String) -> CKRError
+    /// Before a `raw` decryption of that many rows: audit, `max_decrypt_calls_per_hour`.
+    let admitRaw: (Int) throws -> Void
+
+    /// The 16-byte digest recorded for a seed (SHA-256 prefix: a structured seed cannot collide by prefix).
+    static func digest(_ seed: [UInt8]) throws -> [UInt8] {
+        do { return Array(try CryptoCore.Digest.hash(.sha256, seed).prefix(16)) } catch {
+            throw ErrorMap.wrap(error, context: "seed digest")
+        }
+    }
+}
+
 final class N2HECipherOperation: CipherOperation {
     let cipher: N2HECipher
     let format: N2HECiphertextFormat
     let direction: CipherDirection
     /// `n2he.threads` of the configuration; used for calls of at least `parallelMinimumEntries` matrix entries.
     let threads: Int
+    /// Decryption only.
+    let decryptGuard: N2HEDecryptGuard?
     private var buffered: [UInt8] = []
 
     /// Below this many matrix entries (k·n) a call runs on the caller's thread: creating threads would cost more
@@ -53,7 +77,9 @@ final class N2HECipherOperation: CipherOperation {
     static let parallelMinimumEntries = 1 << 20
 
     init(key value: SecretBytes, parameters: N2HEParameters, mechanism: Mechanism, direction: CipherDirection,
-         threads: Int = 1) throws {
+         threads: Int = 1, decryptGuard: N2HEDecryptGuard? = nil) throws {
+        guard direction == .encrypt || decryptGuard != nil else { throw ckr(CKR_GENERAL_ERROR) }
+        self.decryptGuard = decryptGuard
         guard let f = N2HEMechanism.format(mechanism.type) else { throw ckr(CKR_MECHANISM_INVALID) }
         try Mechanisms.requireNoParameter(mechanism)
         do {
@@ -78,8 +104,46 @@ final class N2HECipherOperation: CipherOperation {
     }
 
     private func decrypt(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws -> Int {
-        let k = (try? cipher.plaintextByteCount(ciphertext: input)).map { $0 / 8 } ?? 0
-        return try cipher.decrypt(ciphertext: input, into: output, threads: threads(samples: k))
+        let bytes = try decryptLength(input)
+        guard output.count >= bytes else { throw N2HEError.outputBufferTooSmall(required: bytes, available: output.count) }
+        let smudging = try authorise(input, rows: bytes / 8)
+        return try cipher.decrypt(ciphertext: input, into: output, threads: threads(samples: bytes / 8), smudging: smudging)
+    }
+
+    /// The mechanism fixes the layout (LWE1 reads LWE1, LWE2 reads LWE2 and seeded sums), then the key's rule
+    /// decides: `seeded-once` spends the seeds (refusing LWE1, a repeated seed, a sum over its limit) and smudges;
+    /// `raw` is admitted (audited, rate-limited). Returns whether to smudge. Runs after the header was validated.
+    private func authorise(_ input: UnsafeRawBufferPointer, rows: Int) throws -> Bool {
+        guard let g = decryptGuard else { throw ckr(CKR_GENERAL_ERROR) }
+        guard let layout = N2HECiphertextLayout(magicOf: input) else { throw ckr(CKR_ENCRYPTED_DATA_INVALID) }
+        switch (format, layout) {
+        case (.lwe1, .lwe1), (.lwe2, .lwe2), (.lwe2, .seededSum): break
+        default: throw ckr(CKR_ENCRYPTED_DATA_INVALID)
+        }
+        switch g.rule {
+        case .raw:
+            try g.admitRaw(rows)
+            return false
+        case .seededOnce:
+            let seeds: [[UInt8]]
+            switch layout {
+            case .lwe1:
+                throw g.refuse("LWE1 (caller-chosen A) under a seeded-once key")
+            case .lwe2:
+                seeds = [Array(UnsafeRawBufferPointer(rebasing: input[13..<45]))]
+            case .seededSum:
+                do { seeds = try N2HESeededSum(parsing: input, expectedDimension: cipher.parameters.n).seeds } catch {
+                    throw N2HEMechanism.map(error, direction: .decrypt)
+                }
+                guard seeds.count <= g.maximumSumTerms else {
+                    throw g.refuse("seeded sum of \(seeds.count) ciphertexts exceeds \(g.maximumSumTerms) for these parameters")
+                }
+            }
+            let digests = try seeds.map(N2HEDecryptGuard.digest)
+            guard Set(digests).count == digests.count else { throw g.refuse("seeded sum names a seed twice") }
+            guard try g.spend(digests) else { throw g.refuse("seed already decrypted under this key (seeded-once)") }
+            return true
+        }
     }
 
     deinit { secureZero(&buffered) }
@@ -117,6 +181,8 @@ final class N2HECipherOperation: CipherOperation {
                 if written < out.count { out.removeLast(out.count - written) }
                 return out
             }
+        } catch let e as CKRError {
+            throw e
         } catch {
             throw N2HEMechanism.map(error, direction: direction)
         }
@@ -129,6 +195,8 @@ final class N2HECipherOperation: CipherOperation {
             case .encrypt: return try encrypt(input, into: output)
             case .decrypt: return try decrypt(input, into: output)
             }
+        } catch let e as CKRError {
+            throw e
         } catch {
             throw N2HEMechanism.map(error, direction: direction)
         }

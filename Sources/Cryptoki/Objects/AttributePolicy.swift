@@ -42,6 +42,10 @@ struct AttributeRule: OptionSet, Sendable {
     static let searchable = AttributeRule(rawValue: 1 << 11)
     /// Sealed at rest only when the object is private (CKA_VALUE of a private data object).
     static let secretWhenPrivate = AttributeRule(rawValue: 1 << 12)
+    /// A CK_ULONG whose smaller values are stricter (CKA_TG_N2HE_DECRYPT_RULE): after creation it may only go down.
+    static let onlyDown = AttributeRule(rawValue: 1 << 13)
+    /// Guards what a key may be used for or become: C_CopyObject may only tighten it (KeyRoles.swift).
+    static let security = AttributeRule(rawValue: 1 << 14)
 }
 
 /// A default applied when the template omits the attribute.
@@ -93,11 +97,12 @@ enum AttributePolicy {
     static let storage: [AttributeSpec] = [
         AttributeSpec(CKA_CLASS, .ulong, [.fixed, .searchable]),
         AttributeSpec(CKA_TOKEN, .bool, [.copyChangeable], .value(F)),
-        AttributeSpec(CKA_PRIVATE, .bool, [.copyChangeable]),  // default depends on class: see defaultPrivate
-        AttributeSpec(CKA_MODIFIABLE, .bool, [.copyChangeable], .value(T)),
+        // A copy may make an object private or unmodifiable, never the reverse (KeyRoles.tightensOnCopy).
+        AttributeSpec(CKA_PRIVATE, .bool, [.copyChangeable, .security]),  // default depends on class: see defaultPrivate
+        AttributeSpec(CKA_MODIFIABLE, .bool, [.copyChangeable, .security], .value(T)),
         AttributeSpec(CKA_LABEL, .utf8, [.searchable], .value(empty)),
-        AttributeSpec(CKA_COPYABLE, .bool, [.onlyToFalse], .value(T)),
-        AttributeSpec(CKA_DESTROYABLE, .bool, [.onlyToFalse], .value(T)),
+        AttributeSpec(CKA_COPYABLE, .bool, [.onlyToFalse, .security], .value(T)),
+        AttributeSpec(CKA_DESTROYABLE, .bool, [.onlyToFalse, .security], .value(T)),
         AttributeSpec(CK.attrUniqueID, .utf8, [.computed, .fixed, .searchable]),
     ]
 
@@ -114,29 +119,34 @@ enum AttributePolicy {
         AttributeSpec(CKA_ID, .bytes, [.searchable], .value(empty)),
         AttributeSpec(CKA_START_DATE, .date, [], .value(empty)),
         AttributeSpec(CKA_END_DATE, .date, [], .value(empty)),
-        AttributeSpec(CKA_DERIVE, .bool, [], .value(F)),
+        AttributeSpec(CKA_DERIVE, .bool, [.security], .value(F)),
         AttributeSpec(CKA_LOCAL, .bool, [.computed, .fixed]),
         AttributeSpec(CKA_KEY_GEN_MECHANISM, .ulong, [.computed, .fixed]),
         // No default: absent means "no restriction" (read back as the token's whole mechanism list); a list given
-        // at creation, even an empty one, is enforced.
-        AttributeSpec(CK.allowedMechanisms, .mechanismList),
-        AttributeSpec(CKA_ENCRYPT, .bool, [], .value(T)),
-        AttributeSpec(CKA_DECRYPT, .bool, [], .value(T)),
-        AttributeSpec(CKA_SIGN, .bool, [], .value(T)),
-        AttributeSpec(CKA_VERIFY, .bool, [], .value(T)),
-        AttributeSpec(CKA_WRAP, .bool, [], .value(T)),
-        AttributeSpec(CKA_UNWRAP, .bool, [], .value(T)),
-        AttributeSpec(CKA_SENSITIVE, .bool, [.onlyToTrue], .value(F)),
+        // at creation, even an empty one, is enforced. Changes may only narrow it (KeyRoles.narrowsMechanisms).
+        AttributeSpec(CK.allowedMechanisms, .mechanismList, [.security]),
+        // Usage defaults: a cipher key (ENCRYPT/DECRYPT), never a wrapping key unless asked; a template that asks
+        // for WRAP/UNWRAP gets ENCRYPT/DECRYPT false (KeyRoles.defaults). Roles are never mixed (KeyRoles.check).
+        AttributeSpec(CKA_ENCRYPT, .bool, [.security], .value(T)),
+        AttributeSpec(CKA_DECRYPT, .bool, [.security], .value(T)),
+        AttributeSpec(CKA_SIGN, .bool, [.security], .value(T)),
+        AttributeSpec(CKA_VERIFY, .bool, [.security], .value(T)),
+        AttributeSpec(CKA_WRAP, .bool, [.security], .value(F)),
+        AttributeSpec(CKA_UNWRAP, .bool, [.security], .value(F)),
+        // SENSITIVE defaults to true for wrapping keys and unwrapped keys (KeyRoles.defaults).
+        AttributeSpec(CKA_SENSITIVE, .bool, [.onlyToTrue, .security], .value(F)),
         // Secure default (as pkcs11-check reads PKCS#11 Table 18): a key is extractable only when asked for.
-        AttributeSpec(CKA_EXTRACTABLE, .bool, [.onlyToFalse], .value(F)),
+        AttributeSpec(CKA_EXTRACTABLE, .bool, [.onlyToFalse, .security], .value(F)),
         AttributeSpec(CKA_ALWAYS_SENSITIVE, .bool, [.computed, .fixed]),
         AttributeSpec(CKA_NEVER_EXTRACTABLE, .bool, [.computed, .fixed]),
         AttributeSpec(CKA_CHECK_VALUE, .bytes, [.fixed]),  // computed; a create template may state it (must match)
-        AttributeSpec(CKA_WRAP_WITH_TRUSTED, .bool, [.onlyToTrue], .value(F)),
-        AttributeSpec(CKA_TRUSTED, .bool, [.soSetsTrue], .value(F)),
-        AttributeSpec(CK.wrapTemplate, .template, [], .template),
-        AttributeSpec(CK.unwrapTemplate, .template, [], .template),
-        AttributeSpec(CK.deriveTemplate, .template, [], .template),
+        AttributeSpec(CKA_WRAP_WITH_TRUSTED, .bool, [.onlyToTrue, .security], .value(F)),
+        // Never carried into a copy made outside an SO session (Module.copyObjectImpl).
+        AttributeSpec(CKA_TRUSTED, .bool, [.soSetsTrue, .security], .value(F)),
+        // What a wrapping key may wrap and what its unwrapped keys become: fixed once the key exists.
+        AttributeSpec(CK.wrapTemplate, .template, [.fixed], .template),
+        AttributeSpec(CK.unwrapTemplate, .template, [.fixed], .template),
+        AttributeSpec(CK.deriveTemplate, .template, [.fixed], .template),
         AttributeSpec(CKA_VALUE, .bytes, [.requiredOnCreate, .createOnly, .fixed, .sensitive, .secretAtRest]),
         AttributeSpec(CKA_VALUE_LEN, .ulong, [.fixed]),  // computed at create; generate requires it for AES/generic
         // Vendor, read-only (token policies, docs/policies.md): creation time and counted uses.
@@ -151,6 +161,8 @@ enum AttributePolicy {
         AttributeSpec(CK.attrN2HEPlaintextBits, .ulong, [.fixed], .value(Encoding.ulong(16))),
         AttributeSpec(CK.attrN2HENoiseMilli, .ulong, [.fixed], .value(Encoding.ulong(5120))),
         AttributeSpec(CK.attrN2HESecurityBits, .ulong, [.computed, .fixed]),
+        // seeded-once (1, the default) or raw (2); may only be tightened (docs/n2he.md).
+        AttributeSpec(CK.attrN2HEDecryptRule, .ulong, [.onlyDown, .security], .value(Encoding.ulong(N2HEDecryptRule.seededOnce.rawValue))),
     ]
 
     private static func index(_ specs: [AttributeSpec]) -> [CK_ATTRIBUTE_TYPE: AttributeSpec] {

@@ -11,7 +11,26 @@ extension Module {
         let parsed = try ObjectFactory.parse(template, kind: kind, origin: .created, role: access.role)
         try checkCreation(s, parsed: parsed, kind: kind, access: access)
         let record = try ObjectFactory.build(kind: kind, attributes: parsed, origin: .created, value: nil)
+        try checkKeyRoles(s, record)
         return try s.token.insert(record, access: access)
+    }
+
+    /// The key-role rules (Objects/KeyRoles.swift) on a new or changed key: mixed roles unless the token's policy
+    /// allows them (then the use is audited), and CKA_WRAP only on a key nobody can know. Refusals answer
+    /// CKR_TEMPLATE_INCONSISTENT and are audited like policy refusals.
+    func checkKeyRoles(_ s: Session, _ record: ObjectRecord) throws {
+        guard case .secretKey = record.kind else { return }
+        let allowMixed = s.token.config.policy.allowMixedKeyRoles
+        if let reason = KeyRoles.violation(record.attributes, allowMixedRoles: allowMixed) {
+            try refuseByPolicy(s, rv: CKR_TEMPLATE_INCONSISTENT, uniqueID: nil, label: record.bytes(CKA_LABEL),
+                               mechanism: nil, reason: reason)
+        }
+        if allowMixed, KeyRoles.mixesRoles(record.attributes) {
+            try s.token.audit(AuditEvent(kind: .mixedKeyRoles, outcome: .success, session: s.handle,
+                                         objectUniqueID: record.uniqueID,
+                                         objectLabel: record.bytes(CKA_LABEL).map { String(decoding: $0, as: UTF8.self) },
+                                         reason: "allow_mixed_key_roles: key holds a wrapping and a cipher role"))
+        }
     }
 
     /// Session / login rules for a new object, checked before any expensive work: token objects need a RW
@@ -37,6 +56,8 @@ extension Module {
         let ref = try s.token.object(object, access: access)
         guard ref.record.bool(CKA_COPYABLE) else { throw ckr(CKR_ACTION_PROHIBITED) }
         var copy = try ObjectFactory.applyChanges(template, to: ref.record, copy: true, role: access.role)
+        // Trust is the Security Officer's to give: a copy made in any other session is not trusted.
+        if access.role != .so, copy.attributes[CKA_TRUSTED] != nil { copy.attributes[CKA_TRUSTED] = .bytes(Encoding.bool(false)) }
         // The copy carries its own secret values (unsealed from the original) and a new identity.
         var secrets = copy.secrets
         for t in ref.record.sealedTypes where secrets[t] == nil {
@@ -47,6 +68,7 @@ extension Module {
         copy = ObjectRecord(uniqueID: uid, kind: copy.kind, attributes: copy.attributes, secrets: secrets)
         copy.attributes[CK.attrUniqueID] = .bytes(Array(uid.utf8))
         copy.placeSecrets()
+        try checkKeyRoles(s, copy)
         try checkCopyPolicy(s, copy: copy)
         if copy.isToken, !copy.secrets.isEmpty, access.role == nil { throw ckr(CKR_USER_NOT_LOGGED_IN) }
         return try s.token.insert(copy, access: access)
@@ -102,6 +124,12 @@ extension Module {
         let ref = try s.token.object(object, access: access)
         guard ref.record.isModifiable else { throw ckr(CKR_ACTION_PROHIBITED) }
         let changed = try ObjectFactory.applyChanges(template, to: ref.record, copy: false, role: access.role)
+        // Keys stored before the role rules may mix roles; only a change that grants a role or loosens
+        // protection is held to them.
+        let grants = template.contains { a in
+            [CKA_ENCRYPT, CKA_DECRYPT, CKA_WRAP, CKA_UNWRAP, CKA_TRUSTED].contains(a.type) && changed.attributes[a.type] != ref.record.attributes[a.type]
+        }
+        if grants { try checkKeyRoles(s, changed) }
         try checkSetAttributePolicy(s, template: template, record: ref.record)
         try s.token.update(ObjectRef(handle: ref.handle, record: changed), access: access)
     }

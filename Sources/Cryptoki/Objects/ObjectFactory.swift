@@ -84,6 +84,9 @@ enum ObjectFactory {
         attrs[CKA_CLASS] = .bytes(Encoding.ulong(kind.objectClass))
         if let kt = kind.keyType { attrs[CKA_KEY_TYPE] = .bytes(Encoding.ulong(kt)) }
         if attrs[CKA_PRIVATE] == nil { attrs[CKA_PRIVATE] = .bytes(Encoding.bool(AttributePolicy.defaultPrivate(for: kind))) }
+        for (type, value) in KeyRoles.defaults(for: parsed, kind: kind, origin: origin) where attrs[type] == nil {
+            attrs[type] = value
+        }
         for spec in table.values where attrs[spec.type] == nil {
             switch spec.defaultValue {
             case .none: break
@@ -156,6 +159,10 @@ enum ObjectFactory {
         case let k where ObjectKind.isGenericSecretLike(k):
             guard (1...Mechanisms.genericSecretMaxBytes).contains(v.count) else { throw ckr(valueError) }
         case CK.keyN2HE:
+            guard case .bytes(let rule)? = attributes[CK.attrN2HEDecryptRule],
+                  let r = Encoding.decodeULong(rule), N2HEDecryptRule(rawValue: r) != nil else {
+                throw ckr(CKR_ATTRIBUTE_VALUE_INVALID)
+            }
             let params = try n2heParameters(attributes)
             guard v.count == params.rawKeyByteCount else { throw ckr(valueError) }
             do {
@@ -207,6 +214,8 @@ enum ObjectFactory {
     // MARK: Changes
 
     /// C_SetAttributeValue (`copy == false`) or the template of C_CopyObject (`copy == true`) applied to `record`.
+    /// A copy may only tighten the security attributes (KeyRoles.tightens: CKR_TEMPLATE_INCONSISTENT otherwise),
+    /// and a copy of an unmodifiable object may change nothing else but CKA_TOKEN.
     static func applyChanges(_ template: [Attribute], to record: ObjectRecord, copy: Bool, role: LoginRole?) throws -> ObjectRecord {
         guard let table = AttributePolicy.table(for: record.kind) else { throw ckr(CKR_GENERAL_ERROR) }
         var r = record
@@ -224,6 +233,22 @@ enum ObjectFactory {
                 r.secrets[a.type] = SecretBytes(copying: b)
                 r.secretsChanged = true
                 continue
+            }
+            if copy, current != v {
+                if spec.rules.contains(.security) {
+                    guard KeyRoles.tightens(a.type, from: current, to: v) else { throw ckr(CKR_TEMPLATE_INCONSISTENT) }
+                } else if !record.isModifiable, a.type != CKA_TOKEN {
+                    throw ckr(CKR_TEMPLATE_INCONSISTENT)
+                }
+            }
+            if a.type == CK.attrN2HEDecryptRule {
+                guard case .bytes(let b) = v, let n = Encoding.decodeULong(b), N2HEDecryptRule(rawValue: n) != nil else {
+                    throw ckr(CKR_ATTRIBUTE_VALUE_INVALID)
+                }
+            }
+            if spec.rules.contains(.onlyDown), !KeyRoles.onlyDown(from: current, to: v) { throw ckr(CKR_ATTRIBUTE_READ_ONLY) }
+            if a.type == CK.allowedMechanisms, !KeyRoles.narrowsMechanisms(from: current, to: v) {
+                throw ckr(CKR_ATTRIBUTE_READ_ONLY)
             }
             if spec.rules.contains(.computed) || spec.rules.contains(.fixed) {
                 // C_SetAttributeValue refuses read-only attributes outright; a C_CopyObject template may restate

@@ -113,11 +113,15 @@ struct ObjectRecord: @unchecked Sendable {
         return out
     }
 
-    /// Does the object carry every (type, value) of `template`? Secret values compare only when in memory.
+    /// Does the object carry every (type, value) of `template`? Secret values compare only when in memory, and
+    /// never a value the caller could not read (a sensitive or unextractable key's CKA_VALUE): a search is not an
+    /// equality oracle.
     func matches(_ template: [(CK_ATTRIBUTE_TYPE, AttributeValue)]) -> Bool {
         for (t, v) in template {
             if let mine = attributes[t] {
                 if mine != v { return false }
+            } else if hidesSensitive, AttributePolicy.spec(t, for: kind)?.rules.contains(.sensitive) == true {
+                return false
             } else if let s = secrets[t], case .bytes(let b) = v {
                 if !constantTimeEquals(s, b) { return false }
             } else {

@@ -201,6 +201,8 @@ extension Token {
                 var ok = true
                 for (t, b) in secretPart {
                     if let mine = r.attributes[t] { ok = ok && mine == .bytes(b); continue }
+                    // Never an equality oracle on a value the caller could not read.
+                    if r.hidesSensitive { ok = false; break }
                     guard let s = try? secret(t, of: r) else { ok = false; break }
                     ok = ok && constantTimeEquals(s, b)
                 }

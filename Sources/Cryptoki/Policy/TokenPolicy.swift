@@ -16,6 +16,10 @@ struct TokenPolicy: Equatable, Sendable {
     var maxKeyAgeDays: Int? = nil
     /// Only for `tg-pkcs11 key list`: remind to rotate keys this many days old.
     var rotationReminderDays: Int? = nil
+    /// Legacy applications: a key may hold WRAP/UNWRAP together with ENCRYPT/DECRYPT (audited; `doctor` warns).
+    var allowMixedKeyRoles = false
+    /// C_Decrypt calls per key and hour under an N2HE key whose decryption rule is `raw` (nil: no limit).
+    var maxDecryptCallsPerHour: Int? = nil
 
     /// Does anything limit the use of existing keys (the only part evaluated per operation)?
     var limitsKeyUse: Bool { maxKeyUses != nil || maxKeyAgeDays != nil }
@@ -62,7 +66,7 @@ enum MechanismNames {
 
 extension TokenPolicy {
     static let keys = ["min_n2he_security_bits", "allowed_mechanisms", "allow_extractable", "max_key_uses",
-                       "max_key_age_days", "rotation_reminder_days"]
+                       "max_key_age_days", "rotation_reminder_days", "allow_mixed_key_roles", "max_decrypt_calls_per_hour"]
 
     /// Parses `tokens[i].policy` into `policy` (which may already hold the top-level
     /// `min_n2he_security_bits` alias; stating both is an error).
@@ -106,6 +110,12 @@ extension TokenPolicy {
                 policy.maxKeyAgeDays = try days()
             case "rotation_reminder_days":
                 policy.rotationReminderDays = try days()
+            case "allow_mixed_key_roles":
+                guard v.scalar != nil, let b = v.bool else { throw fail("\(at) must be true or false") }
+                policy.allowMixedKeyRoles = b
+            case "max_decrypt_calls_per_hour":
+                guard let i = v.int, i >= 1 else { throw fail("\(at) must be a positive integer") }
+                policy.maxDecryptCallsPerHour = i
             default:
                 throw fail("unknown key '\(at)' (known: \(keys.joined(separator: ", ")))")
             }

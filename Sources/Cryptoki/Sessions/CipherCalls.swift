@@ -2,6 +2,7 @@
 // size-query convention (Mechanisms/Operation.swift).
 import CP11Kit
 import CryptoCore
+import N2HE
 
 extension Module {
     /// The key for an operation: a visible secret key (CKR_KEY_HANDLE_INVALID), permitted for `usage`
@@ -35,16 +36,64 @@ extension Module {
             guard record.kind == .secretKey(CK.keyN2HE) else { throw ckr(CKR_KEY_TYPE_INCONSISTENT) }
             try Mechanisms.requireNoParameter(m)
             let params = try ObjectFactory.n2heParameters(record.attributes)
+            let guardian = direction == .decrypt ? n2heDecryptGuard(s, record, parameters: params, mechanism: m.type) : nil
             return try N2HECipherOperation(key: try keyValue(s, record), parameters: params, mechanism: m, direction: direction,
-                                           threads: configuration.n2heThreads)
+                                           threads: configuration.n2heThreads, decryptGuard: guardian)
         }
         guard record.kind == .secretKey(CKK_AES) else { throw ckr(CKR_KEY_TYPE_INCONSISTENT) }
-        if KeyWrapMechanism.isKeyWrap(m.type) {
-            _ = try KeyWrapMechanism.parameters(m)
-            return try KeyWrapCipherOperation(key: try keyValue(s, record), mechanism: m, direction: direction)
-        }
         let mode = try AESMechanism.mode(for: m)
         return try AESCipherOperation(key: try keyValue(s, record), mode: mode, direction: direction)
+    }
+
+    /// The decryption rule of an N2HE key bound to this token: seeds spent in the store (token keys, one
+    /// transaction, exact across processes) or in memory (session keys); refusals and raw decryptions audited.
+    func n2heDecryptGuard(_ s: Session, _ record: ObjectRecord, parameters: N2HEParameters,
+                          mechanism: CK_MECHANISM_TYPE) -> N2HEDecryptGuard {
+        let token = s.token
+        let uid = record.uniqueID
+        let label = record.bytes(CKA_LABEL).map { String(decoding: $0, as: UTF8.self) }
+        let policy = token.config.policy
+        return N2HEDecryptGuard(
+            rule: N2HEDecryptRule(record),
+            maximumSumTerms: parameters.maximumSeededSumTerms,
+            spend: { digests in
+                if record.isToken {
+                    return try ErrorMap.guarded("token '\(token.config.name)': seed ledger") {
+                        try token.database.spendSeeds(uniqueID: uid, digests: digests)
+                    }
+                }
+                return token.spendSessionSeeds(uniqueID: uid, digests: digests)
+            },
+            refuse: { reason in
+                Log.info("token '\(token.config.name)': N2HE decryption refused: \(reason)" + (label.map { " (key '\($0)')" } ?? ""))
+                do {
+                    try token.audit(AuditEvent(kind: .policyRefusal, outcome: .failure, rv: CKR_ENCRYPTED_DATA_INVALID,
+                                               session: s.handle, objectUniqueID: uid, objectLabel: label,
+                                               mechanism: mechanism, reason: reason))
+                } catch let e as CKRError {
+                    return e
+                } catch {
+                    return CKRError(CKR_DEVICE_ERROR)
+                }
+                return CKRError(CKR_ENCRYPTED_DATA_INVALID)
+            },
+            admitRaw: { rows in
+                if let limit = policy.maxDecryptCallsPerHour {
+                    let hour = Int64(PolicyClock.now() / 3600)
+                    let counted = record.isToken
+                        ? try ErrorMap.guarded("token '\(token.config.name)': decrypt call limit") {
+                            try token.database.chargeHourlyCall(uniqueID: uid, hour: hour, limit: limit)
+                        }
+                        : token.chargeSessionHourlyCall(uniqueID: uid, hour: hour, limit: limit)
+                    if !counted {
+                        try self.refuseByPolicy(s, rv: CKR_KEY_FUNCTION_NOT_PERMITTED, uniqueID: uid, label: record.bytes(CKA_LABEL),
+                                                mechanism: mechanism,
+                                                reason: "max_decrypt_calls_per_hour \(limit) reached for a raw N2HE key")
+                    }
+                }
+                try token.audit(AuditEvent(kind: .rawDecrypt, outcome: .success, session: s.handle, objectUniqueID: uid,
+                                           objectLabel: label, mechanism: mechanism, details: ["rows": String(rows)]))
+            })
     }
 
     func cipherInit(_ handle: CK_SESSION_HANDLE, mechanism: Mechanism, key: CK_OBJECT_HANDLE, direction: CipherDirection) throws {

@@ -37,6 +37,10 @@ struct TokenState: @unchecked Sendable {
     var handleUIDs: [CK_OBJECT_HANDLE: String] = [:]
     /// Unsealed secret values of token objects while logged in, keyed by unique id, valid for one store sequence.
     var secretCache: [String: (sequence: Int64, value: SecretBytes)] = [:]
+    /// Seed digests spent by N2HE session keys (token keys keep theirs in the store), by unique id.
+    var sessionSpentSeeds: [String: Set<[UInt8]>] = [:]
+    /// `max_decrypt_calls_per_hour` counts of session keys: unique id → (hour, calls).
+    var sessionHourlyCalls: [String: (hour: Int64, calls: Int)] = [:]
 
     var hasReadOnlySession: Bool { sessions.values.contains(false) }
     var readWriteCount: Int { sessions.values.filter { $0 }.count }
@@ -47,6 +51,27 @@ struct TokenState: @unchecked Sendable {
         secretCache.removeAll()
         sessionObjects = sessionObjects.filter { !$0.value.record.isPrivate }
     }
+}
+
+/// A configured token the module could not open (store not creatable or readable, store already used by another
+/// token, backend not loadable): its slot is listed, its token answers CKR_TOKEN_NOT_RECOGNIZED (docs/abi.md,
+/// "Tokens that cannot be opened"), and the other tokens work.
+struct UnusableToken: Error, Sendable {
+    let slotID: CK_SLOT_ID
+    let config: TokenConfiguration
+    let reason: String
+
+    func slotInfo() -> SlotInfo {
+        SlotInfo(slotDescription: config.name, manufacturerID: ModuleIdentity.manufacturer,
+                 flags: CKF_TOKEN_PRESENT, hardwareVersion: ModuleIdentity.version,
+                 firmwareVersion: ModuleIdentity.version)
+    }
+}
+
+/// One slot: its token, or why it has none that works.
+enum Slot: Sendable {
+    case usable(Token)
+    case unusable(UnusableToken)
 }
 
 final class Token: @unchecked Sendable {
@@ -71,12 +96,33 @@ final class Token: @unchecked Sendable {
             self.database = try TokenDatabase(directory: config.store, indexedAttributes: AttributePolicy.indexedTypes)
             self.vault = try TokenVault(database: database, kdfLog2N: config.pinKDFCost)
         } catch {
-            Log.error("token '\(config.name)' (slot \(slotID), store \(config.store)): cannot open: \(error)")
-            throw CKRError(CKR_GENERAL_ERROR)
+            throw UnusableToken(slotID: slotID, config: config, reason: "cannot open: \(error)")
         }
     }
 
     var role: LoginRole? { state.withLock { $0.role } }
+
+    /// Marks seed digests spent by a session key, all or none; false when one was spent before.
+    func spendSessionSeeds(uniqueID: String, digests: [[UInt8]]) -> Bool {
+        state.withLock { s in
+            var spent = s.sessionSpentSeeds[uniqueID] ?? []
+            for d in digests where !spent.insert(d).inserted { return false }
+            s.sessionSpentSeeds[uniqueID] = spent
+            return true
+        }
+    }
+
+    /// Counts one call of a session key in `hour` unless `limit` were counted; true when counted.
+    func chargeSessionHourlyCall(uniqueID: String, hour: Int64, limit: Int) -> Bool {
+        state.withLock { s in
+            var entry = s.sessionHourlyCalls[uniqueID] ?? (hour, 0)
+            if entry.hour != hour { entry = (hour, 0) }
+            guard entry.calls < limit else { return false }
+            entry.calls += 1
+            s.sessionHourlyCalls[uniqueID] = entry
+            return true
+        }
+    }
 
     func record() throws -> TokenRecord {
         try ErrorMap.guarded("token '\(config.name)': read token record") { try database.tokenRecord() }

@@ -25,6 +25,7 @@ enum CK {
     static let attrN2HEPlaintextBits: CK_ATTRIBUTE_TYPE = 0xD447_0003
     static let attrN2HENoiseMilli: CK_ATTRIBUTE_TYPE = 0xD447_0004
     static let attrN2HESecurityBits: CK_ATTRIBUTE_TYPE = 0xD447_0005
+    static let attrN2HEDecryptRule: CK_ATTRIBUTE_TYPE = 0xD447_0008
 
     /// PIN length limits reported in CK_TOKEN_INFO and enforced on new PINs.
     static let minPINLength = 4

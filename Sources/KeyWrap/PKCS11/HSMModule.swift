@@ -49,6 +49,10 @@ final class HSMModule: @unchecked Sendable {
         guard access(path, F_OK) == 0 else {
             throw KeyWrapError.misconfigured("backend module '\(path)' does not exist")
         }
+        // dlopen runs the module's code in the caller's process: only a file nobody else could have replaced.
+        if let problem = TrustedFile.problem(path) {
+            throw KeyWrapError.misconfigured("refusing to load backend module: \(problem)")
+        }
         guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
             let reason = dlerror().map { String(cString: $0) } ?? "unknown dlopen error"
             throw KeyWrapError.misconfigured("cannot load backend module '\(path)': \(reason)")

@@ -123,10 +123,12 @@ struct Encrypt: ParsableCommand {
 struct Decrypt: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "decrypt",
-        abstract: "Decrypt an SDK ciphertext file (LWE1 or LWE2, batch or scalar) under an N2HE key (C_Decrypt).",
+        abstract: "Decrypt a ciphertext file (LWE1, LWE2 or a seeded sum LWS1) under an N2HE key (C_Decrypt).",
         discussion: """
             The format is taken from the file's magic. The result is k integers in [0, t): printed as a JSON \
-            array, or written to --output as raw little-endian int64 (mode 0600).
+            array, or written to --output as raw little-endian int64 (mode 0600). Under a key with the default \
+            decryption rule (seeded-once) only LWE2 and seeded sums decrypt, each seed once; LWE1 needs a key \
+            imported with --decrypt-rule raw (docs/n2he.md).
             """)
 
     @OptionGroup var moduleOptions: ModuleOptions
@@ -146,8 +148,18 @@ struct Decrypt: ParsableCommand {
         let context = try TokenContext.open(moduleOptions, tokenOptions, pinOptions, readWrite: false)
         let (key, n) = try keyOptions.resolve(in: context, for: .decrypt)
         if let n { _ = try Ciphertext.inspect(ciphertext, path: input, keyDimension: n) }
-        let mechanism = info.format == .lwe1 ? CK_MECHANISM_TYPE(CKM_TG_N2HE_LWE1) : CK_MECHANISM_TYPE(CKM_TG_N2HE_LWE2)
-        let plaintext = try context.session.decrypt(mechanism: mechanism, key: key, input: ciphertext)
+        // The mechanism names the layout: LWE1, or LWE2 for LWE2 and seeded sums.
+        let mechanism = info.layout == .lwe1 ? CK_MECHANISM_TYPE(CKM_TG_N2HE_LWE1) : CK_MECHANISM_TYPE(CKM_TG_N2HE_LWE2)
+        let plaintext: [UInt8]
+        do {
+            plaintext = try context.session.decrypt(mechanism: mechanism, key: key, input: ciphertext)
+        } catch let e as PKCS11Error where e.rv == CK_RV(CKR_ENCRYPTED_DATA_INVALID) {
+            throw CLIError("C_Decrypt refused '\(input)' (CKR_ENCRYPTED_DATA_INVALID): "
+                + (info.layout == .lwe1
+                    ? "LWE1 (the TensorGuard SDK's format) decrypts only under a key imported with --decrypt-rule raw"
+                    : "malformed, or a seed this key has already decrypted (keys with the seeded-once rule decrypt each seed once)")
+                + "; see docs/n2he.md")
+        }
         guard plaintext.count == info.plaintextByteCount else {
             throw ModuleError.unexpected("C_Decrypt returned \(plaintext.count) bytes for \(info.count) values")
         }
@@ -157,5 +169,49 @@ struct Decrypt: ParsableCommand {
         } else {
             print(Plaintext.json(try Plaintext.decode(plaintext, path: "C_Decrypt output")))
         }
+    }
+}
+
+struct Add: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "add",
+        abstract: "Add ciphertexts homomorphically (no key, no module): what an aggregator does.",
+        discussion: """
+            Sums two or more ciphertexts of the same k and n. When every input is seeded (LWE2 or a seeded sum) the \
+            result is a seeded sum (LWS1: the inputs' seeds and the summed B), which a key with the default \
+            decryption rule (seeded-once) decrypts once; otherwise it is LWE1, as the SDK writes sums. The modulus \
+            is not in the ciphertext header: give the key's --modulus-bits (32 by default). docs/n2he.md has the \
+            formats and how many ciphertexts a seeded sum may hold.
+            """)
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("A ciphertext file (give at least two).", valueName: "path"))
+    var input: [String] = []
+    @Option(name: .long, help: ArgumentHelp("Where to write the sum (mode 0600).", valueName: "path"))
+    var output: String
+    @Option(name: .long, help: ArgumentHelp("log2 q of the key the ciphertexts are under: 32 or 48.", valueName: "bits"))
+    var modulusBits: Int = 32
+
+    func validate() throws {
+        guard input.count >= 2 else { throw ValidationError("give at least two --input files") }
+        guard N2HEParameters.supportedModulusBits.contains(modulusBits) else { throw ValidationError("--modulus-bits must be 32 or 48") }
+    }
+
+    func run() throws {
+        var sum = try Files.read(input[0], what: "ciphertext file")
+        let first = try Ciphertext.inspect(sum, path: input[0], keyDimension: nil)
+        let parameters: N2HEParameters
+        do { parameters = try N2HEParameters(n: first.dimension, modulusBits: modulusBits, plaintextBits: 16) } catch {
+            throw CLIError("ciphertext file '\(input[0])': unsupported dimension n = \(first.dimension)")
+        }
+        for path in input.dropFirst() {
+            let next = try Files.read(path, what: "ciphertext file")
+            _ = try Ciphertext.inspect(next, path: path, keyDimension: first.dimension)
+            do { sum = try N2HEHomomorphic.add(sum, next, parameters: parameters) } catch let e as N2HEError {
+                throw CLIError("cannot add '\(path)': " + (e == .incompatibleCiphertexts ? "a different number of values (k)" : Ciphertext.describe(e)))
+            }
+        }
+        try Files.write(sum, to: output, what: "sum file")
+        let layout = try Ciphertext.inspect(sum, path: output, keyDimension: nil).layout
+        print("Wrote the sum of \(input.count) ciphertexts to '\(output)' (\(layout == .seededSum ? "seeded sum LWS1" : "LWE1"), \(sum.count) bytes).")
     }
 }

@@ -184,12 +184,21 @@ struct Doctor: ParsableCommand {
                         add("store-integrity", name, .ok, "integrity ok, format version \(record.formatVersion), initialised, "
                             + "\(try vault.database.objectCount()) objects", nil)
                     }
+                    let raw = try token.rawDecryptionKeyLabels()
+                    add("key-rules", name, raw.isEmpty ? .ok : .warn,
+                        raw.isEmpty ? "no N2HE key with decryption rule raw"
+                            : "N2HE keys with decryption rule raw (any user-PIN holder can recover them): " + raw.joined(separator: ", "),
+                        raw.isEmpty ? nil : "re-import them without --decrypt-rule raw once no LWE1 ciphertext needs them (docs/n2he.md)")
                 } catch {
                     add("store-integrity", name, .fail, "cannot open \(db): \(error)", "restore the token from a backup")
                 }
             }
         }
 
+        if token.allowsMixedKeyRoles {
+            add("key-roles", name, .warn, "policy allow_mixed_key_roles is true: keys may both wrap and encrypt/decrypt",
+                "remove it once no legacy application needs it (docs/policies.md)")
+        }
         let backend: any KeyWrapBackend
         do {
             backend = try BackendFactory.make(token.backend)

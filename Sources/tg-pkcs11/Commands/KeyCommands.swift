@@ -2,6 +2,7 @@
 import ArgumentParser
 import CP11Kit
 import N2HE
+import Foundation
 
 struct KeyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -24,6 +25,11 @@ struct NewKeyOptions: ParsableArguments {
     @Flag(name: .long, help: "Create a session object that disappears when tg-pkcs11 exits (for trials), not a token object.")
     var session = false
 
+    @Option(name: .long, help: ArgumentHelp(
+        "How C_Decrypt treats the key (CKA_TG_N2HE_DECRYPT_RULE): seeded-once (default: LWE2 and seeded sums only, each seed once) or raw (the SDK's LWE1 too — any PIN holder can then recover the key; see docs/n2he.md).",
+        valueName: "rule"))
+    var decryptRule: DecryptRule = .seededOnce
+
     func validate() throws {
         guard !label.isEmpty else { throw ValidationError("--label must not be empty") }
         _ = try parseIDOption(id, option: "--id")
@@ -32,7 +38,7 @@ struct NewKeyOptions: ParsableArguments {
     /// Standard attributes of a new N2HE key: private, sensitive, encrypt/decrypt only.
     func commonTemplate() throws -> [TemplateAttribute] {
         var template = n2heKeyTemplate(label: label, token: !session, private: true, sensitive: true,
-                                       extractable: extractable)
+                                       extractable: extractable, decryptRule: decryptRule)
         if let id = try parseIDOption(id, option: "--id") {
             template.append(.bytes(CK_ATTRIBUTE_TYPE(CKA_ID), id))
         }
@@ -40,10 +46,26 @@ struct NewKeyOptions: ParsableArguments {
     }
 }
 
+/// CKA_TG_N2HE_DECRYPT_RULE values by their names in options and listings.
+enum DecryptRule: String, ExpressibleByArgument, CaseIterable, Codable {
+    case seededOnce = "seeded-once"
+    case raw
+
+    var value: CK_ULONG { self == .raw ? CK_ULONG(CKV_TG_N2HE_RAW) : CK_ULONG(CKV_TG_N2HE_SEEDED_ONCE) }
+    init?(value: CK_ULONG) {
+        switch value {
+        case CK_ULONG(CKV_TG_N2HE_SEEDED_ONCE): self = .seededOnce
+        case CK_ULONG(CKV_TG_N2HE_RAW): self = .raw
+        default: return nil
+        }
+    }
+}
+
 /// The class, key type, storage and usage attributes of a new N2HE key (`key generate`, `import`, `rotate`).
 func n2heKeyTemplate(label: String, token: Bool, private isPrivate: Bool, sensitive: Bool,
-                     extractable: Bool) -> [TemplateAttribute] {
+                     extractable: Bool, decryptRule: DecryptRule) -> [TemplateAttribute] {
     [
+        .ulong(CK_ATTRIBUTE_TYPE(CKA_TG_N2HE_DECRYPT_RULE), decryptRule.value),
         .ulong(CK_ATTRIBUTE_TYPE(CKA_CLASS), CK_ULONG(CKO_SECRET_KEY)),
         .ulong(CK_ATTRIBUTE_TYPE(CKA_KEY_TYPE), CK_ULONG(CKK_TG_N2HE)),
         .bool(CK_ATTRIBUTE_TYPE(CKA_TOKEN), token),
@@ -254,15 +276,21 @@ struct KeyList: ParsableCommand {
             print("No secret keys on token '\(context.token.label)'.")
             return
         }
-        var rows = [["LABEL", "GEN", "STATE", "ID", "UNIQUE ID", "TYPE", "PARAMETERS", "SECURITY", "AGE", "USES", "REMINDER"]]
+        var rows = [["LABEL", "GEN", "STATE", "ID", "UNIQUE ID", "TYPE", "PARAMETERS", "SECURITY", "DECRYPT", "AGE", "USES", "REMINDER"]]
         for k in keys {
             rows.append([k.label, k.generation.map(String.init) ?? "-", k.state ?? "-", k.id.isEmpty ? "-" : k.id,
                          k.uniqueID ?? "-", k.keyType,
                          k.n2he?.text ?? (k.valueLength.map { "\($0 * 8)-bit" } ?? "-"),
                          k.n2he?.securityBits.map { "~\($0) bits" } ?? "-",
+                         k.n2he?.decryptRule?.rawValue ?? "-",
                          k.ageDays.map { "\($0)d" } ?? "-", k.useCount.map(String.init) ?? "-", k.reminder ?? "-"])
         }
         print(table(rows))
+        let raw = keys.filter { $0.n2he?.decryptRule == .raw }.map(\.label)
+        if !raw.isEmpty {
+            FileHandle.standardError.write(Data(("warning: decryption rule raw on \(raw.joined(separator: ", ")): any user-PIN holder can "
+                + "recover such a key through C_Decrypt (docs/n2he.md)\n").utf8))
+        }
     }
 
     /// Rotation generation and lineage of every N2HE key (KeyLineage.swift); labels whose keys do not form one

@@ -83,7 +83,9 @@ struct KeyRotate: ParsableCommand {
             label: label, token: try flag(CK_ULONG(CKA_TOKEN), "CKA_TOKEN"),
             private: try flag(CK_ULONG(CKA_PRIVATE), "CKA_PRIVATE"),
             sensitive: try flag(CK_ULONG(CKA_SENSITIVE), "CKA_SENSITIVE"),
-            extractable: try flag(CK_ULONG(CKA_EXTRACTABLE), "CKA_EXTRACTABLE")) + [
+            extractable: try flag(CK_ULONG(CKA_EXTRACTABLE), "CKA_EXTRACTABLE"),
+            // The successor keeps the predecessor's decryption rule (a key stored before the rule: seeded-once).
+            decryptRule: try attr(CK_ULONG(CKA_TG_N2HE_DECRYPT_RULE)).ulong.flatMap(DecryptRule.init(value:)) ?? .seededOnce) + [
             .bytes(CK_ATTRIBUTE_TYPE(CKA_ID), RotationID.make(lineage: lineageID, generation: next)),
             .ulong(CK_ATTRIBUTE_TYPE(CKA_TG_N2HE_DIMENSION), try required(CK_ULONG(CKA_TG_N2HE_DIMENSION), "CKA_TG_N2HE_DIMENSION")),
             .ulong(CK_ATTRIBUTE_TYPE(CKA_TG_N2HE_MODULUS_BITS), try required(CK_ULONG(CKA_TG_N2HE_MODULUS_BITS), "CKA_TG_N2HE_MODULUS_BITS")),

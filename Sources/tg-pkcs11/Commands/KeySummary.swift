@@ -10,6 +10,8 @@ struct N2HEParametersSummary: Codable, Equatable {
     let noiseMilli: UInt
     /// CKA_TG_N2HE_SECURITY_BITS as the module estimates it; nil when not reported.
     let securityBits: UInt?
+    /// CKA_TG_N2HE_DECRYPT_RULE ("seeded-once" or "raw"); nil when not reported.
+    var decryptRule: DecryptRule? = nil
 
     var text: String {
         let mu = String(format: "%.3f", Double(noiseMilli) / 1000)
@@ -64,7 +66,8 @@ struct KeySummary: Codable, Equatable {
            let mu = try attr(CK_ULONG(CKA_TG_N2HE_NOISE_MILLI)).ulong {
             let security = try attr(CK_ULONG(CKA_TG_N2HE_SECURITY_BITS)).ulong
             n2he = N2HEParametersSummary(dimension: n, modulusBits: q, plaintextBits: t, noiseMilli: mu,
-                                         securityBits: security)
+                                         securityBits: security,
+                                         decryptRule: try attr(CK_ULONG(CKA_TG_N2HE_DECRYPT_RULE)).ulong.flatMap(DecryptRule.init(value:)))
         }
         return KeySummary(
             label: try attr(CK_ULONG(CKA_LABEL)).string ?? "",
@@ -107,6 +110,9 @@ struct KeySummary: Codable, Equatable {
         if let n2he {
             lines.append("parameters: \(n2he.text)")
             lines.append("security:   \(n2he.securityBits.map { "~\($0) bits (classical estimate, HE standard tables)" } ?? "-")")
+            if let rule = n2he.decryptRule {
+                lines.append("decryption: \(rule.rawValue)" + (rule == .raw ? " (WARNING: any PIN holder can recover this key through C_Decrypt)" : ""))
+            }
         }
         var attrs: [String] = []
         if let persistent { attrs.append(persistent ? "token object" : "session object") }

@@ -71,9 +71,24 @@ enum Plaintext {
 /// The ciphertext checks done before C_Decrypt, with the N2HE library's parser.
 enum Ciphertext {
     /// Parses an SDK ciphertext file's header and checks it against the file length and the key's n.
-    static func inspect(_ bytes: [UInt8], path: String, keyDimension: Int?) throws -> N2HECiphertextInfo {
+    /// What a ciphertext file holds, after validating it: LWE1, LWE2 or a seeded sum (LWS1).
+    struct Summary {
+        let layout: N2HECiphertextLayout
+        /// k.
+        let count: Int
+        /// n from the header.
+        let dimension: Int
+        var plaintextByteCount: Int { count * 8 }
+    }
+
+    static func inspect(_ bytes: [UInt8], path: String, keyDimension: Int?) throws -> Summary {
         do {
-            return try N2HECiphertextInfo(parsing: bytes, expectedDimension: keyDimension)
+            if bytes.withUnsafeBytes(N2HESeededSum.hasMagic) {
+                let sum = try N2HESeededSum(parsing: bytes, expectedDimension: keyDimension)
+                return Summary(layout: .seededSum, count: sum.count, dimension: sum.dimension)
+            }
+            let info = try N2HECiphertextInfo(parsing: bytes, expectedDimension: keyDimension)
+            return Summary(layout: info.format == .lwe1 ? .lwe1 : .lwe2, count: info.count, dimension: info.dimension)
         } catch let error as N2HEError {
             throw CLIError("ciphertext file '\(path)': " + describe(error))
         }
@@ -83,14 +98,15 @@ enum Ciphertext {
         switch error {
         case .malformedCiphertext(let defect):
             switch defect {
-            case .truncatedHeader: return "too short for an LWE1/LWE2 header"
-            case .badMagic: return "not an N2HE ciphertext (magic is not LWE1 or LWE2)"
+            case .truncatedHeader: return "too short for an LWE1/LWE2/LWS1 header"
+            case .badMagic: return "not an N2HE ciphertext (magic is not LWE1, LWE2 or LWS1)"
             case .zeroCount: return "header says k = 0 messages"
             case .zeroDimension: return "header says n = 0"
             case .unknownFlags: return "unknown bits in the header's flags byte"
-            case .seededFlagMismatch: return "the seeded flag does not match the format (LWE2 needs it, LWE1 must not have it)"
+            case .seededFlagMismatch: return "the seeded flag does not match the format (LWE2 and LWS1 need it, LWE1 must not have it)"
             case .scalarWithCountNotOne: return "scalar form (batch flag clear) with k ≠ 1"
             case .sizeOverflow: return "header sizes k·n are too large"
+            case .seedCountOutOfRange: return "a seeded sum with no seed or more than \(N2HESeededSum.maximumSeeds)"
             }
         case .dimensionMismatch(let expected, let actual):
             return "written for n = \(actual), but the key has n = \(expected)"
