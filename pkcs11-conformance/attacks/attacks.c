@@ -782,20 +782,13 @@ static int solve_ternary(const uint64_t *A, const uint64_t *y, size_t k, size_t 
     return ok;
 }
 
-/* Honest LWE2 only: one seed from C_Encrypt, re-sent with B varied. Call 0 (B = 0) gives m0 = round(-y/delta) per row
- * (y = A s); 16 more calls binary-search, per row at once, the smallest B where the answer changes: that boundary
- * gives y exactly. k = n + 40 rows of exact y = A s solve for s. 17 C_Decrypt calls in all. */
-static enum verdict case_n2he_lwe2_bsearch(CK_SESSION_HANDLE s) {
-    if (ours_only()) return V_NA;
-    CK_OBJECT_HANDLE v;
-    n2he_params p;
-    if (n2he_gen(s, 0, 0, "n2he-victim", &v) != CKR_OK || n2he_get_params(s, v, &p) != 0) return V_ERROR;
+/* The binary search itself: C_Encrypt with v for a seed, then call i (0..16) decrypts that seed with B varied under
+ * dh[i] (the same key every time, or copies of it). EXTRACTED when the key is recovered and checked against v. */
+static enum verdict bsearch_run(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE v, const CK_OBJECT_HANDLE *dh, n2he_params p) {
     if (p.n > 65536) return V_ERROR;
     size_t k = p.n + 40;
     int shift = (int)(p.logq - p.logt);
     uint64_t delta = 1ull << shift, qmask = (1ull << p.logq) - 1;
-    say("tries: C_Encrypt(LWE2) of %zu zeros for a seed, then 17 C_Decrypt(LWE2) of that seed with B varied "
-        "(binary search on every row at once), then solve A s = y mod 2^32", k);
     uint64_t *zeros = calloc(k, 8);
     size_t len;
     uint8_t *ct = n2he_encrypt(s, v, zeros, k, &len, 0);
@@ -811,7 +804,7 @@ static enum verdict case_n2he_lwe2_bsearch(CK_SESSION_HANDLE s) {
     CK_RV rv;
     int calls = 0;
     uint8_t *q = tg_lwe2_build(seed, B, (uint32_t)k, (uint32_t)p.n, &len);
-    rv = n2he_decrypt(s, v, CKM_TG_N2HE_LWE2, q, len, m0, k, 0, "LWE2, the seed with B = 0 (call 1)");
+    rv = n2he_decrypt(s, dh[0], CKM_TG_N2HE_LWE2, q, len, m0, k, 0, "LWE2, the seed with B = 0 (call 1)");
     free(q);
     calls++;
     if (rv == CKR_OK) {
@@ -821,7 +814,7 @@ static enum verdict case_n2he_lwe2_bsearch(CK_SESSION_HANDLE s) {
             q = tg_lwe2_build(seed, B, (uint32_t)k, (uint32_t)p.n, &len);
             char what[80];
             snprintf(what, sizeof what, "LWE2, the same seed again, B varied (call %d)", calls + 1);
-            rv = n2he_decrypt(s, v, CKM_TG_N2HE_LWE2, q, len, m, k, it > 0, what);
+            rv = n2he_decrypt(s, dh[it + 1], CKM_TG_N2HE_LWE2, q, len, m, k, it > 0, what);
             if (it == 0 && rv == CKR_OK) say("(the other %d calls of the search are not printed)", shift - 1);
             free(q);
             calls++;
@@ -845,20 +838,260 @@ static enum verdict case_n2he_lwe2_bsearch(CK_SESSION_HANDLE s) {
     }
     decide("C_Decrypt(LWE2, repeated seed)", rv);
     say("%d C_Decrypt calls of one seed answered", calls);
+    /* The first B > 0 where the answer changes is x* = delta(j + 1/2) (+1 when j = m0 is even: a tie rounds to the
+     * even side) above -y. One case stays ambiguous: -y exactly on a tie that rounded up, where no change happens
+     * below B = delta; such rows (search ended at delta, probability 1/delta each) are left out of the system. */
     uint64_t *y = calloc(k, 8);
-    for (size_t r = 0; r < k; r++) {
-        uint64_t x_star = (m0[r] << shift) + delta / 2 + ((m0[r] & 1) ? 0 : 1);
-        y[r] = (lo[r] - x_star) & qmask;
-    }
     uint64_t *A = malloc(8 * k * p.n);
     tg_expand(seed, k, p.n, (int)p.logq, A);
+    size_t used = 0;
+    for (size_t r = 0; r < k; r++) {
+        if (lo[r] >= delta) continue;
+        uint64_t x_star = (m0[r] << shift) + delta / 2 + ((m0[r] & 1) ? 0 : 1);
+        y[used] = (lo[r] - x_star) & qmask;
+        if (used != r) memmove(A + used * p.n, A + r * p.n, 8 * p.n);
+        used++;
+    }
+    if (used < k) say("%zu ambiguous row(s) left out", k - used);
     int8_t *key = calloc(p.n, 1);
-    int solved = solve_ternary(A, y, k, p.n, key);
+    int solved = used >= p.n ? solve_ternary(A, y, used, p.n, key) : -1;
     free(A);
     say("linear system A s = y (mod 2^32): %s", solved == 0 ? "solved, ternary solution" : "no ternary solution");
     int ok = solved == 0 ? n2he_matches(s, v, key, &p) : 0;
     detail("%d calls on one seed; key %s", calls, ok == 1 ? "verified" : "NOT recovered");
     return ok == 1 ? V_EXTRACTED : V_BROKE;   /* 17 answers for one seed break seeded-once even if solving failed */
+}
+
+/* Honest LWE2 only: one seed from C_Encrypt, re-sent with B varied. Call 1 (B = 0) gives m0 = round(-y/delta) per row
+ * (y = A s); 16 more calls binary-search, per row at once, the smallest B where the answer changes: that boundary
+ * gives y exactly. k = n + 40 rows of exact y = A s solve for s. 17 C_Decrypt calls in all. */
+static enum verdict case_n2he_lwe2_bsearch(CK_SESSION_HANDLE s) {
+    if (ours_only()) return V_NA;
+    CK_OBJECT_HANDLE v, dh[17];
+    n2he_params p;
+    if (n2he_gen(s, 0, 0, "n2he-victim", &v) != CKR_OK || n2he_get_params(s, v, &p) != 0) return V_ERROR;
+    say("tries: C_Encrypt(LWE2) of n+40 zeros for a seed, then 17 C_Decrypt(LWE2) of that seed with B varied "
+        "(binary search on every row at once), then solve A s = y mod 2^32");
+    for (int i = 0; i < 17; i++) dh[i] = v;
+    return bsearch_run(s, v, dh, p);
+}
+
+/* "Each seed once per key": copies of the key must not bring fresh seed records. The binary search of one seed with
+ * call i on copy i: (a) 16 C_CopyObject({}) copies of a session key; (b) 16 C_CopyObject({TOKEN=FALSE}) session
+ * copies of a token key; (c) 16 C_UnwrapKey copies of one blob of an extractable key. */
+static enum verdict case_n2he_copies_reseed(CK_SESSION_HANDLE s) {
+    if (ours_only()) return V_NA;
+    say("tries: the 17-call binary search on one seed, each call under another copy of the key: (a) C_CopyObject of a "
+        "session key, (b) session copies (C_CopyObject TOKEN=FALSE) of a token key, (c) C_UnwrapKey copies of one blob");
+    CK_RV first_rv = CKR_OK, wrv = CKR_OK;
+    char first_call[200] = "", wcall[200] = "", broke[64] = "";
+    int off = 0;
+    enum verdict worst = V_REFUSED;
+    for (int route = 0; route < 3; route++) {
+        CK_OBJECT_HANDLE v, dh[17], w = CK_INVALID_HANDLE;
+        n2he_params p;
+        char label[64];
+        snprintf(label, sizeof label, "reseed-%d-%d", (int)getpid(), route);
+        if (n2he_gen(s, route == 2, route == 1, label, &v) != CKR_OK || n2he_get_params(s, v, &p) != 0) return V_ERROR;
+        uint8_t *blob = NULL;
+        CK_ULONG bl = 0;
+        if (route == 2) {
+            tpl_t t;
+            t_init(&t);
+            t_bool(&t, CKA_WRAP, 1);
+            t_bool(&t, CKA_UNWRAP, 1);
+            t_bool(&t, CKA_SENSITIVE, 1);
+            t_bool(&t, CKA_EXTRACTABLE, 0);
+            if (gen_aes(s, &t, &w, "(c) C_GenerateKey(AES-256 wrapping key: WRAP+UNWRAP)") != CKR_OK) return V_ERROR;
+            blob = malloc(8 * p.n + 64);
+            bl = (CK_ULONG)(8 * p.n + 64);
+            if (wrap_key(s, CKM_AES_KEY_WRAP_PAD, w, v, blob, &bl, "(c) C_WrapKey(KWP, N2HE key)") != CKR_OK) return V_ERROR;
+        }
+        dh[0] = v;
+        CK_RV rv = CKR_OK;
+        int made = 0;
+        for (int i = 1; i < 17 && rv == CKR_OK; i++) {
+            tpl_t u;
+            t_init(&u);
+            const char *what;
+            if (route == 2) {
+                t_ulong(&u, CKA_CLASS, CKO_SECRET_KEY);
+                t_ulong(&u, CKA_KEY_TYPE, CKK_TG_N2HE);
+                t_bool(&u, CKA_TOKEN, 0);
+                t_bool(&u, CKA_ENCRYPT, 1);
+                t_bool(&u, CKA_DECRYPT, 1);
+                CK_MECHANISM um = {CKM_AES_KEY_WRAP_PAD, NULL, 0};
+                what = "(c) C_UnwrapKey(KWP, the N2HE blob)";
+                rv = F->C_UnwrapKey(s, &um, w, blob, bl, u.a, u.n, &dh[i]);
+            } else {
+                if (route == 1) t_bool(&u, CKA_TOKEN, 0);
+                what = route == 1 ? "(b) C_CopyObject(token key, {TOKEN=FALSE})" : "(a) C_CopyObject(session key, {})";
+                rv = F->C_CopyObject(s, v, u.a, u.n, &dh[i]);
+            }
+            if (i == 1 || rv != CKR_OK) logrv(what, rv);
+            if (rv == CKR_OK) made++;
+        }
+        free(blob);
+        enum verdict r = V_REFUSED;
+        if (rv == CKR_OK) {
+            say("%d copies made", made);
+            r = bsearch_run(s, v, dh, p);
+        }
+        if (route == 1) {   /* the token key: tidy up */
+            F->C_DestroyObject(s, v);
+        }
+        if (r == V_EXTRACTED || r == V_BROKE) {
+            say("route (%c): %s", 'a' + route, r == V_EXTRACTED ? "key recovered" : "one seed answered under every copy");
+            if (worst == V_REFUSED || (r == V_EXTRACTED && worst == V_BROKE)) {
+                worst = r;
+                snprintf(wcall, sizeof wcall, "%s", g_call);
+                wrv = g_rv;
+            }
+            off += snprintf(broke + off, sizeof broke - off, " (%c)%s", 'a' + route, r == V_EXTRACTED ? " key" : "");
+            if (off >= (int)sizeof broke) off = sizeof broke - 1;
+        } else if (r == V_ERROR) {
+            return V_ERROR;
+        } else if (!first_call[0]) {
+            first_rv = g_last_rv;
+            snprintf(first_call, sizeof first_call, "%s", g_last_call);
+        }
+    }
+    if (worst != V_REFUSED) {
+        decide(wcall, wrv);
+        detail("seed answered under copies by route(s)%s", broke);
+        return worst;
+    }
+    decide(first_call, first_rv);
+    detail("copies share the key's seed record");
+    return V_REFUSED;
+}
+
+/* Multi-part decryption must keep the same rules as C_Decrypt: C_DecryptInit + C_DecryptUpdate (two chunks) +
+ * C_DecryptFinal of (a) the packed LWE1 batch through LWE1, (b) through LWE2, (c) an LWE2 ciphertext already
+ * decrypted once by C_Decrypt, (d) C_Decrypt of one first decrypted multi-part. */
+static CK_RV multipart_decrypt(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_MECHANISM_TYPE mech, const uint8_t *ct,
+                               size_t len, uint8_t *out, size_t cap, size_t *outlen, const char *what) {
+    CK_MECHANISM m = {mech, NULL, 0};
+    char w[200];
+    CK_RV rv = F->C_DecryptInit(s, &m, h);
+    if (rv != CKR_OK) {
+        snprintf(w, sizeof w, "C_DecryptInit (%s)", what);
+        return logrv(w, rv);
+    }
+    size_t half = len / 2, got = 0;
+    for (int part = 0; part < 2; part++) {
+        CK_ULONG ol = (CK_ULONG)(cap - got);
+        rv = F->C_DecryptUpdate(s, (CK_BYTE_PTR)(ct + (part ? half : 0)), (CK_ULONG)(part ? len - half : half),
+                                out + got, &ol);
+        if (rv != CKR_OK) {
+            snprintf(w, sizeof w, "C_DecryptUpdate (%s, part %d)", what, part + 1);
+            return logrv(w, rv);
+        }
+        got += ol;
+    }
+    CK_ULONG ol = (CK_ULONG)(cap - got);
+    rv = F->C_DecryptFinal(s, out + got, &ol);
+    snprintf(w, sizeof w, "C_DecryptFinal (%s)", what);
+    logrv(w, rv);
+    if (rv == CKR_OK) got += ol;
+    *outlen = got;
+    return rv;
+}
+
+static enum verdict case_n2he_multipart(CK_SESSION_HANDLE s) {
+    if (ours_only()) return V_NA;
+    say("tries: multi-part decryption (C_DecryptInit/Update x2/Final): (a) packed LWE1 batch through LWE1, (b) through "
+        "LWE2, (c) an LWE2 ciphertext C_Decrypt-ed before, (d) C_Decrypt after a multi-part decryption");
+    CK_OBJECT_HANDLE v;
+    n2he_params p;
+    if (n2he_gen(s, 0, 0, "n2he-victim", &v) != CKR_OK || n2he_get_params(s, v, &p) != 0) return V_ERROR;
+    uint64_t delta = 1ull << (p.logq - p.logt), t = 1ull << p.logt;
+    const int per = 10;
+    if (p.logt != 16) return V_ERROR;
+    size_t rows = (p.n + per - 1) / per;
+    uint64_t *A = calloc(rows * p.n, 8), *B = calloc(rows, 8);
+    for (size_t r = 0; r < rows; r++) {
+        uint64_t c = delta;
+        for (int j = 0; j < per && r * per + j < p.n; j++, c *= 3) A[r * p.n + r * per + j] = c;
+    }
+    size_t len, got;
+    uint8_t *ct = tg_lwe1_build(A, B, (uint32_t)rows, (uint32_t)p.n, 1, &len);
+    free(A); free(B);
+    size_t cap = 8 * rows + 64;
+    uint8_t *out = malloc(cap > 4096 ? cap : 4096);
+    int8_t *key = calloc(p.n, 1);
+    int broke = 0, extracted = 0;
+    CK_RV drv = CKR_OK;
+    char dcall[200] = "";
+    CK_MECHANISM_TYPE ms[2] = {CKM_TG_N2HE_LWE1, CKM_TG_N2HE_LWE2};
+    for (int i = 0; i < 2; i++) {
+        char what[80];
+        snprintf(what, sizeof what, "(%c) %s, packed LWE1 rows", 'a' + i, mech_name(ms[i]));
+        CK_RV rv = multipart_decrypt(s, v, ms[i], ct, len, out, cap, &got, what);
+        if (!dcall[0]) drv = rv, snprintf(dcall, sizeof dcall, "C_DecryptFinal(%s, LWE1 bytes)", mech_name(ms[i]));
+        if (rv == CKR_OK && got == 8 * rows) {
+            for (size_t r = 0; r < rows; r++) {
+                int64_t w = (int64_t)tg_le64(out + 8 * r);
+                if ((uint64_t)w > t / 2) w -= (int64_t)t;
+                w = -w;
+                for (int j = 0; j < per && r * per + j < p.n; j++) {
+                    int64_t d = ((w % 3) + 3) % 3;
+                    int sj = d == 2 ? -1 : (int)d;
+                    key[r * per + j] = (int8_t)sj;
+                    w = (w - sj) / 3;
+                }
+            }
+            if (n2he_matches(s, v, key, &p) == 1) {
+                say("(%c) key recovered through the multi-part path", 'a' + i);
+                if (!extracted) drv = rv, snprintf(dcall, sizeof dcall, "C_DecryptFinal(%s, LWE1 bytes)", mech_name(ms[i]));
+                extracted = 1;
+            }
+        }
+    }
+    free(ct);
+    /* (c) and (d) */
+    enum { K = 8 };
+    for (int order = 0; order < 2; order++) {
+        uint64_t msg[K], res[K];
+        for (int i = 0; i < K; i++) msg[i] = (uint64_t)(i * 977 + order + 1) & (t - 1);
+        uint8_t *c2 = n2he_encrypt(s, v, msg, K, &len, 1);
+        if (!c2) return V_ERROR;
+        CK_RV r1, r2;
+        int same1 = 0, same2 = 0;
+        if (order == 0) {
+            r1 = n2he_decrypt(s, v, CKM_TG_N2HE_LWE2, c2, len, res, K, 0, "(c) LWE2, honest, single-part");
+            same1 = r1 == CKR_OK && !memcmp(res, msg, sizeof msg);
+            r2 = multipart_decrypt(s, v, CKM_TG_N2HE_LWE2, c2, len, out, cap, &got, "(c) LWE2, the same again");
+            if (r2 == CKR_OK && got == 8 * K) {
+                for (int i = 0; i < K; i++) res[i] = tg_le64(out + 8 * i);
+                same2 = !memcmp(res, msg, sizeof msg);
+            }
+        } else {
+            r1 = multipart_decrypt(s, v, CKM_TG_N2HE_LWE2, c2, len, out, cap, &got, "(d) LWE2, honest, multi-part");
+            if (r1 == CKR_OK && got == 8 * K) {
+                for (int i = 0; i < K; i++) res[i] = tg_le64(out + 8 * i);
+                same1 = !memcmp(res, msg, sizeof msg);
+            }
+            r2 = n2he_decrypt(s, v, CKM_TG_N2HE_LWE2, c2, len, res, K, 0, "(d) LWE2, the same again, single-part");
+            same2 = r2 == CKR_OK && !memcmp(res, msg, sizeof msg);
+        }
+        free(c2);
+        if (!same1) say("(%c) note: the honest first decryption did not give the message", 'c' + order);
+        if (same1 && same2) {
+            say("(%c) one seed decrypted twice", 'c' + order);
+            if (!extracted && !broke) drv = r2, snprintf(dcall, sizeof dcall, "second decryption of a seed (%c)",
+                                                         'c' + order);
+            broke = 1;
+        }
+    }
+    free(out); free(key);
+    decide(dcall, drv);
+    if (extracted) {
+        detail("key recovered through C_DecryptUpdate/Final%s", broke ? "; seeds reused" : "");
+        return V_EXTRACTED;
+    }
+    detail(broke ? "a seed decrypted twice across single- and multi-part" : "multi-part keeps the rules");
+    return broke ? V_BROKE : V_REFUSED;
 }
 
 /* A seeded sum that repeats a seed: LWS1 [S1, S1]; LWS1 [S1, S2] after S1 was decrypted alone; and the SDK's own
@@ -1383,6 +1616,76 @@ static enum verdict encrypt_then_unwrap(CK_SESSION_HANDLE s, CK_MECHANISM_TYPE e
 static enum verdict case_encrypt_unwrap_kwp(CK_SESSION_HANDLE s) { return encrypt_then_unwrap(s, CKM_AES_KEY_WRAP_PAD); }
 static enum verdict case_encrypt_unwrap_ecb(CK_SESSION_HANDLE s) { return encrypt_then_unwrap(s, CKM_AES_ECB); }
 static enum verdict case_encrypt_unwrap_cbc(CK_SESSION_HANDLE s) { return encrypt_then_unwrap(s, CKM_AES_CBC); }
+
+/* Roles switched over time: a qualifying wrapping key wraps the victim, then drops WRAP and takes DECRYPT (one
+ * C_SetAttributeValue after the other, or both at once, or in a C_CopyObject), and the blob is inverted by hand
+ * with AES-ECB. No moment has both roles, yet the key wrapped what it now decrypts. */
+static enum verdict case_role_flip(CK_SESSION_HANDLE s) {
+    say("tries: a generated WRAP key (sensitive, never extractable) wraps the victim (KW); then WRAP=FALSE and "
+        "DECRYPT=TRUE by (a) two C_SetAttributeValue calls, (b) one, (c) C_CopyObject; the blob inverted with AES-ECB");
+    CK_OBJECT_HANDLE victim;
+    if (victim_aes(s, &victim, 0) != CKR_OK) return V_ERROR;
+    CK_RV first_rv = CKR_OK;
+    char first_call[200] = "";
+    int won = 0;
+    for (int route = 0; route < 3; route++) {
+        tpl_t t;
+        t_init(&t);
+        t_bool(&t, CKA_WRAP, 1);
+        t_bool(&t, CKA_SENSITIVE, 1);
+        t_bool(&t, CKA_EXTRACTABLE, 0);
+        CK_OBJECT_HANDLE k, d = CK_INVALID_HANDLE;
+        if (gen_aes(s, &t, &k, "C_GenerateKey(AES-256, WRAP only)") != CKR_OK) return V_ERROR;
+        uint8_t blob[64], val[64];
+        CK_ULONG bl = sizeof blob;
+        if (wrap_key(s, CKM_AES_KEY_WRAP, k, victim, blob, &bl, "    C_WrapKey(KW, victim)") != CKR_OK) return V_ERROR;
+        CK_RV rv;
+        tpl_t u, x;
+        t_init(&u);
+        t_init(&x);
+        if (route == 0) {
+            t_bool(&u, CKA_WRAP, 0);
+            rv = set_attrs(s, k, &u, "(a) C_SetAttributeValue(WRAP=FALSE)");
+            if (rv == CKR_OK) {
+                t_bool(&x, CKA_DECRYPT, 1);
+                rv = set_attrs(s, k, &x, "(a) C_SetAttributeValue(DECRYPT=TRUE)");
+            }
+            d = k;
+        } else if (route == 1) {
+            t_bool(&u, CKA_WRAP, 0);
+            t_bool(&u, CKA_DECRYPT, 1);
+            rv = set_attrs(s, k, &u, "(b) C_SetAttributeValue(WRAP=FALSE, DECRYPT=TRUE)");
+            d = k;
+        } else {
+            t_bool(&u, CKA_WRAP, 0);
+            t_bool(&u, CKA_DECRYPT, 1);
+            rv = logrv("(c) C_CopyObject(key, {WRAP=FALSE, DECRYPT=TRUE})", F->C_CopyObject(s, k, u.a, u.n, &d));
+        }
+        if (rv == CKR_OK && get_bool(s, d, CKA_DECRYPT) == 1) {
+            oracle_t o = {s, d, CKM_AES_ECB, 0, CKR_OK, 0};
+            size_t vl = 0;
+            int rc = tg_kw_unwrap(oracle_block, &o, blob, bl, 0, val, &vl);
+            logrv("    C_Decrypt(AES-ECB, one block)", o.rv);
+            if (rc == 0 && aes_matches(s, victim, val, vl) == 1) {
+                say("route %c: the victim recovered from its own blob (verified)", 'a' + route);
+                if (!won) decide("C_Decrypt(AES-ECB) by the former wrapping key", o.rv);
+                won |= 1 << route;
+                continue;
+            }
+        }
+        if (!first_call[0]) {
+            first_rv = g_last_rv;
+            snprintf(first_call, sizeof first_call, "%s", g_last_call);
+        }
+    }
+    if (won) {
+        detail("victim recovered by route(s)%s%s%s", won & 1 ? " a" : "", won & 2 ? " b" : "", won & 4 ? " c" : "");
+        return V_EXTRACTED;
+    }
+    decide(first_call, first_rv);
+    detail("a key that wrapped never decrypts");
+    return V_REFUSED;
+}
 
 /* KW/KWP: C_GetMechanismInfo must not list ENCRYPT/DECRYPT, and C_EncryptInit/C_DecryptInit must refuse them. */
 static enum verdict case_mechinfo_kw(CK_SESSION_HANDLE s) {
@@ -2124,7 +2427,9 @@ static const struct {
     {"n2he-lwe1-unit", case_n2he_lwe1_unit, NEEDS_TOKEN},
     {"n2he-lwe1-packed", case_n2he_lwe1_packed, NEEDS_TOKEN},
     {"n2he-lwe1-via-lwe2", case_n2he_lwe1_via_lwe2, NEEDS_TOKEN},
+    {"n2he-multipart", case_n2he_multipart, NEEDS_TOKEN},
     {"n2he-lwe2-bsearch", case_n2he_lwe2_bsearch, NEEDS_TOKEN},
+    {"n2he-copies-reseed", case_n2he_copies_reseed, NEEDS_TOKEN},
     {"n2he-lws1-repeat", case_n2he_lws1_repeat, NEEDS_TOKEN},
     {"n2he-rule-loosen", case_n2he_rule_loosen, NEEDS_TOKEN},
     {"n2he-race", case_n2he_race, NEEDS_TOKEN},
@@ -2139,6 +2444,7 @@ static const struct {
     {"encrypt-unwrap-cbc", case_encrypt_unwrap_cbc, NEEDS_TOKEN},
     {"mechinfo-kw", case_mechinfo_kw, NEEDS_TOKEN},
     {"mixed-roles", case_mixed_roles, NEEDS_TOKEN},
+    {"role-flip", case_role_flip, NEEDS_TOKEN},
     {"own-wrap-key", case_own_wrap_key, NEEDS_TOKEN},
     {"unwrap-nonsensitive-aes", case_unwrap_nonsensitive_aes, NEEDS_TOKEN},
     {"unwrap-nonsensitive-n2he", case_unwrap_nonsensitive_n2he, NEEDS_TOKEN},
