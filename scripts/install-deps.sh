@@ -64,6 +64,7 @@ command -v "$PYTHON" >/dev/null || die "$PYTHON not found"
 PY_PACKAGES=(
   "pkcs11:python-pkcs11>=0.10,<0.11"
   "PyKCS11:pykcs11"
+  "asn1crypto:asn1crypto"   # imported by PyKCS11's upstream EC tests (conformance pykcs11 collects them)
   "pytest:pytest"
   "numpy:numpy"
   # Test servers of the cloud key-wrapping backends (Tests/servers): moto for aws-kms, the fakes' TLS material,
