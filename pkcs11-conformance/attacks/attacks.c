@@ -784,7 +784,8 @@ static int solve_ternary(const uint64_t *A, const uint64_t *y, size_t k, size_t 
 
 /* The binary search itself: C_Encrypt with v for a seed, then call i (0..16) decrypts that seed with B varied under
  * dh[i] (the same key every time, or copies of it). EXTRACTED when the key is recovered and checked against v. */
-static enum verdict bsearch_run(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE v, const CK_OBJECT_HANDLE *dh, n2he_params p) {
+static enum verdict bsearch_run(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE v, const CK_OBJECT_HANDLE *dh, n2he_params p,
+                                int aliases) {
     if (p.n > 65536) return V_ERROR;
     size_t k = p.n + 40;
     int shift = (int)(p.logq - p.logt);
@@ -799,6 +800,24 @@ static enum verdict bsearch_run(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE v, const C
     if (tg_lwe2_parse(ct, len, seed, &kk, &nn, &B0) != 0 || kk != k) return V_ERROR;
     free(B0);
     free(ct);
+    /* aliases: call i >= 2 sends another seed with the same expansion (tg_seed_alias), checked here first */
+    uint8_t alias[17][32];
+    for (int i = 0; i < 17; i++) {
+        memcpy(alias[i], seed, 32);
+        if (aliases && i > 0 && tg_seed_alias(seed, (uint32_t)i, alias[i]) != 0) return V_ERROR;
+    }
+    if (aliases) {
+        uint64_t *A1 = malloc(8 * 2 * p.n), *A2 = malloc(8 * 2 * p.n);
+        int same = 1;
+        tg_expand(seed, 2, p.n, (int)p.logq, A1);
+        for (int i = 1; i < 17; i++) {
+            tg_expand(alias[i], 2, p.n, (int)p.logq, A2);
+            same &= memcmp(A1, A2, 8 * 2 * p.n) == 0;
+        }
+        free(A1); free(A2);
+        say("16 other seeds with the same SeedSequence pool computed; their A equals the seed's A: %s", same ? "yes" : "NO");
+        if (!same) return V_ERROR;
+    }
     uint64_t *B = calloc(k, 8), *m0 = calloc(k, 8), *m = calloc(k, 8);
     uint64_t *lo = calloc(k, 8), *hi = calloc(k, 8);
     CK_RV rv;
@@ -811,9 +830,10 @@ static enum verdict bsearch_run(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE v, const C
         for (size_t r = 0; r < k; r++) lo[r] = 1, hi[r] = delta;
         for (int it = 0; it < shift; it++) {
             for (size_t r = 0; r < k; r++) B[r] = (lo[r] + hi[r]) / 2;
-            q = tg_lwe2_build(seed, B, (uint32_t)k, (uint32_t)p.n, &len);
+            q = tg_lwe2_build(alias[it + 1], B, (uint32_t)k, (uint32_t)p.n, &len);
             char what[80];
-            snprintf(what, sizeof what, "LWE2, the same seed again, B varied (call %d)", calls + 1);
+            snprintf(what, sizeof what, "LWE2, %s, B varied (call %d)", aliases ? "an alias seed (same A)" : "the same seed again",
+                     calls + 1);
             rv = n2he_decrypt(s, dh[it + 1], CKM_TG_N2HE_LWE2, q, len, m, k, it > 0, what);
             if (it == 0 && rv == CKR_OK) say("(the other %d calls of the search are not printed)", shift - 1);
             free(q);
@@ -837,7 +857,7 @@ static enum verdict bsearch_run(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE v, const C
         return V_REFUSED;
     }
     decide("C_Decrypt(LWE2, repeated seed)", rv);
-    say("%d C_Decrypt calls of one seed answered", calls);
+    say("%d C_Decrypt calls on one seed's A answered", calls);
     /* The first B > 0 where the answer changes is x* = delta(j + 1/2) (+1 when j = m0 is even: a tie rounds to the
      * even side) above -y. One case stays ambiguous: -y exactly on a tie that rounded up, where no change happens
      * below B = delta; such rows (search ended at delta, probability 1/delta each) are left out of the system. */
@@ -873,7 +893,23 @@ static enum verdict case_n2he_lwe2_bsearch(CK_SESSION_HANDLE s) {
     say("tries: C_Encrypt(LWE2) of n+40 zeros for a seed, then 17 C_Decrypt(LWE2) of that seed with B varied "
         "(binary search on every row at once), then solve A s = y mod 2^32");
     for (int i = 0; i < 17; i++) dh[i] = v;
-    return bsearch_run(s, v, dh, p);
+    return bsearch_run(s, v, dh, p, 0);
+}
+
+/* "Each seed once" must mean each A once: numpy's SeedSequence folds a 256-bit seed into a 128-bit pool, and the
+ * pool mixing is invertible, so every seed has 2^32 and more other 32-byte seeds with the identical PCG64 stream
+ * (tg_seed_alias). The 17-call binary search with call 1 on the seed and calls 2..17 on 16 aliases. */
+static enum verdict case_n2he_seed_alias(CK_SESSION_HANDLE s) {
+    if (ours_only()) return V_NA;
+    say("tries: the 17-call binary search on one C_Encrypt seed, calls 2..17 sent under other seeds whose SeedSequence "
+        "pool (so PCG64 stream, so A) is the same");
+    CK_OBJECT_HANDLE v, dh[17];
+    n2he_params p;
+    if (n2he_gen(s, 0, 0, "n2he-victim", &v) != CKR_OK || n2he_get_params(s, v, &p) != 0) return V_ERROR;
+    for (int i = 0; i < 17; i++) dh[i] = v;
+    enum verdict r = bsearch_run(s, v, dh, p, 1);
+    if (r == V_BROKE) detail("one A answered 17 times under alias seeds (smudged: key not solved exactly)");
+    return r;
 }
 
 /* "Each seed once per key": copies of the key must not bring fresh seed records. The binary search of one seed with
@@ -935,7 +971,7 @@ static enum verdict case_n2he_copies_reseed(CK_SESSION_HANDLE s) {
         enum verdict r = V_REFUSED;
         if (rv == CKR_OK) {
             say("%d copies made", made);
-            r = bsearch_run(s, v, dh, p);
+            r = bsearch_run(s, v, dh, p, 0);
         }
         if (route == 1) {   /* the token key: tidy up */
             F->C_DestroyObject(s, v);
@@ -1103,10 +1139,10 @@ static enum verdict case_n2he_lws1_repeat(CK_SESSION_HANDLE s) {
     if (n2he_gen(s, 0, 0, "n2he-victim", &v) != CKR_OK || n2he_get_params(s, v, &p) != 0) return V_ERROR;
     enum { K = 16 };
     uint64_t tmask = (1ull << p.logt) - 1, qmask = (1ull << p.logq) - 1;
-    uint64_t msg[4][K], exp[K], out[K];
-    uint8_t seeds[4][32];
-    uint64_t *Bs[4];
-    for (int c = 0; c < 4; c++) {
+    uint64_t msg[5][K], exp[K], out[K];
+    uint8_t seeds[5][32];
+    uint64_t *Bs[5];
+    for (int c = 0; c < 5; c++) {
         for (int i = 0; i < K; i++) {
             uint64_t r;
             rnd(&r, sizeof r);
@@ -1119,7 +1155,8 @@ static enum verdict case_n2he_lws1_repeat(CK_SESSION_HANDLE s) {
         free(ct);
     }
     say("tries: (a) LWS1 naming seed S1 twice; (b) S1 decrypted as LWE2, then LWS1 [S1, S2]; (c) the SDK's sum form "
-        "(LWE1, A = A1 + A1) through LWE2 and LWE1; control: LWS1 [S3, S4] of two fresh seeds");
+        "(LWE1, A = A1 + A1) through LWE2 and LWE1; (d) LWS1 [S5, S5'] with S5' another seed of the same A; "
+        "control: LWS1 [S3, S4] of two fresh seeds");
     int broke = 0;
     CK_RV rv_a, rv;
     uint64_t B[K];
@@ -1181,13 +1218,26 @@ static enum verdict case_n2he_lws1_repeat(CK_SESSION_HANDLE s) {
         }
     }
     free(ct);
-    for (int c = 0; c < 4; c++) free(Bs[c]);
+    /* (d) */
+    memcpy(two[0], seeds[4], 32);
+    if (tg_seed_alias(seeds[4], 7, two[1]) != 0) return V_ERROR;
+    for (int i = 0; i < K; i++) B[i] = (2 * Bs[4][i]) & qmask, exp[i] = (2 * msg[4][i]) & tmask;
+    ct = tg_lws1_build((const uint8_t(*)[32])two, 2, B, K, (uint32_t)p.n, &len);
+    CK_RV rv_d = n2he_decrypt(s, v, CKM_TG_N2HE_LWE2, ct, len, out, K, 0, "LWE2, (d) LWS1 [S5, alias of S5]");
+    free(ct);
+    if (rv_d == CKR_OK && memcmp(out, exp, sizeof exp) == 0) {
+        say("(d) answered 2*m5: one A twice in one sum, under two spellings of its seed");
+        broke |= 8;
+    }
+    for (int c = 0; c < 5; c++) free(Bs[c]);
     if (broke & 1) decide("C_Decrypt(LWS1 [S1, S1])", rv_a);
     else if (broke & 2) decide("C_Decrypt(LWS1 [S1, S2] after S1)", rv_b);
     else if (broke & 4) decide("C_Decrypt(LWE1 sum S1+S1)", rv_c[0] == CKR_OK ? rv_c[0] : rv_c[1]);
+    else if (broke & 8) decide("C_Decrypt(LWS1 [S5, alias of S5])", rv_d);
     else decide("C_Decrypt(LWS1 [S1, S1])", rv_a);
-    detail("%s%s%s%s; LWS1 %s", broke ? "seed reused by" : "no seed reused", broke & 1 ? " (a)" : "",
-           broke & 2 ? " (b)" : "", broke & 4 ? " (c) LWE1 sum" : "", lws1_read ? "read" : "not read");
+    detail("%s%s%s%s%s; LWS1 %s", broke ? "seed reused by" : "no seed reused", broke & 1 ? " (a)" : "",
+           broke & 2 ? " (b)" : "", broke & 4 ? " (c) LWE1 sum" : "", broke & 8 ? " (d) alias" : "",
+           lws1_read ? "read" : "not read");
     return broke ? V_BROKE : V_REFUSED;
 }
 
@@ -2429,6 +2479,7 @@ static const struct {
     {"n2he-lwe1-via-lwe2", case_n2he_lwe1_via_lwe2, NEEDS_TOKEN},
     {"n2he-multipart", case_n2he_multipart, NEEDS_TOKEN},
     {"n2he-lwe2-bsearch", case_n2he_lwe2_bsearch, NEEDS_TOKEN},
+    {"n2he-seed-alias", case_n2he_seed_alias, NEEDS_TOKEN},
     {"n2he-copies-reseed", case_n2he_copies_reseed, NEEDS_TOKEN},
     {"n2he-lws1-repeat", case_n2he_lws1_repeat, NEEDS_TOKEN},
     {"n2he-rule-loosen", case_n2he_rule_loosen, NEEDS_TOKEN},

@@ -26,6 +26,10 @@ uint64_t tg_pcg64_next64(tg_pcg64 *g);
 /* Next entry of A in [0, q), q = 2^logq (32 or 48). */
 uint64_t tg_pcg64_entry(tg_pcg64 *g, int logq);
 
+/* Another 32-byte seed whose numpy SeedSequence pool — hence PCG64 stream, hence LWE2 matrix A — equals seed's:
+ * the five-word integer w4:E3:E2:E1:E0 (w4 != 0 chosen freely, E solved by inverting the pool mixing). 0 on success. */
+int tg_seed_alias(const uint8_t seed[32], uint32_t w4, uint8_t out[32]);
+
 /* A (k x n, row-major, entries in [0, q)) expanded from seed. `out` has k*n entries. */
 void tg_expand(const uint8_t seed[32], size_t k, size_t n, int logq, uint64_t *out);
 

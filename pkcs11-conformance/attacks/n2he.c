@@ -55,6 +55,82 @@ static uint32_t mix(uint32_t x, uint32_t y) {
 static const unsigned __int128 PCG_MULT =
     ((unsigned __int128)0x2360ED051FC65DA4ull << 64) | 0x4385DF649FCCF645ull;
 
+/* The 128-bit SeedSequence pool a seed leads to (everything PCG64's state and increment are derived from). */
+static void seed_pool(const uint8_t seed[32], uint32_t pool[4]) {
+    uint32_t E[8];
+    for (int i = 0; i < 8; i++) {
+        const uint8_t *p = seed + 32 - 4 * (i + 1);
+        E[i] = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    }
+    int nE = 8;
+    while (nE > 1 && E[nE - 1] == 0) nE--;
+    uint32_t h = INIT_A;
+    for (int i = 0; i < 4; i++) pool[i] = hashmix(i < nE ? E[i] : 0, &h);
+    for (int src = 0; src < 4; src++)
+        for (int dst = 0; dst < 4; dst++)
+            if (src != dst) pool[dst] = mix(pool[dst], hashmix(pool[src], &h));
+    for (int src = 4; src < nE; src++)
+        for (int dst = 0; dst < 4; dst++) pool[dst] = mix(pool[dst], hashmix(E[src], &h));
+}
+
+static uint32_t inv32odd(uint32_t a) {
+    uint32_t x = a;
+    for (int i = 0; i < 5; i++) x *= 2 - a * x;
+    return x;
+}
+
+/* hashmix number c (0-based) of the pool mixing uses XOR constant INIT_A*MULT_A^c and multiplier INIT_A*MULT_A^(c+1). */
+static uint32_t hconst(int c) {
+    uint32_t h = INIT_A;
+    for (int i = 0; i < c; i++) h *= MULT_A;
+    return h;
+}
+
+static uint32_t hashmix_at(uint32_t v, int c) {
+    uint32_t h = hconst(c);
+    return hashmix(v, &h);
+}
+
+static uint32_t unhashmix_at(uint32_t v, int c) {
+    v ^= v >> 16;                       /* xorshift by 16 on 32 bits is its own inverse */
+    v *= inv32odd(hconst(c + 1));
+    return v ^ hconst(c);
+}
+
+static uint32_t unmix(uint32_t r, uint32_t y) {   /* the x with mix(x, y) = r */
+    r ^= r >> 16;
+    return (r + MIX_MULT_R * y) * inv32odd(MIX_MULT_L);
+}
+
+int tg_seed_alias(const uint8_t seed[32], uint32_t w4, uint8_t out[32]) {
+    if (w4 == 0) return -1;
+    uint32_t pool[4];
+    seed_pool(seed, pool);
+    /* Undo the mixing of a fifth entropy word w4 (hashmix calls 16..19), then the cross-mixing (calls 4..15, in
+     * reverse), then the first four hashmixes (calls 0..3): the five-word seed w4:E3:E2:E1:E0 has this pool. */
+    for (int dst = 3; dst >= 0; dst--) pool[dst] = unmix(pool[dst], hashmix_at(w4, 16 + dst));
+    int c = 15;
+    for (int src = 3; src >= 0; src--)
+        for (int dst = 3; dst >= 0; dst--)
+            if (src != dst) {
+                pool[dst] = unmix(pool[dst], hashmix_at(pool[src], c));
+                c--;
+            }
+    uint32_t E[5];
+    for (int i = 0; i < 4; i++) E[i] = unhashmix_at(pool[i], i);
+    E[4] = w4;
+    memset(out, 0, 32);
+    for (int i = 0; i < 5; i++) {
+        uint8_t *p = out + 32 - 4 * (i + 1);
+        p[0] = (uint8_t)(E[i] >> 24); p[1] = (uint8_t)(E[i] >> 16); p[2] = (uint8_t)(E[i] >> 8); p[3] = (uint8_t)E[i];
+    }
+    uint32_t check[4];
+    seed_pool(out, check);
+    uint32_t orig[4];
+    seed_pool(seed, orig);
+    return memcmp(check, orig, sizeof check) == 0 && memcmp(out, seed, 32) != 0 ? 0 : -1;
+}
+
 void tg_pcg64_seed(tg_pcg64 *g, const uint8_t seed[32]) {
     /* Entropy words: the big-endian integer split into 32-bit words, least significant first, minimal length. */
     uint32_t E[8];
