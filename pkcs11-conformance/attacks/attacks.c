@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -2265,6 +2266,75 @@ static enum verdict case_find_value_oracle(CK_SESSION_HANDLE s) {
     return V_REFUSED;
 }
 
+/* C_DigestKey of a sensitive key: SHA-256 of its value, an offline equality oracle (stronger than C_FindObjects'). */
+static enum verdict case_digest_key_oracle(CK_SESSION_HANDLE s) {
+    say("tries: C_DigestInit(SHA-256) + C_DigestKey + C_DigestFinal on a sensitive, non-extractable AES key of known "
+        "value (and an N2HE key on ours); the digest compared with SHA-256 of the value");
+    uint8_t x[32];
+    rnd(x, sizeof x);
+    tpl_t t;
+    t_init(&t);
+    t_ulong(&t, CKA_CLASS, CKO_SECRET_KEY);
+    t_ulong(&t, CKA_KEY_TYPE, CKK_AES);
+    t_bool(&t, CKA_TOKEN, 0);
+    t_bool(&t, CKA_SENSITIVE, 1);
+    t_bool(&t, CKA_EXTRACTABLE, 0);
+    t_bool(&t, CKA_ENCRYPT, 1);
+    t_bytes(&t, CKA_VALUE, x, sizeof x);
+    CK_OBJECT_HANDLE keys[2];
+    if (logrv("C_CreateObject(AES, sensitive, not extractable)", F->C_CreateObject(s, t.a, t.n, &keys[0])) != CKR_OK)
+        return V_ERROR;
+    uint8_t *nval = NULL;
+    int nkeys = 1;
+    if (is_ours()) {
+        nval = malloc(8 * 1024);
+        for (int i = 0; i < 1024; i++) {
+            uint8_t r;
+            rnd(&r, 1);
+            tg_put_le64(nval + 8 * i, (uint64_t)(int64_t)((r % 3) - 1));
+        }
+        tpl_t u;
+        t_init(&u);
+        t_ulong(&u, CKA_CLASS, CKO_SECRET_KEY);
+        t_ulong(&u, CKA_KEY_TYPE, CKK_TG_N2HE);
+        t_bool(&u, CKA_TOKEN, 0);
+        t_bool(&u, CKA_SENSITIVE, 1);
+        t_bool(&u, CKA_EXTRACTABLE, 0);
+        t_ref(&u, CKA_VALUE, nval, 8 * 1024);
+        if (logrv("C_CreateObject(N2HE, sensitive, not extractable)", F->C_CreateObject(s, u.a, u.n, &keys[1])) == CKR_OK)
+            nkeys = 2;
+    }
+    int hit = 0;
+    CK_RV drv = CKR_OK;
+    for (int i = 0; i < nkeys; i++) {
+        CK_MECHANISM m = {CKM_SHA256, NULL, 0};
+        CK_RV rv = F->C_DigestInit(s, &m);
+        if (rv == CKR_OK) rv = logrv(i ? "C_DigestKey(N2HE key)" : "C_DigestKey(AES key)", F->C_DigestKey(s, keys[i]));
+        uint8_t d[64], want[32];
+        CK_ULONG dl = sizeof d;
+        if (rv == CKR_OK) rv = logrv("    C_DigestFinal", F->C_DigestFinal(s, d, &dl));
+        else {
+            CK_ULONG z = sizeof d;
+            F->C_DigestFinal(s, d, &z);   /* end the operation if it is still active */
+        }
+        if (i == 0) drv = rv;
+        SHA256(i ? nval : x, i ? 8 * 1024 : 32, want);
+        if (rv == CKR_OK && dl == 32 && memcmp(d, want, 32) == 0) {
+            say("    the digest IS SHA-256 of the sensitive value");
+            hit |= 1 << i;
+            drv = rv;
+        }
+    }
+    free(nval);
+    decide("C_DigestKey(sensitive key)", drv);
+    if (hit) {
+        detail("SHA-256 of sensitive %s value returned", hit == 3 ? "AES and N2HE" : hit == 1 ? "AES" : "N2HE");
+        return V_BROKE;
+    }
+    detail("no digest of a secret value");
+    return V_REFUSED;
+}
+
 /* ================================================================ config cases ============================== */
 
 /* Loads the module in a fresh child with TENSORGUARD_PKCS11_CONF = conf; runs fn there; returns fn's exit code. */
@@ -2502,6 +2572,7 @@ static const struct {
     {"copy-trusted", case_copy_trusted, NEEDS_TOKEN},
     {"copy-wrap-template", case_copy_wrap_template, NEEDS_TOKEN},
     {"find-value-oracle", case_find_value_oracle, NEEDS_TOKEN},
+    {"digest-key-oracle", case_digest_key_oracle, NEEDS_TOKEN},
     {"store-alias-symlink", case_store_alias, CONFIG},
     {"store-alias-slash", case_store_alias, CONFIG},
     {"backend-module-world-writable", case_backend_module, CONFIG},
