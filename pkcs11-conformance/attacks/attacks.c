@@ -1799,8 +1799,8 @@ static enum verdict case_mixed_roles(CK_SESSION_HANDLE s) {
         {CKA_WRAP, CKA_ENCRYPT, "WRAP", "ENCRYPT"}, {CKA_UNWRAP, CKA_DECRYPT, "UNWRAP", "DECRYPT"}};
     static const char *rn[5] = {"generate both", "defaults", "set 2nd", "set 1st", "copy +2nd"};
     int mixed_routes = 0;
-    char first[200] = "";
-    CK_RV first_rv = CKR_OK;
+    char first[200] = "", refusal[200] = "";
+    CK_RV first_rv = CKR_OK, refusal_rv = CKR_OK;
     for (int i = 0; i < 4; i++) {
         char line[256];
         int off = snprintf(line, sizeof line, "%s+%s:", pairs[i].an, pairs[i].bn);
@@ -1843,9 +1843,9 @@ static enum verdict case_mixed_roles(CK_SESSION_HANDLE s) {
                     snprintf(first, sizeof first, "%s (%s+%s, %s)", call, pairs[i].an, pairs[i].bn, rn[r]);
                     first_rv = rv;
                 }
-            } else if (rv != CKR_OK && !mixed_routes && !first[0]) {
-                snprintf(g_last_call, sizeof g_last_call, "%s (%s+%s, %s)", call, pairs[i].an, pairs[i].bn, rn[r]);
-                g_last_rv = rv;
+            } else if (rv != CKR_OK && !refusal[0]) {
+                snprintf(refusal, sizeof refusal, "%s (%s+%s, %s)", call, pairs[i].an, pairs[i].bn, rn[r]);
+                refusal_rv = rv;
             }
             if (c != CK_INVALID_HANDLE) F->C_DestroyObject(s, c);
             if (h != CK_INVALID_HANDLE) F->C_DestroyObject(s, h);
@@ -1857,7 +1857,7 @@ static enum verdict case_mixed_roles(CK_SESSION_HANDLE s) {
         detail("%d of 20 routes made a key with mixed roles", mixed_routes);
         return V_BROKE;
     }
-    decide_last();
+    decide(refusal, refusal_rv);
     detail("no route mixes wrap and encrypt roles");
     return V_REFUSED;
 }

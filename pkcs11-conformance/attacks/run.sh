@@ -359,6 +359,8 @@ print_table() {
     done
     echo
   done
+  echo "(cell: verdict (CK_RV of the decisive call); EXTRACTED = key value recovered and checked against the key,"
+  echo " BROKE_RULE = the rule observably broken, REFUSED = attack failed, n/a = not applicable to that module)"
   echo
 }
 
