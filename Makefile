@@ -8,6 +8,7 @@
 #   make test          swift test only
 #   make conformance   pkcs11-conformance/run.sh against the built module (MODULE=softhsm|/path to switch)
 #   make install PREFIX=/usr/local   module, header and p11-kit module file (DESTDIR honoured)
+#   make deb           Debian package in out/deb/ (scripts/build-deb.sh): module, p11-kit module file, header, tg-pkcs11
 #   make bench         p11bench on SoftHSM2 and on our module, one markdown table
 #   make clean         remove build outputs (.build, out/)
 
@@ -32,7 +33,7 @@ HEADER      := Include/tensorguard-pkcs11.h
 BENCH_BIN   := out/bench/p11bench
 ABS_PREFIX   = $(abspath $(PREFIX))
 
-.PHONY: deps build demo check test conformance install uninstall bench bench-bin clean distclean
+.PHONY: deps build demo check test conformance install uninstall deb bench bench-bin clean distclean
 
 deps:
 	@scripts/install-deps.sh
@@ -82,6 +83,10 @@ install:
 uninstall:
 	rm -f $(DESTDIR)$(ABS_PREFIX)/lib/pkcs11/libtensorguard-pkcs11.so $(DESTDIR)$(ABS_PREFIX)/include/tensorguard-pkcs11.h \
 	      $(DESTDIR)$(ABS_PREFIX)/share/p11-kit/modules/tensorguard-pkcs11.module $(DESTDIR)$(ABS_PREFIX)/bin/tg-pkcs11
+
+# dpkg-deb over the release products; no Swift toolchain needed where it is installed (Tests/package/run.sh).
+deb: build
+	@scripts/build-deb.sh
 
 bench-bin: $(BENCH_BIN)
 

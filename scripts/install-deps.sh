@@ -26,6 +26,7 @@ APT_PACKAGES=(
   libnss3-tools                                                   # conformance nss: certutil, modutil, symkeyutil
   default-jdk-headless                                            # conformance java: java, javac, keytool (SunPKCS11)
   p11-kit-modules                                                 # conformance p11-kit-rpc: p11-kit-client.so (+ proxy)
+  dpkg-dev help2man binutils                                      # make deb: dpkg-deb, dpkg-shlibdeps, man page, strip
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
