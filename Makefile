@@ -57,6 +57,7 @@ check: build
 	 bash Tests/abi/run.sh $(LIB) || rc=1; \
 	 bash Tests/reliability/run.sh $(LIB) || rc=1; \
 	 bash pkcs11-conformance/attacks/run.sh $(LIB) || rc=1; \
+	 bash Tests/package/run.sh $(LIB) $(CLI) || rc=1; \
 	 if [ $$rc != 0 ]; then echo "check: FAILED (see above)"; else echo "check: all passed"; fi; \
 	 exit $$rc
 
