@@ -119,18 +119,31 @@ if [ -x "$CLI" ] && "$CLI" --help 2>/dev/null | grep -q encrypt; then
   common=(--module "$MODULE" --token "$LABEL" --pin-env TG_DEMO_PIN)
   run "${T[@]}" key generate "${common[@]}" --label demo-n2he --dimension 1024 --modulus-bits 32 || fail "tg-pkcs11 key generate"
   values='[1, 2, 3, 42, 65535, -1]'
-  run "${T[@]}" encrypt "${common[@]}" --key demo-n2he --format lwe2 --values "$values" --output "$DEMO/demo.lwe2" \
-    || fail "tg-pkcs11 encrypt"
-  echo "ciphertext: $DEMO/demo.lwe2 ($(stat -c %s "$DEMO/demo.lwe2") bytes)"
+  encrypt_to() {
+    run "${T[@]}" encrypt "${common[@]}" --key demo-n2he --format lwe2 --values "$values" --output "$1" \
+      || fail "tg-pkcs11 encrypt"
+    echo "ciphertext: $1 ($(stat -c %s "$1") bytes)"
+  }
+  # The key's decryption rule is seeded-once (docs/n2he.md): each ciphertext's seed decrypts once.
   decrypt_and_check() {
-    printf '$ %s\n' "${T[*]} decrypt ${common[*]} --key demo-n2he --input $DEMO/demo.lwe2"
-    got="$("${T[@]}" decrypt "${common[@]}" --key demo-n2he --input "$DEMO/demo.lwe2")" || fail "tg-pkcs11 decrypt"
+    printf '$ %s\n' "${T[*]} decrypt ${common[*]} --key demo-n2he --input $1"
+    got="$("${T[@]}" decrypt "${common[@]}" --key demo-n2he --input "$1")" || fail "tg-pkcs11 decrypt"
     echo "$got"
     # -1 comes back as t-1 (plaintexts are reduced mod t = 2^16).
-    [ "$(echo "$got" | tr -d ' \n')" = "[1,2,3,42,65535,65535]" ] || fail "decrypted values differ from $values (mod 2^16)"
-    echo "round trip ok: $values -> LWE2 -> [1,2,3,42,65535,65535] (mod t = 2^16)"
+    [ "$(echo "$got" | tr -d ' \n')" = "$2" ] || fail "decrypted values differ: $got, expected $2"
+    echo "round trip ok: $values -> LWE2 -> $2 (mod t = 2^16)"
   }
-  decrypt_and_check
+  encrypt_to "$DEMO/demo.lwe2"
+  decrypt_and_check "$DEMO/demo.lwe2" "[1,2,3,42,65535,65535]"
+  echo "\$ ${T[*]} decrypt ... --input $DEMO/demo.lwe2   # again: refused, the seed was spent"
+  if "${T[@]}" decrypt "${common[@]}" --key demo-n2he --input "$DEMO/demo.lwe2" 2>&1; then
+    fail "a second decryption of one seed was accepted"
+  fi
+  step "Aggregate without the key: a seeded sum of two updates (tg-pkcs11 add), decrypted once"
+  encrypt_to "$DEMO/update-a.lwe2"
+  encrypt_to "$DEMO/update-b.lwe2"
+  run "${T[@]}" add --input "$DEMO/update-a.lwe2" --input "$DEMO/update-b.lwe2" --output "$DEMO/sum.lws1" || fail "tg-pkcs11 add"
+  decrypt_and_check "$DEMO/sum.lws1" "[2,4,6,84,65534,65534]"
   step "Objects after the N2HE step (-O)"
   run "${P[@]}" --token-label "$LABEL" --login --pin "$DEMO_PIN" -O || fail "-O"
 
@@ -144,7 +157,8 @@ if [ -x "$CLI" ] && "$CLI" --help 2>/dev/null | grep -q encrypt; then
     write_config demo-kek-2
     run "${T[@]}" backend check --token "$LABEL" >/dev/null || fail "tg-pkcs11 backend check after the rotation"
     echo "backend check after the rotation: healthy"
-    decrypt_and_check
+    encrypt_to "$DEMO/after-rotation.lwe2"
+    decrypt_and_check "$DEMO/after-rotation.lwe2" "[1,2,3,42,65535,65535]"
     step "Keys on the SoftHSM2 backend token: the two KEKs (no value readable)"
     run pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$HSM_LABEL" --login --pin "$DEMO_HSM_PIN" -O \
       || fail "pkcs11-tool -O on SoftHSM2"

@@ -167,7 +167,7 @@ final class Connection: @unchecked Sendable {
     /// and hour that `max_decrypt_calls_per_hour` counts.
     static let schemaV2 = """
     CREATE TABLE spent_seeds (
-        unique_id TEXT NOT NULL,
+        unique_id TEXT NOT NULL,      -- the ledger: HMAC of the key value (every copy of a key shares it)
         digest    BLOB NOT NULL,
         PRIMARY KEY (unique_id, digest)
     ) WITHOUT ROWID;

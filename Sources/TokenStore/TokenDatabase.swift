@@ -171,8 +171,6 @@ public final class TokenDatabase: Sendable {
                 guard conn.objects[uniqueID] != nil else { throw StoreError.objectNotFound(uniqueID) }
                 let seq = conn.nextSeq()
                 try conn.run("DELETE FROM objects WHERE unique_id = ?") { try conn.bind($0, 1, uniqueID) }
-                try conn.run("DELETE FROM spent_seeds WHERE unique_id = ?") { try conn.bind($0, 1, uniqueID) }
-                try conn.run("DELETE FROM hourly_calls WHERE unique_id = ?") { try conn.bind($0, 1, uniqueID) }
                 try conn.run("INSERT INTO tombstones (seq, unique_id) VALUES (?, ?)") { s in
                     try conn.bind(s, 1, seq)
                     try conn.bind(s, 2, uniqueID)
@@ -234,13 +232,15 @@ public final class TokenDatabase: Sendable {
         return try keys.unseal(sealed, uniqueID: object.uniqueID, attribute: type)
     }
 
-    /// Marks `digests` (of N2HE seeds) spent by the object `uniqueID`, all or none, in one committed transaction:
-    /// true when none was spent before, false (nothing written) when one was. Two processes racing on one seed
-    /// serialise on the write lock, so exactly one of them gets true.
-    public func spendSeeds(uniqueID: String, digests: [[UInt8]]) throws -> Bool {
+    /// Marks `digests` (of N2HE seed streams) spent under the ledger `ledgerID` (one per key value, shared by every
+    /// copy of the key), all or none, in one committed transaction: true when none was spent before, false
+    /// (nothing written) when one was. Two processes racing on one seed serialise on the write lock, so exactly one
+    /// of them gets true. Ledgers outlive the objects (a key destroyed and unwrapped again keeps its spent seeds);
+    /// only C_InitToken empties them.
+    public func spendSeeds(ledgerID: String, digests: [[UInt8]]) throws -> Bool {
         guard Set(digests).count == digests.count else { return false }
+        let uniqueID = ledgerID
         return try write { conn in
-            guard conn.objects[uniqueID] != nil else { throw StoreError.objectNotFound(uniqueID) }
             for d in digests {
                 let spent = try conn.withStatement("SELECT 1 FROM spent_seeds WHERE unique_id = ? AND digest = ?") { stmt in
                     try conn.bind(stmt, 1, uniqueID)
@@ -259,10 +259,11 @@ public final class TokenDatabase: Sendable {
         }
     }
 
-    /// Counts one call of the object in `hour` (hours since 1970) unless `limit` calls were counted already:
-    /// true when counted. One committed transaction, exact across processes; older hours are pruned.
-    public func chargeHourlyCall(uniqueID: String, hour: Int64, limit: Int) throws -> Bool {
-        try write { conn in
+    /// Counts one call under the ledger `ledgerID` in `hour` (hours since 1970) unless `limit` calls were counted
+    /// already: true when counted. One committed transaction, exact across processes; older hours are pruned.
+    public func chargeHourlyCall(ledgerID: String, hour: Int64, limit: Int) throws -> Bool {
+        let uniqueID = ledgerID
+        return try write { conn in
             let calls: Int64 = try conn.withStatement("SELECT calls FROM hourly_calls WHERE unique_id = ? AND hour = ?") { stmt in
                 try conn.bind(stmt, 1, uniqueID)
                 try conn.bind(stmt, 2, hour)
@@ -282,11 +283,11 @@ public final class TokenDatabase: Sendable {
         }
     }
 
-    /// How many seeds the object has spent.
-    public func spentSeedCount(uniqueID: String) throws -> Int {
+    /// How many seeds the ledger holds.
+    public func spentSeedCount(ledgerID: String) throws -> Int {
         try read { conn in
             try conn.withStatement("SELECT count(*) FROM spent_seeds WHERE unique_id = ?") { stmt in
-                try conn.bind(stmt, 1, uniqueID)
+                try conn.bind(stmt, 1, ledgerID)
                 guard try conn.step(stmt) else { return 0 }
                 return Int(conn.columnInt(stmt, 0))
             }

@@ -174,7 +174,7 @@ final class ArgumentErrorTests: XCTestCase {
     func testDecryptBadCiphertexts() throws {
         let base = ["decrypt", "--key", "k"] + noModule
         try CLI.fails(base + ["--input", dir.file("none.ct")], with: "cannot open ciphertext file")
-        try CLI.fails(base + ["--input", CLI.interop("sdk-key-1.bin")], with: "magic is not LWE1 or LWE2")
+        try CLI.fails(base + ["--input", CLI.interop("sdk-key-1.bin")], with: "magic is not LWE1, LWE2 or LWS1")
         let ct = [UInt8](try Data(contentsOf: URL(fileURLWithPath: CLI.interop("sdk-key-1-lwe1-q32-k8.ct"))))
         let truncated = try dir.write("trunc.ct", Array(ct.prefix(1000)))
         try CLI.fails(base + ["--input", truncated], with: "1000 bytes, but its header means 65613 bytes")

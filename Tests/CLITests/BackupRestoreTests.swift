@@ -74,11 +74,11 @@ final class BackupRestoreTests: XCTestCase {
 
             """)
         try a.initToken("node-a", label: "fl-node")
-        try CLI.ok(["key", "import", "--token", "fl-node", "--label", "sdk-q32", "--file", CLI.interop("sdk-key-1.npy")],
+        try CLI.ok(["key", "import", "--token", "fl-node", "--label", "sdk-q32", "--file", CLI.interop("sdk-key-1.npy"), "--decrypt-rule", "raw"],
                    environment: a.env)
-        try CLI.ok(["key", "import", "--token", "fl-node", "--label", "sdk-q48", "--file", CLI.interop("sdk-key-1.bin"),
+        try CLI.ok(["key", "import", "--token", "fl-node", "--label", "sdk-q48", "--file", CLI.interop("sdk-key-1.bin"), "--decrypt-rule", "raw",
                     "--modulus-bits", "48"], environment: a.env)
-        try CLI.ok(["key", "generate", "--token", "fl-node", "--label", "fresh"], environment: a.env)
+        try CLI.ok(["key", "generate", "--token", "fl-node", "--label", "fresh", "--decrypt-rule", "raw"], environment: a.env)
         let ct = a.dir.file("fresh.ct")
         try CLI.ok(["encrypt", "--token", "fl-node", "--key", "fresh", "--format", "lwe2", "--values", "[7, 8, 9]",
                     "--output", ct], environment: a.env)
@@ -289,7 +289,7 @@ final class BackupRestoreTests: XCTestCase {
         }
         let a = try Self.hsmMachine("backup-hsm-a")
         try a.initToken("hsm-token", label: "hsm-node")
-        try CLI.ok(["key", "generate", "--token", "hsm-node", "--label", "k1"], environment: a.env)
+        try CLI.ok(["key", "generate", "--token", "hsm-node", "--label", "k1", "--decrypt-rule", "raw"], environment: a.env)  // decrypts LWE1
         let ct = a.dir.file("k1.ct")
         try CLI.ok(["encrypt", "--token", "hsm-node", "--key", "k1", "--format", "lwe1", "--values", "[4, 5]", "--output", ct],
                    environment: a.env)

@@ -69,10 +69,11 @@ final class ModuleEndToEndTests: XCTestCase {
                     "--so-pin-env", "SO_PIN", "--pin-env", "TG_PKCS11_PIN"], environment: env, file: file, line: line)
 
         // The SDK's key three ways: .npy (q = 2^32 by default), raw .bin as q = 2^48, raw .bin with its meta file.
-        try CLI.ok(["key", "import", "--token", "cli-test", "--label", "sdk-q32", "--file", CLI.interop("sdk-key-1.npy")],
+        // sdk-q32 and sdk-q48 decrypt the SDK's LWE1 files: the SDK's rule (raw). sdk-meta keeps the default (seeded-once).
+        try CLI.ok(["key", "import", "--token", "cli-test", "--label", "sdk-q32", "--file", CLI.interop("sdk-key-1.npy"), "--decrypt-rule", "raw"],
                    environment: env, file: file, line: line)
         try CLI.ok(["key", "import", "--token", "cli-test", "--label", "sdk-q48", "--file", CLI.interop("sdk-key-1.bin"),
-                    "--modulus-bits", "48"], environment: env, file: file, line: line)
+                    "--modulus-bits", "48", "--decrypt-rule", "raw"], environment: env, file: file, line: line)
         try CLI.ok(["key", "import", "--token", "cli-test", "--label", "sdk-meta", "--file", CLI.interop("sdk-key-1.bin"),
                     "--meta", CLI.interop("sdk-key-1.meta.json"), "--id", "5d4e"], environment: env, file: file, line: line)
         return Fixture(dir: dir, env: env)
@@ -132,9 +133,18 @@ final class ModuleEndToEndTests: XCTestCase {
             XCTAssertEqual(got, c.plaintext, "\(c.file) under \(label)")
             XCTAssertEqual(got?.count, c.k)
             if c.modulus_bits == 32 {
-                XCTAssertEqual(try decrypt(key: "sdk-meta", file: CLI.interop(c.file)), c.plaintext, "\(c.file) under sdk-meta")
+                // sdk-meta has the default rule: the SDK's LWE2 files decrypt once each, its LWE1 files never.
+                let args = ["decrypt", "--token", "cli-test", "--key", "sdk-meta", "--input", CLI.interop(c.file)]
+                if c.format == "LWE2" {
+                    XCTAssertEqual(try decrypt(key: "sdk-meta", file: CLI.interop(c.file)), c.plaintext, "\(c.file) under sdk-meta")
+                    try CLI.fails(args, with: "already decrypted", environment: env)
+                } else {
+                    try CLI.fails(args, with: "--decrypt-rule raw", environment: env)
+                }
             }
         }
+        let listed = try CLI.ok(["key", "list", "--token", "cli-test"], environment: env)
+        XCTAssertTrue(listed.stderr.contains("warning: decryption rule raw on sdk-q32, sdk-q48"), listed.transcript)
         // --output writes raw little-endian int64.
         let out = try dir.file("k8.int64")
         let r = try CLI.ok(["decrypt", "--token", "cli-test", "--key", "sdk-q48", "--input",
@@ -218,6 +228,8 @@ final class ModuleEndToEndTests: XCTestCase {
         XCTAssertTrue(gen.stdout.contains("security:   ~"), gen.transcript)
         XCTAssertTrue(gen.stdout.contains("token object, sensitive, not extractable"), gen.transcript)
 
+        XCTAssertTrue(gen.stdout.contains("decryption: seeded-once"), gen.transcript)
+
         let values: [Int64] = (0..<300).map { Int64($0 * 7919 - 100_000) }
         let input = try dir.write("gen-values.int64", int64Bytes(values))
         for format in ["lwe1", "lwe2"] {
@@ -225,9 +237,32 @@ final class ModuleEndToEndTests: XCTestCase {
             try CLI.ok(["encrypt", "--token", "cli-test", "--key", "gen-default", "--format", format, "--input", input,
                         "--output", ct], environment: env)
             let plain = try dir.file("gen-\(format).out")
-            try CLI.ok(["decrypt", "--token", "cli-test", "--key", "gen-default", "--input", ct, "--output", plain], environment: env)
+            let args = ["decrypt", "--token", "cli-test", "--key", "gen-default", "--input", ct, "--output", plain]
+            if format == "lwe1" {
+                // The default rule never decrypts a ciphertext whose A the caller could have chosen.
+                try CLI.fails(args, with: "LWE1 (the TensorGuard SDK's format) decrypts only under a key imported with --decrypt-rule raw",
+                              environment: env)
+                continue
+            }
+            try CLI.ok(args, environment: env)
             XCTAssertEqual(int64Values([UInt8](try Data(contentsOf: URL(fileURLWithPath: plain)))), reduced(values, plaintextBits: 16))
+            try CLI.fails(args, with: "a seed this key has already decrypted", environment: env)
         }
+
+        // Aggregation without the key: a seeded sum of three updates decrypts once, to the sum.
+        var parts: [String] = []
+        for i in 0..<3 {
+            let ct = try dir.file("part-\(i).ct")
+            try CLI.ok(["encrypt", "--token", "cli-test", "--key", "gen-default", "--format", "lwe2",
+                        "--values", "[\(i), 100, 65535]", "--output", ct], environment: env)
+            parts.append(ct)
+        }
+        let sum = try dir.file("sum.ct")
+        let added = try CLI.ok(["add", "--output", sum] + parts.flatMap { ["--input", $0] }, environment: [:])
+        XCTAssertTrue(added.stdout.contains("seeded sum LWS1"), added.transcript)
+        XCTAssertEqual(try decrypt(key: "gen-default", file: sum), [3, 300, 65533])
+        try CLI.fails(["decrypt", "--token", "cli-test", "--key", "gen-default", "--input", parts[1]],
+                      with: "already decrypted", environment: env)
 
         // Non-default parameters, JSON output, an id; then a round trip and a dimension mismatch.
         let custom = try CLI.ok(["key", "generate", "--token", "cli-test", "--label", "gen-256", "--dimension", "256",

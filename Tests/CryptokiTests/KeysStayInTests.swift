@@ -54,8 +54,12 @@ final class KeysStayInTests: XCTestCase {
                                       template: [ulongAttr(CKA_VALUE_LEN, 16), boolAttr(a, true), boolAttr(b, true)])
             }
         }
-        expectCKR(CKR_TEMPLATE_INCONSISTENT) { try m.setAttributeValues(s, w, template: [boolAttr(CKA_DECRYPT, true)]) }
-        expectCKR(CKR_TEMPLATE_INCONSISTENT) { try m.setAttributeValues(s, plain, template: [boolAttr(CKA_UNWRAP, true)]) }
+        // Roles are fixed but for giving one up: a key that wrapped can never decrypt (not even after dropping WRAP).
+        expectCKR(CKR_ATTRIBUTE_READ_ONLY) { try m.setAttributeValues(s, w, template: [boolAttr(CKA_DECRYPT, true)]) }
+        expectCKR(CKR_ATTRIBUTE_READ_ONLY) { try m.setAttributeValues(s, w, template: [boolAttr(CKA_WRAP, false), boolAttr(CKA_DECRYPT, true)]) }
+        expectCKR(CKR_ATTRIBUTE_READ_ONLY) { try m.setAttributeValues(s, plain, template: [boolAttr(CKA_UNWRAP, true)]) }
+        try m.setAttributeValues(s, w, template: [boolAttr(CKA_WRAP, false)])
+        expectCKR(CKR_ATTRIBUTE_READ_ONLY) { try m.setAttributeValues(s, w, template: [boolAttr(CKA_DECRYPT, true)]) }
         // A wrapping key that asks to be extractable or readable is refused.
         expectCKR(CKR_TEMPLATE_INCONSISTENT) {
             _ = try m.generateKey(s, mechanism: Mechanism(type: CKM_AES_KEY_GEN),
@@ -73,7 +77,7 @@ final class KeysStayInTests: XCTestCase {
                                                                                 boolAttr(CKA_ENCRYPT, false), boolAttr(CKA_DECRYPT, false)])
         }
         let known = try m.aesKey(s, value: Array(repeating: 7, count: 16), extra: [boolAttr(CKA_ENCRYPT, false), boolAttr(CKA_DECRYPT, false)])
-        expectCKR(CKR_TEMPLATE_INCONSISTENT) { try m.setAttributeValues(s, known, template: [boolAttr(CKA_WRAP, true)]) }
+        expectCKR(CKR_ATTRIBUTE_READ_ONLY) { try m.setAttributeValues(s, known, template: [boolAttr(CKA_WRAP, true)]) }
         // The generated wrapping key wraps an extractable key; its blob unwraps as a sensitive key.
         let w = try wrappingKey(m, s)
         let target = try m.aesKey(s)
@@ -315,6 +319,51 @@ final class N2HEDecryptRuleTests: XCTestCase {
         // Tightening to seeded-once is allowed, and then LWE1 is refused.
         try m.setAttributeValues(s, k, template: [ulongAttr(CK.attrN2HEDecryptRule, 1)])
         expectCKR(CKR_ENCRYPTED_DATA_INVALID) { _ = try m.decryptAll(s, lwe1, k, c1) }
+    }
+
+    /// The ledger belongs to the key's value: copies, session copies and re-unwraps of one key share it, and seeds
+    /// are counted by the stream they select (aliases of one seed are one seed).
+    func testEveryCopyOfAKeySharesOneLedger() throws {
+        let env = try TestEnvironment()
+        let m = try env.module()
+        let s = try m.readySession()
+        let k = try m.generateKey(s, mechanism: Mechanism(type: CK.mechN2HEKeyGen),
+                                  template: [boolAttr(CKA_TOKEN, true), ulongAttr(CK.attrN2HEDimension, 64), boolAttr(CKA_EXTRACTABLE, true)])
+        let copy = try m.copyObject(s, k, template: [boolAttr(CKA_TOKEN, false)])
+        let wrapper = try m.generateKey(s, mechanism: Mechanism(type: CKM_AES_KEY_GEN),
+                                        template: [ulongAttr(CKA_VALUE_LEN, 32), boolAttr(CKA_WRAP, true), boolAttr(CKA_UNWRAP, true)])
+        let kwp = Mechanism(type: CKM_AES_KEY_WRAP_PAD)
+        let blob = try twoStep { try m.wrapKey(s, mechanism: kwp, wrappingKey: wrapper, key: k, output: $0) }
+        let tpl = [ulongAttr(CKA_CLASS, CKO_SECRET_KEY), ulongAttr(CKA_KEY_TYPE, CK.keyN2HE), ulongAttr(CK.attrN2HEDimension, 64)]
+        let unwrapped = try blob.withUnsafeBytes { try m.unwrapKey(s, mechanism: kwp, unwrappingKey: wrapper, wrappedKey: $0, template: tpl) }
+        // raw is never a rule for an unwrapped key.
+        expectCKR(CKR_TEMPLATE_INCONSISTENT) {
+            _ = try blob.withUnsafeBytes {
+                try m.unwrapKey(s, mechanism: kwp, unwrappingKey: wrapper, wrappedKey: $0, template: tpl + [ulongAttr(CK.attrN2HEDecryptRule, 2)])
+            }
+        }
+        let ct = try m.encryptAll(s, lwe2, k, values([7]))
+        XCTAssertEqual(ints(try m.decryptAll(s, lwe2, copy, ct)), [7])
+        for other in [k, copy, unwrapped] {
+            expectCKR(CKR_ENCRYPTED_DATA_INVALID) { _ = try m.decryptAll(s, lwe2, other, ct) }
+        }
+        try m.destroyObject(s, unwrapped)
+        let again = try blob.withUnsafeBytes { try m.unwrapKey(s, mechanism: kwp, unwrappingKey: wrapper, wrappedKey: $0, template: tpl) }
+        expectCKR(CKR_ENCRYPTED_DATA_INVALID) { _ = try m.decryptAll(s, lwe2, again, ct) }
+        // A seed and a different seed of the same PCG64 stream are one seed: leading zero bytes do not change the
+        // big-endian integer numpy seeds with.
+        let ct2 = try m.encryptAll(s, lwe2, k, values([9]))
+        var zeroSeed = ct2
+        for i in 13..<45 { zeroSeed[i] = 0 }
+        zeroSeed[44] = 5
+        XCTAssertEqual(N2HEMatrixExpansion.streamIdentity(seed: Array(zeroSeed[13..<45])), N2HEMatrixExpansion.streamIdentity(seed: [5]))
+        _ = try m.decryptAll(s, lwe2, k, zeroSeed)   // decrypts (to noise): seed 5 is spent
+        expectCKR(CKR_ENCRYPTED_DATA_INVALID) { _ = try m.decryptAll(s, lwe2, k, zeroSeed) }
+        // Without a login a seeded-once key cannot decrypt (the ledger is keyed under the token's root key).
+        try m.logout(s)
+        let pub = try m.generateKey(s, mechanism: Mechanism(type: CK.mechN2HEKeyGen),
+                                    template: [ulongAttr(CK.attrN2HEDimension, 64), boolAttr(CKA_PRIVATE, false)])
+        expectCKR(CKR_USER_NOT_LOGGED_IN) { try m.decryptInit(s, mechanism: lwe2, key: pub) }
     }
 
     func testTwoModulesRacingOnOneSeedOneWins() throws {

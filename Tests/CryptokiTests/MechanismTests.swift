@@ -272,11 +272,18 @@ final class MechanismTests: XCTestCase {
             XCTAssertEqual(toHex(try twoStep { try m.digestFinal(s, output: $0) }), expected)
         }
         let key = try m.createObject(s, template: [ulongAttr(CKA_CLASS, CKO_SECRET_KEY), ulongAttr(CKA_KEY_TYPE, CKK_GENERIC_SECRET),
-                                                   bytesAttr(CKA_VALUE, Array("bc".utf8)), boolAttr(CKA_SENSITIVE, true)])
+                                                   bytesAttr(CKA_VALUE, Array("bc".utf8)), boolAttr(CKA_EXTRACTABLE, true)])
         try m.digestInit(s, mechanism: Mechanism(type: CKM_SHA256))
         try [UInt8(ascii: "a")].withUnsafeBytes { try m.digestUpdate(s, input: $0) }
         try m.digestKey(s, key: key)
         XCTAssertEqual(toHex(try twoStep { try m.digestFinal(s, output: $0) }), vectors[1].1)
+        // A key whose value the caller may not read is never digested (an offline equality oracle).
+        for hidden in [[boolAttr(CKA_SENSITIVE, true), boolAttr(CKA_EXTRACTABLE, true)], [boolAttr(CKA_EXTRACTABLE, false)]] {
+            let k = try m.createObject(s, template: [ulongAttr(CKA_CLASS, CKO_SECRET_KEY), ulongAttr(CKA_KEY_TYPE, CKK_GENERIC_SECRET),
+                                                     bytesAttr(CKA_VALUE, Array("bc".utf8))] + hidden)
+            try m.digestInit(s, mechanism: Mechanism(type: CKM_SHA256))
+            expectCKR(CKR_KEY_INDIGESTIBLE) { try m.digestKey(s, key: k) }
+        }
         expectCKR(CKR_MECHANISM_INVALID) { try m.digestInit(s, mechanism: Mechanism(type: CKM_MD5)) }
     }
 

@@ -258,7 +258,9 @@ final class PolicyModuleTests: XCTestCase {
         // A copy that could encrypt would start a count of its own: refused; a decrypt-only copy is fine.
         expectCKR(CKR_TEMPLATE_INCONSISTENT) { _ = try m.copyObject(s, again, template: []) }
         let decryptOnly = try m.copyObject(s, again, template: [boolAttr(CKA_ENCRYPT, false), boolAttr(CKA_SIGN, false)])
-        XCTAssertEqual(try m.decryptAll(s, policyLWE2, decryptOnly, ct1), policyPlaintext)
+        // The copy shares the original's seed ledger: ct1 was decrypted above, so it is refused now.
+        expectCKR(CKR_ENCRYPTED_DATA_INVALID) { _ = try m.decryptAll(s, policyLWE2, decryptOnly, ct1) }
+        XCTAssertEqual(try m.bool(s, decryptOnly, CKA_DECRYPT), true)
         expectCKR(CKR_KEY_FUNCTION_NOT_PERMITTED) { try m.encryptInit(s, mechanism: policyLWE2, key: decryptOnly) }
         _ = session
         m.finalize()

@@ -169,10 +169,18 @@ final class RoundTripTests: XCTestCase {
             for f1 in N2HECiphertextFormat.allCases {
                 for f2 in N2HECiphertextFormat.allCases {
                     let sum = try N2HEHomomorphic.add(try cipher.encrypt(m1, format: f1), try cipher.encrypt(m2, format: f2), parameters: params)
-                    let info = try N2HECiphertextInfo(parsing: sum, expectedDimension: 96)
-                    XCTAssertEqual(info.format, .lwe1)
-                    XCTAssertTrue(info.isBatch)
+                    if f1 == .lwe2 && f2 == .lwe2 {
+                        // Two seeded inputs stay seeded: a seeded sum of both seeds.
+                        let seeded = try N2HESeededSum(parsing: sum, expectedDimension: 96)
+                        XCTAssertEqual(seeded.seeds.count, 2)
+                        XCTAssertTrue(seeded.isBatch)
+                    } else {
+                        let info = try N2HECiphertextInfo(parsing: sum, expectedDimension: 96)
+                        XCTAssertEqual(info.format, .lwe1)
+                        XCTAssertTrue(info.isBatch)
+                    }
                     XCTAssertEqual(try cipher.decrypt(sum), expected, "q=2^\(bits) \(f1)+\(f2)")
+                    XCTAssertEqual(try cipher.decrypt(sum, smudging: true), expected, "smudged q=2^\(bits) \(f1)+\(f2)")
                     // Sums of sums keep working.
                     let twice = try N2HEHomomorphic.add(sum, sum, parameters: params)
                     XCTAssertEqual(try cipher.decrypt(twice), expected.map { expectedReduction(2 * $0, plaintextBits: 16) })
@@ -182,6 +190,58 @@ final class RoundTripTests: XCTestCase {
                 try N2HEHomomorphic.add(try cipher.encrypt([1, 2], format: .lwe1), try cipher.encrypt([1], format: .lwe1), parameters: params)
             }
         }
+    }
+
+    /// Seeded sums mixed with LWE1 fall back to LWE1 with the same (A, B); seeded sums of many terms stay exact
+    /// under smudging; malformed seeded sums are refused, never trapped on.
+    func testSeededSumsMixAndStayExact() throws {
+        let params = try N2HEParameters(n: 64, modulusBits: 32, noiseMilli: 5120)
+        let cipher = try N2HECipher(key: try N2HESecretKey.generate(n: 64), parameters: params)
+        var sum = try cipher.encrypt([1, 2, 3], format: .lwe2)
+        for _ in 1..<50 { sum = try N2HEHomomorphic.add(sum, try cipher.encrypt([1, 2, 3], format: .lwe2), parameters: params) }
+        XCTAssertEqual(try N2HESeededSum(parsing: sum).seeds.count, 50)
+        XCTAssertEqual(sum.count, N2HESeededSum.byteCount(count: 3, seedCount: 50))
+        XCTAssertEqual(try cipher.decrypt(sum, smudging: true), [50, 100, 150])
+        let mixed = try N2HEHomomorphic.add(sum, try cipher.encrypt([1, 1, 1], format: .lwe1), parameters: params)
+        XCTAssertEqual(try N2HECiphertextInfo(parsing: mixed).format, .lwe1)
+        XCTAssertEqual(try cipher.decrypt(mixed), [51, 101, 151])
+        var noSeeds = sum
+        noSeeds.replaceSubrange(13..<17, with: [0, 0, 0, 0])
+        XCTAssertThrowsError(try cipher.decrypt(noSeeds))
+        XCTAssertThrowsError(try cipher.decrypt(Array(sum.dropLast())))
+        var tooMany = sum
+        tooMany.replaceSubrange(13..<17, with: [0xFF, 0xFF, 0xFF, 0xFF])
+        XCTAssertThrowsError(try cipher.decrypt(tooMany))
+        XCTAssertEqual(params.maximumSeededSumTerms, N2HESeededSum.maximumSeeds)
+        XCTAssertEqual(try N2HEParameters(n: 64, modulusBits: 32, plaintextBits: 24, noiseMilli: 5120).maximumSeededSumTerms, 6)
+        XCTAssertEqual(try N2HEParameters(n: 64, modulusBits: 32, plaintextBits: 31, noiseMilli: 5120).maximumSeededSumTerms, 0)
+    }
+
+    /// Smudging keeps honest ciphertexts exact and decouples a boundary row's answer from its noise.
+    func testSmudgingHidesTheNoiseOfABoundaryRow() throws {
+        let params = try N2HEParameters(n: 64, modulusBits: 32, plaintextBits: 16, noiseMilli: 5120)
+        let key = try N2HESecretKey.generate(n: 64)
+        let cipher = try N2HECipher(key: key, parameters: params)
+        let k = 4096
+        let ct = try cipher.encrypt([Int64](repeating: 0, count: k), format: .lwe2)
+        XCTAssertEqual(try cipher.decrypt(ct, smudging: true), [Int64](repeating: 0, count: k))
+        // Shift every B by Δ/2: unsmudged, the answer is exactly "e ≥ 0" (rounding half to even at 0); smudged
+        // it is a fair coin whatever e is.
+        var shifted = ct
+        for r in 0..<k {
+            let o = 45 + 8 * r
+            var b = shifted[o..<(o + 8)].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            b = (b &+ (1 << 15)) & 0xFFFF_FFFF
+            for i in 0..<8 { shifted[o + i] = UInt8(truncatingIfNeeded: b >> (8 * UInt64(i))) }
+        }
+        let plain = try cipher.decrypt(shifted)
+        let smudged = try cipher.decrypt(shifted, smudging: true)
+        let ones = smudged.filter { $0 == 1 }.count
+        XCTAssertGreaterThan(ones, k / 2 - 300)
+        XCTAssertLessThan(ones, k / 2 + 300)
+        // The unsmudged answers are a deterministic function of the (secret) noise: decrypting twice agrees.
+        XCTAssertEqual(try cipher.decrypt(shifted), plain)
+        XCTAssertNotEqual(try cipher.decrypt(shifted, smudging: true), smudged)
     }
 
     func testHomomorphicAddOfSDKFixtures() throws {

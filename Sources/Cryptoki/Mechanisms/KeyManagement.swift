@@ -159,6 +159,12 @@ extension Module {
         try checkCreation(s, parsed: parsed, kind: kind, access: access)
         let record = try ObjectFactory.build(kind: kind, attributes: parsed, origin: .unwrapped, value: value,
                                              valueError: CKR_WRAPPED_KEY_INVALID)
+        // `raw` is chosen when a key is generated or imported, never for a key that arrives wrapped: an extractable
+        // seeded-once key would otherwise come back as an oracle.
+        if kind == .secretKey(CK.keyN2HE), N2HEDecryptRule(record) == .raw {
+            try refuseByPolicy(s, rv: CKR_TEMPLATE_INCONSISTENT, uniqueID: nil, label: record.bytes(CKA_LABEL), mechanism: m.type,
+                               reason: "an unwrapped N2HE key may not have the decryption rule raw")
+        }
         try checkKeyRoles(s, record)
         return try s.token.insert(record, access: access)
     }

@@ -54,9 +54,10 @@ struct N2HEDecryptGuard {
     /// Before a `raw` decryption of that many rows: audit, `max_decrypt_calls_per_hour`.
     let admitRaw: (Int) throws -> Void
 
-    /// The 16-byte digest recorded for a seed (SHA-256 prefix: a structured seed cannot collide by prefix).
+    /// The 16-byte digest recorded for a seed: of the PCG64 stream it selects, not of its bytes (many seeds select
+    /// one stream, so one A), as a SHA-256 prefix.
     static func digest(_ seed: [UInt8]) throws -> [UInt8] {
-        do { return Array(try CryptoCore.Digest.hash(.sha256, seed).prefix(16)) } catch {
+        do { return Array(try CryptoCore.Digest.hash(.sha256, N2HEMatrixExpansion.streamIdentity(seed: seed)).prefix(16)) } catch {
             throw ErrorMap.wrap(error, context: "seed digest")
         }
     }
@@ -140,7 +141,7 @@ final class N2HECipherOperation: CipherOperation {
                 }
             }
             let digests = try seeds.map(N2HEDecryptGuard.digest)
-            guard Set(digests).count == digests.count else { throw g.refuse("seeded sum names a seed twice") }
+            guard Set(digests).count == digests.count else { throw g.refuse("seeded sum names a seed (or a seed of the same stream) twice") }
             guard try g.spend(digests) else { throw g.refuse("seed already decrypted under this key (seeded-once)") }
             return true
         }

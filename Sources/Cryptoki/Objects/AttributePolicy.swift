@@ -126,13 +126,14 @@ enum AttributePolicy {
         // at creation, even an empty one, is enforced. Changes may only narrow it (KeyRoles.narrowsMechanisms).
         AttributeSpec(CK.allowedMechanisms, .mechanismList, [.security]),
         // Usage defaults: a cipher key (ENCRYPT/DECRYPT), never a wrapping key unless asked; a template that asks
-        // for WRAP/UNWRAP gets ENCRYPT/DECRYPT false (KeyRoles.defaults). Roles are never mixed (KeyRoles.check).
-        AttributeSpec(CKA_ENCRYPT, .bool, [.security], .value(T)),
-        AttributeSpec(CKA_DECRYPT, .bool, [.security], .value(T)),
+        // for WRAP/UNWRAP gets ENCRYPT/DECRYPT false (KeyRoles.defaults). Roles are never mixed (KeyRoles.violation)
+        // and fixed at creation but for giving one up (true → false): a key that wrapped must never decrypt later.
+        AttributeSpec(CKA_ENCRYPT, .bool, [.onlyToFalse, .security], .value(T)),
+        AttributeSpec(CKA_DECRYPT, .bool, [.onlyToFalse, .security], .value(T)),
         AttributeSpec(CKA_SIGN, .bool, [.security], .value(T)),
         AttributeSpec(CKA_VERIFY, .bool, [.security], .value(T)),
-        AttributeSpec(CKA_WRAP, .bool, [.security], .value(F)),
-        AttributeSpec(CKA_UNWRAP, .bool, [.security], .value(F)),
+        AttributeSpec(CKA_WRAP, .bool, [.onlyToFalse, .security], .value(F)),
+        AttributeSpec(CKA_UNWRAP, .bool, [.onlyToFalse, .security], .value(F)),
         // SENSITIVE defaults to true for wrapping keys and unwrapped keys (KeyRoles.defaults).
         AttributeSpec(CKA_SENSITIVE, .bool, [.onlyToTrue, .security], .value(F)),
         // Secure default (as pkcs11-check reads PKCS#11 Table 18): a key is extractable only when asked for.

@@ -36,8 +36,10 @@ extension Module {
             guard record.kind == .secretKey(CK.keyN2HE) else { throw ckr(CKR_KEY_TYPE_INCONSISTENT) }
             try Mechanisms.requireNoParameter(m)
             let params = try ObjectFactory.n2heParameters(record.attributes)
-            let guardian = direction == .decrypt ? n2heDecryptGuard(s, record, parameters: params, mechanism: m.type) : nil
-            return try N2HECipherOperation(key: try keyValue(s, record), parameters: params, mechanism: m, direction: direction,
+            let value = try keyValue(s, record)
+            let guardian = direction == .decrypt
+                ? try n2heDecryptGuard(s, record, value: value, parameters: params, mechanism: m.type) : nil
+            return try N2HECipherOperation(key: value, parameters: params, mechanism: m, direction: direction,
                                            threads: configuration.n2heThreads, decryptGuard: guardian)
         }
         guard record.kind == .secretKey(CKK_AES) else { throw ckr(CKR_KEY_TYPE_INCONSISTENT) }
@@ -45,24 +47,25 @@ extension Module {
         return try AESCipherOperation(key: try keyValue(s, record), mode: mode, direction: direction)
     }
 
-    /// The decryption rule of an N2HE key bound to this token: seeds spent in the store (token keys, one
-    /// transaction, exact across processes) or in memory (session keys); refusals and raw decryptions audited.
-    func n2heDecryptGuard(_ s: Session, _ record: ObjectRecord, parameters: N2HEParameters,
-                          mechanism: CK_MECHANISM_TYPE) -> N2HEDecryptGuard {
+    /// The decryption rule of an N2HE key bound to this token: seeds spent in the store's ledger of the key's value
+    /// (one transaction, exact across processes and across every copy of the key); refusals and raw decryptions
+    /// audited. The ledger needs a login; without one a `seeded-once` key cannot decrypt.
+    func n2heDecryptGuard(_ s: Session, _ record: ObjectRecord, value: SecretBytes, parameters: N2HEParameters,
+                          mechanism: CK_MECHANISM_TYPE) throws -> N2HEDecryptGuard {
         let token = s.token
         let uid = record.uniqueID
         let label = record.bytes(CKA_LABEL).map { String(decoding: $0, as: UTF8.self) }
         let policy = token.config.policy
+        let rule = N2HEDecryptRule(record)
+        let ledger: String? = rule == .seededOnce || policy.maxDecryptCallsPerHour != nil ? try token.seedLedgerID(of: value) : nil
         return N2HEDecryptGuard(
-            rule: N2HEDecryptRule(record),
+            rule: rule,
             maximumSumTerms: parameters.maximumSeededSumTerms,
             spend: { digests in
-                if record.isToken {
-                    return try ErrorMap.guarded("token '\(token.config.name)': seed ledger") {
-                        try token.database.spendSeeds(uniqueID: uid, digests: digests)
-                    }
+                guard let ledger else { throw ckr(CKR_USER_NOT_LOGGED_IN) }
+                return try ErrorMap.guarded("token '\(token.config.name)': seed ledger") {
+                    try token.database.spendSeeds(ledgerID: ledger, digests: digests)
                 }
-                return token.spendSessionSeeds(uniqueID: uid, digests: digests)
             },
             refuse: { reason in
                 Log.info("token '\(token.config.name)': N2HE decryption refused: \(reason)" + (label.map { " (key '\($0)')" } ?? ""))
@@ -78,13 +81,11 @@ extension Module {
                 return CKRError(CKR_ENCRYPTED_DATA_INVALID)
             },
             admitRaw: { rows in
-                if let limit = policy.maxDecryptCallsPerHour {
+                if let limit = policy.maxDecryptCallsPerHour, let ledger {
                     let hour = Int64(PolicyClock.now() / 3600)
-                    let counted = record.isToken
-                        ? try ErrorMap.guarded("token '\(token.config.name)': decrypt call limit") {
-                            try token.database.chargeHourlyCall(uniqueID: uid, hour: hour, limit: limit)
-                        }
-                        : token.chargeSessionHourlyCall(uniqueID: uid, hour: hour, limit: limit)
+                    let counted = try ErrorMap.guarded("token '\(token.config.name)': decrypt call limit") {
+                        try token.database.chargeHourlyCall(ledgerID: ledger, hour: hour, limit: limit)
+                    }
                     if !counted {
                         try self.refuseByPolicy(s, rv: CKR_KEY_FUNCTION_NOT_PERMITTED, uniqueID: uid, label: record.bytes(CKA_LABEL),
                                                 mechanism: mechanism,

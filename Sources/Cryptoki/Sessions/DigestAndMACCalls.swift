@@ -58,7 +58,8 @@ extension Module {
             throw ckr(CKR_KEY_HANDLE_INVALID)
         }
         try withDigest(handle) { d in
-            guard case .secretKey = ref.record.kind else { throw ckr(CKR_KEY_INDIGESTIBLE) }
+            // A digest of a value the caller may not read would be an offline equality oracle on it.
+            guard case .secretKey = ref.record.kind, !ref.record.hidesSensitive else { throw ckr(CKR_KEY_INDIGESTIBLE) }
             let v = try keyValue(s, ref.record)
             d.multipart = true
             try d.update(v)

@@ -37,10 +37,6 @@ struct TokenState: @unchecked Sendable {
     var handleUIDs: [CK_OBJECT_HANDLE: String] = [:]
     /// Unsealed secret values of token objects while logged in, keyed by unique id, valid for one store sequence.
     var secretCache: [String: (sequence: Int64, value: SecretBytes)] = [:]
-    /// Seed digests spent by N2HE session keys (token keys keep theirs in the store), by unique id.
-    var sessionSpentSeeds: [String: Set<[UInt8]>] = [:]
-    /// `max_decrypt_calls_per_hour` counts of session keys: unique id → (hour, calls).
-    var sessionHourlyCalls: [String: (hour: Int64, calls: Int)] = [:]
 
     var hasReadOnlySession: Bool { sessions.values.contains(false) }
     var readWriteCount: Int { sessions.values.filter { $0 }.count }
@@ -102,25 +98,17 @@ final class Token: @unchecked Sendable {
 
     var role: LoginRole? { state.withLock { $0.role } }
 
-    /// Marks seed digests spent by a session key, all or none; false when one was spent before.
-    func spendSessionSeeds(uniqueID: String, digests: [[UInt8]]) -> Bool {
-        state.withLock { s in
-            var spent = s.sessionSpentSeeds[uniqueID] ?? []
-            for d in digests where !spent.insert(d).inserted { return false }
-            s.sessionSpentSeeds[uniqueID] = spent
-            return true
-        }
-    }
-
-    /// Counts one call of a session key in `hour` unless `limit` were counted; true when counted.
-    func chargeSessionHourlyCall(uniqueID: String, hour: Int64, limit: Int) -> Bool {
-        state.withLock { s in
-            var entry = s.sessionHourlyCalls[uniqueID] ?? (hour, 0)
-            if entry.hour != hour { entry = (hour, 0) }
-            guard entry.calls < limit else { return false }
-            entry.calls += 1
-            s.sessionHourlyCalls[uniqueID] = entry
-            return true
+    /// The seed ledger of an N2HE key value on this token (docs/n2he.md): HMAC-SHA-256 of the value under a key
+    /// derived from the root key, so every copy, session copy and re-unwrap of one key shares one ledger and the
+    /// store shows nothing about the value. Needs a login (CKR_USER_NOT_LOGGED_IN otherwise).
+    func seedLedgerID(of value: SecretBytes) throws -> String {
+        guard let keys = state.withLock({ $0.keys }) else { throw ckr(CKR_USER_NOT_LOGGED_IN) }
+        do {
+            let ledgerKey = try keys.derivedKey(salt: Array("tensorguard-pkcs11 n2he seed ledger".utf8),
+                                                info: Array(keys.tokenUUID.utf8))
+            return Encoding.hex(try HMAC.authenticate(.sha256, key: ledgerKey, data: value))
+        } catch {
+            throw ErrorMap.wrap(error, context: "seed ledger")
         }
     }
 
