@@ -247,7 +247,12 @@ public final class SymmetricCipher {
         case .stream:
             return inputLength
         case .gcm:
-            return direction == .encrypt ? inputLength : 0
+            // Decryption releases nothing before the tag is checked, but a length query answers the bound
+            // (everything buffered so far plus this input): callers that size their buffer from it (PyKCS11)
+            // must not get 0, which they turn into a NULL buffer and so into another length query.
+            if direction == .encrypt { return inputLength }
+            let (total, o) = pending.count.addingReportingOverflow(inputLength)
+            return o ? nil : total
         }
     }
 

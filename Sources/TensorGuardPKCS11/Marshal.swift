@@ -102,8 +102,10 @@ func input(_ pointer: UnsafeMutablePointer<CK_BYTE>?, _ count: CK_ULONG) throws 
 /// A PIN (or other secret input) copied out of caller memory.
 func pin(_ pointer: UnsafeMutablePointer<CK_UTF8CHAR>?, _ count: CK_ULONG) throws -> [UInt8] {
     let n = try length(count)
-    if n == 0 { return [] }
+    // NULL means "use the protected authentication path", which this token does not have (no
+    // CKF_PROTECTED_AUTHENTICATION_PATH): CKR_ARGUMENTS_BAD, as SoftHSM2 answers, whatever the length.
     let start = try required(pointer)
+    if n == 0 { return [] }
     guard n <= maxPINLength else { throw CKRError(CKR_PIN_LEN_RANGE) }
     return Array(UnsafeBufferPointer(start: start, count: n))
 }

@@ -26,9 +26,17 @@ public struct OperatorTokenConfiguration: Sendable, Equatable {
     /// Labels of the token's N2HE keys whose decryption rule is `raw`, read from the store's public attributes
     /// (no login needed: the rule and the label are public).
     public func rawDecryptionKeyLabels() throws -> [String] {
+        try labels { $0[UInt(CK.attrN2HEDecryptRule)].flatMap(Encoding.decodeULong) == N2HEDecryptRule.raw.rawValue }
+    }
+
+    /// Labels of the keys the SO marked CKA_TRUSTED (they may wrap other keys out of the token).
+    public func trustedKeyLabels() throws -> [String] {
+        try labels { $0[UInt(CKA_TRUSTED)].flatMap(Encoding.decodeBool) == true }
+    }
+
+    private func labels(where matches: ([UInt: [UInt8]]) -> Bool) throws -> [String] {
         try openVault().database.allObjects().compactMap { o in
-            guard o.publicAttributes[UInt(CK.attrN2HEDecryptRule)].flatMap(Encoding.decodeULong) == N2HEDecryptRule.raw.rawValue
-            else { return nil }
+            guard matches(o.publicAttributes) else { return nil }
             return o.publicAttributes[UInt(CKA_LABEL)].map { String(decoding: $0, as: UTF8.self) } ?? "(no label)"
         }
     }

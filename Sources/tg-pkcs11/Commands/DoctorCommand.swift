@@ -189,6 +189,11 @@ struct Doctor: ParsableCommand {
                         raw.isEmpty ? "no N2HE key with decryption rule raw"
                             : "N2HE keys with decryption rule raw (any user-PIN holder can recover them): " + raw.joined(separator: ", "),
                         raw.isEmpty ? nil : "re-import them without --decrypt-rule raw once no LWE1 ciphertext needs them (docs/n2he.md)")
+                    let trusted = try token.trustedKeyLabels()
+                    if !trusted.isEmpty {
+                        add("trusted-keys", name, .ok, "keys the SO marked CKA_TRUSTED (may wrap keys out): " + trusted.joined(separator: ", "),
+                            nil)
+                    }
                 } catch {
                     add("store-integrity", name, .fail, "cannot open \(db): \(error)", "restore the token from a backup")
                 }
