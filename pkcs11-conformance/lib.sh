@@ -97,6 +97,7 @@ not_applicable() {
 
 # ---------------------------------------------------------------- token environments
 # token_env DIR — make DIR a fresh, empty environment for one token and export what the module reads.
+#                TOKEN_POLICY (ours only), e.g. '{ allow_mixed_key_roles: true }', becomes the token's policy.
 token_env() {
   local dir="$1"
   rm -rf "$dir"; mkdir -p "$dir"
@@ -117,6 +118,7 @@ tokens:
       kind: local
     max_pin_retries: 10
     pin_kdf_cost: 10
+${TOKEN_POLICY:+    policy: $TOKEN_POLICY}
 EOF
       chmod 600 "$dir/config.yaml"
       export TENSORGUARD_PKCS11_CONF="$dir/config.yaml"
