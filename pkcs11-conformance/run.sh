@@ -13,6 +13,9 @@
 #   java           Java SunPKCS11: keytool -list -storetype PKCS11, a token AES key + AES/GCM round trip (java/)
 #   p11-kit-rpc    p11-kit server on a unix socket + p11-kit-client.so: list, login, keygen, AES, HMAC remotely
 #   pykcs11        PyKCS11's own upstream tests (from its PyPI sdist)
+#   fresh-account  the module from a clean environment: zero-config default store (HOME / XDG_DATA_HOME created
+#                  0700), unwritable data dir as nobody, read-only bind mount, a file in the way, a store shared via
+#                  a symlink: -L exits 0, unusable tokens "not recognized", the others init + login at once
 #
 # Every suite gets a fresh token in a fresh temp directory (for ours: a config.yaml + store, found through
 # TENSORGUARD_PKCS11_CONF; for SoftHSM2: a SOFTHSM2_CONF + token dir, token made with softhsm2-util).
@@ -44,7 +47,7 @@ main() {
       *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
   done
-  ((${#SUITES[@]})) || SUITES=(pkcs11-tool p11-kit python-pkcs11 pkcs11-check nss java p11-kit-rpc pykcs11)
+  ((${#SUITES[@]})) || SUITES=(pkcs11-tool p11-kit python-pkcs11 pkcs11-check nss java p11-kit-rpc pykcs11 fresh-account)
 
   case "$MODULE_ARG" in
     ours)    MODULE_KIND=ours;    MODULE="$ROOT/.build/release/libtensorguard-pkcs11.so" ;;
@@ -90,6 +93,7 @@ main() {
       java)          . "$HERE/suite-java.sh";          suite_java ;;
       p11-kit-rpc)   . "$HERE/suite-p11-kit-rpc.sh";   suite_p11_kit_rpc ;;
       pykcs11)       . "$HERE/suite-pykcs11.sh";       suite_pykcs11 ;;
+      fresh-account) . "$HERE/suite-fresh-account.sh"; suite_fresh_account ;;
       *) echo "run.sh: unknown suite $s" >&2; exit 2 ;;
     esac
   done
