@@ -1092,11 +1092,21 @@ static void test_objects(CK_SESSION_HANDLE s) {
         { CKA_EXTRACTABLE, &yes, sizeof yes },
         { CKA_ENCRYPT, &yes, sizeof yes },
         { CKA_DECRYPT, &yes, sizeof yes },
-        { CKA_WRAP, &yes, sizeof yes },
-        { CKA_UNWRAP, &yes, sizeof yes },
+        /* A cipher key never also wraps (separated key roles): the wrapping key below is a key of its own. */
+        { CKA_SIGN, &no, sizeof no },
+        { CKA_VERIFY, &no, sizeof no },
         { CKA_WRAP_TEMPLATE, wrap_tmpl, sizeof wrap_tmpl },
     };
     CK_ULONG kn = sizeof key_tmpl / sizeof key_tmpl[0];
+    /* Only a key nobody can know may wrap: generated, sensitive and unextractable (the defaults once WRAP is asked). */
+    CK_ATTRIBUTE wrapping_tmpl[] = {
+        { CKA_CLASS, &secret_class, sizeof secret_class },
+        { CKA_KEY_TYPE, &aes_type, sizeof aes_type },
+        { CKA_VALUE_LEN, &key_len, sizeof key_len },
+        { CKA_TOKEN, &no, sizeof no },
+        { CKA_WRAP, &yes, sizeof yes },
+        { CKA_UNWRAP, &yes, sizeof yes },
+    };
     EXPECT(f->C_GenerateKey(s, NULL, key_tmpl, kn, &h), CKR_ARGUMENTS_BAD);
     EXPECT(f->C_GenerateKey(s, &aes_gen, key_tmpl, kn, NULL), CKR_ARGUMENTS_BAD);
     EXPECT(f->C_GenerateKey(s, &aes_gen, NULL, kn, &h), CKR_ARGUMENTS_BAD);
@@ -1135,20 +1145,22 @@ static void test_objects(CK_SESSION_HANDLE s) {
     EXPECT(f->C_GenerateKey(s, &aes_gen, key_tmpl, kn, &h), CKR_OK);
     aes_key = h;
     h = 0;
-    EXPECT(f->C_GenerateKey(s, &aes_gen, key_tmpl, kn - 1, &h), CKR_OK);
+    EXPECT(f->C_GenerateKey(s, &aes_gen, wrapping_tmpl, sizeof wrapping_tmpl / sizeof wrapping_tmpl[0], &h), CKR_OK);
     aes_wrapping_key = h;
 
     CK_MECHANISM n2he_gen = { CKM_TG_N2HE_KEY_GEN, NULL, 0 };
     CK_ULONG dimension = 1024;
+    CK_ULONG raw_rule = CKV_TG_N2HE_RAW; /* the sweep decrypts LWE1 and repeats ciphertexts: the SDK's rule */
     CK_ATTRIBUTE n2he_tmpl[] = {
         { CKA_TOKEN, &no, sizeof no },
         { CKA_ENCRYPT, &yes, sizeof yes },
         { CKA_DECRYPT, &yes, sizeof yes },
         { CKA_EXTRACTABLE, &yes, sizeof yes },
         { CKA_TG_N2HE_DIMENSION, &dimension, sizeof dimension },
+        { CKA_TG_N2HE_DECRYPT_RULE, &raw_rule, sizeof raw_rule },
     };
     h = 0;
-    EXPECT(f->C_GenerateKey(s, &n2he_gen, n2he_tmpl, 5, &h), CKR_OK);
+    EXPECT(f->C_GenerateKey(s, &n2he_gen, n2he_tmpl, 6, &h), CKR_OK);
     n2he_key = h;
 }
 
