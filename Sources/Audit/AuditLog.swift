@@ -195,6 +195,21 @@ public final class AuditLog: Sendable {
         }
     }
 
+    /// Makes sure the log can be written before anyone relies on it: its directory exists (created 0700) and the
+    /// file opens for appending (created 0600, nothing written). Throws `AuditError` naming the path and the
+    /// errno. The module calls this at C_Initialize: a token whose state changes could not be recorded is not
+    /// offered (they would fail closed one by one, after some had already reached the store).
+    public func checkWritable() throws {
+        guard let path = filePath else { return }
+        try Self.makeParentDirectory(of: path)
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            let e = errno
+            throw AuditError("audit file \(path): cannot open (\(String(cString: strerror(e))), errno \(e))")
+        }
+        close(fd)
+    }
+
     static func makeParentDirectory(of path: String) throws {
         guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return }
         let dir = String(path[..<slash])
@@ -202,7 +217,8 @@ public final class AuditLog: Sendable {
         if stat(dir, &st) == 0 { return }
         try makeParentDirectory(of: dir)
         if mkdir(dir, 0o700) != 0, errno != EEXIST {
-            throw AuditError("audit directory \(dir): cannot create (\(errnoText()))")
+            let e = errno
+            throw AuditError("audit directory \(dir): cannot create (\(String(cString: strerror(e))), errno \(e))")
         }
     }
 

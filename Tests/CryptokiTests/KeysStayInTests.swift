@@ -225,6 +225,23 @@ final class KeysStayInTests: XCTestCase {
         XCTAssertEqual(st.st_mode & 0o777, 0o700)
     }
 
+    /// Audit fails closed: with a log that cannot be written no token is offered (C_InitToken would otherwise change
+    /// the store and then fail for want of its record).
+    func testUnwritableAuditLogLeavesTokensUnusable() throws {
+        let root = NSTemporaryDirectory() + "cryptoki-audit-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try "a file".write(toFile: root + "/file", atomically: true, encoding: .utf8)
+        let yaml = "log: { level: off }\naudit: { file: \(root)/file/audit.log }\n"
+            + "tokens:\n  - { name: t, store: \(root)/store, pin_kdf_cost: 10 }\n"
+        try yaml.write(toFile: root + "/config.yaml", atomically: true, encoding: .utf8)
+        chmod(root + "/config.yaml", 0o600)
+        let m = try Module(configPath: root + "/config.yaml")
+        XCTAssertEqual(m.slotList(tokenPresent: true), [0])
+        expectCKR(CKR_TOKEN_NOT_RECOGNIZED) { try m.initToken(0, soPIN: soPIN, label: Array("x".utf8)) }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/store/token.sqlite"))
+    }
+
     func testMixedRolesOnlyUnderTheLegacyPolicy() throws {
         let env = try TestEnvironment(extra: "    policy: { allow_mixed_key_roles: true }\n")
         let m = try env.module()

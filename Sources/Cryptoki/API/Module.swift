@@ -53,11 +53,18 @@ public final class Module: @unchecked Sendable {
             Log.error(e.message)
             throw CKRError(e.rv)
         }
+        // Audit fails closed: where the log cannot be written, no token is offered (its first state change would
+        // reach the store and then fail for want of its record).
+        var auditProblem: String?
+        do { try trail.log?.checkWritable() } catch { auditProblem = "\(error)" }
         var slots: [Slot] = []
         var storeOwners: [StoreDirectory: String] = [:]
         for (i, t) in config.tokens.enumerated() {
             let slotID = CK_SLOT_ID(i)
             do {
+                if let auditProblem {
+                    throw UnusableToken(slotID: slotID, config: t, reason: "the audit log cannot be written: \(auditProblem)")
+                }
                 let directory: StoreDirectory
                 do { directory = try StoreDirectory.prepare(t.store) } catch {
                     throw UnusableToken(slotID: slotID, config: t, reason: "\(error)")
