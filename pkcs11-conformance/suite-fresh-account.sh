@@ -50,11 +50,12 @@ _fa_slot() {
     { echo "expected slot $n (0x$n) '$name' followed by '$state' in $out:"; cat "$out"; return 1; }
 }
 
-# _fa_log ERR PATH ERRNO — the module's stderr ERR has an error line naming PATH and "(errno ERRNO)".
+# _fa_log ERR PATH ERRNO — the module's stderr ERR has an error line naming PATH and "errno ERRNO)" (the store's
+# "(errno 13)" or, when the default audit log under the same data directory fails first, "(Permission denied, errno 13)").
 _fa_log() {
   local err="$1" path="$2" errno="$3"
-  grep -F "error" "$err" | grep -F -- "$path" | grep -q -- "(errno $errno)" ||
-    { echo "no error line naming $path and (errno $errno) in stderr:"; cat "$err"; return 1; }
+  grep -F "error" "$err" | grep -F -- "$path" | grep -q -- "errno $errno)" ||
+    { echo "no error line naming $path and errno $errno in stderr:"; cat "$err"; return 1; }
 }
 
 # _fa_token_works SLOT LABEL DIR — at once: --init-token on SLOT, --init-pin, then a user login that generates a
