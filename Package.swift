@@ -16,7 +16,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // System libraries (Debian: libp11-kit-dev for the header only, libssl-dev, libsqlite3-dev).
@@ -25,6 +24,8 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // libcurl for the cloud key-wrapping backends' HTTP layer (Debian: libcurl4-openssl-dev).
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // libyaml for the configuration file (Debian: libyaml-dev); replaces Yams, which needs Foundation.
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
 
         // Thin Swift wrappers over OpenSSL libcrypto: random, AES modes, key wrap, digests, HMAC, KDFs, zeroisation.
         .target(name: "CryptoCore", dependencies: ["COpenSSL"]),
@@ -41,8 +42,7 @@ let package = Package(
         .target(name: "Audit", dependencies: ["CryptoCore"]),
         // PKCS#11 semantics in Swift types: slots, tokens, sessions, login, objects, policy, mechanisms.
         .target(name: "Cryptoki", dependencies: [
-            "CP11Kit", "CryptoCore", "N2HE", "KeyWrap", "TokenStore", "Audit",
-            .product(name: "Yams", package: "Yams"),
+            "CP11Kit", "CryptoCore", "N2HE", "KeyWrap", "TokenStore", "Audit", "CYAML",
         ]),
         // C function tables (2.40 and 3.0), C_GetFunctionList, C_GetInterfaceList, C_GetInterface.
         .target(name: "CPKCS11", dependencies: ["CP11Kit"]),
@@ -53,13 +53,8 @@ let package = Package(
             exclude: ["exports.map"],
             linkerSettings: [.unsafeFlags([
                 "-static-stdlib",
-                // The toolchain does not autolink static Foundation's own dependencies on Linux: name them, and
-                // make any other unresolved symbol a link error (--no-undefined) instead of a dlopen failure.
-                "-Xlinker", "--start-group",
-                "-Xlinker", "-lFoundation", "-Xlinker", "-lFoundationEssentials",
-                "-Xlinker", "-lFoundationInternationalization", "-Xlinker", "-lCoreFoundation",
-                "-Xlinker", "-l_FoundationCShims", "-Xlinker", "-l_FoundationCollections", "-Xlinker", "-l_FoundationICU",
-                "-Xlinker", "--end-group",
+                // No Foundation in the module's closure (docs/footprint.md): only the Swift runtime, the stdlib
+                // and Synchronization are linked statically. Any unresolved symbol is a link error.
                 "-Xlinker", "--no-undefined",
                 // lld: symbols the version script makes local stay out of .dynsym (gold kept ~47 of them there,
                 // Swift metadata and libdispatch's __dispatch_tsd, visible to `nm -D` though unbindable).

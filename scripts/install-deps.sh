@@ -20,6 +20,7 @@ die()  { echo "deps: ERROR: $*" >&2; exit 1; }
 # ---------------------------------------------------------------- Debian packages
 APT_PACKAGES=(
   libssl-dev libsqlite3-dev libp11-kit-dev libcurl4-openssl-dev   # Swift system-library targets
+  libyaml-dev                                                     # CYAML: the configuration file
   opensc softhsm2 gnutls-bin p11-kit                              # pkcs11-tool, SoftHSM2, p11tool, p11-kit + proxy
   sqlite3 pkg-config                                              # store inspection, build
   gcc make                                                        # bench/p11bench.c

@@ -11,7 +11,6 @@ import Glibc
 import Darwin
 #endif
 import CryptoCore
-import Foundation
 import Synchronization
 
 public struct AuditError: Error, Sendable, CustomStringConvertible {

@@ -7,7 +7,6 @@ import Glibc
 import Darwin
 #endif
 import CryptoCore
-import Foundation
 
 public enum AuditValue: Sendable, Equatable {
     case string(String)
@@ -62,7 +61,9 @@ public enum AuditEncoding {
             case 0x0D: out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
             case 0x09: out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
             case 0x00..<0x20, 0x7F:
-                out += Array(String(format: "\\u%04x", Int(b)).utf8)
+                let digits = Array("0123456789abcdef".utf8)
+                out += [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                        digits[Int(b >> 4)], digits[Int(b & 0x0F)]]
             default: out.append(b)
             }
         }
@@ -109,27 +110,219 @@ public enum AuditEncoding {
     }
 
     /// UTC time with milliseconds, e.g. "2026-11-29T10:20:29.123Z" (sorts as text in time order).
-    public static func timestamp(_ date: Date = Date()) -> String {
-        let t = date.timeIntervalSince1970
+    public static func timestamp(_ time: AuditTime = .now()) -> String {
+        let t = time.seconds
         var secs = time_t(t.rounded(.down))
         let millis = Int((t - Double(secs)) * 1000)
         var tm = tm()
         gmtime_r(&secs, &tm)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1,
-                      Int(tm.tm_mday), Int(tm.tm_hour), Int(tm.tm_min), Int(tm.tm_sec), min(max(millis, 0), 999))
+        func pad(_ v: Int, _ width: Int) -> String {
+            let d = String(v)
+            return d.utf8.count >= width ? d : String(repeating: "0", count: width - d.utf8.count) + d
+        }
+        return pad(Int(tm.tm_year) + 1900, 4) + "-" + pad(Int(tm.tm_mon) + 1, 2) + "-" + pad(Int(tm.tm_mday), 2)
+            + "T" + pad(Int(tm.tm_hour), 2) + ":" + pad(Int(tm.tm_min), 2) + ":" + pad(Int(tm.tm_sec), 2)
+            + "." + pad(min(max(millis, 0), 999), 3) + "Z"
     }
 
-    /// Parses a line as a JSON object; nil when it is not one.
+    /// Parses a line as a JSON object; nil when it is not one. Values: String, Int (Double when not an
+    /// integer), Bool, [Any], [String: Any], AuditJSONNull.
     public static func parse(_ line: some Collection<UInt8>) -> [String: Any]? {
-        guard let obj = try? JSONSerialization.jsonObject(with: Data(line), options: []) else { return nil }
-        return obj as? [String: Any]
+        var p = JSONReader(Array(line))
+        guard let v = p.document() else { return nil }
+        return v as? [String: Any]
     }
 
-    /// An integer field of a parsed record (JSONSerialization gives NSNumber / Int).
+    /// An integer field of a parsed record.
     public static func int(_ v: Any?) -> Int64? {
         if let i = v as? Int { return Int64(i) }
         if let i = v as? Int64 { return i }
-        if let n = v as? NSNumber { return n.int64Value }
         return nil
+    }
+}
+
+/// Wall-clock time in seconds since 1970 (CLOCK_REALTIME).
+public struct AuditTime: Sendable, Comparable {
+    public var seconds: Double
+    public init(_ seconds: Double) { self.seconds = seconds }
+    public static func now() -> AuditTime {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return AuditTime(Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9)
+    }
+    public func since(_ other: AuditTime) -> Double { seconds - other.seconds }
+    public static func < (a: AuditTime, b: AuditTime) -> Bool { a.seconds < b.seconds }
+}
+
+/// JSON `null` in a parsed record.
+public struct AuditJSONNull: Sendable, Equatable {}
+
+/// A strict RFC 8259 reader for the module's own records (a line at a time, nesting limited).
+struct JSONReader {
+    let b: [UInt8]
+    var i = 0
+    var depth = 0
+    init(_ bytes: [UInt8]) { b = bytes }
+
+    mutating func document() -> Any? {
+        skipSpace()
+        guard let v = value() else { return nil }
+        skipSpace()
+        return i == b.count ? v : nil
+    }
+
+    mutating func skipSpace() {
+        while i < b.count, b[i] == 0x20 || b[i] == 0x09 || b[i] == 0x0A || b[i] == 0x0D { i += 1 }
+    }
+
+    mutating func literal(_ word: String) -> Bool {
+        let w = Array(word.utf8)
+        guard i + w.count <= b.count, Array(b[i..<(i + w.count)]) == w else { return false }
+        i += w.count
+        return true
+    }
+
+    mutating func value() -> Any? {
+        guard i < b.count else { return nil }
+        switch b[i] {
+        case UInt8(ascii: "{"): return object()
+        case UInt8(ascii: "["): return array()
+        case UInt8(ascii: "\""): return string()
+        case UInt8(ascii: "t"): return literal("true") ? true : nil
+        case UInt8(ascii: "f"): return literal("false") ? false : nil
+        case UInt8(ascii: "n"): return literal("null") ? AuditJSONNull() : nil
+        default: return number()
+        }
+    }
+
+    mutating func object() -> [String: Any]? {
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= 64 else { return nil }
+        i += 1
+        var out: [String: Any] = [:]
+        skipSpace()
+        if i < b.count, b[i] == UInt8(ascii: "}") { i += 1; return out }
+        while true {
+            skipSpace()
+            guard i < b.count, b[i] == UInt8(ascii: "\""), let k = string() else { return nil }
+            skipSpace()
+            guard i < b.count, b[i] == UInt8(ascii: ":") else { return nil }
+            i += 1
+            skipSpace()
+            guard let v = value() else { return nil }
+            out[k] = v
+            skipSpace()
+            guard i < b.count else { return nil }
+            if b[i] == UInt8(ascii: ",") { i += 1; continue }
+            if b[i] == UInt8(ascii: "}") { i += 1; return out }
+            return nil
+        }
+    }
+
+    mutating func array() -> [Any]? {
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= 64 else { return nil }
+        i += 1
+        var out: [Any] = []
+        skipSpace()
+        if i < b.count, b[i] == UInt8(ascii: "]") { i += 1; return out }
+        while true {
+            skipSpace()
+            guard let v = value() else { return nil }
+            out.append(v)
+            skipSpace()
+            guard i < b.count else { return nil }
+            if b[i] == UInt8(ascii: ",") { i += 1; continue }
+            if b[i] == UInt8(ascii: "]") { i += 1; return out }
+            return nil
+        }
+    }
+
+    mutating func hex4() -> UInt32? {
+        guard i + 4 <= b.count else { return nil }
+        var v: UInt32 = 0
+        for _ in 0..<4 {
+            let c = b[i]
+            let d: UInt32
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): d = UInt32(c - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): d = UInt32(c - UInt8(ascii: "a") + 10)
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): d = UInt32(c - UInt8(ascii: "A") + 10)
+            default: return nil
+            }
+            v = v << 4 | d
+            i += 1
+        }
+        return v
+    }
+
+    mutating func string() -> String? {
+        i += 1  // the opening quote
+        var out: [UInt8] = []
+        while i < b.count {
+            let c = b[i]
+            i += 1
+            switch c {
+            case UInt8(ascii: "\""):
+                // Invalid UTF-8 is refused, as a JSON parser must.
+                return String(validating: out, as: UTF8.self)
+            case UInt8(ascii: "\\"):
+                guard i < b.count else { return nil }
+                let e = b[i]
+                i += 1
+                switch e {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(e)
+                case UInt8(ascii: "b"): out.append(0x08)
+                case UInt8(ascii: "f"): out.append(0x0C)
+                case UInt8(ascii: "n"): out.append(0x0A)
+                case UInt8(ascii: "r"): out.append(0x0D)
+                case UInt8(ascii: "t"): out.append(0x09)
+                case UInt8(ascii: "u"):
+                    guard var u = hex4() else { return nil }
+                    if (0xD800..<0xDC00).contains(u) {
+                        guard literal("\\u"), let lo = hex4(), (0xDC00..<0xE000).contains(lo) else { return nil }
+                        u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00)
+                    } else if (0xDC00..<0xE000).contains(u) {
+                        return nil
+                    }
+                    guard let scalar = Unicode.Scalar(u) else { return nil }
+                    out += Array(String(Character(scalar)).utf8)
+                default: return nil
+                }
+            case 0x00..<0x20: return nil
+            default: out.append(c)
+            }
+        }
+        return nil
+    }
+
+    mutating func number() -> Any? {
+        let start = i
+        if i < b.count, b[i] == UInt8(ascii: "-") { i += 1 }
+        func digits() -> Int {
+            let s = i
+            while i < b.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b[i]) { i += 1 }
+            return i - s
+        }
+        let intDigits = digits()
+        guard intDigits > 0 else { return nil }
+        if intDigits > 1, b[i - intDigits] == UInt8(ascii: "0") { return nil }
+        var integral = true
+        if i < b.count, b[i] == UInt8(ascii: ".") {
+            i += 1
+            integral = false
+            guard digits() > 0 else { return nil }
+        }
+        if i < b.count, b[i] == UInt8(ascii: "e") || b[i] == UInt8(ascii: "E") {
+            i += 1
+            integral = false
+            if i < b.count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") { i += 1 }
+            guard digits() > 0 else { return nil }
+        }
+        let text = String(decoding: b[start..<i], as: UTF8.self)
+        if integral, let v = Int(text) { return v }
+        return Double(text)
     }
 }

@@ -6,7 +6,6 @@ import Glibc
 import Darwin
 #endif
 import CryptoCore
-import Foundation
 
 public struct AuditFinding: Sendable, Equatable, CustomStringConvertible {
     public let line: Int
@@ -35,18 +34,36 @@ public struct AuditVerification: Sendable {
 }
 
 public enum AuditVerifier {
+    /// The whole file's bytes; nil when it cannot be opened or read.
+    static func readWholeFile(_ path: String) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return nil
+            }
+            if n == 0 { return out }
+            out.append(contentsOf: chunk[0..<n])
+        }
+    }
+
     /// `keys`: audit keys by token uuid (checkpoints of other tokens are counted as unverified).
     public static func verify(path: String, keys: [String: SecretBytes] = [:]) throws -> AuditVerification {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = readWholeFile(path) else {
             throw AuditError("audit file \(path): cannot read")
         }
         let head = readHead(AuditLog.headPath(for: path))
-        return verify(bytes: [UInt8](data), head: head, keys: keys)
+        return verify(bytes: data, head: head, keys: keys)
     }
 
     public static func readHead(_ path: String) -> AuditPosition?? {
-        guard let data = FileManager.default.contents(atPath: path) else { return .none }
-        guard let obj = AuditEncoding.parse([UInt8](data).filter { $0 != 0x0A && $0 != 0x20 }),  // padded to a fixed size
+        guard let data = readWholeFile(path) else { return .none }
+        guard let obj = AuditEncoding.parse(data.filter { $0 != 0x0A && $0 != 0x20 }),  // padded to a fixed size
               let seq = AuditEncoding.int(obj["seq"]), let hash = obj["hash"] as? String else {
             return .some(nil)  // present but unreadable
         }

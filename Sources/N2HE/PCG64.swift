@@ -1,6 +1,10 @@
 import COpenSSL
 import CN2HEKernels
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// numpy's SeedSequence (pool size 4) and PCG64 (XSL-RR 128/64), byte-exact with
 /// `Generator(PCG64(int.from_bytes(seed, 'big')))` as N2HE-SPEC.md §3 describes — the LWE2 expansion of A.

@@ -1,6 +1,10 @@
 import CN2HEKernels
 import COpenSSL
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Symmetric Skellam noise e = X − Y with X, Y ~ Poisson(μ) independent, drawn from OpenSSL's CSPRNG.
 ///

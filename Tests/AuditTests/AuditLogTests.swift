@@ -56,7 +56,7 @@ final class AuditLogTests: XCTestCase {
     }
 
     func testTimestampFormat() {
-        let t = AuditEncoding.timestamp(Date(timeIntervalSince1970: 1_800_000_000.25))
+        let t = AuditEncoding.timestamp(AuditTime(1_800_000_000.25))
         XCTAssertEqual(t, "2027-01-15T08:00:00.250Z")
     }
 

@@ -1,7 +1,6 @@
 // The `audit:` section of the configuration (docs/config.md, docs/audit.md). On by default: a file under
 // $XDG_DATA_HOME (or ~/.local/share)/tensorguard-pkcs11/audit.log.
 import CP11Kit
-import Yams
 
 struct AuditConfiguration: Equatable, Sendable {
     var enabled = true
@@ -32,7 +31,7 @@ struct AuditConfiguration: Equatable, Sendable {
     }
 
     /// Parses the `audit:` mapping. Unknown keys and bad values are errors, like everywhere else.
-    static func parse(_ node: Node, fail: (String) -> ConfigurationError) throws -> AuditConfiguration {
+    static func parse(_ node: YAMLNode, fail: (String) -> ConfigurationError) throws -> AuditConfiguration {
         var c = AuditConfiguration()
         guard let m = node.mapping else { throw fail("'audit' must be a mapping") }
         for (k, v) in m {

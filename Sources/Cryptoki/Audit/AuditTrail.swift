@@ -9,7 +9,6 @@ import Darwin
 import Audit
 import CP11Kit
 import CryptoCore
-import Foundation
 import Synchronization
 import TokenStore
 
@@ -34,7 +33,7 @@ final class AuditTrail: Sendable {
                           checkpointEvery: c.checkpointEvery, keyUseInterval: Double(c.keyUseInterval))
     }
 
-    static func hex(_ v: CK_ULONG) -> String { String(format: "0x%08lX", UInt(v)) }
+    static func hex(_ v: CK_ULONG) -> String { { let d = String(UInt(v), radix: 16, uppercase: true); return "0x" + String(repeating: "0", count: max(0, 8 - d.utf8.count)) + d }() }
 }
 
 /// Per-token audit state.
@@ -50,8 +49,8 @@ final class TokenAuditor: @unchecked Sendable {
         var uniqueID: String
         var label: String?
         var count: Int64
-        var first: Date
-        var last: Date
+        var first: AuditTime
+        var last: AuditTime
     }
 
     struct State {
@@ -60,7 +59,7 @@ final class TokenAuditor: @unchecked Sendable {
         var tokenUUID: String?
         var lastCheckpointSeq: Int64 = 0
         var uses: [UseKey: Use] = [:]
-        var lastFlush = Date()
+        var lastFlush = AuditTime.now()
     }
 
     let trail: AuditTrail
@@ -151,13 +150,13 @@ final class TokenAuditor: @unchecked Sendable {
                  describe: () -> (uid: String, label: String?)?) {
         guard enabled else { return }
         let k = UseKey(session: session, object: object, operation: operation, mechanism: mechanism)
-        let now = Date()
+        let now = AuditTime.now()
         let interval = trail.keyUseInterval
         let (known, dueNow) = state.withLock { s -> (Bool, Bool) in
             guard s.uses[k] != nil else { return (false, false) }
             s.uses[k]?.count += 1
             s.uses[k]?.last = now
-            return (true, now.timeIntervalSince(s.lastFlush) >= interval)
+            return (true, now.since(s.lastFlush) >= interval)
         }
         var due = dueNow
         if !known {
@@ -170,7 +169,7 @@ final class TokenAuditor: @unchecked Sendable {
                     s.uses[k]?.count += 1
                     s.uses[k]?.last = now
                 }
-                return now.timeIntervalSince(s.lastFlush) >= interval
+                return now.since(s.lastFlush) >= interval
             }
         }
         if due { flushUses(session: nil, reason: "interval") }
@@ -183,7 +182,7 @@ final class TokenAuditor: @unchecked Sendable {
         let taken: [(UseKey, Use)] = state.withLock { s in
             let mine = s.uses.filter { session == nil || $0.key.session == session }
             for k in mine.keys { s.uses[k] = nil }
-            if session == nil { s.lastFlush = Date() }
+            if session == nil { s.lastFlush = AuditTime.now() }
             return mine.sorted { ($0.key.session, $0.value.first) < ($1.key.session, $1.value.first) }
         }
         for (k, u) in taken {

@@ -9,7 +9,6 @@ import CP11Kit
 import KeyWrap
 import N2HE
 import TokenStore
-import Yams
 
 struct TokenConfiguration: Equatable, Sendable {
     var name: String
@@ -162,11 +161,11 @@ enum ConfigurationLoader {
         func fail(_ m: String) -> ConfigurationError {
             ConfigurationError(rv: CKR_GENERAL_ERROR, message: "config \(origin): \(m)")
         }
-        let root: Node?
+        let root: YAMLNode?
         do {
-            root = try Yams.compose(yaml: text)
+            root = try YAML.compose(text)
         } catch {
-            throw fail("YAML syntax error: \(error)")
+            throw fail("YAML syntax error at \(error)")
         }
         guard let root else { return try Configuration.builtIn() }  // empty document
         guard let top = root.mapping else { throw fail("top level must be a mapping") }
@@ -232,7 +231,7 @@ enum ConfigurationLoader {
         return config
     }
 
-    private static func parseToken(_ node: Node, index: Int, fail: (String) -> ConfigurationError) throws -> TokenConfiguration {
+    private static func parseToken(_ node: YAMLNode, index: Int, fail: (String) -> ConfigurationError) throws -> TokenConfiguration {
         guard let m = node.mapping else { throw fail("tokens[\(index)] must be a mapping") }
         var name: String?
         var store: String?
@@ -240,7 +239,7 @@ enum ConfigurationLoader {
         var retries: Int?
         var cost: Int?
         var minSecurity: Int?
-        var policyNode: Node?
+        var policyNode: YAMLNode?
         for (k, v) in m {
             let key = k.string ?? ""
             switch key {

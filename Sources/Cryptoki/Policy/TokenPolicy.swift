@@ -1,7 +1,6 @@
 // A token's `policy:` section (docs/policies.md): what keys may be created and how long they may protect new
 // data. Parsed strictly like the rest of the configuration; evaluated in PolicyEnforcement.swift.
 import CP11Kit
-import Yams
 
 struct TokenPolicy: Equatable, Sendable {
     /// N2HE keys whose estimated classical security is below this are refused (0: no minimum).
@@ -70,7 +69,7 @@ extension TokenPolicy {
 
     /// Parses `tokens[i].policy` into `policy` (which may already hold the top-level
     /// `min_n2he_security_bits` alias; stating both is an error).
-    static func parse(_ node: Node, into policy: inout TokenPolicy, path: String, aliasGiven: Bool,
+    static func parse(_ node: YAMLNode, into policy: inout TokenPolicy, path: String, aliasGiven: Bool,
                       fail: (String) -> ConfigurationError) throws {
         guard let m = node.mapping else { throw fail("\(path) must be a mapping") }
         for (k, v) in m {
