@@ -33,13 +33,15 @@ let package = Package(
         .target(name: "CN2HEKernels"),
         // The N2HE scheme of the TensorGuard SDK: parameters, keys, LWE1/LWE2, PCG64 expansion. Knows no PKCS#11.
         .target(name: "N2HE", dependencies: ["COpenSSL", "CN2HEKernels"]),
+        // A strict JSON reader and object writer in plain Swift (the cloud backends' bodies, audit records).
+        .target(name: "JSON"),
         // Key-wrapping backends (DESIGN §5): the protocol and its implementations. Never sees objects.
-        .target(name: "KeyWrap", dependencies: ["CryptoCore", "CP11Kit", "CCurl", "COpenSSL"]),
+        .target(name: "KeyWrap", dependencies: ["CryptoCore", "JSON", "CP11Kit", "CCurl", "COpenSSL"]),
         // Persistence and at-rest sealing (DESIGN §4): SQLite per token, root key envelope, sealed attributes.
         .target(name: "TokenStore", dependencies: ["CryptoCore", "CSQLite", "KeyWrap"]),
         // The tamper-evident audit log (docs/audit.md): record encoding, hash chain, appender, verifier, syslog.
         // Knows no PKCS#11.
-        .target(name: "Audit", dependencies: ["CryptoCore"]),
+        .target(name: "Audit", dependencies: ["CryptoCore", "JSON"]),
         // PKCS#11 semantics in Swift types: slots, tokens, sessions, login, objects, policy, mechanisms.
         .target(name: "Cryptoki", dependencies: [
             "CP11Kit", "CryptoCore", "N2HE", "KeyWrap", "TokenStore", "Audit", "CYAML",

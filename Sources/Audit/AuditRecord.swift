@@ -7,6 +7,7 @@ import Glibc
 import Darwin
 #endif
 import CryptoCore
+import JSON
 
 public enum AuditValue: Sendable, Equatable {
     case string(String)
@@ -125,12 +126,37 @@ public enum AuditEncoding {
             + "." + pad(min(max(millis, 0), 999), 3) + "Z"
     }
 
-    /// Parses a line as a JSON object; nil when it is not one. Values: String, Int (Double when not an
-    /// integer), Bool, [Any], [String: Any], AuditJSONNull.
+    /// Parses a line as a JSON object; nil when it is not one (or holds a string that is not UTF-8). Values:
+    /// String, Int (Double when not an integer), Bool, [Any], [String: Any], AuditJSONNull.
     public static func parse(_ line: some Collection<UInt8>) -> [String: Any]? {
-        var p = JSONReader(Array(line))
-        guard let v = p.document() else { return nil }
-        return v as? [String: Any]
+        guard case .object(let members)? = JSONValue.parse(Array(line)) else { return nil }
+        return object(members)
+    }
+
+    private static func object(_ members: [String: JSONValue]) -> [String: Any]? {
+        var out: [String: Any] = [:]
+        for (k, v) in members {
+            guard let value = plain(v) else { return nil }
+            out[k] = value
+        }
+        return out
+    }
+
+    private static func plain(_ v: JSONValue) -> Any? {
+        switch v {
+        case .null: return AuditJSONNull()
+        case .bool(let b): return b
+        case .number(let text): return Int(text).map { $0 as Any } ?? Double(text)
+        case .string(let bytes): return String(validating: bytes, as: UTF8.self)
+        case .array(let items):
+            var out: [Any] = []
+            for item in items {
+                guard let value = plain(item) else { return nil }
+                out.append(value)
+            }
+            return out
+        case .object(let members): return object(members)
+        }
     }
 
     /// An integer field of a parsed record.
@@ -156,173 +182,3 @@ public struct AuditTime: Sendable, Comparable {
 
 /// JSON `null` in a parsed record.
 public struct AuditJSONNull: Sendable, Equatable {}
-
-/// A strict RFC 8259 reader for the module's own records (a line at a time, nesting limited).
-struct JSONReader {
-    let b: [UInt8]
-    var i = 0
-    var depth = 0
-    init(_ bytes: [UInt8]) { b = bytes }
-
-    mutating func document() -> Any? {
-        skipSpace()
-        guard let v = value() else { return nil }
-        skipSpace()
-        return i == b.count ? v : nil
-    }
-
-    mutating func skipSpace() {
-        while i < b.count, b[i] == 0x20 || b[i] == 0x09 || b[i] == 0x0A || b[i] == 0x0D { i += 1 }
-    }
-
-    mutating func literal(_ word: String) -> Bool {
-        let w = Array(word.utf8)
-        guard i + w.count <= b.count, Array(b[i..<(i + w.count)]) == w else { return false }
-        i += w.count
-        return true
-    }
-
-    mutating func value() -> Any? {
-        guard i < b.count else { return nil }
-        switch b[i] {
-        case UInt8(ascii: "{"): return object()
-        case UInt8(ascii: "["): return array()
-        case UInt8(ascii: "\""): return string()
-        case UInt8(ascii: "t"): return literal("true") ? true : nil
-        case UInt8(ascii: "f"): return literal("false") ? false : nil
-        case UInt8(ascii: "n"): return literal("null") ? AuditJSONNull() : nil
-        default: return number()
-        }
-    }
-
-    mutating func object() -> [String: Any]? {
-        depth += 1
-        defer { depth -= 1 }
-        guard depth <= 64 else { return nil }
-        i += 1
-        var out: [String: Any] = [:]
-        skipSpace()
-        if i < b.count, b[i] == UInt8(ascii: "}") { i += 1; return out }
-        while true {
-            skipSpace()
-            guard i < b.count, b[i] == UInt8(ascii: "\""), let k = string() else { return nil }
-            skipSpace()
-            guard i < b.count, b[i] == UInt8(ascii: ":") else { return nil }
-            i += 1
-            skipSpace()
-            guard let v = value() else { return nil }
-            out[k] = v
-            skipSpace()
-            guard i < b.count else { return nil }
-            if b[i] == UInt8(ascii: ",") { i += 1; continue }
-            if b[i] == UInt8(ascii: "}") { i += 1; return out }
-            return nil
-        }
-    }
-
-    mutating func array() -> [Any]? {
-        depth += 1
-        defer { depth -= 1 }
-        guard depth <= 64 else { return nil }
-        i += 1
-        var out: [Any] = []
-        skipSpace()
-        if i < b.count, b[i] == UInt8(ascii: "]") { i += 1; return out }
-        while true {
-            skipSpace()
-            guard let v = value() else { return nil }
-            out.append(v)
-            skipSpace()
-            guard i < b.count else { return nil }
-            if b[i] == UInt8(ascii: ",") { i += 1; continue }
-            if b[i] == UInt8(ascii: "]") { i += 1; return out }
-            return nil
-        }
-    }
-
-    mutating func hex4() -> UInt32? {
-        guard i + 4 <= b.count else { return nil }
-        var v: UInt32 = 0
-        for _ in 0..<4 {
-            let c = b[i]
-            let d: UInt32
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): d = UInt32(c - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): d = UInt32(c - UInt8(ascii: "a") + 10)
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): d = UInt32(c - UInt8(ascii: "A") + 10)
-            default: return nil
-            }
-            v = v << 4 | d
-            i += 1
-        }
-        return v
-    }
-
-    mutating func string() -> String? {
-        i += 1  // the opening quote
-        var out: [UInt8] = []
-        while i < b.count {
-            let c = b[i]
-            i += 1
-            switch c {
-            case UInt8(ascii: "\""):
-                // Invalid UTF-8 is refused, as a JSON parser must.
-                return String(validating: out, as: UTF8.self)
-            case UInt8(ascii: "\\"):
-                guard i < b.count else { return nil }
-                let e = b[i]
-                i += 1
-                switch e {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(e)
-                case UInt8(ascii: "b"): out.append(0x08)
-                case UInt8(ascii: "f"): out.append(0x0C)
-                case UInt8(ascii: "n"): out.append(0x0A)
-                case UInt8(ascii: "r"): out.append(0x0D)
-                case UInt8(ascii: "t"): out.append(0x09)
-                case UInt8(ascii: "u"):
-                    guard var u = hex4() else { return nil }
-                    if (0xD800..<0xDC00).contains(u) {
-                        guard literal("\\u"), let lo = hex4(), (0xDC00..<0xE000).contains(lo) else { return nil }
-                        u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00)
-                    } else if (0xDC00..<0xE000).contains(u) {
-                        return nil
-                    }
-                    guard let scalar = Unicode.Scalar(u) else { return nil }
-                    out += Array(String(Character(scalar)).utf8)
-                default: return nil
-                }
-            case 0x00..<0x20: return nil
-            default: out.append(c)
-            }
-        }
-        return nil
-    }
-
-    mutating func number() -> Any? {
-        let start = i
-        if i < b.count, b[i] == UInt8(ascii: "-") { i += 1 }
-        func digits() -> Int {
-            let s = i
-            while i < b.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b[i]) { i += 1 }
-            return i - s
-        }
-        let intDigits = digits()
-        guard intDigits > 0 else { return nil }
-        if intDigits > 1, b[i - intDigits] == UInt8(ascii: "0") { return nil }
-        var integral = true
-        if i < b.count, b[i] == UInt8(ascii: ".") {
-            i += 1
-            integral = false
-            guard digits() > 0 else { return nil }
-        }
-        if i < b.count, b[i] == UInt8(ascii: "e") || b[i] == UInt8(ascii: "E") {
-            i += 1
-            integral = false
-            if i < b.count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") { i += 1 }
-            guard digits() > 0 else { return nil }
-        }
-        let text = String(decoding: b[start..<i], as: UTF8.self)
-        if integral, let v = Int(text) { return v }
-        return Double(text)
-    }
-}

@@ -14,6 +14,7 @@
 // unauthenticated with an empty body; the 401's WWW-Authenticate names the authority (tenant) and resource;
 // a token is fetched for them (after checking both against the configuration) and the request repeated.
 // A 401 on a cached token drops it and goes through the same steps.
+import JSON
 import CryptoCore
 import Synchronization
 

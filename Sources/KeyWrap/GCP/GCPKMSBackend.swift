@@ -9,6 +9,7 @@
 // The version name is what :encrypt reported; unwrap decrypts with the CryptoKey it belongs to (Cloud KMS finds
 // the version inside its ciphertext), so rotating the key's primary version needs nothing here, and a blob
 // made under another key (after rewrapRootKey onto a new key) still names its own key.
+import JSON
 import CryptoCore
 import Synchronization
 

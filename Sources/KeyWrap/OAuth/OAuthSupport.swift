@@ -1,6 +1,7 @@
 // Shared pieces of the cloud backends' OAuth2 clients: secret sources (env / file, never inline), access-token
 // parsing and caching, form encoding, and the elapsed-time clock. Nothing here logs; no error message carries
 // a secret, a token or a key byte.
+import JSON
 import CryptoCore
 import Synchronization
 #if canImport(Glibc)

@@ -1,5 +1,7 @@
-// A small JSON reader/writer for the cloud backends' REST bodies (KeyWrap avoids Foundation). Bounded: input
-// length is bounded by the HTTP layer's maximum response size, nesting by `JSONValue.maximumDepth`.
+// A small strict JSON (RFC 8259) reader and object writer in plain Swift, for the layers the module links (no
+// Foundation): the cloud backends' REST bodies (KeyWrap) and the audit log's records (Audit). Bounded: input
+// length by the caller (the HTTP layer's maximum response size, one audit line), nesting by
+// `JSONValue.maximumDepth`.
 //
 // Strings are kept as raw UTF-8 bytes so a secret field (a base64 plaintext) can be decoded straight into
 // SecretBytes; `text` gives the String form for non-secret fields.
@@ -84,12 +86,13 @@ struct JSONParser {
             if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(out) }
             while index < bytes.count {
                 skipSpace()
-                guard let key = string() else { return nil }
+                // Keys must be UTF-8 (values keep their bytes: a secret field is decoded straight from them).
+                guard let keyBytes = string(), let key = String(validating: keyBytes, as: UTF8.self) else { return nil }
                 skipSpace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { return nil }
                 index += 1
                 guard let v = value(depth: depth + 1) else { return nil }
-                out[String(decoding: key, as: UTF8.self)] = v
+                out[key] = v
                 skipSpace()
                 guard index < bytes.count else { return nil }
                 if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
@@ -118,15 +121,34 @@ struct JSONParser {
         case UInt8(ascii: "f"): return literal("false") ? .bool(false) : nil
         case UInt8(ascii: "n"): return literal("null") ? .null : nil
         default:
-            let start = index
-            while index < bytes.count, let c = Optional(bytes[index]),
-                  (c >= 0x30 && c <= 0x39) || c == UInt8(ascii: "-") || c == UInt8(ascii: "+") || c == UInt8(ascii: ".")
-                    || c == UInt8(ascii: "e") || c == UInt8(ascii: "E") {
-                index += 1
-            }
-            guard index > start else { return nil }
-            return .number(String(decoding: bytes[start..<index], as: UTF8.self))
+            return number()
         }
+    }
+
+    /// At a number: its literal text if it has RFC 8259's grammar (-?int frac? exp?, no leading zeros).
+    mutating func number() -> JSONValue? {
+        let start = index
+        if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
+        let intDigits = digits()
+        guard intDigits > 0 else { return nil }
+        if intDigits > 1, bytes[index - intDigits] == UInt8(ascii: "0") { return nil }
+        if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+            index += 1
+            guard digits() > 0 else { return nil }
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
+            index += 1
+            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
+            guard digits() > 0 else { return nil }
+        }
+        return .number(String(decoding: bytes[start..<index], as: UTF8.self))
+    }
+
+    /// Skips decimal digits; how many.
+    mutating func digits() -> Int {
+        let start = index
+        while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) { index += 1 }
+        return index - start
     }
 
     mutating func hex4() -> UInt32? {
