@@ -4,6 +4,7 @@
  *   p11bench --module PATH --token LABEL --pin PIN [--seconds S] [--no-find] [--n2he-k K]
  *   p11bench --module PATH --token LABEL --pin PIN --n2he-peak lwe1|lwe2 [--n2he-k 65536]
  *   p11bench --module PATH --token LABEL --pin PIN --n2he-only [--seconds S] [--n2he-k K]
+ *   p11bench --module PATH --token LABEL --pin PIN --keycache-only [--seconds S]   (token keys in turn, random)
  *
  * Prints one `name value` line per figure ("n/a" when the module lacks the mechanism or the step failed;
  * the reason goes to stderr). Every loop is time-boxed (--seconds, default 1.5 s, at least one iteration);
@@ -388,16 +389,91 @@ static void bench_n2he_peak(ck_session_handle_t s, const char *fmt, unsigned lon
   free(pt); free(ct); free(back);
 }
 
+/* ------------------------------------------------------- keycache figures (issue 10): token keys, random */
+/* 300 token AES-256 keys (CKA_TOKEN=TRUE, ENCRYPT/DECRYPT only: our module refuses mixed roles), each call
+ * C_EncryptInit on the next key in turn + C_Encrypt of 4 KiB under CKM_AES_GCM. Destroys its keys after. */
+#define KEYCACHE_KEYS 300
+static void bench_token_keys_in_turn(ck_session_handle_t s) {
+  const char *name = "aes_gcm_4k_token_keys_in_turn_per_s";
+  if (!has_mech(CKM_AES_GCM)) { na(name, "CKM_AES_GCM not listed", CKR_MECHANISM_INVALID); return; }
+  static ck_object_handle_t keys[KEYCACHE_KEYS];
+  int made = 0;
+  ck_rv_t rv = CKR_OK;
+  for (; made < KEYCACHE_KEYS; made++) {
+    char label[48];
+    snprintf(label, sizeof label, "p11bench-turn-%d", made);
+    if ((rv = gen_aes(s, 1, label, &keys[made])) != CKR_OK) break;
+  }
+  if (rv != CKR_OK) { na(name, "token AES key generation", rv); goto done; }
+  /* Log in afresh: the keys are then stored objects of the token, not values this login just made. */
+  F->C_Logout(s);
+  if ((rv = F->C_Login(s, CKU_USER, (unsigned char *)g_pin, strlen(g_pin))) != CKR_OK) { na(name, "C_Login", rv); goto done; }
+  for (int i = 0; i < made; i++) {   /* handles again, by label (a module may renew them at login) */
+    char label[48];
+    snprintf(label, sizeof label, "p11bench-turn-%d", i);
+    struct ck_attribute ft[] = { ATTR(CKA_LABEL, label, strlen(label)) };
+    unsigned long got = 0;
+    if ((rv = F->C_FindObjectsInit(s, ft, 1)) != CKR_OK) break;
+    rv = F->C_FindObjects(s, &keys[i], 1, &got);
+    F->C_FindObjectsFinal(s);
+    if (rv == CKR_OK && got != 1) rv = CKR_OBJECT_HANDLE_INVALID;
+    if (rv != CKR_OK) break;
+  }
+  if (rv != CKR_OK) { na(name, "C_FindObjects of the token keys after login", rv); goto done; }
+  unsigned char iv[12] = {0}, pt[4096], ct[4096 + 16];
+  memset(pt, 0x5a, sizeof pt);
+  struct ck_gcm_params gp = { iv, sizeof iv, sizeof iv * 8, NULL, 0, 128 };
+  struct ck_mechanism mech = { CKM_AES_GCM, &gp, sizeof gp };
+  size_t n = 0;
+  uint64_t ctr = 0;
+  double t0 = now();
+  while (n < KEYCACHE_KEYS || now() - t0 < g_seconds) {   /* at least one round over every key */
+    ctr++; memcpy(iv, &ctr, sizeof ctr);
+    unsigned long cl = sizeof ct;
+    if ((rv = F->C_EncryptInit(s, &mech, keys[n % KEYCACHE_KEYS])) != CKR_OK) break;
+    if ((rv = F->C_Encrypt(s, pt, sizeof pt, ct, &cl)) != CKR_OK) break;
+    n++;
+  }
+  double dt = now() - t0;
+  if (rv != CKR_OK) na(name, "C_EncryptInit/C_Encrypt(CKM_AES_GCM) on a token key", rv);
+  else out(name, "%.1f", n / dt);
+done:
+  for (int i = 0; i < made; i++) F->C_DestroyObject(s, keys[i]);
+}
+
+/* C_GenerateRandom of 32 bytes per call. */
+static void bench_random32(ck_session_handle_t s) {
+  const char *name = "generate_random_32_per_s";
+  unsigned char buf[32];
+  size_t n = 0;
+  ck_rv_t rv = CKR_OK;
+  double t0 = now();
+  while (n == 0 || (n % 256 != 0) || now() - t0 < g_seconds) {
+    if ((rv = F->C_GenerateRandom(s, buf, sizeof buf)) != CKR_OK) break;
+    n++;
+  }
+  double dt = now() - t0;
+  if (rv != CKR_OK) na(name, "C_GenerateRandom(32)", rv);
+  else out(name, "%.1f", n / dt);
+}
+
+static void bench_keycache(ck_session_handle_t s) {
+  bench_token_keys_in_turn(s);
+  bench_random32(s);
+}
+/* --------------------------------------------------------------------------------- end of keycache figures */
+
 static void usage(void) {
   fprintf(stderr, "usage: p11bench --module PATH --token LABEL --pin PIN [--seconds S] [--no-find] [--n2he-k K]\n"
                   "       p11bench --module PATH --token LABEL --pin PIN --n2he-peak lwe1|lwe2 [--n2he-k 65536]\n"
-                  "       p11bench --module PATH --token LABEL --pin PIN --n2he-only [--seconds S] [--n2he-k K]\n");
+                  "       p11bench --module PATH --token LABEL --pin PIN --n2he-only [--seconds S] [--n2he-k K]\n"
+                  "       p11bench --module PATH --token LABEL --pin PIN --keycache-only [--seconds S]\n");
   exit(64);
 }
 
 int main(int argc, char **argv) {
   const char *module = NULL, *peak = NULL;
-  int do_find = 1, n2he_only = 0;
+  int do_find = 1, n2he_only = 0, keycache_only = 0;
   unsigned long k = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--module") && i + 1 < argc) module = argv[++i];
@@ -408,6 +484,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--n2he-peak") && i + 1 < argc) peak = argv[++i];
     else if (!strcmp(argv[i], "--no-find")) do_find = 0;
     else if (!strcmp(argv[i], "--n2he-only")) n2he_only = 1;
+    else if (!strcmp(argv[i], "--keycache-only")) keycache_only = 1;
     else usage();
   }
   if (!module || !g_label || !g_pin) usage();
@@ -435,6 +512,14 @@ int main(int argc, char **argv) {
     F->C_Finalize(NULL);
     return 0;
   }
+  if (keycache_only) {
+    ck_rv_t rv = open_token(&s);
+    if (rv != CKR_OK) { fprintf(stderr, "p11bench: open token: rv 0x%lx\n", (unsigned long)rv); return 2; }
+    bench_keycache(s);
+    F->C_Logout(s);
+    F->C_Finalize(NULL);
+    return 0;
+  }
   bench_init_login();
   ck_rv_t rv = open_token(&s);
   if (rv != CKR_OK) { fprintf(stderr, "p11bench: open token: rv 0x%lx\n", (unsigned long)rv); return 2; }
@@ -443,6 +528,7 @@ int main(int argc, char **argv) {
   out("rss_module_delta_kib", "%ld", rss1 - rss0);
   bench_keygen_destroy(s);
   bench_gcm(s);
+  bench_keycache(s);
   bench_sha256(s);
   if (do_find) { bench_find(s, 1000, "find_by_label_per_s_1k"); bench_find(s, 10000, "find_by_label_per_s_10k"); }
   bench_n2he(s, k ? k : 4096);

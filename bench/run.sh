@@ -124,6 +124,10 @@ rows = [
     ("C_FindObjects by label, 10,000 token objects (/s)", "find_by_label_per_s_10k"),
     ("token data object creation (/s)", "create_data_object_per_s"),
     ("AES-GCM encrypt 4 KiB (/s)", "aes_gcm_4k_encrypt_per_s"),
+    # keycache rows (issue 10): token keys used in turn, and small random requests
+    ("AES-GCM encrypt 4 KiB, 300 token keys used in turn (/s)", "aes_gcm_4k_token_keys_in_turn_per_s"),
+    ("C_GenerateRandom 32 bytes (/s)", "generate_random_32_per_s"),
+    # end keycache rows
     ("SHA-256 (MB/s)", "sha256_mb_per_s"),
     ("C_DestroyObject token key (/s)", "destroy_per_s"),
     ("RSS after loading + opening a token (KiB)", "rss_after_open_kib"),

@@ -27,7 +27,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 static pthread_mutex_t tg_state_mutex;
 static pthread_mutexattr_t tg_state_mutex_attr;
@@ -42,6 +44,38 @@ static size_t tg_tls_filesz, tg_tls_memsz;
 /* Calls inside the module: entered under the state lock, left without it. */
 static atomic_long tg_calls_inside;
 #define TG_FORK_QUIESCE_LIMIT_NS (5L * 1000 * 1000 * 1000)
+
+/* 3. The process id without a getpid() system call per C_* call (glibc no longer caches it): a page mapped with
+ *    MADV_WIPEONFORK holds the pid of the process that wrote it. In a child — however it was created: fork(),
+ *    _Fork(), a raw clone() that skips the atfork handlers — the kernel hands the page over zeroed, so the next
+ *    read sees 0 and asks getpid() again. Without MADV_WIPEONFORK (kernel < 4.14) every call asks getpid(). */
+#ifndef MADV_WIPEONFORK
+#define MADV_WIPEONFORK 18
+#endif
+static _Atomic pid_t *tg_pid_page; /* NULL: no wipe-on-fork page, always getpid() */
+
+pid_t tg_current_pid(void) {
+    _Atomic pid_t *page = tg_pid_page;
+    if (page != NULL) {
+        pid_t cached = atomic_load_explicit(page, memory_order_relaxed);
+        if (cached != 0) return cached;
+        pid_t pid = getpid();
+        atomic_store_explicit(page, pid, memory_order_relaxed);
+        return pid;
+    }
+    return getpid();
+}
+
+static void tg_pid_page_init(void) {
+    long pagesize = sysconf(_SC_PAGESIZE);
+    void *p = mmap(NULL, pagesize > 0 ? (size_t)pagesize : 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return;
+    if (madvise(p, pagesize > 0 ? (size_t)pagesize : 4096, MADV_WIPEONFORK) != 0) {
+        munmap(p, pagesize > 0 ? (size_t)pagesize : 4096);
+        return;
+    }
+    tg_pid_page = (_Atomic pid_t *)p;
+}
 
 void tg_state_lock(void) { (void)pthread_mutex_lock(&tg_state_mutex); }
 void tg_state_unlock(void) { (void)pthread_mutex_unlock(&tg_state_mutex); }
@@ -106,6 +140,7 @@ __attribute__((constructor)) static void tg_fork_safety_init(void) {
     (void)pthread_mutexattr_init(&tg_state_mutex_attr);
     (void)pthread_mutexattr_settype(&tg_state_mutex_attr, PTHREAD_MUTEX_ERRORCHECK);
     (void)pthread_mutex_init(&tg_state_mutex, &tg_state_mutex_attr);
+    tg_pid_page_init();
     tg_tls_anchor = 0; /* make sure this thread's block of our TLS exists before asking where it is */
     (void)dl_iterate_phdr(tg_find_self, (void *)&tg_fork_safety_init);
     (void)pthread_atfork(tg_fork_prepare, tg_fork_parent, tg_fork_child);

@@ -1,4 +1,5 @@
 import COpenSSL
+import CSecureMemory
 
 /// Read-only access to contiguous bytes. `[UInt8]`, `ArraySlice<UInt8>` and `SecretBytes` conform,
 /// so every CryptoCore entry point accepts either public arrays or secret buffers without copying.
@@ -20,14 +21,40 @@ public final class SecretBytes: ByteView, Equatable, @unchecked Sendable, Custom
     private let pointer: UnsafeMutableRawPointer
     /// Number of secret bytes.
     public let count: Int
+    /// In the locked arena (CSecureMemory: mlock'ed, not dumped, wiped in a fork child) rather than the heap.
+    public let isLocked: Bool
 
     /// `count` zero bytes (negative counts are treated as 0).
     public init(count: Int) {
         let n = max(0, count)
         self.count = n
+        self.isLocked = false
         self.pointer = UnsafeMutableRawPointer.allocate(byteCount: max(1, n), alignment: 16)
         self.pointer.initializeMemory(as: UInt8.self, repeating: 0, count: max(1, n))
     }
+
+    private init(lockedPointer: UnsafeMutableRawPointer, count: Int) {
+        self.pointer = lockedPointer
+        self.count = count
+        self.isLocked = true
+    }
+
+    /// A copy of `bytes` in locked memory (mlock'ed, MADV_DONTDUMP, zeroed in a child of fork()), or nil when the
+    /// locked arena cannot hold it (RLIMIT_MEMLOCK, arena full, empty or oversized value): the caller then keeps
+    /// nothing beyond the call instead of a copy in ordinary memory.
+    public static func locked(copying bytes: some ByteView) -> SecretBytes? {
+        let n = bytes.count
+        guard n > 0, n <= Int(TG_SECURE_MAX_ALLOCATION), let p = tg_secure_alloc(n) else { return nil }
+        bytes.withUnsafeBytes { src in
+            if let base = src.baseAddress { p.copyMemory(from: base, byteCount: n) }
+        }
+        return SecretBytes(lockedPointer: p, count: n)
+    }
+
+    /// Bytes of locked memory in use by every locked `SecretBytes` of the process (tests, diagnostics).
+    public static var lockedBytesInUse: Int { Int(tg_secure_in_use()) }
+    /// Incremented in every child of fork() (the arena's atfork handler): values cached by a parent are zeros here.
+    public static var forkGeneration: UInt64 { tg_secure_fork_generation() }
 
     /// A copy of `bytes`. The caller remains responsible for wiping its own copy.
     public convenience init(copying bytes: some ByteView) {
@@ -57,6 +84,10 @@ public final class SecretBytes: ByteView, Equatable, @unchecked Sendable, Custom
     }
 
     deinit {
+        if isLocked {
+            tg_secure_free(pointer, count)   // zeroes, then returns the blocks to the arena
+            return
+        }
         OPENSSL_cleanse(pointer, max(1, count))
         pointer.deallocate()
     }

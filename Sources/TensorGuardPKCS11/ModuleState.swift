@@ -38,7 +38,7 @@ func withModuleState<R>(_ body: (inout ModuleState) throws -> R) rethrows -> R {
 /// finalised, or a child after fork()). A non-nil answer counts as a call inside the module until the
 /// caller's `leaveModule()` (fork() waits for such calls to finish, see fork_safety.c).
 func enterModule() -> Module? {
-    let pid = getpid()
+    let pid = tg_current_pid()   // no system call per C_* call (fork_safety.c, wipe-on-fork page)
     return withModuleState { state in
         guard state.pid == pid, let module = state.module else { return nil }
         tg_call_enter()

@@ -193,6 +193,13 @@ public final class TokenDatabase: Sendable {
         try read { $0.objects[uniqueID]?.object }
     }
 
+    /// The object's current change number, or nil when it no longer exists — as fresh as `object(uniqueID:)`
+    /// (one `PRAGMA data_version`, the mirror refreshed if another connection committed) without copying the
+    /// record out: what a cache of decoded records or unsealed values checks before each use.
+    public func sequence(uniqueID: String) throws -> Int64? {
+        try read { $0.objects[uniqueID]?.object.sequence }
+    }
+
     /// Every object, in creation order (oldest first).
     public func allObjects() throws -> [StoredObject] {
         try read { conn in conn.orderedIDs().compactMap { conn.objects[$0]?.object } }

@@ -14,6 +14,11 @@
 enum { TG_CALLER_STRING_OK = 0, TG_CALLER_STRING_UNREADABLE = 1, TG_CALLER_STRING_TOO_LONG = 2 };
 int tg_copy_caller_string(const void *src, char *dst, size_t capacity, size_t *length);
 
+/* fork_safety.c: this process's id, without a system call while the process has not forked (a wipe-on-fork
+ * page holds it; a child reads zeros there and asks getpid()). */
+#include <sys/types.h>
+pid_t tg_current_pid(void);
+
 /* 3.0 entry points the 2.40 system header does not declare. */
 CK_RV C_GetInterfaceList(CK_INTERFACE_PTR pInterfacesList, CK_ULONG_PTR pulCount);
 CK_RV C_GetInterface(CK_UTF8CHAR_PTR pInterfaceName, CK_VERSION_PTR pVersion,

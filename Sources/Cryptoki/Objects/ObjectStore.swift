@@ -31,51 +31,105 @@ extension Token {
 
     // MARK: Lookup
 
-    /// The object behind `handle` if it exists and is visible, else CKR_OBJECT_HANDLE_INVALID.
+    /// The object behind `handle` if it exists and is visible, else CKR_OBJECT_HANDLE_INVALID. A token object is
+    /// checked against the store on every call (its change number, fresh through PRAGMA data_version: another
+    /// process's update or destroy shows at once); its decoded record is reused while that number is unchanged.
     func object(_ handle: CK_OBJECT_HANDLE, access: Access) throws -> ObjectRef {
-        enum Where { case session(ObjectRecord), token(String), none }
+        enum Where { case session(ObjectRecord), token(String, ObjectRecord?), none }
         let loc: Where = state.withLock { s in
             if let e = s.sessionObjects[handle] { return .session(e.record) }
-            if let uid = s.handleUIDs[handle] { return .token(uid) }
+            if let uid = s.handleUIDs[handle] { return .token(uid, s.recordCache[uid]) }
             return .none
         }
         switch loc {
         case .session(let r):
             guard access.canSee(r) else { throw ckr(CKR_OBJECT_HANDLE_INVALID) }
             return ObjectRef(handle: handle, record: r)
-        case .token(let uid):
-            guard let stored = try ErrorMap.guarded(storeContext("read object"), { try database.object(uniqueID: uid) }),
-                  let r = ObjectRecord(stored: stored), access.canSee(r) else {
+        case .token(let uid, let cached):
+            if let cached {
+                guard let seq = try ErrorMap.guarded(storeContext("read object"), { try database.sequence(uniqueID: uid) }) else {
+                    forgetCached(uid)
+                    throw ckr(CKR_OBJECT_HANDLE_INVALID)
+                }
+                if seq == cached.sequence {
+                    guard access.canSee(cached) else { throw ckr(CKR_OBJECT_HANDLE_INVALID) }
+                    return ObjectRef(handle: handle, record: cached)
+                }
+            }
+            guard let stored = try ErrorMap.guarded(storeContext("read object"), { try database.object(uniqueID: uid) }) else {
+                forgetCached(uid)
                 throw ckr(CKR_OBJECT_HANDLE_INVALID)
             }
+            guard let r = ObjectRecord(stored: stored) else { throw ckr(CKR_OBJECT_HANDLE_INVALID) }
+            state.withLock { s in
+                if s.recordCache.count >= recordCacheLimit { s.recordCache.removeAll(keepingCapacity: true) }
+                s.recordCache[uid] = r
+                if let c = s.secretCache[uid], c.sequence != r.sequence { s.secretCache[uid] = nil }
+            }
+            guard access.canSee(r) else { throw ckr(CKR_OBJECT_HANDLE_INVALID) }
             return ObjectRef(handle: handle, record: r)
         case .none:
             throw ckr(CKR_OBJECT_HANDLE_INVALID)
         }
     }
 
+    /// Drops what the caches hold of an object that changed or is gone (its unsealed value is zeroed).
+    func forgetCached(_ uniqueID: String) {
+        state.withLock { s in
+            s.secretCache[uniqueID] = nil
+            s.recordCache[uniqueID] = nil
+        }
+    }
+
+    /// Puts an unsealed CKA_VALUE in the key cache, in locked memory, while logged in; returns the value the
+    /// caller should use (the locked copy when there is one). When the locked arena is full the cache starts
+    /// again once; when locked memory is refused altogether nothing is cached (the value lives for this call only).
+    private func cacheSecret(_ value: SecretBytes, uniqueID: String, sequence: Int64) -> SecretBytes {
+        var locked = value.isLocked ? value : SecretBytes.locked(copying: value)
+        if locked == nil, !value.isLocked {
+            let flushed = state.withLock { s -> Bool in
+                guard !s.secretCache.isEmpty else { return false }
+                s.secretCache.removeAll()
+                return true
+            }
+            if flushed { locked = SecretBytes.locked(copying: value) }
+            if locked == nil { Log.debug("token '\(config.name)': key cache: no locked memory left; value not cached") }
+        }
+        guard let locked else { return value }
+        let generation = SecretBytes.forkGeneration
+        state.withLock { s in
+            if s.keys != nil {
+                s.secretCache[uniqueID] = CachedSecret(sequence: sequence, value: locked, forkGeneration: generation)
+            }
+        }
+        return locked
+    }
+
     /// A secret value (CKA_VALUE of a key, or of a private data object): from memory for session objects,
     /// unsealed (and cached for the login) for token objects. Not logged in → CKR_USER_NOT_LOGGED_IN.
+    /// `record` comes from `object(_:access:)`, which has just checked its change number against the store.
     func secret(_ type: CK_ATTRIBUTE_TYPE, of record: ObjectRecord) throws -> SecretBytes? {
         if let s = record.secrets[type] { return s }
         guard record.sealedTypes.contains(type) else { return nil }
         let cacheable = type == CKA_VALUE
+        let generation = SecretBytes.forkGeneration
         let (keys, cached): (SessionKeys?, SecretBytes?) = state.withLock { s in
-            if cacheable, let c = s.secretCache[record.uniqueID], c.sequence == record.sequence { return (s.keys, c.value) }
-            return (s.keys, nil)
+            guard let keys = s.keys else { return (nil, nil) }
+            if cacheable, let c = s.secretCache[record.uniqueID], c.sequence == record.sequence,
+               c.forkGeneration == generation {
+                return (keys, c.value)
+            }
+            return (keys, nil)
         }
         if let cached { return cached }
         guard let keys else { throw ckr(CKR_USER_NOT_LOGGED_IN) }
         guard let stored = try ErrorMap.guarded(storeContext("read object"), { try database.object(uniqueID: record.uniqueID) }) else {
+            forgetCached(record.uniqueID)
             throw ckr(CKR_OBJECT_HANDLE_INVALID)
         }
         let value = try ErrorMap.guarded(storeContext("unseal")) { try database.unseal(stored, attribute: UInt(type), keys: keys) }
-        if cacheable {
-            state.withLock { s in
-                if s.keys != nil { s.secretCache[record.uniqueID] = (stored.sequence, value) }
-            }
-        }
-        return value
+        guard cacheable, stored.sequence == record.sequence else { return value }
+        return cacheSecret(value, uniqueID: record.uniqueID, sequence: stored.sequence)
     }
 
     // MARK: Create / update / destroy
@@ -108,8 +162,8 @@ extension Token {
         state.withLock { s in
             s.tokenHandles[record.uniqueID] = handle
             s.handleUIDs[handle] = record.uniqueID
-            if let v = record.secrets[CKA_VALUE], s.keys != nil { s.secretCache[record.uniqueID] = (stored.sequence, v) }
         }
+        if let v = record.secrets[CKA_VALUE] { _ = cacheSecret(v, uniqueID: record.uniqueID, sequence: stored.sequence) }
         return handle
     }
 
@@ -139,7 +193,7 @@ extension Token {
             try database.update(uniqueID: ref.record.uniqueID, publicAttributes: ref.record.storePublicAttributes,
                                 secretAttributes: secretAttrs, keys: keys)
         }
-        state.withLock { s in s.secretCache[ref.record.uniqueID] = nil }
+        forgetCached(ref.record.uniqueID)
     }
 
     func destroy(_ ref: ObjectRef, access: Access) throws {
@@ -149,7 +203,7 @@ extension Token {
             return
         }
         try ErrorMap.guarded(storeContext("delete object")) { try database.delete(uniqueID: ref.record.uniqueID) }
-        state.withLock { s in s.secretCache[ref.record.uniqueID] = nil }
+        forgetCached(ref.record.uniqueID)
     }
 
     // MARK: Find

@@ -35,8 +35,13 @@ struct TokenState: @unchecked Sendable {
     var sessionObjects: [CK_OBJECT_HANDLE: SessionObjectEntry] = [:]
     var tokenHandles: [String: CK_OBJECT_HANDLE] = [:]
     var handleUIDs: [CK_OBJECT_HANDLE: String] = [:]
-    /// Unsealed secret values of token objects while logged in, keyed by unique id, valid for one store sequence.
-    var secretCache: [String: (sequence: Int64, value: SecretBytes)] = [:]
+    /// The token key cache (docs/performance.md): unsealed CKA_VALUEs of token objects while logged in, keyed by
+    /// unique id, each valid for one store change number and in locked memory (SecretBytes.locked: mlock'ed,
+    /// not dumped, zeroed in a fork child). Emptied at logout, C_Finalize and after fork; an entry is checked
+    /// against the store (PRAGMA data_version, so another process's change or destroy) before every use.
+    var secretCache: [String: CachedSecret] = [:]
+    /// Decoded records of token objects (public attributes only), each valid for one store change number.
+    var recordCache: [String: ObjectRecord] = [:]
 
     var hasReadOnlySession: Bool { sessions.values.contains(false) }
     var readWriteCount: Int { sessions.values.filter { $0 }.count }
@@ -44,10 +49,21 @@ struct TokenState: @unchecked Sendable {
     mutating func dropLogin() {
         role = nil
         keys = nil
-        secretCache.removeAll()
+        secretCache.removeAll()   // the last reference: each value is zeroed as it goes (SecretBytes.deinit)
         sessionObjects = sessionObjects.filter { !$0.value.record.isPrivate }
     }
 }
+
+/// One entry of the token key cache.
+struct CachedSecret {
+    let sequence: Int64
+    let value: SecretBytes
+    /// SecretBytes.forkGeneration when cached: an entry inherited by a fork child is never used there.
+    let forkGeneration: UInt64
+}
+
+/// Entries beyond which the decoded-record cache starts again (public data only; a bound on memory).
+let recordCacheLimit = 16_384
 
 /// A configured token the module could not open (store not creatable or readable, store already used by another
 /// token, backend not loadable): its slot is listed, its token answers CKR_TOKEN_NOT_RECOGNIZED (docs/abi.md,
@@ -191,6 +207,7 @@ final class Token: @unchecked Sendable {
             s.dropLogin()
             s.sessions.removeAll()
             s.sessionObjects.removeAll()
+            s.recordCache.removeAll()
             return role
         }
         if let loggedOut { auditLogout(role: loggedOut, session: nil, reason: "C_Finalize") }
