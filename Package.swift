@@ -22,8 +22,6 @@ let package = Package(
         .systemLibrary(name: "CP11Kit", providers: [.apt(["libp11-kit-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
-        // libcurl for the cloud key-wrapping backends' HTTP layer (Debian: libcurl4-openssl-dev).
-        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // libyaml for the configuration file (Debian: libyaml-dev); replaces Yams, which needs Foundation.
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
 
@@ -37,6 +35,9 @@ let package = Package(
         .target(name: "N2HE", dependencies: ["COpenSSL", "CN2HEKernels"]),
         // A strict JSON reader and object writer in plain Swift (the cloud backends' bodies, audit records).
         .target(name: "JSON"),
+        // libcurl for the cloud backends' HTTP layer, loaded with dlopen on first use (header from Debian's
+        // libcurl4-openssl-dev; not linked: its ~30 libraries would load into every host, docs/footprint.md).
+        .target(name: "CCurl", linkerSettings: [.linkedLibrary("dl")]),
         // Key-wrapping backends (DESIGN §5): the protocol and its implementations. Never sees objects.
         .target(name: "KeyWrap", dependencies: ["CryptoCore", "JSON", "CP11Kit", "CCurl", "COpenSSL"]),
         // Persistence and at-rest sealing (DESIGN §4): SQLite per token, root key envelope, sealed attributes.
@@ -65,6 +66,9 @@ let package = Package(
                 "-use-ld=lld",
                 "-Xlinker", "--exclude-libs=ALL",
                 "-Xlinker", "-z", "-Xlinker", "nodelete",
+                // DT_RELR (glibc >= 2.36, Debian 12): ~27k relative relocations packed into a few KiB instead of
+                // 640 KB of .rela.dyn read and applied at every dlopen (docs/footprint.md).
+                "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
                 "-Xlinker", "--version-script=\(root)/Sources/TensorGuardPKCS11/exports.map",
             ])]
         ),

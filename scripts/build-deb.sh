@@ -14,7 +14,7 @@
 #           /usr/share/doc/tensorguard-pkcs11/{copyright,changelog.gz}
 # Version:  the module's own (CK_INFO.libraryVersion, ModuleIdentity.version in Sources/Cryptoki/Slots/Token.swift),
 #           the one place it is written; DEB_VERSION overrides it.
-# Depends:  dpkg-shlibdeps on both binaries. Both must be free of Swift toolchain libraries (checked here).
+# Depends:  dpkg-shlibdeps on both binaries, plus libcurl4 (dlopen'ed by the cloud backends). Both must be free of Swift toolchain libraries (checked here).
 # Env:      DEB_VERSION, SOURCE_DATE_EPOCH (default: the last commit's time), LINTIAN=0 to skip lintian.
 set -euo pipefail
 umask 022
@@ -156,6 +156,8 @@ shlibs="$(cd "$BUILD" && dpkg-shlibdeps -O -e"$PKG/usr/bin/tg-pkcs11" -e"$PKG/$M
   || { cat "$BUILD/shlibdeps.err" >&2; die "dpkg-shlibdeps failed"; }
 DEPENDS="$(sed -n 's/^shlibs:Depends=//p' <<<"$shlibs")"
 [ -n "$DEPENDS" ] || die "dpkg-shlibdeps found no dependencies"
+# libcurl is loaded with dlopen by the cloud backends (Sources/CCurl), so dpkg-shlibdeps cannot see it.
+grep -qE '(^|, )libcurl4( |,|$)' <<<"$DEPENDS" || DEPENDS="$DEPENDS, libcurl4 (>= 7.88)"
 INSTALLED_SIZE="$(du -sk --apparent-size --exclude=DEBIAN "$PKG" | cut -f1)"
 sed -e "s/@VERSION@/$VERSION/" -e "s/@ARCH@/$ARCH/" -e "s/@INSTALLED_SIZE@/$INSTALLED_SIZE/" \
     -e "s/@DEPENDS@/$DEPENDS/" "$PACKAGING/control" >"$PKG/DEBIAN/control"

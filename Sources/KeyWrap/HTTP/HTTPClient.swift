@@ -57,34 +57,34 @@ public final class HTTPClient: Sendable {
     public func send(_ request: HTTPRequest) throws -> HTTPResponse {
         let target = try Self.validate(request)
         try CurlGlobal.initialize()
-        guard let handle = curl_easy_init() else { throw HTTPError.transport("curl_easy_init failed") }
-        defer { curl_easy_cleanup(handle) }
+        guard let handle = tg_curl_easy_init() else { throw HTTPError.transport("curl_easy_init failed") }
+        defer { tg_curl_easy_cleanup(handle) }
         attempts.add(1, ordering: .relaxed)
 
         let sink = ResponseSink(limit: configuration.maximumResponseBytes)
         var headerList: UnsafeMutablePointer<curl_slist>? = nil
-        defer { if let list = headerList { curl_slist_free_all(list) } }
+        defer { if let list = headerList { tg_curl_slist_free_all(list) } }
         var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
 
         var hasContentType = false
         for (name, value) in request.headers {
             if name.lowercased() == "content-type" { hasContentType = true }
-            headerList = curl_slist_append(headerList, "\(name): \(value)")
+            headerList = tg_curl_slist_append(headerList, "\(name): \(value)")
             guard headerList != nil else { throw HTTPError.transport("out of memory building headers") }
         }
         // No "Expect: 100-continue" round trip; no form content type invented by libcurl for bodies.
-        headerList = curl_slist_append(headerList, "Expect:")
-        if !hasContentType { headerList = curl_slist_append(headerList, "Content-Type:") }
+        headerList = tg_curl_slist_append(headerList, "Expect:")
+        if !hasContentType { headerList = tg_curl_slist_append(headerList, "Content-Type:") }
         guard headerList != nil else { throw HTTPError.transport("out of memory building headers") }
 
-        let start = ContinuousClock.now
+        let start = MonotonicInstant.now
         let code: CURLcode = try request.body.withUnsafeBytes { bodyBytes in
             try errorBuffer.withUnsafeMutableBufferPointer { errorBuf in
                 var rc = CURLE_OK
                 func set(_ result: CURLcode, _ what: String) throws {
                     if result != CURLE_OK && rc == CURLE_OK {
                         rc = result
-                        throw HTTPError.invalidRequest("libcurl refused option \(what) (\(String(cString: curl_easy_strerror(result))))")
+                        throw HTTPError.invalidRequest("libcurl refused option \(what) (\(String(cString: tg_curl_easy_strerror(result))))")
                     }
                 }
                 try set(tg_curl_setopt_string(handle, CURLOPT_URL, request.url), "URL")
@@ -139,10 +139,10 @@ public final class HTTPClient: Sendable {
                 }), "HEADERFUNCTION")
                 try set(tg_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, sinkPointer), "HEADERDATA")
 
-                return withExtendedLifetime(sink) { curl_easy_perform(handle) }
+                return withExtendedLifetime(sink) { tg_curl_easy_perform(handle) }
             }
         }
-        let elapsed = ContinuousClock.now - start
+        let elapsed = MonotonicInstant.now - start
 
         guard code == CURLE_OK else {
             sink.wipe()
@@ -151,7 +151,7 @@ public final class HTTPClient: Sendable {
                 return String(cString: base)
             }
             let what = "\(request.method) \(HTTPURL.redacted(request.url)) after \(elapsed.milliseconds) ms: "
-                + (detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail)
+                + (detail.isEmpty ? String(cString: tg_curl_easy_strerror(code)) : detail)
                 + " (curl \(code.rawValue))"
             throw Self.classify(code, what, sink: sink)
         }
@@ -336,19 +336,14 @@ private func secureZeroArray(_ bytes: inout [UInt8]) {
     bytes.removeAll()
 }
 
-/// curl_global_init exactly once per process, under a lock (it is not thread-safe on older libcurl).
+/// Loads libcurl and runs curl_global_init, once per process (pthread_once in Sources/CCurl). The outcome is
+/// kept for the life of the process, so a failure is not transient: no retry can load the library.
 enum CurlGlobal {
-    private static let state = Mutex<CURLcode?>(nil)
-
     static func initialize() throws {
-        let code = state.withLock { value -> CURLcode in
-            if let done = value { return done }
-            let rc = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
-            value = rc
-            return rc
-        }
+        let code = tg_curl_global_init(Int(CURL_GLOBAL_DEFAULT))
         guard code == CURLE_OK else {
-            throw HTTPError.transport("curl_global_init failed: \(String(cString: curl_easy_strerror(code)))")
+            let why = String(cString: tg_curl_load_error())
+            throw HTTPError.invalidRequest(why.isEmpty ? "curl_global_init failed: \(String(cString: tg_curl_easy_strerror(code)))" : why)
         }
     }
 }

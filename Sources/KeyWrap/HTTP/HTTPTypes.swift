@@ -91,7 +91,7 @@ public struct HTTPResponse: Sendable, Equatable, CustomStringConvertible {
 /// they come back as an `HTTPResponse` for the caller (which knows the service's error format) to map.
 public enum HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The request itself is not acceptable: malformed URL, plain http to a non-loopback host, a header with
-    /// CR/LF, an unreadable CA bundle. Not transient.
+    /// CR/LF, an unreadable CA bundle; or this host cannot send any request (libcurl.so.4 missing). Not transient.
     case invalidRequest(String)
     /// Name resolution or TCP connect failed (refused, unreachable). Transient.
     case connectionFailed(String)
