@@ -42,7 +42,7 @@ public struct AWSKMSBackendConfig: Sendable, Equatable {
                 environment: @escaping @Sendable (String) -> String? = AWSCredentialsProvider.processEnvironment) throws {
         for key in options.keys.sorted() where !Self.optionKeys.contains(key) {
             let lower = key.lowercased()
-            if lower.contains("secret") || lower.contains("access_key") || lower.contains("session_token") || lower.contains("password") {
+            if lower.hasSubstring("secret") || lower.hasSubstring("access_key") || lower.hasSubstring("session_token") || lower.hasSubstring("password") {
                 throw KeyWrapError.misconfigured("aws-kms backend: credentials are not accepted in the configuration ('\(key)'); use the environment, a profile in the shared credentials file, or an instance role")
             }
             throw KeyWrapError.misconfigured("aws-kms backend: unknown option '\(key)' (known: \(Self.optionKeys.joined(separator: ", ")))")
@@ -60,7 +60,7 @@ public struct AWSKMSBackendConfig: Sendable, Equatable {
         }
         let arn = try Self.validateKeyID(keyID)
         let profile = value("profile")
-        if let p = profile, p.contains("[") || p.contains("]") || p.contains("\n") {
+        if let p = profile, p.hasSubstring("[") || p.hasSubstring("]") || p.hasSubstring("\n") {
             throw KeyWrapError.misconfigured("aws-kms backend: profile name '\(sanitizedAWSText(p, limit: 64))' is malformed")
         }
 
@@ -161,7 +161,7 @@ public struct AWSKMSBackendConfig: Sendable, Equatable {
             }
             return nil
         }
-        guard !keyID.contains("/"), !keyID.contains(":") else {
+        guard !keyID.hasSubstring("/"), !keyID.hasSubstring(":") else {
             throw KeyWrapError.misconfigured("aws-kms backend: key_id '\(keyID)' is neither a key id, an alias/… name, nor an ARN")
         }
         return nil

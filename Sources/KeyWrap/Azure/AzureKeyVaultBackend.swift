@@ -60,7 +60,7 @@ public struct AzureBearerChallenge: Sendable, Equatable {
         if resource.hasSuffix("/") { resource.removeLast() }
         let tenant = parts.path.split(separator: "/").first.map(String.init) ?? ""
         guard !tenant.isEmpty, !resource.isEmpty else { return nil }
-        let host = parts.host.contains(":") ? "[\(parts.host)]" : parts.host
+        let host = parts.host.hasSubstring(":") ? "[\(parts.host)]" : parts.host
         return AzureBearerChallenge(authority: "\(parts.scheme)://\(host)\(parts.port.map { ":\($0)" } ?? "")",
                                     tenant: tenant, resource: resource)
     }
@@ -283,7 +283,7 @@ public final class AzureKeyVaultBackend: KeyWrapBackend {
             + (message.isEmpty ? "" : ": \(message)")
         switch response.status {
         case 401: return .authenticationFailed(detail)
-        case 403 where inner == "KeyDisabled" || message.lowercased().contains("disabled"): return .removed(detail)
+        case 403 where inner == "KeyDisabled" || message.lowercased().hasSubstring("disabled"): return .removed(detail)
         case 403: return .policyViolation(detail)
         case 404: return .keyNotFound(detail)
         case 400 where operation == "unwrapKey": return .integrityFailure

@@ -73,16 +73,16 @@ public enum CredentialSource: Sendable, Equatable, CustomStringConvertible {
 /// An OAuth2 bearer token and when to stop using it (monotonic clock).
 public struct AccessToken: Sendable, Equatable {
     public var value: String
-    public var expires: ContinuousClock.Instant
+    public var expires: MonotonicInstant
 
-    public init(value: String, expires: ContinuousClock.Instant) {
+    public init(value: String, expires: MonotonicInstant) {
         self.value = value
         self.expires = expires
     }
 
     /// Parses {"access_token": …, "expires_in": n | "n", "token_type": "Bearer"} (RFC 6749 §5.1; Azure IMDS
     /// sends expires_in as a string). `service` names the issuer in errors.
-    public static func parse(_ body: [UInt8], service: String, now: ContinuousClock.Instant = .now) throws -> AccessToken {
+    public static func parse(_ body: [UInt8], service: String, now: MonotonicInstant = .now) throws -> AccessToken {
         guard let doc = JSONValue.parse(body), let token = doc["access_token"]?.text, !token.isEmpty else {
             throw KeyWrapError.authenticationFailed("\(service) returned no access token (malformed response)")
         }
@@ -106,7 +106,7 @@ public final class TokenCache: Sendable {
     public init(refreshMargin: Duration = .seconds(60)) { self.refreshMargin = refreshMargin }
 
     /// The cached token if it is still good for at least the margin.
-    public func current(now: ContinuousClock.Instant = .now) -> AccessToken? {
+    public func current(now: MonotonicInstant = .now) -> AccessToken? {
         token.withLock { t in
             guard let t, t.expires - refreshMargin > now else { return nil }
             return t
