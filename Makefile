@@ -7,7 +7,8 @@
 #   make check         every test: swift test (debug) + conformance; fails on any failure
 #   make test          swift test only
 #   make conformance   pkcs11-conformance/run.sh against the built module (MODULE=softhsm|/path to switch)
-#   make install PREFIX=/usr/local   module, header and p11-kit module file (DESTDIR honoured)
+#   make install PREFIX=/usr/local   module, header, p11-kit module file and tg-pkcs11 (DESTDIR honoured), stripped
+#                      as `make deb` strips them (STRIP_MODULE= STRIP_CLI= keep the symbols)
 #   make deb           Debian package in out/deb/ (scripts/build-deb.sh): module, p11-kit module file, header, tg-pkcs11
 #   make bench         p11bench on SoftHSM2 and on our module, one markdown table
 #   make clean         remove build outputs (.build, out/)
@@ -25,12 +26,15 @@ BACKEND     ?= local
 SWIFT_BUILD_FLAGS ?=
 SWIFT_TEST_FLAGS  ?=
 CONFORMANCE_FLAGS ?=
+STRIP_MODULE ?= strip --remove-section=.comment --remove-section=.note --strip-unneeded
+STRIP_CLI    ?= strip --remove-section=.comment --remove-section=.note
 
 BUILD_DIR   := .build/release
 LIB         := $(BUILD_DIR)/libtensorguard-pkcs11.so
 CLI         := $(BUILD_DIR)/tg-pkcs11
 HEADER      := Include/tensorguard-pkcs11.h
 BENCH_BIN   := out/bench/p11bench
+FOOTPRINT_BIN := out/bench/footprint
 ABS_PREFIX   = $(abspath $(PREFIX))
 
 .PHONY: deps build demo check test conformance install uninstall deb bench bench-bin clean distclean
@@ -74,12 +78,14 @@ install:
 	@test -f $(LIB) || { echo "install: $(LIB) missing; run 'make build' first" >&2; exit 1; }
 	install -d $(DESTDIR)$(ABS_PREFIX)/lib/pkcs11 $(DESTDIR)$(ABS_PREFIX)/include $(DESTDIR)$(ABS_PREFIX)/share/p11-kit/modules
 	install -m 0755 $(LIB) $(DESTDIR)$(ABS_PREFIX)/lib/pkcs11/libtensorguard-pkcs11.so
+	$(if $(STRIP_MODULE),$(STRIP_MODULE) $(DESTDIR)$(ABS_PREFIX)/lib/pkcs11/libtensorguard-pkcs11.so)
 	install -m 0644 $(HEADER) $(DESTDIR)$(ABS_PREFIX)/include/tensorguard-pkcs11.h
 	printf '%s\n' '# TensorGuard PKCS#11 (p11-kit module registration)' \
 	  'module: $(ABS_PREFIX)/lib/pkcs11/libtensorguard-pkcs11.so' \
 	  >$(DESTDIR)$(ABS_PREFIX)/share/p11-kit/modules/tensorguard-pkcs11.module
 	chmod 0644 $(DESTDIR)$(ABS_PREFIX)/share/p11-kit/modules/tensorguard-pkcs11.module
-	@if [ -f $(CLI) ]; then install -d $(DESTDIR)$(ABS_PREFIX)/bin && install -m 0755 $(CLI) $(DESTDIR)$(ABS_PREFIX)/bin/tg-pkcs11; fi
+	@if [ -f $(CLI) ]; then install -d $(DESTDIR)$(ABS_PREFIX)/bin && install -m 0755 $(CLI) $(DESTDIR)$(ABS_PREFIX)/bin/tg-pkcs11 && \
+	  { [ -z "$(STRIP_CLI)" ] || $(STRIP_CLI) $(DESTDIR)$(ABS_PREFIX)/bin/tg-pkcs11; }; fi
 
 uninstall:
 	rm -f $(DESTDIR)$(ABS_PREFIX)/lib/pkcs11/libtensorguard-pkcs11.so $(DESTDIR)$(ABS_PREFIX)/include/tensorguard-pkcs11.h \
@@ -89,13 +95,17 @@ uninstall:
 deb: build
 	@scripts/build-deb.sh
 
-bench-bin: $(BENCH_BIN)
+bench-bin: $(BENCH_BIN) $(FOOTPRINT_BIN)
 
 $(BENCH_BIN): bench/p11bench.c $(HEADER)
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -Wall -Wextra -std=c11 -D_GNU_SOURCE -I/usr/include/p11-kit-1/p11-kit -IInclude -o $@ bench/p11bench.c -ldl
 
-bench: build $(BENCH_BIN)
+$(FOOTPRINT_BIN): bench/footprint.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -std=c11 -D_GNU_SOURCE -I/usr/include/p11-kit-1/p11-kit -o $@ bench/footprint.c -ldl
+
+bench: build $(BENCH_BIN) $(FOOTPRINT_BIN)
 	@bench/run.sh
 
 clean:

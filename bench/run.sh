@@ -11,6 +11,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="$ROOT/out/bench"
 BIN="$OUT/p11bench"
+FOOTPRINT="$OUT/footprint"
 OURS="${OURS_MODULE:-$ROOT/.build/release/libtensorguard-pkcs11.so}"
 SOFTHSM="${SOFTHSM_MODULE:-/usr/lib/softhsm/libsofthsm2.so}"
 SECS="${BENCH_SECONDS:-1.5}"
@@ -19,7 +20,7 @@ LARGE_K="${N2HE_LARGE_K:-65536}"
 PIN=1234 SO_PIN=12345678          # throwaway benchmark tokens
 FIND_ARGS=(); [ "${BENCH_FIND:-1}" = 0 ] && FIND_ARGS=(--no-find)
 
-[ -x "$BIN" ] || make -C "$ROOT" --no-print-directory bench-bin >/dev/null
+[ -x "$BIN" ] && [ -x "$FOOTPRINT" ] || make -C "$ROOT" --no-print-directory bench-bin >/dev/null
 rm -rf "$OUT/softhsm" "$OUT/ours"; mkdir -p "$OUT/softhsm/tokens" "$OUT/ours/store"
 
 # SoftHSM2, file object store.
@@ -85,6 +86,26 @@ if [ "$ours_ok" = 1 ]; then
   "$BIN" --module "$OURS" --token bench --pin "$PIN" --n2he-only --seconds "$SECS" >>"$OUT/ours-seeds.txt" 2>>"$OUT/ours.err" || true
 fi
 
+# Footprint (issue 10): what loading the module costs a process, each sample a fresh process, median of 7. Our
+# module is measured as installed (stripped as `make install` and `make deb` strip it).
+footprint() {  # NAME MODULE — writes $OUT/footprint-NAME.txt
+  local name="$1" mod="$2" what i
+  echo "bench: footprint of $name ..." >&2
+  {
+    echo "installed_size_bytes $(stat -L -c %s "$mod")"
+    for what in rss time; do
+      for i in 1 2 3 4 5 6 7; do "$FOOTPRINT" --module "$mod" "$what" 2>>"$OUT/$name.err" || echo n/a; done |
+        sort -n | sed -n 4p | sed "s/^/footprint_$what /"
+    done
+  } >"$OUT/footprint-$name.txt"
+}
+footprint softhsm "$SOFTHSM"
+: >"$OUT/footprint-ours.txt"
+if [ "$ours_ok" = 1 ]; then
+  strip --remove-section=.comment --remove-section=.note --strip-unneeded -o "$OUT/ours/libtensorguard-pkcs11.so" "$OURS"
+  footprint ours "$OUT/ours/libtensorguard-pkcs11.so"
+fi
+
 : >"$OUT/numpy.json"
 if [ -f "$ROOT/tools/n2he_reference.py" ]; then
   echo "bench: numpy reference (tools/n2he_reference.py bench --k 4096 --repeat 7) ..." >&2
@@ -139,6 +160,22 @@ print("|---|---:|---:|---:|")
 for label, key in rows:
     print(f"| {label} | {fmt(ours.get(key))} | {fmt(soft.get(key))} | {ratio(ours.get(key), soft.get(key))} |")
 print("\nRatios are of the raw figures: above 1 is better for rates (/s, MB/s), worse for times (ms) and memory (KiB).")
+fs, fo = figs("footprint-softhsm"), figs("footprint-ours")
+def verdict(ok):
+    return "n/a" if ok is None else ("met" if ok else "MISSED")
+size_o, size_s = num(fo.get("installed_size_bytes")), num(fs.get("installed_size_bytes"))
+rss_o, rss_s = num(fo.get("footprint_rss")), num(fs.get("footprint_rss"))
+t_o, t_s = num(fo.get("footprint_time")), num(fs.get("footprint_time"))
+print("\n## Footprint of loading the module (fresh process per sample, median of 7; ours stripped as installed)\n")
+print("| figure | TensorGuard | SoftHSM2 | ours vs SoftHSM2 | target | |")
+print("|---|---:|---:|---:|---|---|")
+print(f"| installed .so (MB) | {fmt(size_o / 1e6 if size_o else None)} | {fmt(size_s / 1e6 if size_s else None)} | {ratio(size_o, size_s)} "
+      f"| ≤ 10 MB | {verdict(None if size_o is None else size_o <= 10e6)} |")
+print(f"| RSS added by dlopen + C_Initialize + C_OpenSession (KiB) | {fmt(rss_o)} | {fmt(rss_s)} "
+      f"| {'n/a' if rss_o is None or rss_s is None else f'+{rss_o - rss_s:,.0f} KiB'} | ≤ SoftHSM2 + 3 MB "
+      f"| {verdict(None if rss_o is None or rss_s is None else rss_o <= rss_s + 3 * 1024)} |")
+print(f"| dlopen + C_Initialize + C_Finalize + dlclose (ms) | {fmt(t_o / 1000 if t_o else None)} | {fmt(t_s / 1000 if t_s else None)} "
+      f"| {ratio(t_o, t_s)} | ≤ 2× SoftHSM2 | {verdict(None if t_o is None or t_s is None else t_o <= 2 * t_s)} |")
 try:
     ref = json.load(open(os.path.join(out, "numpy.json")))
 except Exception:
