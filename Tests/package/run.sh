@@ -206,6 +206,56 @@ pkcs11_tool() {
 }
 step "pkcs11-tool --module $module -L -O --login, -I" pkcs11_tool
 
+# Footprint guard (issue 10, docs/footprint.md): the installed module stays under 10 MB and loads only these
+# libraries; libcurl (and the ~30 libraries behind it) only when a cloud backend sends its first request.
+footprint_guard() {
+    local size; size="$(stat -L -c %s "$module")" || return 1
+    echo "installed module: $size bytes"
+    [ "$size" -le 10000000 ] || { echo "larger than 10 MB"; return 1; }
+    local needed; needed="$(readelf -d "$module" | sed -nE 's/.*\(NEEDED\).*\[(.*)\]/\1/p' | sort | tr '\n' ' ')"
+    echo "NEEDED: $needed"
+    local allowed=" ld-linux-x86-64.so.2 libc.so.6 libcrypto.so.3 libgcc_s.so.1 libm.so.6 libsqlite3.so.0 libstdc++.so.6 libyaml-0.so.2 "
+    local lib
+    for lib in $needed; do
+        [[ "$allowed" == *" $lib "* ]] || { echo "unexpected NEEDED: $lib"; return 1; }
+    done
+}
+step "installed module: at most 10 MB, NEEDED only libc/libstdc++/libcrypto/libsqlite3/libyaml (no libcurl)" footprint_guard
+
+# A host without libcurl: the module still loads and lists every slot; a cloud token's first request fails with
+# a message naming the missing library, once (not retried), and the local token keeps working.
+without_libcurl() {
+    local curl; curl="$(readlink -f "/usr/lib/$triplet/libcurl.so.4")"
+    [ -f "$curl" ] || { echo "no libcurl.so.4 on this host to hide"; return 1; }
+    mkdir -p "$work/nocurl/store-cloud"
+    cat >"$work/nocurl/config.yaml" <<YAML2
+log: { level: error, file: $work/nocurl/module.log }
+audit: { file: $work/nocurl/audit.log }
+tokens:
+  - name: pkgtest
+    store: $work/store
+    backend: { kind: local }
+    pin_kdf_cost: 10
+  - name: cloud
+    store: $work/nocurl/store-cloud
+    backend: { kind: aws-kms, key_id: 11111111-2222-3333-4444-555555555555, region: us-east-1, endpoint: "http://127.0.0.1:9" }
+YAML2
+    chmod 600 "$work/nocurl/config.yaml"
+    local script='mount --bind /dev/null "$1" || exit 1; shift; "$@"'
+    local out
+    out="$(TENSORGUARD_PKCS11_CONF="$work/nocurl/config.yaml" AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=example \
+        timeout -k 10 120 unshare -m --propagation private -- /bin/sh -c "$script" sh "$curl" /bin/sh -c '
+        pkcs11-tool --module "$0" -L || exit 10
+        pkcs11-tool --module "$0" --token-label pkgtest -O --login --pin "$TG_PKCS11_PIN" || exit 11
+        pkcs11-tool --module "$0" --slot-index 1 --init-token --label cloud --so-pin 12345678 && exit 12
+        exit 0' "$module" 2>&1)" || { echo "$out"; return 1; }
+    echo "$out"
+    grep -q 'label: *pkg-key' <<<"$out" || { echo "local token's key not listed"; return 1; }
+    grep -q 'cannot load libcurl.so.4 (install libcurl4)' "$work/nocurl/module.log" || { cat "$work/nocurl/module.log"; return 1; }
+    ! grep -q 'after [0-9]* attempts' "$work/nocurl/module.log" || { echo "a missing libcurl was retried"; return 1; }
+}
+step "libcurl hidden: slots listed, local token works, cloud token says 'install libcurl4'" without_libcurl
+
 # ---- 5. purge --------------------------------------------------------------------------------------------------
 purge() {
     dpkg --purge "$PACKAGE" || return 1
