@@ -106,6 +106,6 @@ let package = Package(
         // Tokens on the cloud backends through the Module API, against moto / the fault proxy / the fakes.
         .testTarget(name: "CloudTokenTests", dependencies: ["Cryptoki", "CP11Kit", "KeyWrap", "TestSupport"]),
         // Runs the built tg-pkcs11 (`swift build` first); N2HE checks its ciphertexts against the SDK key file.
-        .testTarget(name: "CLITests", dependencies: ["N2HE", "Audit"]),
+        .testTarget(name: "CLITests", dependencies: ["N2HE", "Audit", "TestSupport"]),
     ]
 )

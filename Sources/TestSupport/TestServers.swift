@@ -1,4 +1,4 @@
-// Shared by the test targets only (KeyWrapTests, CloudTokenTests): the Python test servers of Tests/servers as
+// Shared by the test targets only (KeyWrapTests, CloudTokenTests, CLITests): the Python test servers of Tests/servers as
 // child processes on 127.0.0.1, started with bounded waits and stopped by PID. No XCTest here: a server that
 // cannot start — including a missing Python module, which `make deps` installs — throws `TestServerError`,
 // and the calling test fails with that message (never a skip).

@@ -4,6 +4,7 @@
 import Audit
 import Foundation
 import XCTest
+import TestSupport
 
 final class AuditCommandTests: XCTestCase {
     static let userPIN = "audit-user-pin-1"
@@ -15,8 +16,7 @@ final class AuditCommandTests: XCTestCase {
 
     override func setUpWithError() throws {
         guard let module = CLI.modulePath, FileManager.default.fileExists(atPath: module) else {
-            XCTFail("the module is not built: \(CLI.modulePath ?? "?") (run `swift build` first, or set TG_PKCS11_MODULE)")
-            throw XCTSkip("module missing")
+            throw MissingDependency("the module is not built: \(CLI.modulePath ?? "?") (run `swift build` first, or set TG_PKCS11_MODULE)")
         }
         dir = try TemporaryDirectory("tg-cli-audit")
         let config = try dir.write("config.yaml", """
@@ -128,7 +128,7 @@ final class AuditKEKRotationTests: XCTestCase {
     func testRotateKEKIsAudited() throws {
         let softhsm = BackendCommandTests.softhsm, util = BackendCommandTests.util
         guard FileManager.default.fileExists(atPath: softhsm), FileManager.default.isExecutableFile(atPath: util) else {
-            throw XCTSkip("SoftHSM2 is not installed (Debian package softhsm2)")
+            throw MissingDependency.softHSM2
         }
         let dir = try TemporaryDirectory("tg-cli-audit-kek")
         let tokens = dir.file("hsm-tokens")

@@ -3,6 +3,7 @@
 // token directory per test, the backend token made with softhsm2-util, our token's config written per test.
 import Foundation
 import XCTest
+import TestSupport
 
 final class BackendCommandTests: XCTestCase {
     static let softhsm = "/usr/lib/softhsm/libsofthsm2.so"
@@ -18,7 +19,7 @@ final class BackendCommandTests: XCTestCase {
 
     override func setUpWithError() throws {
         guard FileManager.default.fileExists(atPath: Self.softhsm), FileManager.default.isExecutableFile(atPath: Self.util) else {
-            throw XCTSkip("SoftHSM2 is not installed (Debian package softhsm2)")
+            throw MissingDependency.softHSM2
         }
         dir = try TemporaryDirectory("tg-cli-backend")
         let tokens = dir.file("hsm-tokens")
@@ -253,7 +254,7 @@ final class BackendCommandTests: XCTestCase {
         check.standardError = FileHandle.nullDevice
         try check.run()
         check.waitUntilExit()
-        guard check.terminationStatus == 0 else { throw XCTSkip("python3 with moto and boto3 not installed") }
+        guard check.terminationStatus == 0 else { throw MissingDependency("python3 with moto and boto3 is not installed (PyPI; run `make deps`)") }
         let servers = CLI.repoRoot.appendingPathComponent("Tests/servers/aws")
         let moto = Process()
         moto.executableURL = URL(fileURLWithPath: "/usr/bin/env")

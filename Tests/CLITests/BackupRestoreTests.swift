@@ -4,6 +4,7 @@
 // backups are refused and leave nothing behind.
 import Foundation
 import XCTest
+import TestSupport
 
 /// One simulated host: its own directory, HOME and XDG dirs; the config at $XDG_CONFIG_HOME/tensorguard-pkcs11.
 struct Machine {
@@ -285,7 +286,7 @@ final class BackupRestoreTests: XCTestCase {
 
     func testForeignBackupOnAnotherHSMKeyIsRefused() throws {
         guard FileManager.default.fileExists(atPath: Self.softhsm), FileManager.default.isExecutableFile(atPath: Self.util) else {
-            throw XCTSkip("SoftHSM2 is not installed (Debian package softhsm2)")
+            throw MissingDependency.softHSM2
         }
         let a = try Self.hsmMachine("backup-hsm-a")
         try a.initToken("hsm-token", label: "hsm-node")

@@ -6,6 +6,7 @@ import Foundation
 import Glibc
 #endif
 import XCTest
+import TestSupport
 
 struct CLIResult {
     let status: Int32
@@ -65,9 +66,8 @@ enum CLI {
 
     static func requireBinary(file: StaticString = #filePath, line: UInt = #line) throws -> String {
         guard let binary else {
-            XCTFail("tg-pkcs11 not found next to the test bundle; run `swift build` before `swift test` "
-                + "(or set TG_PKCS11_CLI)", file: file, line: line)
-            throw XCTSkip("no binary")
+            throw MissingDependency("tg-pkcs11 not found next to the test bundle; run `swift build` before `swift test` "
+                + "(or set TG_PKCS11_CLI)")
         }
         return binary
     }
@@ -140,7 +140,7 @@ enum CLI {
                                 file: StaticString = #filePath, line sourceLine: UInt = #line) throws -> (CLIResult, echoed: String) {
         let binary = try requireBinary(file: file, line: sourceLine)
         var master: Int32 = -1, slave: Int32 = -1
-        guard openpty(&master, &slave, nil, nil, nil) == 0 else { throw XCTSkip("no pseudo-terminals available") }
+        guard openpty(&master, &slave, nil, nil, nil) == 0 else { throw MissingDependency("no pseudo-terminal available (openpty failed)") }
         defer { close(master) }
         let dir = try TemporaryDirectory("tg-cli-pty")
         let outPath = dir.file("stdout"), errPath = dir.file("stderr")

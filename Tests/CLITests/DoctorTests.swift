@@ -2,6 +2,7 @@
 // exit status 1 exactly when a check fails.
 import Foundation
 import XCTest
+import TestSupport
 
 final class DoctorTests: XCTestCase {
     struct Report: Decodable {
@@ -103,7 +104,7 @@ final class DoctorTests: XCTestCase {
 
     func testPKCS11BackendKEKAndRecordedBackend() throws {
         guard FileManager.default.fileExists(atPath: BackupRestoreTests.softhsm) else {
-            throw XCTSkip("SoftHSM2 is not installed (Debian package softhsm2)")
+            throw MissingDependency.softHSM2
         }
         let m = try BackupRestoreTests.hsmMachine("doctor-hsm", kek: "kek", createKEK: false)
         let missing = try doctor(m, expectFailure: true)

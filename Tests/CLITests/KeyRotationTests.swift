@@ -3,6 +3,7 @@
 // C_EncryptInit, `key list` shows generations, states, use counts and reminders.
 import Foundation
 import XCTest
+import TestSupport
 
 final class KeyRotationTests: XCTestCase {
     struct Listed: Decodable {
@@ -33,8 +34,7 @@ final class KeyRotationTests: XCTestCase {
 
     override func setUpWithError() throws {
         guard let module = CLI.modulePath, FileManager.default.fileExists(atPath: module) else {
-            XCTFail("the module is not built: \(CLI.modulePath ?? "?") (run `swift build` first, or set TG_PKCS11_MODULE)")
-            throw XCTSkip("module missing")
+            throw MissingDependency("the module is not built: \(CLI.modulePath ?? "?") (run `swift build` first, or set TG_PKCS11_MODULE)")
         }
         dir = try TemporaryDirectory("tg-cli-rotate")
         let config = try dir.write("config.yaml", """

@@ -3,6 +3,7 @@
 // CKR_ name in every module error.
 import Foundation
 import XCTest
+import TestSupport
 
 final class SoftHSMTests: XCTestCase {
     static let softhsm = "/usr/lib/softhsm/libsofthsm2.so"
@@ -11,7 +12,7 @@ final class SoftHSMTests: XCTestCase {
 
     override func setUpWithError() throws {
         guard FileManager.default.fileExists(atPath: Self.softhsm) else {
-            throw XCTSkip("SoftHSM2 is not installed (Debian package softhsm2)")
+            throw MissingDependency.softHSM2
         }
         dir = try TemporaryDirectory("tg-cli-softhsm")
         let tokens = dir.file("tokens")
@@ -47,8 +48,7 @@ final class SoftHSMTests: XCTestCase {
     @discardableResult
     func initToken(_ label: String, pin: String = "1234") throws -> UInt {
         guard let free = try slots().first(where: { $0.token?.initialized == false }) else {
-            XCTFail("SoftHSM offers no uninitialised token")
-            throw XCTSkip("no free slot")
+            throw MissingDependency("SoftHSM2 offers no uninitialised token")
         }
         let r = try CLI.ok(["token", "init", "--slot", String(free.slot), "--label", label,
                             "--so-pin-env", "SO", "--pin-env", "USER"],
@@ -160,7 +160,7 @@ final class SoftHSMTests: XCTestCase {
     /// Keys made by pkcs11-tool (OpenSC): listing, ambiguous labels, and refusing a non-N2HE key.
     func testKeyListingWithForeignKeys() throws {
         let tool = "/usr/bin/pkcs11-tool"
-        guard FileManager.default.isExecutableFile(atPath: tool) else { throw XCTSkip("pkcs11-tool (opensc) not installed") }
+        guard FileManager.default.isExecutableFile(atPath: tool) else { throw MissingDependency("pkcs11-tool is not installed (Debian package opensc; run `make deps`)") }
         try initToken("cli-d")
         for (id, size) in [("0a", "32"), ("0b", "16")] {
             let p = Process()

@@ -232,9 +232,10 @@ final class AuditModuleTests: XCTestCase {
 
     static let crashConfigVariable = "TG_AUDIT_CRASH_CONFIG"
 
-    /// Run as a child by testCrashAfterTheAuditWriteLeavesAVerifiableLog: dies by SIGKILL right after a
-    /// state change was audited and acknowledged to this code, without logout or C_Finalize.
-    func testCrashChild() throws {
+    /// The child of testCrashAfterTheAuditWriteLeavesAVerifiableLog (this test binary re-run on that test with
+    /// TG_AUDIT_CRASH_CONFIG set): dies by SIGKILL right after a state change was audited and acknowledged to
+    /// this code, without logout or C_Finalize. Not a test of its own, so it is never counted in a normal run.
+    private func runAsCrashChild() throws {
         guard let config = ProcessInfo.processInfo.environment[Self.crashConfigVariable] else { return }
         let m = try Module(configPath: config)
         let s = try m.openSession(0, flags: CKF_SERIAL_SESSION | CKF_RW_SESSION)
@@ -245,13 +246,14 @@ final class AuditModuleTests: XCTestCase {
     }
 
     func testCrashAfterTheAuditWriteLeavesAVerifiableLog() throws {
+        try runAsCrashChild()  // returns only when not the child
         let env = try TestEnvironment()
         let m = try env.module()
         _ = try m.readySession(login: false)
         m.finalize()
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-        p.arguments = ["CryptokiTests.AuditModuleTests/testCrashChild"]
+        p.arguments = ["CryptokiTests.AuditModuleTests/testCrashAfterTheAuditWriteLeavesAVerifiableLog"]
         var environment = ProcessInfo.processInfo.environment
         environment[Self.crashConfigVariable] = env.configPath
         p.environment = environment

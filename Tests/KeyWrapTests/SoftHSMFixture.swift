@@ -3,6 +3,7 @@ import Foundation
 @testable import KeyWrap
 import TokenStore
 import XCTest
+import TestSupport
 
 /// A SoftHSM2 installation private to one test: its own SOFTHSM2_CONF and token directory in a temp dir,
 /// one token initialised with softhsm2-util, the backend user PIN in a 0600 file.
@@ -24,7 +25,7 @@ final class SoftHSMFixture {
     /// Creates the directory and conf and points SOFTHSM2_CONF at it (the module reads it at C_Initialize).
     /// No backend of an earlier fixture may still be alive (the module would keep the old configuration).
     init(file: StaticString = #filePath, line: UInt = #line) throws {
-        guard Self.available else { throw XCTSkip("SoftHSM2 not installed (\(Self.modulePath))") }
+        guard Self.available else { throw MissingDependency("SoftHSM2 is not installed (\(Self.modulePath); Debian package softhsm2, run `make deps`)") }
         root = FileManager.default.temporaryDirectory.path + "/tg-hsm-\(getpid())-\(UUID().uuidString.prefix(8))"
         tokenDir = root + "/tokens"
         confPath = root + "/softhsm2.conf"
@@ -58,7 +59,7 @@ final class SoftHSMFixture {
     /// The SoftHSM directory of our token (tokens/<uuid>).
     func tokenSubdirectory() throws -> String {
         let entries = try FileManager.default.contentsOfDirectory(atPath: tokenDir).filter { !$0.hasPrefix(".") }
-        guard entries.count == 1, let only = entries.first else { throw XCTSkip("unexpected token dir layout: \(entries)") }
+        guard entries.count == 1, let only = entries.first else { throw MissingDependency("unexpected SoftHSM2 token directory layout: \(entries)") }
         return tokenDir + "/" + only
     }
 
