@@ -32,14 +32,17 @@ let package = Package(
         // AVX-512 kernels for N2HE (header-only, selected at run time; the Swift scalar code runs elsewhere).
         .target(name: "CN2HEKernels"),
         // The N2HE scheme of the TensorGuard SDK: parameters, keys, LWE1/LWE2, PCG64 expansion. Knows no PKCS#11.
-        .target(name: "N2HE", dependencies: ["COpenSSL", "CN2HEKernels"]),
-        // A strict JSON reader and object writer in plain Swift (the cloud backends' bodies, audit records).
+        .target(name: "N2HE", dependencies: ["COpenSSL", "CryptoCore", "CN2HEKernels"]),
+        // A strict JSON reader and object writer in plain Swift (GCP and Azure bodies, OAuth, reading audit records;
+        // aws-kms still has its own secret-aware reader in AWS/AWSJSON.swift).
         .target(name: "JSON"),
         // libcurl for the cloud backends' HTTP layer, loaded with dlopen on first use (header from Debian's
         // libcurl4-openssl-dev; not linked: its ~30 libraries would load into every host, docs/footprint.md).
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("dl")]),
+        // CK_RV names for messages (the CLI's and the PKCS#11 backend's), from numeric values.
+        .target(name: "PKCS11Names", dependencies: ["CP11Kit"]),
         // Key-wrapping backends (DESIGN §5): the protocol and its implementations. Never sees objects.
-        .target(name: "KeyWrap", dependencies: ["CryptoCore", "JSON", "CP11Kit", "CCurl", "COpenSSL"]),
+        .target(name: "KeyWrap", dependencies: ["CryptoCore", "JSON", "CP11Kit", "CCurl", "COpenSSL", "PKCS11Names"]),
         // Persistence and at-rest sealing (DESIGN §4): SQLite per token, root key envelope, sealed attributes.
         .target(name: "TokenStore", dependencies: ["CryptoCore", "CSQLite", "KeyWrap"]),
         // The tamper-evident audit log (docs/audit.md): record encoding, hash chain, appender, verifier, syslog.
@@ -73,13 +76,14 @@ let package = Package(
             ])]
         ),
         // Operator CLI.
-        // Cryptoki/KeyWrap/TokenStore only for `backend` and `rotate-kek` (config discovery, backends, the store).
+        // Cryptoki/KeyWrap/TokenStore for what PKCS#11 cannot express: backend, rotate-kek, backup/restore, token
+        // show/delete, doctor, audit (config discovery, backends, the store); see docs/architecture.md.
         // Swift runtime and Foundation linked statically, as in the module, so that an installed tg-pkcs11 (make
         // install, make deb) runs on a host without the toolchain: only Debian's libraries stay NEEDED.
         .executableTarget(
             name: "tg-pkcs11",
             dependencies: [
-                "CP11Kit", "N2HE", "CryptoCore", "KeyWrap", "TokenStore", "Cryptoki", "Audit",
+                "CP11Kit", "N2HE", "CryptoCore", "KeyWrap", "TokenStore", "Cryptoki", "Audit", "PKCS11Names",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             linkerSettings: [.unsafeFlags([

@@ -23,12 +23,12 @@ public enum AuditKey {
     public static func checkpointMAC(key: SecretBytes, tokenUUID: String, seq: Int64, prev: String, time: String) throws -> String {
         let mac = try HMAC.authenticate(.sha256, key: key,
                                         data: checkpointMessage(tokenUUID: tokenUUID, seq: seq, prev: prev, time: time))
-        return AuditEncoding.hex(mac)
+        return Hex.encode(mac)
     }
 
     public static func checkpointValid(key: SecretBytes, tokenUUID: String, seq: Int64, prev: String, time: String,
                                        mac: String) -> Bool {
-        guard let given = AuditEncoding.unhex(mac), given.count == 32,
+        guard let given = Hex.decode(mac), given.count == 32,
               let expected = try? HMAC.authenticate(.sha256, key: key, data: checkpointMessage(
                   tokenUUID: tokenUUID, seq: seq, prev: prev, time: time)) else { return false }
         return constantTimeEquals(expected, given)

@@ -74,41 +74,9 @@ public enum AuditEncoding {
     /// Lowercase hex SHA-256 of `line` (the record's bytes without the newline).
     public static func hash(_ line: some Collection<UInt8>) -> String {
         let digest = (try? Digest.hash(.sha256, Array(line))) ?? []
-        return hex(digest)
+        return Hex.encode(digest)
     }
 
-    public static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.count * 2)
-        for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 0x0F)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    public static func unhex(_ s: String) -> [UInt8]? {
-        let c = Array(s.utf8)
-        guard c.count % 2 == 0 else { return nil }
-        var out = [UInt8]()
-        out.reserveCapacity(c.count / 2)
-        func nibble(_ x: UInt8) -> UInt8? {
-            switch x {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): return x - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): return x - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): return x - UInt8(ascii: "A") + 10
-            default: return nil
-            }
-        }
-        var i = 0
-        while i < c.count {
-            guard let hi = nibble(c[i]), let lo = nibble(c[i + 1]) else { return nil }
-            out.append(hi << 4 | lo)
-            i += 2
-        }
-        return out
-    }
 
     /// UTC time with milliseconds, e.g. "2026-11-29T10:20:29.123Z" (sorts as text in time order).
     public static func timestamp(_ time: AuditTime = .now()) -> String {

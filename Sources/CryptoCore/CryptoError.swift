@@ -27,8 +27,6 @@ public enum CryptoError: Error, Sendable, Equatable, CustomStringConvertible {
     case lengthOverflow
     /// An OpenSSL call failed unexpectedly. The string names the call and the OpenSSL reason, never data.
     case openSSL(String)
-    /// Placeholder used only before the implementation landed.
-    case notImplemented
 
     public var description: String {
         switch self {
@@ -45,7 +43,6 @@ public enum CryptoError: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalidState: return "cipher context already finished or failed"
         case .lengthOverflow: return "length overflow"
         case .openSSL(let s): return "OpenSSL failure: \(s)"
-        case .notImplemented: return "not implemented"
         }
     }
 }

@@ -68,17 +68,7 @@ public protocol KeyWrapBackend: Sendable {
     func checkHealth() throws
 }
 
-/// Backend failures. Suggested CK_RV mapping for the PKCS#11 layer (not enforced here):
-///
-/// | case | CK_RV |
-/// |---|---|
-/// | `.unreachable` | CKR_DEVICE_ERROR (transient; retried inside the backend before it is thrown) |
-/// | `.removed` | CKR_DEVICE_REMOVED (the HSM token / KMS key is gone or disabled) |
-/// | `.authenticationFailed` | CKR_DEVICE_ERROR — the *backend's* credentials (HSM PIN, cloud credentials) were refused. The token PIN was already verified locally before any backend call, so this is never the user's fault; CKR_PIN_INCORRECT would be wrong and must not touch the retry counter. |
-/// | `.keyNotFound` | CKR_DEVICE_ERROR (KEK missing: configuration problem) |
-/// | `.policyViolation` | CKR_DEVICE_ERROR (e.g. KMS denies decrypt for this principal) |
-/// | `.integrityFailure` | CKR_DEVICE_ERROR (blob tampered or bound to another token) — log loudly |
-/// | `.misconfigured` | CKR_DEVICE_ERROR at login, CKR_GENERAL_ERROR / CKR_ARGUMENTS_BAD at C_Initialize |
+/// Backend failures. Their CK_RV mapping is `ErrorMap.rv(_: KeyWrapError)` in Cryptoki/Support/ErrorMapping.swift.
 public enum KeyWrapError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The backend could not be reached (network, timeout, HSM not responding). Message: what was tried.
     case unreachable(String)

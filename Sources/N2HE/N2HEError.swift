@@ -21,8 +21,6 @@ public enum N2HEError: Error, Equatable, Sendable {
     case outputBufferTooSmall(required: Int, available: Int)
     /// Two ciphertexts cannot be added (different k or n).
     case incompatibleCiphertexts
-    /// The OpenSSL random generator failed.
-    case randomGeneratorFailure
     /// An OpenSSL cipher operation failed.
     case cryptoBackendFailure
 

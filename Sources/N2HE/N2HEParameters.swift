@@ -23,7 +23,9 @@ public struct N2HEParameters: Hashable, Sendable {
     public static let sdkDefault = N2HEParameters(uncheckedN: 1024, modulusBits: 32, plaintextBits: 16, noiseMilli: 500)
 
     /// Validates and creates parameters; throws `N2HEError.unsupportedParameters` otherwise.
-    public init(n: Int = 1024, modulusBits: Int = 32, plaintextBits: Int = 16, noiseMilli: Int = 5120) throws {
+    public init(n: Int = N2HEParameters.default.n, modulusBits: Int = N2HEParameters.default.modulusBits,
+                plaintextBits: Int = N2HEParameters.default.plaintextBits,
+                noiseMilli: Int = N2HEParameters.default.noiseMilli) throws {
         guard Self.dimensionRange.contains(n) else {
             throw N2HEError.unsupportedParameters(.dimensionOutOfRange(n))
         }

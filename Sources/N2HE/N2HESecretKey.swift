@@ -1,4 +1,5 @@
 import COpenSSL
+import CryptoCore
 
 /// An N2HE secret key s ∈ {−1, 0, 1}^n.
 ///

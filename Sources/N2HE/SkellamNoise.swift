@@ -1,5 +1,6 @@
 import CN2HEKernels
 import COpenSSL
+import CryptoCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

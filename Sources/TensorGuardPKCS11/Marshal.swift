@@ -1,5 +1,11 @@
 // The one shape of every shim, and the conversions between caller memory and Cryptoki's Swift values.
 //
+// The shims themselves are in EntryPoints/, one file per chapter of the PKCS#11 3.0 function list (a C_* name
+// leads to its file by the chapter; `grep -rn '"C_Encrypt"' EntryPoints/` finds it). C_GetFunctionList,
+// C_GetInterfaceList and C_GetInterface are C (Sources/CPKCS11/function_tables.c). Every shim has one shape:
+// initialised? → pointers → Swift values → one Module call → outputs / CK_RV. Swift names carry a `tg` prefix
+// so they never shadow the header's C prototypes.
+//
 // Rules (DESIGN §3): nothing here may trap on caller input. Every CK_ULONG length is converted with
 // Int(exactly:) and bounded before memory is touched; a NULL pointer with a nonzero length is
 // CKR_ARGUMENTS_BAD; a NULL pointer with a zero length is an empty buffer.

@@ -69,13 +69,3 @@ enum RecordCodec {
     }
 }
 
-/// Hex helpers for identifiers.
-enum Hex {
-    static func lower(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count * 2)
-        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 0xf)]) }
-        return String(decoding: out, as: UTF8.self)
-    }
-}

@@ -3,14 +3,7 @@ import KeyWrap
 
 /// Errors thrown by TokenStore. Messages never contain PINs, keys or attribute values.
 ///
-/// Suggested CK_RV mapping: `.pinIncorrect` → CKR_PIN_INCORRECT, `.pinLocked` → CKR_PIN_LOCKED,
-/// `.userPINNotInitialized` → CKR_USER_PIN_NOT_INITIALIZED, `.tokenNotInitialized` →
-/// CKR_TOKEN_NOT_RECOGNIZED / CKR_USER_PIN_NOT_INITIALIZED, `.notLoggedIn` → CKR_USER_NOT_LOGGED_IN,
-/// `.wrongRole` → CKR_USER_TYPE_INVALID / CKR_USER_NOT_LOGGED_IN, `.objectNotFound` → CKR_OBJECT_HANDLE_INVALID,
-/// `.duplicateObject` → CKR_GENERAL_ERROR, `.integrityFailure` → CKR_DEVICE_ERROR (tampered storage),
-/// `.backend(e)` → see `KeyWrapError`, `.database` / `.corrupt` / `.unsupportedFormat` → CKR_DEVICE_ERROR,
-/// `.busy` → CKR_DEVICE_ERROR (another process held the write lock past the busy timeout),
-/// `.invalidArgument` → CKR_ARGUMENTS_BAD.
+/// Their CK_RV mapping is `ErrorMap.rv(_: StoreError)` in Cryptoki/Support/ErrorMapping.swift.
 public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// SQLite failed; `code` is the extended result code, `message` SQLite's text (never bound values).
     case database(code: Int32, message: String)

@@ -93,7 +93,7 @@ public final class TokenDatabase: Sendable {
     /// A fresh random unique id (32 lowercase hex characters).
     public static func newUniqueID() throws -> String {
         do {
-            return Hex.lower(try SecureRandom.bytes(16))
+            return Hex.encode(try SecureRandom.bytes(16))
         } catch let e as CryptoError {
             throw StoreError.crypto(e)
         }

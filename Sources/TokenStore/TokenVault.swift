@@ -58,8 +58,8 @@ public struct TokenVault: Sendable {
             _ = try openEnvelope(role: .so, pin: soPIN)
         }
         let paddedLabel = label + [UInt8](repeating: 0x20, count: 32 - label.count)
-        let serial = Hex.lower(try crypto { try SecureRandom.bytes(8) }).uppercased()
-        let uuid = Hex.lower(try crypto { try SecureRandom.bytes(16) })
+        let serial = Hex.encode(try crypto { try SecureRandom.bytes(8) }).uppercased()
+        let uuid = Hex.encode(try crypto { try SecureRandom.bytes(16) })
         let root = try crypto { try SecretBytes.random(count: 32) }
         let envelopeKey = try crypto { try SecretBytes.random(count: 32) }
         let descriptor = backend.descriptor

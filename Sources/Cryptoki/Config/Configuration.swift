@@ -38,8 +38,8 @@ struct Configuration: Equatable, Sendable {
 
     static let defaultMaxPINRetries = 10
     static let defaultPINKDFCost = 15
-    static let minimumPINKDFCost = 10
-    static let maximumPINKDFCost = 20
+    /// `pin_kdf_cost` is the scrypt log2(N) of the PIN envelope; its bounds are the store's.
+    static let pinKDFCostRange = TokenVault.minimumKDFLog2N...TokenVault.maximumKDFLog2N
     /// Processors online (`n2he.threads: auto`), at most N2HECipher.maximumThreads.
     static var onlineProcessors: Int {
         max(1, min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), N2HECipher.maximumThreads))
@@ -279,8 +279,8 @@ enum ConfigurationLoader {
                 }
                 retries = i
             case "pin_kdf_cost":
-                guard let i = v.int, (Configuration.minimumPINKDFCost...Configuration.maximumPINKDFCost).contains(i) else {
-                    throw fail("tokens[\(index)].pin_kdf_cost must be an integer in \(Configuration.minimumPINKDFCost)...\(Configuration.maximumPINKDFCost)")
+                guard let i = v.int, Configuration.pinKDFCostRange.contains(i) else {
+                    throw fail("tokens[\(index)].pin_kdf_cost must be an integer in \(Configuration.pinKDFCostRange.lowerBound)...\(Configuration.pinKDFCostRange.upperBound)")
                 }
                 cost = i
             case "min_n2he_security_bits":

@@ -24,7 +24,6 @@ enum N2HEMechanism {
             return CKRError(CKR_ENCRYPTED_DATA_INVALID)
         case .dimensionMismatch: return CKRError(CKR_ENCRYPTED_DATA_INVALID)
         case .outputBufferTooSmall(let required, _): return CKRError(required > 0 ? CKR_BUFFER_TOO_SMALL : CKR_GENERAL_ERROR)
-        case .randomGeneratorFailure: return ErrorMap.wrap(e, context: "N2HE random")
         default: return ErrorMap.wrap(e, context: "N2HE")
         }
     }

@@ -2,6 +2,7 @@
 // exist, their value kind, default, and the rules of change. Everything that creates, copies, modifies or
 // reads an object consults this table; no rule is hard-coded elsewhere.
 import CP11Kit
+import N2HE
 
 /// How an attribute's bytes are shaped.
 enum ValueKind: Sendable {
@@ -157,10 +158,10 @@ enum AttributePolicy {
 
     /// Vendor: N2HE parameters (DESIGN §2): fixed at creation; security bits computed.
     static let n2he: [AttributeSpec] = [
-        AttributeSpec(CK.attrN2HEDimension, .ulong, [.fixed], .value(Encoding.ulong(1024))),
-        AttributeSpec(CK.attrN2HEModulusBits, .ulong, [.fixed], .value(Encoding.ulong(32))),
-        AttributeSpec(CK.attrN2HEPlaintextBits, .ulong, [.fixed], .value(Encoding.ulong(16))),
-        AttributeSpec(CK.attrN2HENoiseMilli, .ulong, [.fixed], .value(Encoding.ulong(5120))),
+        AttributeSpec(CK.attrN2HEDimension, .ulong, [.fixed], .value(Encoding.ulong(CK_ULONG(N2HEParameters.default.n)))),
+        AttributeSpec(CK.attrN2HEModulusBits, .ulong, [.fixed], .value(Encoding.ulong(CK_ULONG(N2HEParameters.default.modulusBits)))),
+        AttributeSpec(CK.attrN2HEPlaintextBits, .ulong, [.fixed], .value(Encoding.ulong(CK_ULONG(N2HEParameters.default.plaintextBits)))),
+        AttributeSpec(CK.attrN2HENoiseMilli, .ulong, [.fixed], .value(Encoding.ulong(CK_ULONG(N2HEParameters.default.noiseMilli)))),
         AttributeSpec(CK.attrN2HESecurityBits, .ulong, [.computed, .fixed]),
         // seeded-once (1, the default) or raw (2); may only be tightened (docs/n2he.md).
         AttributeSpec(CK.attrN2HEDecryptRule, .ulong, [.onlyDown, .security], .value(Encoding.ulong(N2HEDecryptRule.seededOnce.rawValue))),

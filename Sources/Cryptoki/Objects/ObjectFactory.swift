@@ -147,7 +147,7 @@ enum ObjectFactory {
     }
 
     static func newUniqueID() throws -> String {
-        do { return Encoding.hex(try SecureRandom.bytes(16)) } catch { throw ErrorMap.wrap(error, context: "unique id") }
+        do { return Hex.encode(try SecureRandom.bytes(16)) } catch { throw ErrorMap.wrap(error, context: "unique id") }
     }
 
     /// Key-type rules for the value; fills derived attributes (N2HE security estimate).
@@ -184,8 +184,9 @@ enum ObjectFactory {
             guard let v = Encoding.decodeULong(b), v <= CK_ULONG(Int.max) else { return nil }
             return Int(v)
         }
-        guard let n = get(CK.attrN2HEDimension, 1024), let q = get(CK.attrN2HEModulusBits, 32),
-              let t = get(CK.attrN2HEPlaintextBits, 16), let mu = get(CK.attrN2HENoiseMilli, 5120) else {
+        let d = N2HEParameters.default
+        guard let n = get(CK.attrN2HEDimension, d.n), let q = get(CK.attrN2HEModulusBits, d.modulusBits),
+              let t = get(CK.attrN2HEPlaintextBits, d.plaintextBits), let mu = get(CK.attrN2HENoiseMilli, d.noiseMilli) else {
             throw ckr(CKR_TEMPLATE_INCONSISTENT)
         }
         do {

@@ -122,7 +122,7 @@ final class Token: @unchecked Sendable {
         do {
             let ledgerKey = try keys.derivedKey(salt: Array("tensorguard-pkcs11 n2he seed ledger".utf8),
                                                 info: Array(keys.tokenUUID.utf8))
-            return Encoding.hex(try HMAC.authenticate(.sha256, key: ledgerKey, data: value))
+            return Hex.encode(try HMAC.authenticate(.sha256, key: ledgerKey, data: value))
         } catch {
             throw ErrorMap.wrap(error, context: "seed ledger")
         }

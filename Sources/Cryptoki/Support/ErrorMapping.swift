@@ -1,5 +1,7 @@
-// Maps lower layers' errors onto CK_RV, logging what the caller cannot see (never a secret: the lower layers'
-// messages carry none).
+// The one CK_RV mapping of every lower layer's error type, each switch exhaustive (a new case is a compile error
+// here, never a silent CKR_GENERAL_ERROR). Logs what the caller cannot see (never a secret: the lower layers'
+// messages carry none). Operation-specific refinements (an encrypt vs decrypt length error) are in
+// CipherDirection.map and N2HEMechanisms.map, and fall back to these.
 import CP11Kit
 import CryptoCore
 import KeyWrap
@@ -7,10 +9,34 @@ import N2HE
 import TokenStore
 
 enum ErrorMap {
+    /// Backend failures. `.authenticationFailed` is the *backend's* credentials (HSM PIN, cloud credentials): the
+    /// token PIN was verified before any backend call, so it is never the user's fault and must not be
+    /// CKR_PIN_INCORRECT (which would touch the retry counter). `.unreachable` was already retried by the backend.
     static func rv(_ e: KeyWrapError) -> CK_RV {
         switch e {
-        case .removed: return CKR_DEVICE_REMOVED
-        default: return CKR_DEVICE_ERROR
+        case .removed: return CKR_DEVICE_REMOVED                 // the HSM token / KMS key is gone or disabled
+        case .unreachable, .authenticationFailed, .keyNotFound, .policyViolation, .misconfigured:
+            return CKR_DEVICE_ERROR
+        case .integrityFailure: return CKR_DEVICE_ERROR          // blob tampered or bound to another token
+        }
+    }
+
+    static func rv(_ e: CryptoError) -> CK_RV {
+        switch e {
+        case .randomFailure: return CKR_DEVICE_ERROR
+        case .invalidKeyLength, .invalidIVLength, .invalidTagLength, .invalidInputLength, .invalidOutputLength,
+             .invalidParameter, .invalidPadding, .authenticationFailed, .integrityFailure, .invalidState,
+             .lengthOverflow, .openSSL:
+            return CKR_FUNCTION_FAILED
+        }
+    }
+
+    static func rv(_ e: N2HEError) -> CK_RV {
+        switch e {
+        case .unsupportedParameters, .invalidKeyLength, .invalidKeyEntry, .malformedKeyFile, .dimensionMismatch,
+             .malformedCiphertext, .lengthMismatch, .invalidPlaintextLength, .outputBufferTooSmall,
+             .incompatibleCiphertexts, .cryptoBackendFailure:
+            return CKR_FUNCTION_FAILED
         }
     }
 
@@ -49,10 +75,10 @@ enum ErrorMap {
             return CKRError(rv(e))
         case let e as CryptoError:
             Log.error("\(context()): \(e)")
-            return CKRError(e == .randomFailure ? CKR_DEVICE_ERROR : CKR_FUNCTION_FAILED)
+            return CKRError(rv(e))
         case let e as N2HEError:
             Log.error("\(context()): \(e)")
-            return CKRError(CKR_FUNCTION_FAILED)
+            return CKRError(rv(e))
         default:
             Log.error("\(context()): \(error)")
             return CKRError(CKR_GENERAL_ERROR)

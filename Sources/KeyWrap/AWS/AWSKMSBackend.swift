@@ -199,7 +199,7 @@ public final class AWSKMSBackend: KeyWrapBackend {
         let context: WrapContext
         do {
             probe = try Self.random(32)
-            context = WrapContext(tokenSerial: "health-check", tokenUUID: awsHex(try Self.random(8).unsafeCopyToArray()))
+            context = WrapContext(tokenSerial: "health-check", tokenUUID: Hex.encode(try Self.random(8).unsafeCopyToArray()))
         } catch {
             fail("random", error)
             return report

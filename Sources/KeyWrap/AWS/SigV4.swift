@@ -74,7 +74,7 @@ public struct SigV4Signer: Sendable {
         let date = String(amzDate.prefix(8))
         let scope = "\(date)/\(region)/\(service)/aws4_request"
         let stringToSign = [Self.algorithm, amzDate, scope, try hexSHA256(Array(canonical.utf8))].joined(separator: "\n")
-        let signature = try awsHex(signingKeyHMAC(credentials.secretAccessKey, date: date, data: Array(stringToSign.utf8)))
+        let signature = try Hex.encode(signingKeyHMAC(credentials.secretAccessKey, date: date, data: Array(stringToSign.utf8)))
         signed.headers.append((name: "Authorization",
                                value: "\(Self.algorithm) Credential=\(credentials.accessKeyID)/\(scope), SignedHeaders=\(signedHeaders), Signature=\(signature)"))
         return signed
@@ -122,7 +122,7 @@ public struct SigV4Signer: Sendable {
     }
 
     private func hexSHA256(_ data: [UInt8]) throws -> String {
-        do { return awsHex(try Digest.hash(.sha256, data)) } catch {
+        do { return Hex.encode(try Digest.hash(.sha256, data)) } catch {
             throw KeyWrapError.misconfigured("aws-kms: SHA-256 unavailable (\(error))")
         }
     }
@@ -246,11 +246,3 @@ public enum AWSTime {
     }
 }
 
-/// Lower-case hex.
-func awsHex(_ bytes: [UInt8]) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var out: [UInt8] = []
-    out.reserveCapacity(bytes.count * 2)
-    for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 0xf)]) }
-    return String(decoding: out, as: UTF8.self)
-}

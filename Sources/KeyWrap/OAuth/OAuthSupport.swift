@@ -10,65 +10,6 @@ import Glibc
 import Darwin
 #endif
 
-/// Where a credential comes from. Read when needed (fixing the file or variable needs no restart).
-public enum CredentialSource: Sendable, Equatable, CustomStringConvertible {
-    /// Name of an environment variable.
-    case environment(String)
-    /// Path of a regular file that other users cannot access (mode & 007 == 0). One trailing newline ignored.
-    case file(String)
-
-    public var description: String {
-        switch self {
-        case .environment(let v): return "environment variable \(v)"
-        case .file(let p): return "file \(p)"
-        }
-    }
-
-    public static let maximumLength = 64 * 1024
-
-    /// The secret bytes. `what` names the credential in errors ("client secret", "service-account key").
-    public func read(_ what: String) throws -> SecretBytes {
-        switch self {
-        case .environment(let name):
-            guard let value = getenv(name) else { throw KeyWrapError.misconfigured("\(what): environment variable \(name) is not set") }
-            let length = strlen(value)
-            guard length > 0 else { throw KeyWrapError.misconfigured("\(what): environment variable \(name) is empty") }
-            guard length <= Self.maximumLength else { throw KeyWrapError.misconfigured("\(what): environment variable \(name) is too long") }
-            let out = SecretBytes(count: length)
-            out.withUnsafeMutableBytes { dst in if let base = dst.baseAddress { memcpy(base, value, length) } }
-            return out
-        case .file(let path):
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw KeyWrapError.misconfigured("\(what): cannot read file \(path) (errno \(errno))") }
-            defer { close(fd) }
-            var info = stat()
-            guard fstat(fd, &info) == 0 else { throw KeyWrapError.misconfigured("\(what): cannot stat file \(path) (errno \(errno))") }
-            guard info.st_mode & S_IFMT == S_IFREG else { throw KeyWrapError.misconfigured("\(what): \(path) is not a regular file") }
-            guard info.st_mode & 0o007 == 0 else {
-                throw KeyWrapError.misconfigured("\(what): file \(path) is accessible to other users (mode "
-                                                 + String(info.st_mode & 0o777, radix: 8) + "); chmod 600 it")
-            }
-            var buffer = [UInt8](repeating: 0, count: Self.maximumLength + 1)
-            defer { secureZero(&buffer) }
-            var total = 0
-            var rounds = 0
-            while total < buffer.count && rounds < 100_000 {   // bounded: read() returns 0 at end of file
-                rounds += 1
-                let n = buffer.withUnsafeMutableBytes { raw in oauthRead(fd, raw.baseAddress?.advanced(by: total), raw.count - total) }
-                if n < 0 && errno == EINTR { continue }
-                guard n >= 0 else { throw KeyWrapError.misconfigured("\(what): cannot read file \(path) (errno \(errno))") }
-                if n == 0 { break }
-                total += n
-            }
-            guard total <= Self.maximumLength else { throw KeyWrapError.misconfigured("\(what): file \(path) is too large") }
-            var length = total
-            if length > 0 && buffer[length - 1] == 0x0A { length -= 1 }
-            if length > 0 && buffer[length - 1] == 0x0D { length -= 1 }
-            guard length > 0 else { throw KeyWrapError.misconfigured("\(what): file \(path) is empty") }
-            return SecretBytes(copying: buffer[0..<length])
-        }
-    }
-}
 
 /// An OAuth2 bearer token and when to stop using it (monotonic clock).
 public struct AccessToken: Sendable, Equatable {
@@ -162,11 +103,6 @@ public func parseSeconds(_ text: String) -> Duration? {
     return .milliseconds(ms)
 }
 
-#if canImport(Glibc)
-private let oauthRead = Glibc.read
-#elseif canImport(Darwin)
-private let oauthRead = Darwin.read
-#endif
 
 /// What one attempt of a cloud backend call produced (see `HTTPClient.withRetries`).
 enum CloudCallOutcome<T> {

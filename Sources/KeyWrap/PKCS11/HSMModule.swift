@@ -8,6 +8,7 @@
 // away, the module is finalized (if we initialised it). The handle is never dlclose'd: many modules leave
 // threads or atexit handlers behind.
 import CP11Kit
+import PKCS11Names
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -19,7 +20,7 @@ import Darwin
 struct HSMCallError: Error, CustomStringConvertible {
     let function: String
     let rv: CK_RV
-    var description: String { "\(function) returned \(HSMReturnValue.name(rv))" }
+    var description: String { "\(function) returned \(ReturnValueNames.name(of: rv))" }
 }
 
 final class HSMModule: @unchecked Sendable {
@@ -65,7 +66,7 @@ final class HSMModule: @unchecked Sendable {
         var list: UnsafeMutablePointer<CK_FUNCTION_LIST>?
         let rv = getFunctionList(&list)
         guard rv == CK_RV(CKR_OK), let list else {
-            throw KeyWrapError.misconfigured("C_GetFunctionList of '\(path)' failed: \(HSMReturnValue.name(rv))")
+            throw KeyWrapError.misconfigured("C_GetFunctionList of '\(path)' failed: \(ReturnValueNames.name(of: rv))")
         }
         functionList = list
     }
@@ -111,7 +112,7 @@ final class HSMModule: @unchecked Sendable {
             // Another user of this module in the process (or a module that survived fork without noticing).
             s.owned = false
         default:
-            throw KeyWrapError.unreachable("C_Initialize of backend module '\(path)' failed: \(HSMReturnValue.name(rv))")
+            throw KeyWrapError.unreachable("C_Initialize of backend module '\(path)' failed: \(ReturnValueNames.name(of: rv))")
         }
         s.initialized = true
         s.pid = me
@@ -155,64 +156,5 @@ enum HSMModuleRegistry {
             table[key] = WeakModule(module: loaded)
             return loaded
         }
-    }
-}
-
-/// Names of the return values a backend answers with (for messages; unknown values in hex).
-enum HSMReturnValue {
-    private static let names: [CK_RV: String] = {
-        let pairs: [(UInt, String)] = [
-            (UInt(CKR_OK), "CKR_OK"), (UInt(CKR_CANCEL), "CKR_CANCEL"), (UInt(CKR_HOST_MEMORY), "CKR_HOST_MEMORY"),
-            (UInt(CKR_SLOT_ID_INVALID), "CKR_SLOT_ID_INVALID"), (UInt(CKR_GENERAL_ERROR), "CKR_GENERAL_ERROR"),
-            (UInt(CKR_FUNCTION_FAILED), "CKR_FUNCTION_FAILED"), (UInt(CKR_ARGUMENTS_BAD), "CKR_ARGUMENTS_BAD"),
-            (UInt(CKR_ATTRIBUTE_SENSITIVE), "CKR_ATTRIBUTE_SENSITIVE"),
-            (UInt(CKR_ATTRIBUTE_TYPE_INVALID), "CKR_ATTRIBUTE_TYPE_INVALID"),
-            (UInt(CKR_ATTRIBUTE_VALUE_INVALID), "CKR_ATTRIBUTE_VALUE_INVALID"),
-            (UInt(CKR_DATA_INVALID), "CKR_DATA_INVALID"), (UInt(CKR_DATA_LEN_RANGE), "CKR_DATA_LEN_RANGE"),
-            (UInt(CKR_DEVICE_ERROR), "CKR_DEVICE_ERROR"), (UInt(CKR_DEVICE_MEMORY), "CKR_DEVICE_MEMORY"),
-            (UInt(CKR_DEVICE_REMOVED), "CKR_DEVICE_REMOVED"),
-            (UInt(CKR_ENCRYPTED_DATA_INVALID), "CKR_ENCRYPTED_DATA_INVALID"),
-            (UInt(CKR_ENCRYPTED_DATA_LEN_RANGE), "CKR_ENCRYPTED_DATA_LEN_RANGE"),
-            (UInt(CKR_FUNCTION_NOT_SUPPORTED), "CKR_FUNCTION_NOT_SUPPORTED"),
-            (UInt(CKR_KEY_HANDLE_INVALID), "CKR_KEY_HANDLE_INVALID"), (UInt(CKR_KEY_SIZE_RANGE), "CKR_KEY_SIZE_RANGE"),
-            (UInt(CKR_KEY_TYPE_INCONSISTENT), "CKR_KEY_TYPE_INCONSISTENT"),
-            (UInt(CKR_KEY_FUNCTION_NOT_PERMITTED), "CKR_KEY_FUNCTION_NOT_PERMITTED"),
-            (UInt(CKR_KEY_NOT_WRAPPABLE), "CKR_KEY_NOT_WRAPPABLE"), (UInt(CKR_KEY_UNEXTRACTABLE), "CKR_KEY_UNEXTRACTABLE"),
-            (UInt(CKR_MECHANISM_INVALID), "CKR_MECHANISM_INVALID"),
-            (UInt(CKR_MECHANISM_PARAM_INVALID), "CKR_MECHANISM_PARAM_INVALID"),
-            (UInt(CKR_OBJECT_HANDLE_INVALID), "CKR_OBJECT_HANDLE_INVALID"),
-            (UInt(CKR_OPERATION_ACTIVE), "CKR_OPERATION_ACTIVE"),
-            (UInt(CKR_OPERATION_NOT_INITIALIZED), "CKR_OPERATION_NOT_INITIALIZED"),
-            (UInt(CKR_PIN_INCORRECT), "CKR_PIN_INCORRECT"), (UInt(CKR_PIN_INVALID), "CKR_PIN_INVALID"),
-            (UInt(CKR_PIN_LEN_RANGE), "CKR_PIN_LEN_RANGE"), (UInt(CKR_PIN_EXPIRED), "CKR_PIN_EXPIRED"),
-            (UInt(CKR_PIN_LOCKED), "CKR_PIN_LOCKED"), (UInt(CKR_SESSION_CLOSED), "CKR_SESSION_CLOSED"),
-            (UInt(CKR_SESSION_COUNT), "CKR_SESSION_COUNT"), (UInt(CKR_SESSION_HANDLE_INVALID), "CKR_SESSION_HANDLE_INVALID"),
-            (UInt(CKR_SESSION_READ_ONLY), "CKR_SESSION_READ_ONLY"),
-            (UInt(CKR_TEMPLATE_INCOMPLETE), "CKR_TEMPLATE_INCOMPLETE"),
-            (UInt(CKR_TEMPLATE_INCONSISTENT), "CKR_TEMPLATE_INCONSISTENT"),
-            (UInt(CKR_TOKEN_NOT_PRESENT), "CKR_TOKEN_NOT_PRESENT"),
-            (UInt(CKR_TOKEN_NOT_RECOGNIZED), "CKR_TOKEN_NOT_RECOGNIZED"),
-            (UInt(CKR_TOKEN_WRITE_PROTECTED), "CKR_TOKEN_WRITE_PROTECTED"),
-            (UInt(CKR_UNWRAPPING_KEY_HANDLE_INVALID), "CKR_UNWRAPPING_KEY_HANDLE_INVALID"),
-            (UInt(CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT), "CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT"),
-            (UInt(CKR_USER_ALREADY_LOGGED_IN), "CKR_USER_ALREADY_LOGGED_IN"),
-            (UInt(CKR_USER_NOT_LOGGED_IN), "CKR_USER_NOT_LOGGED_IN"),
-            (UInt(CKR_USER_PIN_NOT_INITIALIZED), "CKR_USER_PIN_NOT_INITIALIZED"),
-            (UInt(CKR_USER_TYPE_INVALID), "CKR_USER_TYPE_INVALID"),
-            (UInt(CKR_WRAPPED_KEY_INVALID), "CKR_WRAPPED_KEY_INVALID"),
-            (UInt(CKR_WRAPPED_KEY_LEN_RANGE), "CKR_WRAPPED_KEY_LEN_RANGE"),
-            (UInt(CKR_WRAPPING_KEY_HANDLE_INVALID), "CKR_WRAPPING_KEY_HANDLE_INVALID"),
-            (UInt(CKR_WRAPPING_KEY_TYPE_INCONSISTENT), "CKR_WRAPPING_KEY_TYPE_INCONSISTENT"),
-            (UInt(CKR_BUFFER_TOO_SMALL), "CKR_BUFFER_TOO_SMALL"),
-            (UInt(CKR_CRYPTOKI_NOT_INITIALIZED), "CKR_CRYPTOKI_NOT_INITIALIZED"),
-            (UInt(CKR_CRYPTOKI_ALREADY_INITIALIZED), "CKR_CRYPTOKI_ALREADY_INITIALIZED"),
-        ]
-        var table: [CK_RV: String] = [:]
-        for (value, name) in pairs { table[CK_RV(value)] = name }
-        return table
-    }()
-
-    static func name(_ rv: CK_RV) -> String {
-        names[rv] ?? "CKR_0x" + String(rv, radix: 16, uppercase: true)
     }
 }

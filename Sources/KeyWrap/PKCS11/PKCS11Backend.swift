@@ -18,70 +18,13 @@
 // hosts as long as they reach the same backend token.
 import CP11Kit
 import CryptoCore
+import PKCS11Names
 import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-
-/// Counters of one backend instance (tests assert on them; operators may log them).
-public struct PKCS11BackendStatistics: Sendable, Equatable {
-    /// `wrap` calls (after argument checks).
-    public var wraps = 0
-    /// `unwrap` calls on a well-formed blob.
-    public var unwraps = 0
-    /// Health checks and KEK creations.
-    public var administrative = 0
-    /// Sessions opened on the backend token.
-    public var sessions = 0
-    /// Individual C_* calls made into the backend module (C_OpenSession, C_Login, each C_FindObjects, both
-    /// halves of a size-query-then-fetch, …), retries included.
-    public var moduleCalls = 0
-
-    /// wraps + unwraps + administrative.
-    public var operations: Int { wraps + unwraps + administrative }
-}
-
-/// One line of a health report.
-public struct PKCS11HealthCheck: Sendable, Equatable, CustomStringConvertible {
-    public var name: String
-    public var passed: Bool
-    /// What was found (never a PIN or key byte).
-    public var detail: String
-
-    public var description: String { "[\(passed ? "ok" : "FAIL")] \(name): \(detail)" }
-}
-
-/// What `tg-pkcs11 backend check` prints: module, token, KEK properties, and a wrap/unwrap round trip.
-public struct PKCS11HealthReport: Sendable, Equatable, CustomStringConvertible {
-    public var modulePath: String
-    /// C_GetInfo: manufacturer, library description and version ("" if not reached).
-    public var moduleInfo: String = ""
-    public var token: PKCS11TokenSelector
-    /// Token found: label, serial, model, manufacturer (nil if not reached).
-    public var tokenLabel: String?
-    public var tokenSerial: String?
-    public var tokenModel: String?
-    public var tokenManufacturer: String?
-    public var kek: PKCS11KEKReference
-    public var mechanism: PKCS11WrapMechanism
-    /// In order; the first failed one is the cause.
-    public var checks: [PKCS11HealthCheck] = []
-    /// The first failure as a typed error (what `checkHealth()` throws); nil when healthy.
-    public var error: KeyWrapError?
-
-    public var isHealthy: Bool { error == nil && checks.allSatisfy(\.passed) }
-
-    public var description: String {
-        var lines = ["pkcs11 backend: module \(modulePath)" + (moduleInfo.isEmpty ? "" : " (\(moduleInfo))"),
-                     "  token \(token)" + (tokenLabel.map { " → label '\($0)', serial '\(tokenSerial ?? "")', model '\(tokenModel ?? "")', manufacturer '\(tokenManufacturer ?? "")'" } ?? ""),
-                     "  KEK \(kek), mechanism \(mechanism)"]
-        lines += checks.map { "  \($0)" }
-        lines.append(isHealthy ? "  healthy" : "  NOT healthy: \(error.map { "\($0)" } ?? "a check failed")")
-        return lines.joined(separator: "\n")
-    }
-}
 
 public final class PKCS11Backend: KeyWrapBackend {
     public static let kind = "pkcs11"
@@ -92,8 +35,8 @@ public final class PKCS11Backend: KeyWrapBackend {
 
     public let configuration: PKCS11BackendConfig
     let module: HSMModule
-    private let counter: HSMCallCounter
-    private let stats: Mutex<PKCS11BackendStatistics>
+    let counter: HSMCallCounter
+    let stats: Mutex<PKCS11BackendStatistics>
 
     /// Loads the backend module (dlopen; a wrong path is `.misconfigured` naming the path). Does not contact
     /// the token: that happens at the first wrap/unwrap/health call.
@@ -250,200 +193,9 @@ public final class PKCS11Backend: KeyWrapBackend {
         if !report.isHealthy { throw KeyWrapError.misconfigured("health check failed") }
     }
 
-    // MARK: operators
-
-    /// `tg-pkcs11 backend check`: is the module loadable and the token there, does the PIN work, is the
-    /// configured KEK present, of the right type, non-extractable (unless allowed), sensitive, allowed to
-    /// wrap and unwrap, is the mechanism offered, and does a wrap/unwrap round trip of a random test key work.
-    public func healthReport() -> PKCS11HealthReport {
-        var report = PKCS11HealthReport(modulePath: configuration.modulePath, token: configuration.token,
-                                        kek: configuration.kek, mechanism: configuration.mechanism)
-        stats.withLock { $0.administrative += 1 }
-        let mechanism = configuration.mechanism
-        let kek = configuration.kek
-        let allow = configuration.allowExtractableKEK
-        let pinSource = configuration.pin
-        do {
-            let found: PKCS11HealthReport = try session(readWrite: false, login: false) { calls, session, token in
-                var r = report
-                r.moduleInfo = (try? calls.moduleInfo()) ?? ""
-                r.tokenLabel = token.label
-                r.tokenSerial = token.serial
-                r.tokenModel = token.model
-                r.tokenManufacturer = token.manufacturer
-                r.checks.append(PKCS11HealthCheck(name: "token", passed: true, detail: "found in slot \(token.slot)"))
-                do {
-                    let pin = try pinSource.read()
-                    try self.call(token, during: "login") { try calls.login(session, pin: pin) }
-                    r.checks.append(PKCS11HealthCheck(name: "login", passed: true, detail: "backend user PIN from \(pinSource) accepted"))
-                } catch let e as KeyWrapError {
-                    r.checks.append(PKCS11HealthCheck(name: "login", passed: false, detail: "\(e)"))
-                    r.error = e
-                    return r
-                }
-                let mechs = (try? calls.mechanisms(token.slot)) ?? []
-                let needed = Self.mechanismType(mechanism)
-                let offered = mechs.contains(CK_MECHANISM_TYPE(needed))
-                r.checks.append(PKCS11HealthCheck(name: "mechanism", passed: offered,
-                                                  detail: offered ? "\(mechanism) (\(Self.mechanismName(mechanism))) offered by the token"
-                                                                  : "\(mechanism) (\(Self.mechanismName(mechanism))) not in C_GetMechanismList"))
-                if !offered && r.error == nil {
-                    r.error = .misconfigured("backend token \(self.configuration.token) does not offer \(Self.mechanismName(mechanism)) (mechanism \(mechanism))")
-                }
-                let classes: [(CK_ULONG, String)] = mechanism.isRSA
-                    ? [(CK_ULONG(CKO_PUBLIC_KEY), "public key"), (CK_ULONG(CKO_PRIVATE_KEY), "private key")]
-                    : [(CK_ULONG(CKO_SECRET_KEY), "secret key")]
-                for (cls, what) in classes {
-                    let handle: CK_OBJECT_HANDLE
-                    do {
-                        handle = try self.findKEK(calls, session, token, kek, class: cls, for: mechanism, checkExtractable: false)
-                        r.checks.append(PKCS11HealthCheck(name: "kek", passed: true, detail: "\(what) \(kek) found, type matches \(mechanism)"))
-                    } catch let e as KeyWrapError {
-                        r.checks.append(PKCS11HealthCheck(name: "kek", passed: false, detail: "\(e)"))
-                        if r.error == nil { r.error = e }
-                        return r
-                    }
-                    if cls != CK_ULONG(CKO_PUBLIC_KEY) {
-                        let extractable = try self.call(token, during: "check") { try calls.bool(session, handle, UInt(CKA_EXTRACTABLE)) }
-                        let sensitive = try self.call(token, during: "check") { try calls.bool(session, handle, UInt(CKA_SENSITIVE)) }
-                        let extractableOK = extractable == false || allow
-                        r.checks.append(PKCS11HealthCheck(
-                            name: "kek-extractable", passed: extractableOK,
-                            detail: extractable == false ? "CKA_EXTRACTABLE = FALSE"
-                                : "CKA_EXTRACTABLE = \(extractable.map { $0 ? "TRUE" : "FALSE" } ?? "unknown")" + (allow ? " (accepted: allow_extractable_kek)" : " (refused; allow_extractable_kek: true to accept)")))
-                        if !extractableOK && r.error == nil { r.error = self.extractableError(kek, token) }
-                        r.checks.append(PKCS11HealthCheck(name: "kek-sensitive", passed: sensitive == true,
-                                                          detail: "CKA_SENSITIVE = \(sensitive.map { $0 ? "TRUE" : "FALSE" } ?? "unknown")"))
-                        if sensitive != true && r.error == nil && !allow {
-                            r.error = .policyViolation("KEK \(kek) on backend token \(self.configuration.token) is not sensitive (CKA_SENSITIVE = FALSE)")
-                        }
-                    }
-                    let usage: [(UInt, String)]
-                    switch (mechanism, cls) {
-                    case (.aesKeyWrapPad, _): usage = [(UInt(CKA_WRAP), "CKA_WRAP"), (UInt(CKA_UNWRAP), "CKA_UNWRAP")]
-                    case (.aesGCM, _): usage = [(UInt(CKA_ENCRYPT), "CKA_ENCRYPT"), (UInt(CKA_DECRYPT), "CKA_DECRYPT")]
-                    case (.rsaOAEPSHA256, CK_ULONG(CKO_PUBLIC_KEY)): usage = [(UInt(CKA_ENCRYPT), "CKA_ENCRYPT")]
-                    case (.rsaOAEPSHA256, _): usage = [(UInt(CKA_DECRYPT), "CKA_DECRYPT")]
-                    }
-                    var missing: [String] = []
-                    for (attr, name) in usage {
-                        let v = try self.call(token, during: "check") { try calls.bool(session, handle, attr) }
-                        if v != true { missing.append(name) }
-                    }
-                    r.checks.append(PKCS11HealthCheck(name: "kek-usage", passed: missing.isEmpty,
-                                                      detail: missing.isEmpty ? usage.map { "\($0.1) = TRUE" }.joined(separator: ", ")
-                                                                              : "\(what): \(missing.joined(separator: ", ")) not TRUE"))
-                    if !missing.isEmpty && r.error == nil {
-                        r.error = .policyViolation("KEK \(kek) (\(what)) on backend token \(self.configuration.token) lacks \(missing.joined(separator: ", "))")
-                    }
-                }
-                return r
-            }
-            report = found
-        } catch let e as KeyWrapError {
-            report.checks.append(PKCS11HealthCheck(name: "token", passed: false, detail: "\(e)"))
-            report.error = e
-            return report
-        } catch {
-            report.error = .unreachable("\(error)")
-            return report
-        }
-        guard report.error == nil else { return report }
-        // Round trip with a random test key and a context no real token has.
-        do {
-            let probe = try SecretBytes.random(count: 32)
-            let ctx = WrapContext(tokenSerial: "HEALTHCHECK", tokenUUID: "00000000000000000000000000000000")
-            let blob = try wrap(probe, context: ctx)
-            let back = try unwrap(blob, context: ctx)
-            let ok = back == probe
-            report.checks.append(PKCS11HealthCheck(name: "round-trip", passed: ok,
-                                                   detail: ok ? "wrapped and unwrapped a random test key (\(blob.count)-byte blob)" : "unwrap returned a different key"))
-            if !ok { report.error = .integrityFailure }
-        } catch let e as KeyWrapError {
-            report.checks.append(PKCS11HealthCheck(name: "round-trip", passed: false, detail: "\(e)"))
-            report.error = e
-        } catch {
-            report.checks.append(PKCS11HealthCheck(name: "round-trip", passed: false, detail: "\(error)"))
-            report.error = .unreachable("\(error)")
-        }
-        return report
-    }
-
-    /// `tg-pkcs11 backend create-kek`: generates an AES-256 KEK on the backend token — CKA_TOKEN, CKA_PRIVATE,
-    /// CKA_SENSITIVE = TRUE, CKA_EXTRACTABLE = FALSE, CKA_ENCRYPT/DECRYPT/WRAP/UNWRAP = TRUE, CKA_SIGN/VERIFY/
-    /// DERIVE = FALSE — labelled `label`, with CKA_ID `id` if given. Refuses if a key with that label (or id)
-    /// already exists (`.misconfigured`). Returns the reference to put in the configuration (`kek_label`).
-    @discardableResult
-    public func createKEK(label: String, id: [UInt8]? = nil) throws -> PKCS11KEKReference {
-        try createKEK(label: label, id: id, extractable: false)
-    }
-
-    /// Internal form: `extractable` only for tests of the extractable-KEK refusal.
-    @discardableResult
-    func createKEK(label: String, id: [UInt8]?, extractable: Bool) throws -> PKCS11KEKReference {
-        guard !label.isEmpty, label.utf8.count <= 255 else { throw KeyWrapError.misconfigured("KEK label must be 1...255 bytes") }
-        if let id, id.isEmpty || id.count > 255 { throw KeyWrapError.misconfigured("KEK id must be 1...255 bytes") }
-        stats.withLock { $0.administrative += 1 }
-        return try session(readWrite: true, login: true) { calls, session, token in
-            try self.refuseExisting(calls, session, token, label: label, id: id)
-            var template: [HSMAttribute] = [
-                HSMAttribute(UInt(CKA_CLASS), .ulong(CK_ULONG(CKO_SECRET_KEY))),
-                HSMAttribute(UInt(CKA_KEY_TYPE), .ulong(CK_ULONG(CKK_AES))),
-                HSMAttribute(UInt(CKA_VALUE_LEN), .ulong(32)),
-                HSMAttribute(UInt(CKA_TOKEN), .bool(true)),
-                HSMAttribute(UInt(CKA_PRIVATE), .bool(true)),
-                HSMAttribute(UInt(CKA_SENSITIVE), .bool(true)),
-                HSMAttribute(UInt(CKA_EXTRACTABLE), .bool(extractable)),
-                HSMAttribute(UInt(CKA_ENCRYPT), .bool(true)),
-                HSMAttribute(UInt(CKA_DECRYPT), .bool(true)),
-                HSMAttribute(UInt(CKA_WRAP), .bool(true)),
-                HSMAttribute(UInt(CKA_UNWRAP), .bool(true)),
-                HSMAttribute(UInt(CKA_SIGN), .bool(false)),
-                HSMAttribute(UInt(CKA_VERIFY), .bool(false)),
-                HSMAttribute(UInt(CKA_DERIVE), .bool(false)),
-                HSMAttribute(UInt(CKA_LABEL), .bytes(Array(label.utf8))),
-            ]
-            if let id { template.append(HSMAttribute(UInt(CKA_ID), .bytes(id))) }
-            _ = try self.call(token, during: "create-kek") {
-                try calls.generateKey(session, mechanism: UInt(CKM_AES_KEY_GEN), template)
-            }
-            return .label(label)
-        }
-    }
-
-    /// Internal (tests): an RSA key pair for rsa-oaep-sha256 (public: encrypt/wrap; private: sensitive,
-    /// non-extractable, decrypt/unwrap), both labelled `label`.
-    func generateRSAKEK(label: String, id: [UInt8]? = nil, bits: Int = 2048) throws {
-        stats.withLock { $0.administrative += 1 }
-        try session(readWrite: true, login: true) { calls, session, token in
-            try self.refuseExisting(calls, session, token, label: label, id: id)
-            var pub: [HSMAttribute] = [
-                HSMAttribute(UInt(CKA_TOKEN), .bool(true)), HSMAttribute(UInt(CKA_ENCRYPT), .bool(true)),
-                HSMAttribute(UInt(CKA_WRAP), .bool(true)), HSMAttribute(UInt(CKA_VERIFY), .bool(false)),
-                HSMAttribute(UInt(CKA_MODULUS_BITS), .ulong(CK_ULONG(bits))),
-                HSMAttribute(UInt(CKA_PUBLIC_EXPONENT), .bytes([1, 0, 1])),
-                HSMAttribute(UInt(CKA_LABEL), .bytes(Array(label.utf8))),
-            ]
-            var priv: [HSMAttribute] = [
-                HSMAttribute(UInt(CKA_TOKEN), .bool(true)), HSMAttribute(UInt(CKA_PRIVATE), .bool(true)),
-                HSMAttribute(UInt(CKA_SENSITIVE), .bool(true)), HSMAttribute(UInt(CKA_EXTRACTABLE), .bool(false)),
-                HSMAttribute(UInt(CKA_DECRYPT), .bool(true)), HSMAttribute(UInt(CKA_UNWRAP), .bool(true)),
-                HSMAttribute(UInt(CKA_SIGN), .bool(false)),
-                HSMAttribute(UInt(CKA_LABEL), .bytes(Array(label.utf8))),
-            ]
-            if let id {
-                pub.append(HSMAttribute(UInt(CKA_ID), .bytes(id)))
-                priv.append(HSMAttribute(UInt(CKA_ID), .bytes(id)))
-            }
-            _ = try self.call(token, during: "create-kek") {
-                try calls.generateKeyPair(session, mechanism: UInt(CKM_RSA_PKCS_KEY_PAIR_GEN), publicTemplate: pub, privateTemplate: priv)
-            }
-        }
-    }
-
     // MARK: internals
 
-    private func refuseExisting(_ calls: HSMCalls, _ session: CK_SESSION_HANDLE, _ token: HSMTokenInfo,
+    func refuseExisting(_ calls: HSMCalls, _ session: CK_SESSION_HANDLE, _ token: HSMTokenInfo,
                                 label: String, id: [UInt8]?) throws {
         let byLabel = try call(token, during: "create-kek") {
             try calls.find(session, [HSMAttribute(UInt(CKA_LABEL), .bytes(Array(label.utf8)))], limit: 1)
@@ -456,24 +208,24 @@ public final class PKCS11Backend: KeyWrapBackend {
                 try calls.find(session, [HSMAttribute(UInt(CKA_ID), .bytes(id))], limit: 1)
             }
             guard byID.isEmpty else {
-                throw KeyWrapError.misconfigured("an object with id \(pkcs11Hex(id)) already exists on backend token \(configuration.token)")
+                throw KeyWrapError.misconfigured("an object with id \(Hex.encode(id)) already exists on backend token \(configuration.token)")
             }
         }
     }
 
-    private func extractableError(_ kek: PKCS11KEKReference, _ token: HSMTokenInfo) -> KeyWrapError {
+    func extractableError(_ kek: PKCS11KEKReference, _ token: HSMTokenInfo) -> KeyWrapError {
         .policyViolation("KEK \(kek) on backend token \(configuration.token) is extractable (CKA_EXTRACTABLE = TRUE); "
                          + "refused unless the configuration sets allow_extractable_kek: true")
     }
 
     /// Finds exactly one key of `cls` matching `kek`, checks its key type against `mechanism` and (unless
     /// told not to) that it is not extractable.
-    private func findKEK(_ calls: HSMCalls, _ session: CK_SESSION_HANDLE, _ token: HSMTokenInfo, _ kek: PKCS11KEKReference,
+    func findKEK(_ calls: HSMCalls, _ session: CK_SESSION_HANDLE, _ token: HSMTokenInfo, _ kek: PKCS11KEKReference,
                          class cls: UInt, for mechanism: PKCS11WrapMechanism) throws -> CK_OBJECT_HANDLE {
         try findKEK(calls, session, token, kek, class: CK_ULONG(cls), for: mechanism, checkExtractable: true)
     }
 
-    private func findKEK(_ calls: HSMCalls, _ session: CK_SESSION_HANDLE, _ token: HSMTokenInfo, _ kek: PKCS11KEKReference,
+    func findKEK(_ calls: HSMCalls, _ session: CK_SESSION_HANDLE, _ token: HSMTokenInfo, _ kek: PKCS11KEKReference,
                          class cls: CK_ULONG, for mechanism: PKCS11WrapMechanism, checkExtractable: Bool) throws -> CK_OBJECT_HANDLE {
         let what = cls == CK_ULONG(CKO_SECRET_KEY) ? "secret key" : cls == CK_ULONG(CKO_PUBLIC_KEY) ? "public key" : "private key"
         let handles = try call(token, during: "find KEK") {
@@ -498,7 +250,7 @@ public final class PKCS11Backend: KeyWrapBackend {
     }
 
     /// A logged-in session for one backend operation (see `session`).
-    private func operation<R: Sendable>(_ what: String, _ body: (HSMCalls, CK_SESSION_HANDLE, HSMTokenInfo) throws -> R) throws -> R {
+    func operation<R: Sendable>(_ what: String, _ body: (HSMCalls, CK_SESSION_HANDLE, HSMTokenInfo) throws -> R) throws -> R {
         try session(readWrite: false, login: true, body)
     }
 
@@ -507,7 +259,7 @@ public final class PKCS11Backend: KeyWrapBackend {
     /// re-initialised (slots rescanned) and the operation retried; a device error is retried too — at most
     /// 3 retries with 20/100/300 ms back-off, then the typed error.
     @discardableResult
-    private func session<R: Sendable>(readWrite: Bool, login: Bool,
+    func session<R: Sendable>(readWrite: Bool, login: Bool,
                                       _ body: (HSMCalls, CK_SESSION_HANDLE, HSMTokenInfo) throws -> R) throws -> R {
         let calls = HSMCalls(module: module, counter: counter)
         var lastError: KeyWrapError = .unreachable("no attempt made")
@@ -520,7 +272,7 @@ public final class PKCS11Backend: KeyWrapBackend {
                     self.stats.withLock { $0.sessions += 1 }
                     defer { calls.closeSession(session) }
                     if login {
-                        let pin = try self.configuration.pin.read()
+                        let pin = try self.configuration.pin.read("backend PIN", maximumLength: PKCS11BackendConfig.maximumPINLength)
                         try self.call(token, during: "login") { try calls.login(session, pin: pin) }
                     }
                     return try body(calls, session, token)
@@ -543,7 +295,7 @@ public final class PKCS11Backend: KeyWrapBackend {
 
     /// The slot holding the configured token: the cached slot if C_GetTokenInfo still shows that token there,
     /// otherwise a scan of the slots with a token present.
-    private func locateToken(_ calls: HSMCalls, _ state: inout HSMModule.State) throws -> HSMTokenInfo {
+    func locateToken(_ calls: HSMCalls, _ state: inout HSMModule.State) throws -> HSMTokenInfo {
         let selector = configuration.token
         let key = selector.description
         let unknown = HSMTokenInfo(slot: 0, label: "", serial: "", model: "", manufacturer: "", flags: 0)
@@ -569,7 +321,7 @@ public final class PKCS11Backend: KeyWrapBackend {
     /// Runs one or more PKCS#11 calls, turning `HSMCallError` into a typed `KeyWrapError` (wrapped in
     /// `PKCS11RecoverableFailure` when a retry may help).
     @discardableResult
-    private func call<R>(_ token: HSMTokenInfo, during step: String, _ body: () throws -> R) throws -> R {
+    func call<R>(_ token: HSMTokenInfo, during step: String, _ body: () throws -> R) throws -> R {
         do {
             return try body()
         } catch let e as HSMCallError {
@@ -577,8 +329,8 @@ public final class PKCS11Backend: KeyWrapBackend {
         }
     }
 
-    private func classify(_ e: HSMCallError, step: String) -> Error {
-        let where_ = "backend token \(configuration.token) (module \(configuration.modulePath)): \(e.function) returned \(HSMReturnValue.name(e.rv)) during \(step)"
+    func classify(_ e: HSMCallError, step: String) -> Error {
+        let where_ = "backend token \(configuration.token) (module \(configuration.modulePath)): \(e.function) returned \(ReturnValueNames.name(of: e.rv)) during \(step)"
         let rv = e.rv
         func any(_ values: [Int]) -> Bool { values.contains { CK_RV($0) == rv } }
         if any([Int(CKR_PIN_INCORRECT), Int(CKR_PIN_INVALID), Int(CKR_PIN_LEN_RANGE), Int(CKR_PIN_EXPIRED), Int(CKR_PIN_LOCKED),
@@ -662,39 +414,6 @@ public final class PKCS11Backend: KeyWrapBackend {
                                     ulParameterLen: CK_ULONG(MemoryLayout<CK_RSA_PKCS_OAEP_PARAMS>.size))
             return try body(&mech)
         }
-    }
-}
-
-/// A failure for which `session` may reset the module and/or retry once.
-struct PKCS11RecoverableFailure: Error {
-    let error: KeyWrapError
-    let resetModule: Bool
-    let transient: Bool
-}
-
-/// The parsed frame of a version-1 blob.
-struct PKCS11ParsedBlob {
-    let mechanism: PKCS11WrapMechanism
-    let kek: PKCS11KEKReference
-    let headerLength: Int
-    let payload: [UInt8]
-    let macOffset: Int
-
-    init(_ blob: [UInt8]) throws {
-        guard blob.count >= 5 + 2 + 32, blob[0] == PKCS11Backend.blobVersion,
-              let mechanism = PKCS11WrapMechanism(blobID: blob[1]) else { throw KeyWrapError.integrityFailure }
-        let refLength = Int(blob[3]) << 8 | Int(blob[4])
-        let refEnd = 5 + refLength
-        guard refEnd + 2 <= blob.count,
-              let kek = PKCS11KEKReference(kind: blob[2], bytes: blob[5..<refEnd]) else { throw KeyWrapError.integrityFailure }
-        let payloadLength = Int(blob[refEnd]) << 8 | Int(blob[refEnd + 1])
-        let payloadStart = refEnd + 2
-        guard payloadLength > 0, payloadStart + payloadLength + 32 == blob.count else { throw KeyWrapError.integrityFailure }
-        self.mechanism = mechanism
-        self.kek = kek
-        self.headerLength = refEnd
-        self.payload = Array(blob[payloadStart..<(payloadStart + payloadLength)])
-        self.macOffset = payloadStart + payloadLength
     }
 }
 

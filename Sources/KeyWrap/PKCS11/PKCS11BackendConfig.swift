@@ -67,14 +67,14 @@ public enum PKCS11KEKReference: Sendable, Equatable, Hashable, CustomStringConve
     public var description: String {
         switch self {
         case .label(let l): return "kek-label=\(l)"
-        case .id(let id): return "kek-id=" + pkcs11Hex(id)
+        case .id(let id): return "kek-id=" + Hex.encode(id)
         }
     }
 
     /// Parses a command-line KEK reference: `id:<hex>` (CKA_ID), `label:<text>`, or a bare label.
     public init(parsing text: String) throws {
         if text.hasPrefix("id:") {
-            guard let id = pkcs11ParseHex(String(text.dropFirst(3))), !id.isEmpty, id.count <= 255 else {
+            guard let id = Hex.decode(String(text.dropFirst(3)), operatorInput: true), !id.isEmpty, id.count <= 255 else {
                 throw KeyWrapError.misconfigured("KEK id '\(text.dropFirst(3))' is not hex")
             }
             self = .id(id)
@@ -113,96 +113,22 @@ public enum PKCS11KEKReference: Sendable, Equatable, Hashable, CustomStringConve
     }
 }
 
-/// Where the backend user PIN comes from. Read at every backend session (so fixing the file or the
-/// environment takes effect without a restart); never logged, never in an error message.
-public enum PKCS11PINSource: Sendable, Equatable, CustomStringConvertible {
-    /// Name of an environment variable holding the PIN.
-    case environment(String)
-    /// Path of a regular file holding the PIN (one trailing newline is ignored). Refused if other users have
-    /// any access to it (mode & 007 ≠ 0): use 0600 or 0400, or 0640 with a service group.
-    case file(String)
-
-    public var description: String {
-        switch self {
-        case .environment(let v): return "environment variable \(v)"
-        case .file(let p): return "file \(p)"
-        }
-    }
-
-    static let maximumLength = 256
-
-    /// Reads the PIN into SecretBytes. Errors name the source, never the value.
-    func read() throws -> SecretBytes {
-        switch self {
-        case .environment(let name):
-            guard let value = getenv(name) else {
-                throw KeyWrapError.misconfigured("backend PIN environment variable \(name) is not set")
-            }
-            let length = strlen(value)
-            guard length > 0 else { throw KeyWrapError.misconfigured("backend PIN environment variable \(name) is empty") }
-            guard length <= Self.maximumLength else {
-                throw KeyWrapError.misconfigured("backend PIN in environment variable \(name) is longer than \(Self.maximumLength) bytes")
-            }
-            let pin = SecretBytes(count: length)
-            pin.withUnsafeMutableBytes { dst in
-                if let base = dst.baseAddress { memcpy(base, value, length) }
-            }
-            return pin
-        case .file(let path):
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else {
-                throw KeyWrapError.misconfigured("cannot read backend PIN file \(path) (errno \(errno))")
-            }
-            defer { close(fd) }
-            var info = stat()
-            guard fstat(fd, &info) == 0 else {
-                throw KeyWrapError.misconfigured("cannot stat backend PIN file \(path) (errno \(errno))")
-            }
-            guard info.st_mode & S_IFMT == S_IFREG else {
-                throw KeyWrapError.misconfigured("backend PIN file \(path) is not a regular file")
-            }
-            guard info.st_mode & 0o007 == 0 else {
-                throw KeyWrapError.misconfigured("backend PIN file \(path) is accessible to other users (mode "
-                                                 + String(info.st_mode & 0o777, radix: 8) + "); chmod 600 it")
-            }
-            var buffer = [UInt8](repeating: 0, count: Self.maximumLength + 3)
-            defer { secureZero(&buffer) }
-            var total = 0
-            // Bounded: at most buffer.count bytes, and read() returns 0 at end of file.
-            while total < buffer.count {
-                let n = buffer.withUnsafeMutableBytes { raw in
-                    systemRead(fd, raw.baseAddress?.advanced(by: total), raw.count - total)
-                }
-                if n < 0 && errno == EINTR { continue }
-                guard n >= 0 else { throw KeyWrapError.misconfigured("cannot read backend PIN file \(path) (errno \(errno))") }
-                if n == 0 { break }
-                total += n
-            }
-            var length = total
-            if length > 0 && buffer[length - 1] == 0x0A { length -= 1 }
-            if length > 0 && buffer[length - 1] == 0x0D { length -= 1 }
-            guard length > 0 else { throw KeyWrapError.misconfigured("backend PIN file \(path) is empty") }
-            guard length <= Self.maximumLength else {
-                throw KeyWrapError.misconfigured("backend PIN file \(path) is longer than \(Self.maximumLength) bytes")
-            }
-            return SecretBytes(copying: buffer[0..<length])
-        }
-    }
-}
 
 /// The `pkcs11` backend's settings.
 public struct PKCS11BackendConfig: Sendable, Equatable {
+    /// The longest backend PIN read from `pin_env` / `pin_file`.
+    public static let maximumPINLength = 256
     /// Absolute path of the backend's PKCS#11 module (e.g. /usr/lib/softhsm/libsofthsm2.so).
     public var modulePath: String
     public var token: PKCS11TokenSelector
-    public var pin: PKCS11PINSource
+    public var pin: CredentialSource
     /// The KEK new wraps use (unwrap uses the KEK named in the blob).
     public var kek: PKCS11KEKReference
     public var mechanism: PKCS11WrapMechanism
     /// Accept a KEK with CKA_EXTRACTABLE = TRUE (refused by default: a KEK that can leave the HSM protects nothing).
     public var allowExtractableKEK: Bool
 
-    public init(modulePath: String, token: PKCS11TokenSelector, pin: PKCS11PINSource, kek: PKCS11KEKReference,
+    public init(modulePath: String, token: PKCS11TokenSelector, pin: CredentialSource, kek: PKCS11KEKReference,
                 mechanism: PKCS11WrapMechanism = .aesKeyWrapPad, allowExtractableKEK: Bool = false) {
         self.modulePath = modulePath
         self.token = token
@@ -249,7 +175,7 @@ public struct PKCS11BackendConfig: Sendable, Equatable {
         let kek = try one("kek_label", "kek_id")
         let kekRef: PKCS11KEKReference
         if kek.0 == "kek_id" {
-            guard let id = pkcs11ParseHex(kek.1), !id.isEmpty, id.count <= 255 else {
+            guard let id = Hex.decode(kek.1, operatorInput: true), !id.isEmpty, id.count <= 255 else {
                 throw KeyWrapError.misconfigured("pkcs11 backend: kek_id '\(kek.1)' is not hex (e.g. 01a2, 0x01a2)")
             }
             kekRef = .id(id)
@@ -290,7 +216,7 @@ public struct PKCS11BackendConfig: Sendable, Equatable {
         }
         switch kek {
         case .label(let l): o["kek_label"] = l
-        case .id(let id): o["kek_id"] = pkcs11Hex(id)
+        case .id(let id): o["kek_id"] = Hex.encode(id)
         }
         if allowExtractableKEK { o["allow_extractable_kek"] = "true" }
         return o
@@ -304,37 +230,5 @@ private func pkcs11Trim(_ s: String) -> String {
     return String(scalars)
 }
 
-/// "01a2", "0x01A2", "01:a2" → bytes; nil if not hex.
-func pkcs11ParseHex(_ text: String) -> [UInt8]? {
-    var s = Substring(text)
-    if s.hasPrefix("0x") || s.hasPrefix("0X") { s = s.dropFirst(2) }
-    let digits = s.filter { $0 != ":" }
-    guard digits.count % 2 == 0 else { return nil }
-    var out: [UInt8] = []
-    var high: UInt8? = nil
-    for c in digits.utf8 {
-        let v: UInt8
-        switch c {
-        case 0x30...0x39: v = c - 0x30
-        case 0x61...0x66: v = c - 0x61 + 10
-        case 0x41...0x46: v = c - 0x41 + 10
-        default: return nil
-        }
-        if let h = high { out.append(h << 4 | v); high = nil } else { high = v }
-    }
-    return out
-}
 
-func pkcs11Hex(_ bytes: [UInt8]) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var out: [UInt8] = []
-    out.reserveCapacity(bytes.count * 2)
-    for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 0xf)]) }
-    return String(decoding: out, as: UTF8.self)
-}
 
-#if canImport(Glibc)
-private let systemRead = Glibc.read
-#elseif canImport(Darwin)
-private let systemRead = Darwin.read
-#endif

@@ -8,6 +8,7 @@ import CryptoCore
 import Cryptoki
 import Foundation
 import TokenStore
+import PKCS11Names
 
 struct AuditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

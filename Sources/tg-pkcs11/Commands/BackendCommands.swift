@@ -172,7 +172,7 @@ struct BackendCreateKEK: ParsableCommand {
         } catch let e as KeyWrapError {
             throw CLIError("create-kek on backend token \(hsm.configuration.token): \(e)")
         }
-        print("Created KEK \(ref)\(idBytes.map { " (CKA_ID \(hexString($0)))" } ?? "") on backend token "
+        print("Created KEK \(ref)\(idBytes.map { " (CKA_ID \(Hex.encode($0)))" } ?? "") on backend token "
             + "\(hsm.configuration.token): AES-256, CKA_SENSITIVE, not extractable, wrap/unwrap only.")
         print("Use it in the configuration of new tokens (kek_label: \(label)), or move token '\(token.name)' onto it:")
         print("  tg-pkcs11 rotate-kek --token \(token.name) --new-kek label:\(label)")

@@ -1,4 +1,5 @@
 // tg-pkcs11 key generate | import | list (rotate: KeyRotateCommand.swift; delete: below)
+import CryptoCore
 import ArgumentParser
 import CP11Kit
 import N2HE
@@ -132,13 +133,13 @@ struct KeyGenerate: ParsableCommand {
     @OptionGroup var key: NewKeyOptions
 
     @Option(name: .long, help: ArgumentHelp("Lattice dimension n (key length).", valueName: "n"))
-    var dimension = 1024
+    var dimension = N2HEParameters.default.n
     @Option(name: .long, help: ArgumentHelp("log2 q: 32 or 48.", valueName: "bits"))
-    var modulusBits = 32
+    var modulusBits = N2HEParameters.default.modulusBits
     @Option(name: .long, help: ArgumentHelp("log2 t (plaintext modulus).", valueName: "bits"))
-    var plaintextBits = 16
+    var plaintextBits = N2HEParameters.default.plaintextBits
     @Option(name: .long, help: ArgumentHelp("Skellam noise mu × 1000 used by C_Encrypt.", valueName: "milli"))
-    var noiseMilli = 5120
+    var noiseMilli = N2HEParameters.default.noiseMilli
     @Flag(name: .long, help: "Print the new key as JSON.")
     var json = false
 
@@ -173,9 +174,9 @@ struct KeyImport: ParsableCommand {
             --file is TensorGuard's numpy .npy (np.save of int64, shape (n,)) or TensorGuardFlow's raw form \
             (exactly 8·n bytes of little-endian int64). Every entry must be -1, 0 or 1. n comes from the file; \
             q and t from --meta (TensorGuardFlow's <name>.meta.json, {"params": {"n", "q", "t", "mu"}}; q must be \
-            2^32 or 2^48, t a power of two) or from --modulus-bits/--plaintext-bits (defaults 32 and 16). The \
+            2^32 or 2^48, t a power of two) or from --modulus-bits/--plaintext-bits (defaults \(N2HEParameters.default.modulusBits) and \(N2HEParameters.default.plaintextBits)). The \
             meta file's mu is the SDK's encryption noise and is not copied: the key encrypts with --noise-milli \
-            (default 5120) — decryption of the SDK's ciphertexts does not depend on it.
+            (default \(N2HEParameters.default.noiseMilli)) — decryption of the SDK's ciphertexts does not depend on it.
 
             The key bytes are read into memory that is zeroised after the call and are never printed. The \
             imported key is private and sensitive, and a token object unless --session is given. Delete the key \
@@ -196,7 +197,7 @@ struct KeyImport: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("log2 t (default 16, or from --meta).", valueName: "bits"))
     var plaintextBits: Int?
     @Option(name: .long, help: ArgumentHelp("Skellam noise mu × 1000 for C_Encrypt with this key.", valueName: "milli"))
-    var noiseMilli = 5120
+    var noiseMilli = N2HEParameters.default.noiseMilli
     @Flag(name: .long, help: "Print the imported key as JSON.")
     var json = false
 
@@ -304,7 +305,7 @@ struct KeyList: ParsableCommand {
             for g in lineage.generations {
                 guard let i = indices.first(where: { handles[$0] == g.handle }) else { continue }
                 summaries[i].generation = g.generation
-                summaries[i].lineage = lineage.lineage.map(hexString)
+                summaries[i].lineage = lineage.lineage.map { Hex.encode($0) }
             }
         }
     }

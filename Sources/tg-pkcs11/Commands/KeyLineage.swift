@@ -89,7 +89,7 @@ struct KeyLineage {
         }
         if lineages.isEmpty {
             guard others.count == 1 else {
-                let ids = others.map { hexString($0.id) }.sorted().map { $0.isEmpty ? "<none>" : $0 }.joined(separator: ", ")
+                let ids = others.map { Hex.encode($0.id) }.sorted().map { $0.isEmpty ? "<none>" : $0 }.joined(separator: ", ")
                 throw CLIError("\(others.count) secret keys are labelled '\(label)' on token '\(token)' (ids: \(ids)); add --key-id HEX")
             }
             return KeyLineage(label: label, lineage: nil, generations: others)
@@ -101,7 +101,7 @@ struct KeyLineage {
         for k in others {
             // The root (generation 1) is the key whose unique id the lineage was derived from.
             guard let uid = k.uniqueID, try RotationID.lineage(ofRoot: uid) == lineage else {
-                throw CLIError("key '\(label)' with id \(k.id.isEmpty ? "<none>" : hexString(k.id)) is not a generation of "
+                throw CLIError("key '\(label)' with id \(k.id.isEmpty ? "<none>" : Hex.encode(k.id)) is not a generation of "
                     + "the rotated key labelled '\(label)'; add --key-id HEX")
             }
             all.append(k)

@@ -1,5 +1,6 @@
 // tg-pkcs11 key rotate: the successor of an N2HE key, the predecessor kept for decryption (docs/cli.md,
 // docs/policies.md "Key rotation").
+import CryptoCore
 import ArgumentParser
 import CP11Kit
 
@@ -111,10 +112,10 @@ struct KeyRotate: ParsableCommand {
                     failures.append("generation \(g.generation): \(error)")
                 }
             }
-            predecessors.append(Generation(generation: g.generation, id: hexString(g.id), uniqueID: g.uniqueID, state: state))
+            predecessors.append(Generation(generation: g.generation, id: Hex.encode(g.id), uniqueID: g.uniqueID, state: state))
         }
-        let result = Result(label: label, lineage: hexString(lineageID), predecessors: predecessors,
-                            successor: Generation(generation: next, id: hexString(successor.id),
+        let result = Result(label: label, lineage: Hex.encode(lineageID), predecessors: predecessors,
+                            successor: Generation(generation: next, id: Hex.encode(successor.id),
                                                   uniqueID: successor.uniqueID, state: successor.state))
         if json {
             print(try jsonString(result))

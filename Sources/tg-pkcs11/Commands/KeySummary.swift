@@ -1,5 +1,6 @@
 // What listings and key commands report about a secret key. Read through C_GetAttributeValue only;
 // CKA_VALUE is never requested.
+import CryptoCore
 import CP11Kit
 import Foundation
 
@@ -71,7 +72,7 @@ struct KeySummary: Codable, Equatable {
         }
         return KeySummary(
             label: try attr(CK_ULONG(CKA_LABEL)).string ?? "",
-            id: try attr(CK_ULONG(CKA_ID)).bytes.map(hexString) ?? "",
+            id: try attr(CK_ULONG(CKA_ID)).bytes.map { Hex.encode($0) } ?? "",
             uniqueID: try session.attribute(PKCS11Constants.attributeUniqueID, of: object).string,
             keyType: keyType.map(Names.keyType) ?? "?",
             persistent: try attr(CK_ULONG(CKA_TOKEN)).bool,

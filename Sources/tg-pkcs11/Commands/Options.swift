@@ -1,5 +1,6 @@
 // Option groups shared by the commands, and the steps every command takes: load the module, pick the
 // token, open a session, log in, find a key.
+import CryptoCore
 import ArgumentParser
 import CP11Kit
 #if canImport(Glibc)
@@ -142,11 +143,11 @@ struct TokenContext {
         if let id { template.append(.bytes(CK_ATTRIBUTE_TYPE(CKA_ID), id)) }
         let found = try session.findObjects(template, limit: 64)
         guard !found.isEmpty else {
-            let idPart = id.map { " with id \(hexString($0))" } ?? ""
+            let idPart = id.map { " with id \(Hex.encode($0))" } ?? ""
             throw CLIError("no secret key labelled '\(label)'\(idPart) on token '\(token.label)'; see `tg-pkcs11 key list`")
         }
         guard found.count == 1 else {
-            let ids = try found.map { try session.attribute(CK_ATTRIBUTE_TYPE(CKA_ID), of: $0).bytes.map(hexString) ?? "?" }.sorted()
+            let ids = try found.map { try session.attribute(CK_ATTRIBUTE_TYPE(CKA_ID), of: $0).bytes.map { Hex.encode($0) } ?? "?" }.sorted()
             throw CLIError("\(found.count) secret keys are labelled '\(label)' on token '\(token.label)' (ids: "
                 + ids.map { $0.isEmpty ? "<none>" : $0 }.joined(separator: ", ") + "); add --key-id HEX")
         }
@@ -165,7 +166,7 @@ struct TokenContext {
 /// Parses --id / --key-id values.
 func parseIDOption(_ text: String?, option: String) throws -> [UInt8]? {
     guard let text else { return nil }
-    guard let bytes = parseHex(text), !bytes.isEmpty else {
+    guard let bytes = Hex.decode(text, operatorInput: true), !bytes.isEmpty else {
         throw ValidationError("\(option) must be a non-empty even number of hex digits, e.g. 01a2")
     }
     return bytes

@@ -135,25 +135,3 @@ func paddedLabel(_ label: String) -> [UInt8]? {
     return bytes + Array(repeating: 0x20, count: 32 - bytes.count)
 }
 
-func hexString(_ bytes: [UInt8]) -> String {
-    bytes.map { byte in
-        let s = String(byte, radix: 16)
-        return s.count == 1 ? "0" + s : s
-    }.joined()
-}
-
-/// Parses an even-length hex string ("0a1B", optional "0x"); nil on anything else.
-func parseHex(_ text: String) -> [UInt8]? {
-    var s = Substring(text)
-    if s.hasPrefix("0x") || s.hasPrefix("0X") { s = s.dropFirst(2) }
-    guard s.count % 2 == 0 else { return nil }
-    var out: [UInt8] = []
-    var index = s.startIndex
-    while index < s.endIndex {
-        let next = s.index(index, offsetBy: 2)
-        guard let byte = UInt8(s[index..<next], radix: 16) else { return nil }
-        out.append(byte)
-        index = next
-    }
-    return out
-}

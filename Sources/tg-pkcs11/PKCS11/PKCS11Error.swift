@@ -2,6 +2,7 @@
 // function and the CKR_ constant ("C_Login failed: CKR_PIN_INCORRECT"); nothing here ever carries a PIN
 // or key byte.
 import CP11Kit
+import PKCS11Names
 
 struct PKCS11Error: Error, CustomStringConvertible, Equatable {
     /// The C function that failed, e.g. "C_Login".

@@ -1,9 +1,10 @@
-// CK_RV values and their CKR_ names, so every failure can name the constant. Numeric literals, so the
+// CK_RV values and their CKR_ names, so every failure can name the constant: the one table for the CLI and the
+// backends' messages about the HSM they talk to. Numeric literals, so the
 // table does not depend on which macros the system header defines (p11-kit 0.24 lacks some 3.0 ones).
 import CP11Kit
 
-enum ReturnValueNames {
-    static func name(of rv: CK_RV) -> String {
+public enum ReturnValueNames {
+    public static func name(of rv: CK_RV) -> String {
         if let name = table[rv] { return name }
         if rv >= 0x8000_0000 { return "CKR_VENDOR_DEFINED+0x" + String(rv - 0x8000_0000, radix: 16) }
         return "CKR_0x" + String(rv, radix: 16)

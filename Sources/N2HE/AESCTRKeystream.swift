@@ -1,54 +1,5 @@
 import COpenSSL
-
-/// OpenSSL's CSPRNG (RAND_bytes).
-enum SecureRandom {
-    /// Fills `buffer` with CSPRNG bytes.
-    static func fill(_ buffer: UnsafeMutableRawBufferPointer) throws {
-        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
-        var offset = 0
-        while offset < buffer.count {
-            let chunk = min(buffer.count - offset, 1 << 30)
-            guard RAND_bytes(base.advanced(by: offset).assumingMemoryBound(to: UInt8.self), Int32(chunk)) == 1 else {
-                throw N2HEError.randomGeneratorFailure
-            }
-            offset += chunk
-        }
-    }
-
-    static func bytes(_ count: Int) throws -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: count)
-        try out.withUnsafeMutableBytes { try fill($0) }
-        return out
-    }
-}
-
-/// A buffered reader of CSPRNG 64-bit words (RAND_bytes in 4 KiB chunks); zeroises its buffer on release.
-final class SecureRandomWords {
-    private let capacity = 512
-    private let buffer: UnsafeMutablePointer<UInt64>
-    private var position: Int
-
-    init() {
-        buffer = .allocate(capacity: capacity)
-        buffer.initialize(repeating: 0, count: capacity)
-        position = capacity
-    }
-
-    deinit {
-        OPENSSL_cleanse(buffer, capacity * 8)
-        buffer.deallocate()
-    }
-
-    func next() throws -> UInt64 {
-        if position == capacity {
-            try SecureRandom.fill(UnsafeMutableRawBufferPointer(start: buffer, count: capacity * 8))
-            position = 0
-        }
-        let value = buffer[position]
-        position += 1
-        return value
-    }
-}
+import CryptoCore
 
 /// AES-256-CTR keystream under a fresh random key (OpenSSL EVP): a fast CSPRNG for the matrix A of LWE1.
 final class AESCTRKeystream {

@@ -1,53 +1,5 @@
-// AES: key generation (CKM_AES_KEY_GEN) and the ECB / CBC / CBC-PAD / GCM ciphers, all through CryptoCore.
 import CP11Kit
 import CryptoCore
-
-enum CipherDirection { case encrypt, decrypt }
-
-extension CipherDirection {
-    var lengthError: CK_RV { self == .encrypt ? CKR_DATA_LEN_RANGE : CKR_ENCRYPTED_DATA_LEN_RANGE }
-    var cryptoDirection: SymmetricCipher.Direction { self == .encrypt ? .encrypt : .decrypt }
-
-    /// CryptoCore failures during an operation → CK_RV.
-    func map(_ error: any Error, _ what: String) -> CKRError {
-        switch error {
-        case let e as CKRError: return e
-        case let e as CryptoError:
-            switch e {
-            case .invalidInputLength, .lengthOverflow: return CKRError(lengthError)
-            case .invalidPadding, .authenticationFailed, .integrityFailure:
-                return CKRError(self == .decrypt ? CKR_ENCRYPTED_DATA_INVALID : CKR_FUNCTION_FAILED)
-            case .invalidKeyLength: return CKRError(CKR_KEY_SIZE_RANGE)
-            case .invalidIVLength, .invalidTagLength: return CKRError(CKR_MECHANISM_PARAM_INVALID)
-            default: return ErrorMap.wrap(e, context: what)
-            }
-        default: return ErrorMap.wrap(error, context: what)
-        }
-    }
-}
-
-enum AESMechanism {
-    /// The SymmetricCipher mode for an AES mechanism + parameter (CKR_MECHANISM_PARAM_INVALID on a bad one).
-    static func mode(for m: Mechanism) throws -> SymmetricCipher.Mode {
-        switch m.type {
-        case CKM_AES_ECB:
-            try Mechanisms.requireNoParameter(m)
-            return .ecb
-        case CKM_AES_CBC, CKM_AES_CBC_PAD:
-            guard case .bytes(let iv) = m.parameter, iv.count == 16 else { throw ckr(CKR_MECHANISM_PARAM_INVALID) }
-            return m.type == CKM_AES_CBC ? .cbc(iv: iv) : .cbcPad(iv: iv)
-        case CKM_AES_GCM:
-            // CK_GCM_PARAMS: IV 1..256 bytes; tag 32..128 bits in steps of 8 (CryptoCore's 4..16-byte tags).
-            guard case .gcm(let iv, let aad, let tagBits) = m.parameter,
-                  (1...256).contains(iv.count), tagBits % 8 == 0, (32...128).contains(tagBits) else {
-                throw ckr(CKR_MECHANISM_PARAM_INVALID)
-            }
-            return .gcm(iv: iv, aad: aad, tagLength: Int(tagBits / 8))
-        default:
-            throw ckr(CKR_MECHANISM_INVALID)
-        }
-    }
-}
 
 final class AESCipherOperation: CipherOperation {
     let key: SecretBytes
