@@ -62,9 +62,7 @@ public enum AuditEncoding {
             case 0x0D: out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
             case 0x09: out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
             case 0x00..<0x20, 0x7F:
-                let digits = Array("0123456789abcdef".utf8)
-                out += [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                        digits[Int(b >> 4)], digits[Int(b & 0x0F)]]
+                out += Array("\\u00".utf8) + Array(Hex.encode([b]).utf8)
             default: out.append(b)
             }
         }
@@ -85,13 +83,9 @@ public enum AuditEncoding {
         let millis = Int((t - Double(secs)) * 1000)
         var tm = tm()
         gmtime_r(&secs, &tm)
-        func pad(_ v: Int, _ width: Int) -> String {
-            let d = String(v)
-            return d.utf8.count >= width ? d : String(repeating: "0", count: width - d.utf8.count) + d
-        }
-        return pad(Int(tm.tm_year) + 1900, 4) + "-" + pad(Int(tm.tm_mon) + 1, 2) + "-" + pad(Int(tm.tm_mday), 2)
-            + "T" + pad(Int(tm.tm_hour), 2) + ":" + pad(Int(tm.tm_min), 2) + ":" + pad(Int(tm.tm_sec), 2)
-            + "." + pad(min(max(millis, 0), 999), 3) + "Z"
+        return (tm.tm_year + 1900).zeroPadded(4) + "-" + (tm.tm_mon + 1).zeroPadded(2) + "-" + tm.tm_mday.zeroPadded(2)
+            + "T" + tm.tm_hour.zeroPadded(2) + ":" + tm.tm_min.zeroPadded(2) + ":" + tm.tm_sec.zeroPadded(2)
+            + "." + min(max(millis, 0), 999).zeroPadded(3) + "Z"
     }
 
     /// Parses a line as a JSON object; nil when it is not one (or holds a string that is not UTF-8). Values:

@@ -44,17 +44,13 @@ static void load(void) {
     curl.slist_free_all = (void (*)(struct curl_slist *))resolve(library, "curl_slist_free_all");
     curl.easy_setopt = (CURLcode (*)(CURL *, CURLoption, ...))resolve(library, "curl_easy_setopt");
     curl.easy_getinfo = (CURLcode (*)(CURL *, CURLINFO, ...))resolve(library, "curl_easy_getinfo");
-    if (load_error[0]) {
-        curl.global_init = NULL;  // unusable: every entry below refuses
-        return;
-    }
+    if (load_error[0]) return;  // global_result stays CURLE_FAILED_INIT: every entry below refuses
     global_result = curl.global_init(CURL_GLOBAL_DEFAULT);
 }
 
 static int ready(void) { return global_result == CURLE_OK; }
 
-CURLcode tg_curl_global_init(long flags) {
-    (void)flags;  // always CURL_GLOBAL_DEFAULT, once per process
+CURLcode tg_curl_global_init(void) {
     pthread_once(&load_once, load);
     return global_result;
 }

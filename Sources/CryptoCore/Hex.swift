@@ -16,12 +16,12 @@ public enum Hex {
     /// Even-length hex of either case; nil on anything else. `operatorInput` also accepts what people type or
     /// paste: a leading "0x"/"0X" and ":" between digits ("01:a2").
     public static func decode(_ text: String, operatorInput: Bool = false) -> [UInt8]? {
-        var digits = Substring(text).utf8[...]
-        if operatorInput, digits.starts(with: "0x".utf8) || digits.starts(with: "0X".utf8) { digits = digits.dropFirst(2) }
+        var input = Substring(text).utf8[...]
+        if operatorInput, input.starts(with: "0x".utf8) || input.starts(with: "0X".utf8) { input = input.dropFirst(2) }
         var out: [UInt8] = []
-        out.reserveCapacity(digits.count / 2)
+        out.reserveCapacity(input.count / 2)
         var high: UInt8? = nil
-        for c in digits {
+        for c in input {
             if operatorInput && c == UInt8(ascii: ":") { continue }
             let v: UInt8
             switch c {

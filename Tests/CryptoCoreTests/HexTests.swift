@@ -25,3 +25,13 @@ final class HexTests: XCTestCase {
         XCTAssertNil(Hex.decode("01-02", operatorInput: true))
     }
 }
+
+final class ZeroPaddingTests: XCTestCase {
+    func testPadsToWidthAndNeverTruncates() {
+        XCTAssertEqual(7.zeroPadded(3), "007")
+        XCTAssertEqual(2026.zeroPadded(4), "2026")
+        XCTAssertEqual(123_456.zeroPadded(3), "123456")
+        XCTAssertEqual(UInt(0xA4).zeroPadded(8, radix: 16, uppercase: true), "000000A4")
+        XCTAssertEqual(Int32(0).zeroPadded(2), "00")
+    }
+}

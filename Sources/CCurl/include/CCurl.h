@@ -14,8 +14,9 @@
 
 typedef size_t (*tg_curl_data_callback)(char *data, size_t size, size_t nmemb, void *userdata);
 
-/// Loads libcurl.so.4 (once per process) and runs curl_global_init. On failure, tg_curl_load_error() says why.
-CURLcode tg_curl_global_init(long flags);
+/// Loads libcurl.so.4 and runs curl_global_init(CURL_GLOBAL_DEFAULT), once per process; later calls return the
+/// first outcome. On failure, tg_curl_load_error() says why.
+CURLcode tg_curl_global_init(void);
 /// Why loading libcurl failed ("" when it did not).
 const char *tg_curl_load_error(void);
 

@@ -33,7 +33,7 @@ final class AuditTrail: Sendable {
                           checkpointEvery: c.checkpointEvery, keyUseInterval: Double(c.keyUseInterval))
     }
 
-    static func hex(_ v: CK_ULONG) -> String { { let d = String(UInt(v), radix: 16, uppercase: true); return "0x" + String(repeating: "0", count: max(0, 8 - d.utf8.count)) + d }() }
+    static func hex(_ v: CK_ULONG) -> String { "0x" + UInt(v).zeroPadded(8, radix: 16, uppercase: true) }
 }
 
 /// Per-token audit state.

@@ -191,23 +191,18 @@ public enum AWSTime {
         return out
     }
 
-    private static func pad(_ v: Int32, _ width: Int) -> String {
-        let s = String(v)
-        return String(repeating: "0", count: max(0, width - s.count)) + s
-    }
-
     /// "20261129T083000Z"
     public static func amzDate(_ t: Int64) -> String {
         let c = components(t)
-        return pad(c.tm_year + 1900, 4) + pad(c.tm_mon + 1, 2) + pad(c.tm_mday, 2) + "T"
-            + pad(c.tm_hour, 2) + pad(c.tm_min, 2) + pad(c.tm_sec, 2) + "Z"
+        return (c.tm_year + 1900).zeroPadded(4) + (c.tm_mon + 1).zeroPadded(2) + c.tm_mday.zeroPadded(2) + "T"
+            + c.tm_hour.zeroPadded(2) + c.tm_min.zeroPadded(2) + c.tm_sec.zeroPadded(2) + "Z"
     }
 
     /// "2026-11-29T08:30:00Z"
     public static func iso8601(_ t: Int64) -> String {
         let c = components(t)
-        return pad(c.tm_year + 1900, 4) + "-" + pad(c.tm_mon + 1, 2) + "-" + pad(c.tm_mday, 2) + "T"
-            + pad(c.tm_hour, 2) + ":" + pad(c.tm_min, 2) + ":" + pad(c.tm_sec, 2) + "Z"
+        return (c.tm_year + 1900).zeroPadded(4) + "-" + (c.tm_mon + 1).zeroPadded(2) + "-" + c.tm_mday.zeroPadded(2) + "T"
+            + c.tm_hour.zeroPadded(2) + ":" + c.tm_min.zeroPadded(2) + ":" + c.tm_sec.zeroPadded(2) + "Z"
     }
 
     /// Parses "YYYY-MM-DDTHH:MM:SS[.fff](Z|+00:00)" (UTC only, as IMDS and STS send it). nil otherwise.

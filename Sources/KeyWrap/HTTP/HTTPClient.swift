@@ -340,7 +340,7 @@ private func secureZeroArray(_ bytes: inout [UInt8]) {
 /// kept for the life of the process, so a failure is not transient: no retry can load the library.
 enum CurlGlobal {
     static func initialize() throws {
-        let code = tg_curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+        let code = tg_curl_global_init()
         guard code == CURLE_OK else {
             let why = String(cString: tg_curl_load_error())
             throw HTTPError.invalidRequest(why.isEmpty ? "curl_global_init failed: \(String(cString: tg_curl_easy_strerror(code)))" : why)

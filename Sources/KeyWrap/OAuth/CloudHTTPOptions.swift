@@ -4,6 +4,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CryptoCore
 
 /// Parsed from `BackendConfiguration.options` keys `ca_bundle`, `connect_timeout`, `timeout`, `max_attempts`,
 /// `retry_base_delay`, `retry_max_delay` (seconds, decimals allowed).
@@ -56,8 +57,7 @@ public struct CloudHTTPOptions: Sendable, Equatable {
         let ms = d.milliseconds
         let frac = ms % 1000
         if frac == 0 { return String(ms / 1000) }
-        let f = String(frac)
-        return "\(ms / 1000)." + String(repeating: "0", count: 3 - f.count) + f
+        return "\(ms / 1000)." + frac.zeroPadded(3)
     }
 }
 
