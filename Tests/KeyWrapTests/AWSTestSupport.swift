@@ -24,7 +24,7 @@ func makeAWSBackend(endpoint: String, keyID: String, environment: [String: Strin
                     afterSigning: (@Sendable (inout HTTPRequest) -> Void)? = nil,
                     clock: @escaping @Sendable () -> Int64 = AWSTime.now) throws -> AWSKMSBackend {
     var o = ["key_id": keyID, "region": "us-east-1", "endpoint": endpoint, "max_attempts": "4",
-             "retry_base_delay_ms": "20", "retry_max_delay_ms": "200", "timeout_ms": "5000", "connect_timeout_ms": "2000"]
+             "retry_base_delay": "0.02", "retry_max_delay": "0.2", "timeout": "5", "connect_timeout": "2"]
     for (k, v) in options { o[k] = v }
     let env = fakeEnvironment(environment)
     let config = try AWSKMSBackendConfig(options: o, environment: env)

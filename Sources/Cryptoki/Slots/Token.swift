@@ -105,6 +105,7 @@ final class Token: @unchecked Sendable {
         self.auditor = TokenAuditor(trail: audit, tokenName: config.name)
         do {
             self.backend = try BackendFactory.make(config.backend)
+            for notice in config.backend.deprecationNotices { Log.warning("token '\(config.name)': \(notice)") }
             self.database = try TokenDatabase(directory: config.store, indexedAttributes: AttributePolicy.indexedTypes)
             self.vault = try TokenVault(database: database, kdfLog2N: config.pinKDFCost)
         } catch {

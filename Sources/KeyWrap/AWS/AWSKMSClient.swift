@@ -4,6 +4,7 @@
 // session token triggers one credential refresh. The final failure becomes a KeyWrapError carrying the
 // service's own error code and message — never a credential, never a body containing key material.
 import CryptoCore
+import JSON
 import Synchronization
 
 /// A KMS error response, parsed.
@@ -23,9 +24,9 @@ struct AWSServiceError: Sendable, Equatable, CustomStringConvertible {
         status = response.status
         code = ""
         message = ""
-        if let json = try? AWSJSON.parse(response.body) {
-            code = json["__type"]?.stringValue ?? json["code"]?.stringValue ?? json["Code"]?.stringValue ?? ""
-            message = json["message"]?.stringValue ?? json["Message"]?.stringValue ?? ""
+        if let json = try? JSONValue.parse(response.body) {
+            code = json["__type"]?.text ?? json["code"]?.text ?? json["Code"]?.text ?? ""
+            message = json["message"]?.text ?? json["Message"]?.text ?? ""
         } else {
             let text = response.bodyText
             code = Self.xmlElement("Code", in: text) ?? ""
@@ -143,8 +144,8 @@ final class AWSKMSClient: Sendable {
     func resetStatistics() { counters.withLock { $0 = AWSKMSStatistics() } }
 
     /// Calls `TrentService.<operation>` with `body` (wiped before returning). Returns the parsed success
-    /// document; members named in `secretKeys` are SecretBytes. `key` names the key in error messages.
-    func call(_ operation: String, body: inout [UInt8], key: String, secretKeys: Set<String> = []) throws -> AWSJSONValue {
+    /// document; members named in `secretMembers` are SecretBytes. `key` names the key in error messages.
+    func call(_ operation: String, body: inout [UInt8], key: String, secretMembers: Set<String> = []) throws -> JSONValue {
         defer { secureZero(&body) }
         counters.withLock { $0.operations += 1 }
         var creds = try credentials.resolve()
@@ -189,7 +190,7 @@ final class AWSKMSClient: Sendable {
             throw AWSServiceError(response).keyWrapError(operation: operation, key: key, attempts: attempts)
         }
         do {
-            return try AWSJSON.parse(response.body, secretKeys: secretKeys)
+            return try JSONValue.parse(response.body, secretMembers: secretMembers)
         } catch {
             throw KeyWrapError.unreachable("AWS KMS \(operation) with key \(key): malformed response (\(error), HTTP \(response.status), \(response.body.count) bytes)")
         }
