@@ -7,16 +7,10 @@ extension Module {
     func generateKeyImpl(_ handle: CK_SESSION_HANDLE, mechanism m: Mechanism, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
         let s = try session(handle)
         let access = s.access
-        try Mechanisms.require(m.type, CKF_GENERATE)
+        let entry = try Mechanisms.require(m.type, CKF_GENERATE)
         try requireAllowedMechanism(s, m.type)
         try Mechanisms.requireNoParameter(m)
-        let keyType: CK_KEY_TYPE
-        switch m.type {
-        case CKM_AES_KEY_GEN: keyType = CKK_AES
-        case CKM_GENERIC_SECRET_KEY_GEN: keyType = CKK_GENERIC_SECRET
-        case CK.mechN2HEKeyGen: keyType = CK.keyN2HE
-        default: throw ckr(CKR_MECHANISM_INVALID)
-        }
+        guard case .keyGeneration(let keyType) = entry.kind else { throw ckr(CKR_MECHANISM_INVALID) }
         let kind = try ObjectFactory.kind(of: template, impliedClass: CKO_SECRET_KEY, impliedKeyType: keyType)
         let parsed = try ObjectFactory.parse(template, kind: kind, origin: .generated(m.type), role: access.role)
         try checkCreation(s, parsed: parsed, kind: kind, access: access)
@@ -54,8 +48,7 @@ extension Module {
     func wrapKeyImpl(_ handle: CK_SESSION_HANDLE, mechanism m: Mechanism, wrappingKey: CK_OBJECT_HANDLE,
                      key: CK_OBJECT_HANDLE, output: OutputBuffer) throws -> OutputResult {
         let s = try session(handle)
-        try Mechanisms.require(m.type, CKF_WRAP)
-        let (padded, iv) = try KeyWrapMechanism.parameters(m)
+        let (padded, iv) = try KeyWrapMechanism.parameters(m, entry: try Mechanisms.require(m.type, CKF_WRAP))
         let wrapper = try operationKey(s, wrappingKey, usage: CKA_WRAP, mechanism: m.type,
                                        invalidHandle: CKR_WRAPPING_KEY_HANDLE_INVALID)
         guard wrapper.kind == .secretKey(CKK_AES) else { throw ckr(CKR_WRAPPING_KEY_TYPE_INCONSISTENT) }
@@ -103,8 +96,7 @@ extension Module {
                        wrappedKey: UnsafeRawBufferPointer, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
         let s = try session(handle)
         let access = s.access
-        try Mechanisms.require(m.type, CKF_UNWRAP)
-        let (padded, iv) = try KeyWrapMechanism.parameters(m)
+        let (padded, iv) = try KeyWrapMechanism.parameters(m, entry: try Mechanisms.require(m.type, CKF_UNWRAP))
         let unwrapper = try operationKey(s, unwrappingKey, usage: CKA_UNWRAP, mechanism: m.type,
                                          invalidHandle: CKR_UNWRAPPING_KEY_HANDLE_INVALID)
         guard unwrapper.kind == .secretKey(CKK_AES) else { throw ckr(CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT) }

@@ -6,14 +6,6 @@ import CryptoCore
 import N2HE
 
 enum N2HEMechanism {
-    static func format(_ type: CK_MECHANISM_TYPE) -> N2HECiphertextFormat? {
-        switch type {
-        case CK.mechN2HELWE1: return .lwe1
-        case CK.mechN2HELWE2: return .lwe2
-        default: return nil
-        }
-    }
-
     static func map(_ error: any Error, direction: CipherDirection) -> CKRError {
         guard let e = error as? N2HEError else { return direction.map(error, "N2HE") }
         switch e {
@@ -80,7 +72,7 @@ final class N2HECipherOperation: CipherOperation {
          threads: Int = 1, decryptGuard: N2HEDecryptGuard? = nil) throws {
         guard direction == .encrypt || decryptGuard != nil else { throw ckr(CKR_GENERAL_ERROR) }
         self.decryptGuard = decryptGuard
-        guard let f = N2HEMechanism.format(mechanism.type) else { throw ckr(CKR_MECHANISM_INVALID) }
+        guard case .n2heCipher(let f)? = Mechanisms.byType[mechanism.type]?.kind else { throw ckr(CKR_MECHANISM_INVALID) }
         try Mechanisms.requireNoParameter(mechanism)
         do {
             let key = try value.withUnsafeBytes { try N2HESecretKey(rawRepresentation: $0, expectedDimension: parameters.n) }

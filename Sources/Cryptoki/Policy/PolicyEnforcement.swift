@@ -9,13 +9,6 @@ import CP11Kit
 import Synchronization
 import TokenStore
 
-extension CK {
-    /// CKA_TG_CREATED: CK_ULONG, seconds since 1970-01-01 UTC when the key was created on this token; read-only.
-    static let attrKeyCreated: CK_ATTRIBUTE_TYPE = 0xD447_0006
-    /// CKA_TG_USE_COUNT: CK_ULONG, C_EncryptInit / C_SignInit calls counted while `max_key_uses` is set; read-only.
-    static let attrKeyUseCount: CK_ATTRIBUTE_TYPE = 0xD447_0007
-}
-
 /// Wall-clock seconds for key ages. Tests shift it instead of sleeping; the module never does.
 enum PolicyClock {
     private static let offset = Atomic<Int64>(0)
@@ -103,7 +96,7 @@ extension Module {
     func requireAllowedMechanism(_ s: Session, _ type: CK_MECHANISM_TYPE) throws {
         guard !s.token.config.policy.allows(type) else { return }
         try refuseByPolicy(s, rv: CKR_MECHANISM_INVALID, uniqueID: nil, label: nil, mechanism: type,
-                           reason: "\(MechanismNames.name(type)) is not in allowed_mechanisms")
+                           reason: "\(Mechanisms.name(type)) is not in allowed_mechanisms")
     }
 
     /// The token's mechanism list as the policy leaves it.
