@@ -1,10 +1,43 @@
-// C_GenerateKey (AES, generic secret, N2HE), C_WrapKey and C_UnwrapKey (AES KW / KWP).
+// PKCS#11 §5.14 key management: C_GenerateKey (AES, generic secret, N2HE), C_GenerateKeyPair, C_WrapKey and
+// C_UnwrapKey (AES KW / KWP), C_DeriveKey. The state-changing calls are audited around their work.
 import CP11Kit
 import CryptoCore
 import N2HE
 
 extension Module {
-    func generateKeyImpl(_ handle: CK_SESSION_HANDLE, mechanism m: Mechanism, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
+    public func generateKey(_ session: CK_SESSION_HANDLE, mechanism: Mechanism, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
+        try audited(session, .objectGenerate, mechanism: mechanism.type, creates: true) {
+            try generateKeyImpl(session, mechanism: mechanism, template: template)
+        } ?? 0
+    }
+    public func wrapKey(_ session: CK_SESSION_HANDLE, mechanism: Mechanism, wrappingKey: CK_OBJECT_HANDLE,
+                        key: CK_OBJECT_HANDLE, output: OutputBuffer) throws -> OutputResult {
+        try auditedWrap(session, mechanism: mechanism.type, wrappingKey: wrappingKey, key: key) {
+            try wrapKeyImpl(session, mechanism: mechanism, wrappingKey: wrappingKey, key: key, output: output)
+        }
+    }
+    public func unwrapKey(_ session: CK_SESSION_HANDLE, mechanism: Mechanism, unwrappingKey: CK_OBJECT_HANDLE,
+                          wrappedKey: UnsafeRawBufferPointer, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
+        let unwrapper = (try? self.session(session)).flatMap { $0.token.auditDescription(unwrappingKey, access: $0.access) }
+        return try audited(session, .unwrap, mechanism: mechanism.type, details: ["unwrapping_key_uid": unwrapper?.uid ?? "?"],
+                           creates: true) {
+            try unwrapKeyImpl(session, mechanism: mechanism, unwrappingKey: unwrappingKey, wrappedKey: wrappedKey, template: template)
+        } ?? 0
+    }
+
+    /// C_GenerateKeyPair and C_DeriveKey: the token offers no key-pair or key-derivation mechanism, so once the
+    /// session is valid every mechanism is invalid for them (CKR_MECHANISM_INVALID, as PKCS#11 §5.14 prefers
+    /// over CKR_FUNCTION_NOT_SUPPORTED for a function whose mechanisms the token lacks).
+    public func generateKeyPair(_ session: CK_SESSION_HANDLE, mechanism: Mechanism) throws {
+        _ = try self.session(session)
+        throw CKRError(CKR_MECHANISM_INVALID)
+    }
+    public func deriveKey(_ session: CK_SESSION_HANDLE, mechanism: Mechanism, baseKey: CK_OBJECT_HANDLE) throws {
+        _ = try self.session(session)
+        throw CKRError(CKR_MECHANISM_INVALID)
+    }
+
+    private func generateKeyImpl(_ handle: CK_SESSION_HANDLE, mechanism m: Mechanism, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
         let s = try session(handle)
         let access = s.access
         let entry = try Mechanisms.require(m.type, CKF_GENERATE)
@@ -45,7 +78,7 @@ extension Module {
         return try s.token.insert(record, access: access)
     }
 
-    func wrapKeyImpl(_ handle: CK_SESSION_HANDLE, mechanism m: Mechanism, wrappingKey: CK_OBJECT_HANDLE,
+    private func wrapKeyImpl(_ handle: CK_SESSION_HANDLE, mechanism m: Mechanism, wrappingKey: CK_OBJECT_HANDLE,
                      key: CK_OBJECT_HANDLE, output: OutputBuffer) throws -> OutputResult {
         let s = try session(handle)
         let (padded, iv) = try KeyWrapMechanism.parameters(m, entry: try Mechanisms.require(m.type, CKF_WRAP))
@@ -92,7 +125,7 @@ extension Module {
         }
     }
 
-    func unwrapKeyImpl(_ handle: CK_SESSION_HANDLE, mechanism m: Mechanism, unwrappingKey: CK_OBJECT_HANDLE,
+    private func unwrapKeyImpl(_ handle: CK_SESSION_HANDLE, mechanism m: Mechanism, unwrappingKey: CK_OBJECT_HANDLE,
                        wrappedKey: UnsafeRawBufferPointer, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
         let s = try session(handle)
         let access = s.access
