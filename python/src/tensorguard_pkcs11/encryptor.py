@@ -265,6 +265,8 @@ class PKCS11N2HEEncryptor:
 
     def _plaintext(self, values: Any) -> bytes:
         arr = np.asarray(values)
+        if arr.size == 0:
+            raise ValueError("nothing to encrypt: values is empty")
         if arr.dtype == object:
             try:
                 flat = [int(v) % self.t for v in arr.reshape(-1).tolist()]
