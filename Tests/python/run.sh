@@ -13,7 +13,7 @@ junit="$out/junit.xml" log="$out/pytest.log"
 rm -f "$junit"
 echo "python: pytest Tests/python against $lib"
 rc=0
-TENSORGUARD_PKCS11_MODULE="$(cd "$(dirname "$lib")" && pwd)/$(basename "$lib")" TG_PKCS11_CLI="$cli" \
+TENSORGUARD_PKCS11_MODULE="$(readlink -m "$lib")" TG_PKCS11_CLI="$cli" \
   timeout 900 "$PY" -m pytest -p no:cacheprovider -q -rfEs --junitxml="$junit" "$root/Tests/python" \
   >"$log" 2>&1 </dev/null || rc=$?
 read -r passed failed skipped total < <("$PY" - "$junit" <<'PYEOF'
