@@ -32,6 +32,7 @@ SO_PIN = "87654321"   # test value
 USER_PIN = "123456"   # test value
 POOL_SIZE = 24
 LOCK_RETRIES = 3      # max_pin_retries of the token the lockout test locks
+LIMITED_USES = 3      # policy max_key_uses of the token 'limited'
 
 
 def _require(path: str, what: str, how: str) -> None:
@@ -40,7 +41,8 @@ def _require(path: str, what: str, how: str) -> None:
 
 
 class TokenPool:
-    """POOL_SIZE configured tokens t0..t{N-1} plus 'locktest' (max_pin_retries 3), initialised on first use."""
+    """POOL_SIZE configured tokens t0..t{N-1}, 'locktest' (max_pin_retries 3), 'limited' (policy max_key_uses 3)
+    and 'blank' (never initialised)."""
 
     def __init__(self) -> None:
         self.dir = tempfile.mkdtemp(prefix="tg-python-tests.")
@@ -48,15 +50,17 @@ class TokenPool:
         self.names = [f"t{i}" for i in range(POOL_SIZE)]
         lines = ["# throwaway configuration of Tests/python (conftest.py)", "log:", "  level: error",
                  f"  file: {self.dir}/module.log", "audit:", f"  file: {self.dir}/audit.log", "tokens:"]
-        for name in self.names + ["locktest", "blank"]:
+        for name in self.names + ["locktest", "limited", "blank"]:
             lines += [f"  - name: {name}", f"    store: {self.dir}/{name}", "    backend:", "      kind: local",
                       f"    max_pin_retries: {LOCK_RETRIES if name == 'locktest' else 10}", "    pin_kdf_cost: 10"]
+            if name == "limited":
+                lines.append(f"    policy: {{ max_key_uses: {LIMITED_USES} }}")
         self.config = os.path.join(self.dir, "config.yaml")
         with open(self.config, "w") as f:
             f.write("\n".join(lines) + "\n")
         os.chmod(self.config, 0o600)
         self._next = itertools.count()
-        self.slots = {name: i for i, name in enumerate(self.names + ["locktest", "blank"])}
+        self.slots = {name: i for i, name in enumerate(self.names + ["locktest", "limited", "blank"])}
 
     def env(self) -> dict:
         return dict(os.environ, TENSORGUARD_PKCS11_CONF=self.config, TENSORGUARD_PKCS11_MODULE=MODULE,
@@ -89,7 +93,7 @@ def pool():
         # Before the first C_Initialize in this process: the module reads its configuration there.
         os.environ.update(TENSORGUARD_PKCS11_CONF=_POOL.config, TENSORGUARD_PKCS11_MODULE=MODULE,
                           TG_PKCS11_PIN=USER_PIN)
-        for name in _POOL.names + ["locktest"]:
+        for name in _POOL.names + ["locktest", "limited"]:
             _POOL.init(name)
     yield _POOL
 

@@ -174,6 +174,17 @@ def test_encrypt_refused_after_the_key_may_no_longer_encrypt(pool, interop):
             e.encrypt_batch([1])
 
 
+def test_policy_limit_names_the_ck_rv_and_says_rotate(pool):
+    from conftest import LIMITED_USES
+    with tg.PKCS11N2HEEncryptor("limited-key", token="limited", create=True, sdk="tensorguardflow") as e:
+        cts = [e.encrypt_batch([i]) for i in range(LIMITED_USES)]
+        with pytest.raises(tg.KeyUsageError) as info:
+            e.encrypt_batch([99])
+        assert info.value.rv == 0x68 and info.value.rv_name == "CKR_KEY_FUNCTION_NOT_PERMITTED"
+        assert "max_key_uses" in str(info.value) and "tg-pkcs11 key rotate" in str(info.value)
+        assert e.decrypt_batch(cts[1]).tolist() == [1]      # decryption is never refused by the limit
+
+
 def test_bad_key_files(tmp_path, pool):
     token = pool.fresh()
     cases = {

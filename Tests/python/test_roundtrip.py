@@ -130,3 +130,32 @@ def test_created_key_and_q48(pool):
         assert np.array_equal(e.decrypt_batch(e.encrypt_batch(v)), np.mod(v, 1 << 16))
     with tg.PKCS11N2HEEncryptor("fresh", token=token) as again:   # found, not created twice
         assert again.generation == 1
+
+
+def test_empty_envelopes(tok):
+    for sdk in ("tensorguard", "tensorguardflow"):
+        with tg.PKCS11N2HEEncryptor("raw32", token=tok, sdk=sdk) as e:
+            env = e.encrypt(b"")
+            assert e.decrypt(env) == (b"" if sdk == "tensorguard" else bytes(1024))
+
+
+def test_rotated_key_generations(pool):
+    """After `tg-pkcs11 key rotate`, the encryptor encrypts with the new generation; generation=1 still decrypts
+    what the old one encrypted (docs/policies.md)."""
+    import subprocess
+    from conftest import CLI, MODULE
+    token = pool.fresh()
+    with tg.PKCS11N2HEEncryptor("rot", token=token, create=True) as e:
+        old = e.encrypt_batch([11, 12])
+    r = subprocess.run([CLI, "key", "rotate", "--module", MODULE, "--token", token, "--label", "rot"],
+                       env=pool.env(), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    with tg.PKCS11N2HEEncryptor("rot", token=token) as e2:
+        assert (e2.generation, e2.active_generation) == (2, 2)
+        new = e2.encrypt_batch([13])
+        assert e2.decrypt_batch(new).tolist() == [13]
+    with tg.PKCS11N2HEEncryptor("rot", token=token, generation=1) as e1:
+        assert e1.decrypt_batch(old).tolist() == [11, 12]
+        assert e1.active_generation == 2
+        with pytest.raises(tg.KeyNotFoundError, match="no generation 5"):
+            tg.PKCS11N2HEEncryptor("rot", token=token, generation=5)
