@@ -15,7 +15,7 @@ import os
 import sys
 import sysconfig
 import threading
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import pkcs11
 import pkcs11.exceptions as px
@@ -65,7 +65,7 @@ def find_module(module: Optional[str] = None) -> str:
         + f"{MODULE_ENV}=/path/to/{MODULE_NAME}")
 
 
-def vendor_member(enum_cls, value: int, name: str):
+def vendor_member(enum_cls: Any, value: int, name: str) -> Any:
     """An instance of a python-pkcs11 IntEnum for a vendor value it does not know (python-pkcs11 insists on
     ``isinstance(mechanism, Mechanism)`` and ``isinstance(key_type, KeyType)``). Not registered in the enum:
     python-pkcs11's own tables stay untouched."""
@@ -86,7 +86,7 @@ VENDOR_ATTRIBUTES = {name: vendor_member(Attribute, value, name[4:]) for name, v
                      if name.startswith("CKA_TG_")}
 
 
-def _unpack_key_type(raw: bytes):
+def _unpack_key_type(raw: bytes) -> Any:
     v = handle_ulong[1](raw)
     try:
         return KeyType(v)
@@ -109,7 +109,7 @@ MAPPER = make_mapper()
 class _Login:
     """One login of this process on one token, shared by every encryptor of it."""
 
-    def __init__(self, token, session) -> None:
+    def __init__(self, token: Any, session: Any) -> None:
         self.token = token
         self.session = session  # read-write, logged in; also used (under lock) for key creation and import
         self.refs = 0
@@ -123,7 +123,7 @@ class Runtime:
         self.lock = threading.RLock()
         self.pid = os.getpid()
         self.generation = 0  # bumped in a forked child: every session and login of the parent is void
-        self.libs: Dict[str, object] = {}
+        self.libs: Dict[str, Any] = {}
         self.logins: Dict[Tuple[str, str], _Login] = {}
 
     def check_fork(self) -> None:
@@ -149,7 +149,7 @@ class Runtime:
         # A parent thread may have held the lock at fork(): the child starts with a fresh one.
         self.lock = threading.RLock()
 
-    def lib(self, path: str):
+    def lib(self, path: str) -> Any:
         self.check_fork()
         with self.lock:
             lib = self.libs.get(path)
@@ -168,7 +168,7 @@ class Runtime:
                 self.libs[path] = lib
             return lib
 
-    def find_token(self, path: str, label: str):
+    def find_token(self, path: str, label: str) -> Any:
         lib = self.lib(path)
         unusable = []
         labels = []

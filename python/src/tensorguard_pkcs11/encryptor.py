@@ -119,7 +119,7 @@ class PKCS11N2HEEncryptor:
             raise
 
     # ------------------------------------------------------------------------------------------- keys
-    def _keys_labelled(self, session: Any) -> "list[dict]":
+    def _keys_labelled(self, session: Any) -> "list[Dict[str, Any]]":
         out = []
         try:
             for obj in session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: self.key_label}):
@@ -131,7 +131,7 @@ class PKCS11N2HEEncryptor:
             raise translate(e, f"looking up key '{self.key_label}'", token=self.token_label, key=self.key_label) from None
         return out
 
-    def _generations(self, keys: "list[dict]") -> "list[dict]":
+    def _generations(self, keys: "list[Dict[str, Any]]") -> "list[Dict[str, Any]]":
         """The keys labelled key_label as one rotation lineage, oldest first (docs/policies.md, "Key rotation")."""
         rotated, others, lineages = [], [], set()
         for k in keys:
@@ -214,7 +214,7 @@ class PKCS11N2HEEncryptor:
             raise TensorGuardPKCS11Error("this PKCS11N2HEEncryptor is closed")
         RUNTIME.check_fork()
         ts = getattr(self._local, "s", None)
-        if ts is not None and ts.valid():
+        if isinstance(ts, _ThreadSession) and ts.valid():
             return ts
         if RUNTIME.generation != self._login_generation:
             # A forked child: the parent's login is void here; log in again with the same PIN source.
@@ -234,7 +234,7 @@ class PKCS11N2HEEncryptor:
         self._local.s = ts
         return ts
 
-    def _rebind(self, session: Any) -> "list[dict]":
+    def _rebind(self, session: Any) -> "list[Dict[str, Any]]":
         out = []
         try:
             for obj in session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: self.key_label}):
@@ -296,7 +296,7 @@ class PKCS11N2HEEncryptor:
             raise KeyUsageError(f"key '{self.key_label}' on token '{self.token_label}' has no generation that may "
                                 "encrypt (all are decrypt-only after rotation): rotate it (tg-pkcs11 key rotate)")
         try:
-            return ts.enc_key.encrypt(data, mechanism=MECH_LWE2 if fmt == "LWE2" else MECH_LWE1)
+            return bytes(ts.enc_key.encrypt(data, mechanism=MECH_LWE2 if fmt == "LWE2" else MECH_LWE1))
         except px.PKCS11Error as e:
             raise translate(e, f"C_Encrypt ({fmt}) with key '{self.key_label}'", token=self.token_label,
                             key=self.key_label) from None

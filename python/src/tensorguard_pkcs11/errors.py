@@ -150,4 +150,5 @@ def translate(exc: BaseException, action: str, *, token: str = "", key: str = ""
     msg = f"{action} failed: {advice}"
     if hint:
         msg += f". {hint}"
-    return cls(msg, rv, name)
+    err: TensorGuardPKCS11Error = cls(msg, rv, name)
+    return err

@@ -33,7 +33,7 @@ class CiphertextInfo:
     k: int
     n: int
     batch: bool
-    seeds: tuple  # tuple[bytes, ...]: the LWE2 seed or the LWS1 seeds; empty for LWE1
+    seeds: "tuple[bytes, ...]"  # the LWE2 seed or the LWS1 seeds; empty for LWE1
     b_offset: int
 
 

@@ -6,7 +6,7 @@ import json
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import pkcs11.exceptions as px
@@ -150,7 +150,7 @@ def import_sdk_key(path: str, label: str, *, token: str = "default", module: Opt
                 })
                 try:
                     key = s.create_object(template)
-                    uid = key[Attribute.UNIQUE_ID]
+                    uid = str(key[Attribute.UNIQUE_ID])
                 except px.PKCS11Error as e:
                     raise translate(e, f"importing {path!r} as '{label}' (C_CreateObject)", token=token, key=label) from None
         finally:
@@ -165,7 +165,7 @@ def import_sdk_key(path: str, label: str, *, token: str = "default", module: Opt
 
 
 def key_template(label: str, *, extractable: bool = False, decrypt_rule: str = "seeded-once",
-                 key_id: bytes = b"", token_object: bool = True) -> dict:
+                 key_id: bytes = b"", token_object: bool = True) -> "dict[Any, Any]":
     """Class, type, storage and usage attributes of a new N2HE key, as tg-pkcs11 sets them (least privilege:
     encrypt and decrypt only)."""
     t = {
