@@ -22,11 +22,11 @@ import time
 
 import numpy as np
 
-try:
-    import tensorguard_pkcs11 as tg
-except ImportError:  # run from a checkout without `pip install ./python`
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python", "src"))
-    import tensorguard_pkcs11 as tg
+# Run from a checkout: this checkout's package, installed or not (elsewhere: `pip install tensorguard-pkcs11`).
+_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python", "src")
+if os.path.isdir(os.path.join(_SRC, "tensorguard_pkcs11")):
+    sys.path.insert(0, _SRC)
+import tensorguard_pkcs11 as tg  # noqa: E402
 
 SCALE = 2 ** 11
 CLIP = 1.0

@@ -106,8 +106,10 @@ then
   log="$(mktemp)"
   # --no-deps: its requirements are the pip packages above; PIP_BREAK_SYSTEM_PACKAGES lets a Debian python3
   # (PEP 668) take it as well (the default python3 here is pyenv's, which needs no flag).
+  # Not fatal: the tests and examples/federated_round.py use the tree's python/src directly; only users of
+  # `import tensorguard_pkcs11` from elsewhere need the install.
   if ! PIP_BREAK_SYSTEM_PACKAGES=1 "$PYTHON" -m pip install -q --no-deps -e "$ROOT/python" >"$log" 2>&1; then
-    tail -n 40 "$log" >&2; die "pip install -e python/ failed"
+    tail -n 20 "$log" >&2; say "WARNING: pip install -e python/ failed (the tests do not need it; see above)"
   fi
   rm -f "$log"
 fi
