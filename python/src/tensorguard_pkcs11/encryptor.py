@@ -191,6 +191,7 @@ class PKCS11N2HEEncryptor:
             self.modulus_bits = int(ref[VENDOR_ATTRIBUTES["CKA_TG_N2HE_MODULUS_BITS"]])
             self.plaintext_bits = int(ref[VENDOR_ATTRIBUTES["CKA_TG_N2HE_PLAINTEXT_BITS"]])
             rule = int(ref[VENDOR_ATTRIBUTES["CKA_TG_N2HE_DECRYPT_RULE"]])
+            self.noise_milli = int(ref[VENDOR_ATTRIBUTES["CKA_TG_N2HE_NOISE_MILLI"]])
         except px.PKCS11Error as e:
             raise translate(e, f"reading the N2HE attributes of '{self.key_label}'", token=self.token_label) from None
         self.decrypt_rule = _RULE_NAMES.get(rule, f"unknown ({rule})")
@@ -329,11 +330,9 @@ class PKCS11N2HEEncryptor:
 
     def max_seeded_sum_terms(self) -> int:
         """How many ciphertexts a seeded sum may hold under this key and still decrypt exactly under smudging
-        (docs/n2he.md: 64·2μ·m ≤ (Δ/4)², capped at 65,536), with the module's noise μ of this key."""
-        try:
-            mu = int(self._dec["obj"][VENDOR_ATTRIBUTES["CKA_TG_N2HE_NOISE_MILLI"]]) / 1000.0
-        except px.PKCS11Error:
-            return formats.MAX_SEEDED_SUM_TERMS
+        (docs/n2he.md: 64·2μ·m ≤ (Δ/4)², capped at 65,536), with this key's noise μ (CKA_TG_N2HE_NOISE_MILLI).
+        Ciphertexts made elsewhere with a larger μ need a smaller sum."""
+        mu = self.noise_milli / 1000.0
         delta = 1 << (self.modulus_bits - self.plaintext_bits)
         if mu <= 0:
             return formats.MAX_SEEDED_SUM_TERMS
