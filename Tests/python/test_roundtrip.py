@@ -159,3 +159,21 @@ def test_rotated_key_generations(pool):
         assert e1.active_generation == 2
         with pytest.raises(tg.KeyNotFoundError, match="no generation 5"):
             tg.PKCS11N2HEEncryptor("rot", token=token, generation=5)
+
+
+def test_encrypt_only_client_key(pool, interop, sdk_key):
+    """The recommended deployment: a client's key encrypts only; the aggregator's key decrypts the sum."""
+    import os
+    client_token, aggregator_token = pool.fresh(), pool.fresh()
+    tg.import_sdk_key(os.path.join(interop, "sdk-key-1.npy"), "client", token=client_token, decrypt=False, warn=False)
+    import_sdk(interop, aggregator_token, "aggregator")
+    with tg.PKCS11N2HEEncryptor("client", token=client_token) as client:
+        cts = [client.encrypt_batch([i, 2 * i]) for i in range(1, 4)]
+        with pytest.raises(tg.KeyUsageError, match="encrypt-only"):
+            client.decrypt_batch(cts[0])
+    total = tg.add_all(cts)
+    with tg.PKCS11N2HEEncryptor("aggregator", token=aggregator_token) as agg:
+        assert agg.decrypt_batch(total).tolist() == [6, 12]
+    assert ref.decrypt_parts(tg.formats.matrix(total, tg.formats.parse(total), 32).astype(np.int64),
+                             tg.formats.b_values(total, tg.formats.parse(total)).astype(np.int64), sdk_key,
+                             1 << 32, 1 << 16, 1 << 16).tolist() == [6, 12]

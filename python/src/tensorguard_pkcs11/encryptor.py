@@ -305,6 +305,9 @@ class PKCS11N2HEEncryptor:
     def decrypt_batch(self, ciphertext: bytes) -> np.ndarray:
         """Decrypts one ciphertext (LWE1, LWE2, or a seeded sum LWS1) inside the token; returns int64 in [0, t)."""
         info = formats.parse(ciphertext, self.n)
+        if not self._dec["decrypt"]:
+            raise KeyUsageError(f"key '{self.key_label}' (generation {self.generation}) on token '{self.token_label}' "
+                                "is encrypt-only (CKA_DECRYPT false): decrypt with the aggregator's key")
         if info.format == "LWE1" and self.decrypt_rule != "raw":
             raise DecryptionRefusedError(f"key '{self.key_label}' has the decryption rule {self.decrypt_rule}, "
                                          f"which refuses LWE1 input. {_RAW_HINT}")

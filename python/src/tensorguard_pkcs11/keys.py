@@ -100,7 +100,7 @@ def import_sdk_key(path: str, label: str, *, token: str = "default", module: Opt
                    pin: Optional[str] = None, pin_env: str = "TG_PKCS11_PIN", meta: Optional[str] = None,
                    modulus_bits: Optional[int] = None, plaintext_bits: Optional[int] = None,
                    noise_milli: int = DEFAULT_NOISE_MILLI, decrypt_rule: str = "seeded-once",
-                   extractable: bool = False, key_id: bytes = b"", warn: bool = True) -> str:
+                   extractable: bool = False, key_id: bytes = b"", decrypt: bool = True, warn: bool = True) -> str:
     """Moves an SDK key file (TensorGuard ``.npy`` or the raw ``.bin`` form) into the token as an N2HE key
     labelled ``label`` (C_CreateObject with CKA_VALUE = 8n bytes), like ``tg-pkcs11 key import``.
 
@@ -109,6 +109,8 @@ def import_sdk_key(path: str, label: str, *, token: str = "default", module: Opt
     LWE2 and seeded sums only, each seed once) or ``"raw"`` — needed to decrypt the TensorGuard SDK's LWE1 files
     and ``tensorguard`` envelopes, and then **any holder of the user PIN can recover the key** through
     C_Decrypt (docs/n2he.md). The key is private, sensitive and not extractable unless ``extractable``.
+    ``decrypt=False`` makes an encrypt-only key (CKA_DECRYPT false): what FL clients should hold, with only the
+    aggregator's key decrypting (docs/n2he.md, "Recommended deployment").
 
     Returns the new key's CKA_UNIQUE_ID. Afterwards delete the key file (a warning says so unless ``warn`` is
     false): while it exists the token is not the key's only home.
@@ -141,6 +143,7 @@ def import_sdk_key(path: str, label: str, *, token: str = "default", module: Opt
                     raise KeyFileError(f"a secret key labelled '{label}' already exists on token '{token}'; "
                                        "choose another label")
                 template = key_template(label, extractable=extractable, decrypt_rule=decrypt_rule, key_id=key_id)
+                template[Attribute.DECRYPT] = bool(decrypt)
                 template.update({
                     VENDOR_ATTRIBUTES["CKA_TG_N2HE_DIMENSION"]: n,
                     VENDOR_ATTRIBUTES["CKA_TG_N2HE_MODULUS_BITS"]: qb,
