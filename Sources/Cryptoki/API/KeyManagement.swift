@@ -73,7 +73,8 @@ extension Module {
             }
             value = try N2HEMechanism.generate(params)
         }
-        let record = try ObjectFactory.build(kind: kind, attributes: parsed, origin: .generated(m.type), value: value)
+        let record = try ObjectFactory.build(kind: kind, attributes: parsed, origin: .generated(m.type), value: value,
+                                             now: s.token.clock.now())
         try checkKeyRoles(s, record)
         return try s.token.insert(record, access: access)
     }
@@ -120,7 +121,7 @@ extension Module {
             } catch let e as CryptoError where e == .invalidInputLength(v.count) {
                 throw ckr(CKR_KEY_SIZE_RANGE)
             } catch {
-                throw CipherDirection.encrypt.map(error, "wrap key")
+                throw ErrorMap.cipher(error, direction: .encrypt, context: "wrap key")
             }
         }
     }
@@ -183,7 +184,7 @@ extension Module {
         let parsed = try ObjectFactory.parse(merged, kind: kind, origin: .unwrapped, role: access.role)
         try checkCreation(s, parsed: parsed, kind: kind, access: access)
         let record = try ObjectFactory.build(kind: kind, attributes: parsed, origin: .unwrapped, value: value,
-                                             valueError: CKR_WRAPPED_KEY_INVALID)
+                                             valueError: CKR_WRAPPED_KEY_INVALID, now: s.token.clock.now())
         // `raw` is chosen when a key is generated or imported, never for a key that arrives wrapped: an extractable
         // seeded-once key would otherwise come back as an oracle.
         if kind == .secretKey(CK.keyN2HE), N2HEDecryptRule(record) == .raw {

@@ -47,7 +47,8 @@ public final class Module: @unchecked Sendable {
     /// (level error, stderr unless the configuration named a file). A token whose store cannot be created or
     /// opened, or whose store another token already uses, does not fail the module: its slot is listed and
     /// answers CKR_TOKEN_NOT_RECOGNIZED (`Slot.unusable`), and the reason is logged at level error.
-    public init(configPath: String?) throws {
+    /// `clock`: the wall clock of key ages and creation times (`PolicyClock.system`; tests pass their own).
+    public init(configPath: String?, clock: PolicyClock = .system) throws {
         Log.shared.configureFromEnvironment()
         let config: Configuration
         do {
@@ -90,7 +91,7 @@ public final class Module: @unchecked Sendable {
                                         reason: "store \(directory.resolvedPath) is already the store of token '\(owner)'")
                 }
                 storeOwners[directory] = t.name
-                let token = try Token(slotID: slotID, config: t, handles: objectHandles, audit: trail)
+                let token = try Token(slotID: slotID, config: t, handles: objectHandles, audit: trail, clock: clock)
                 tokens.append(token)
                 slots.append(.usable(token))
             } catch let unusable as UnusableToken {

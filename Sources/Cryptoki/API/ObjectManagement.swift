@@ -30,7 +30,7 @@ extension Module {
         let kind = try ObjectFactory.kind(of: template)
         let parsed = try ObjectFactory.parse(template, kind: kind, origin: .created, role: access.role)
         try checkCreation(s, parsed: parsed, kind: kind, access: access)
-        let record = try ObjectFactory.build(kind: kind, attributes: parsed, origin: .created, value: nil)
+        let record = try ObjectFactory.build(kind: kind, attributes: parsed, origin: .created, value: nil, now: s.token.clock.now())
         try checkKeyRoles(s, record)
         return try s.token.insert(record, access: access)
     }

@@ -6,20 +6,19 @@ import Glibc
 import Darwin
 #endif
 import CP11Kit
-import Synchronization
 import TokenStore
 
-/// Wall-clock seconds for key ages. Tests shift it instead of sleeping; the module never does.
-enum PolicyClock {
-    private static let offset = Atomic<Int64>(0)
+/// Wall-clock seconds for key creation times, key ages and hourly limits. The module runs on `.system`; a test
+/// that needs time to pass hands another clock to `Module.init(configPath:clock:)` instead of sleeping.
+public struct PolicyClock: Sendable {
+    public let now: @Sendable () -> UInt64
 
-    static func now() -> UInt64 {
-        let t = Int64(time(nil)) &+ offset.load(ordering: .relaxed)
+    public init(_ now: @escaping @Sendable () -> UInt64) { self.now = now }
+
+    public static let system = PolicyClock {
+        let t = time(nil)
         return t > 0 ? UInt64(t) : 0
     }
-
-    static func shift(seconds: Int64) { offset.wrappingAdd(seconds, ordering: .relaxed) }
-    static func resetShift() { offset.store(0, ordering: .relaxed) }
 }
 
 /// The policy-relevant state of one key: its creation time and its counted uses.
@@ -163,7 +162,7 @@ extension Module {
         let policy = s.token.config.policy
         guard policy.limitsKeyUse, usage == CKA_ENCRYPT || usage == CKA_SIGN || usage == CKA_WRAP else { return }
         let charge = policy.maxKeyUses != nil && usage != CKA_WRAP
-        let now = PolicyClock.now()
+        let now = s.token.clock.now()
         let record = ref.record
         var known = KeyUsage(record)
         let refusal: String?

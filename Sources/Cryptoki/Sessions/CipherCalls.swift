@@ -86,7 +86,7 @@ extension Module {
             },
             admitRaw: { rows in
                 if let limit = policy.maxDecryptCallsPerHour, let ledger {
-                    let hour = Int64(PolicyClock.now() / 3600)
+                    let hour = Int64(token.clock.now() / 3600)
                     let counted = try ErrorMap.guarded("token '\(token.config.name)': decrypt call limit") {
                         try token.database.chargeHourlyCall(ledgerID: ledger, hour: hour, limit: limit)
                     }

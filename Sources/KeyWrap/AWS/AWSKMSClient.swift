@@ -125,19 +125,19 @@ final class AWSKMSClient: Sendable {
     let http: HTTPClient
     let credentials: AWSCredentialsProvider
     let clock: @Sendable () -> Int64
-    /// Test hook: runs on every request after signing, before sending (e.g. to change the body).
-    let afterSigning: (@Sendable (inout HTTPRequest) -> Void)?
+    /// Puts one signed request on the wire: `http.send` unless the creator gave another transport.
+    let transport: @Sendable (HTTPRequest) throws -> HTTPResponse
     private let counters = Mutex(AWSKMSStatistics())
 
     init(endpoint: String, region: String, http: HTTPClient, credentials: AWSCredentialsProvider,
          clock: @escaping @Sendable () -> Int64 = AWSTime.now,
-         afterSigning: (@Sendable (inout HTTPRequest) -> Void)? = nil) {
+         transport: (@Sendable (HTTPRequest) throws -> HTTPResponse)? = nil) {
         self.endpoint = endpoint
         self.signer = SigV4Signer(region: region, service: "kms")
         self.http = http
         self.credentials = credentials
         self.clock = clock
-        self.afterSigning = afterSigning
+        self.transport = transport ?? { try http.send($0) }
     }
 
     var statistics: AWSKMSStatistics { counters.withLock { $0 } }
@@ -162,10 +162,9 @@ final class AWSKMSClient: Sendable {
         do {
             response = try http.withRetries(http.configuration.retry) { _ in
                 attempts += 1
-                var request = try signer.sign(unsigned, credentials: creds, time: clock())
-                afterSigning?(&request)
+                let request = try signer.sign(unsigned, credentials: creds, time: clock())
                 counters.withLock { $0.requests += 1 }
-                let r = try http.send(request)
+                let r = try transport(request)
                 if r.isSuccess { return .done(r) }
                 let error = AWSServiceError(r)
                 if AWSServiceError.expiredCredentialCodes.contains(error.code) && !refreshed {
