@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# ABI sweep: builds Tests/abi/abi_sweep.c and runs it against the module.
+# ABI sweep: builds Tests/abi/*.c (main() in abi_sweep.c; abi_sweep.h lists the files) and runs it
+# against the module.
 #   bash Tests/abi/run.sh [path/to/libtensorguard-pkcs11.so]
 # Environment: ABI_VALGRIND=1 runs the sweep under valgrind (--error-exitcode=1).
 set -euo pipefail
@@ -15,7 +16,8 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/tg-abi.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 chmod 700 "$work"
 
-cc -O1 -Wall -Werror -I"$root" -o "$work/abi_sweep" "$root/Tests/abi/abi_sweep.c" -ldl -lpthread
+# Every .c file in Tests/abi is part of the one abi_sweep program.
+cc -O1 -Wall -Werror -I"$root" -o "$work/abi_sweep" "$root"/Tests/abi/*.c -ldl -lpthread
 
 mkdir -p "$work/store" "$work/store2"
 cat > "$work/config.yaml" <<YAML
