@@ -34,23 +34,11 @@ public struct AuditVerification: Sendable {
 }
 
 public enum AuditVerifier {
+    /// An audit log may grow large between rotations; past this, verify a rotated part at a time.
+    public static let maximumFileSize = 1 << 32
+
     /// The whole file's bytes; nil when it cannot be opened or read.
-    static func readWholeFile(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return nil
-            }
-            if n == 0 { return out }
-            out.append(contentsOf: chunk[0..<n])
-        }
-    }
+    static func readWholeFile(_ path: String) -> [UInt8]? { try? BoundedFile.read(path, limit: maximumFileSize) }
 
     /// `keys`: audit keys by token uuid (checkpoints of other tokens are counted as unverified).
     public static func verify(path: String, keys: [String: SecretBytes] = [:]) throws -> AuditVerification {

@@ -76,6 +76,14 @@ public final class SecretBytes: ByteView, Equatable, @unchecked Sendable, Custom
         }
     }
 
+    /// The first `n` bytes (clamped to 0...count) as a new SecretBytes; this one is unchanged.
+    public func prefix(_ n: Int) -> SecretBytes {
+        let k = min(max(0, n), count)
+        let out = SecretBytes(count: k)
+        if k > 0 { out.pointer.copyMemory(from: pointer, byteCount: k) }
+        return out
+    }
+
     /// `count` fresh random bytes from the OpenSSL CSPRNG.
     public static func random(count: Int) throws -> SecretBytes {
         let s = SecretBytes(count: count)

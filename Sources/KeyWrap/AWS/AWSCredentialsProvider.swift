@@ -254,37 +254,13 @@ func sanitizedAWSText(_ s: String, limit: Int = 400) -> String {
 }
 
 /// Reads a regular file of at most `limit` bytes. nil if it does not exist; errors name the path only.
+/// A shared credentials/config file: nil when it does not exist, `.misconfigured` when it cannot be used.
 func awsReadSmallFile(_ path: String, limit: Int) throws -> [UInt8]? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    if fd < 0 {
-        if errno == ENOENT || errno == ENOTDIR { return nil }
-        throw KeyWrapError.misconfigured("aws-kms: cannot read \(path) (errno \(errno))")
+    do {
+        return try BoundedFile.read(path, limit: limit)
+    } catch BoundedFile.Failure.missing {
+        return nil
+    } catch {
+        throw KeyWrapError.misconfigured("aws-kms: \(path) \(error)")
     }
-    defer { close(fd) }
-    var info = stat()
-    guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
-        throw KeyWrapError.misconfigured("aws-kms: \(path) is not a regular file")
-    }
-    guard Int(info.st_size) <= limit else { throw KeyWrapError.misconfigured("aws-kms: \(path) is larger than \(limit) bytes") }
-    var buffer = [UInt8](repeating: 0, count: limit + 1)
-    var total = 0
-    var rounds = 0
-    while total < buffer.count && rounds < 10_000 {
-        rounds += 1
-        let n = buffer.withUnsafeMutableBytes { raw in awsSystemRead(fd, raw.baseAddress?.advanced(by: total), raw.count - total) }
-        if n < 0 && errno == EINTR { continue }
-        guard n >= 0 else { secureZero(&buffer); throw KeyWrapError.misconfigured("aws-kms: cannot read \(path) (errno \(errno))") }
-        if n == 0 { break }
-        total += n
-    }
-    guard total <= limit else { secureZero(&buffer); throw KeyWrapError.misconfigured("aws-kms: \(path) is larger than \(limit) bytes") }
-    let out = Array(buffer[0..<total])
-    secureZero(&buffer)
-    return out
 }
-
-#if canImport(Glibc)
-private let awsSystemRead = Glibc.read
-#elseif canImport(Darwin)
-private let awsSystemRead = Darwin.read
-#endif

@@ -3,10 +3,8 @@
 import CryptoCore
 #if canImport(Glibc)
 import Glibc
-private let readFile = Glibc.read
 #elseif canImport(Darwin)
 import Darwin
-private let readFile = Darwin.read
 #endif
 
 /// Where a credential comes from. Read when needed (fixing the file or variable needs no restart).
@@ -40,37 +38,29 @@ public enum CredentialSource: Sendable, Equatable, CustomStringConvertible {
             out.withUnsafeMutableBytes { dst in if let base = dst.baseAddress { memcpy(base, value, length) } }
             return out
         case .file(let path):
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw KeyWrapError.misconfigured("\(what): cannot read file \(path) (errno \(errno))") }
-            defer { close(fd) }
-            var info = stat()
-            guard fstat(fd, &info) == 0 else { throw KeyWrapError.misconfigured("\(what): cannot stat file \(path) (errno \(errno))") }
-            guard info.st_mode & S_IFMT == S_IFREG else { throw KeyWrapError.misconfigured("\(what): \(path) is not a regular file") }
-            guard info.st_mode & 0o007 == 0 else {
-                throw KeyWrapError.misconfigured("\(what): file \(path) is accessible to other users (mode "
-                                                 + String(info.st_mode & 0o777, radix: 8) + "); chmod 600 it")
+            let file: SecretBytes
+            do {
+                // Room for the value and a trailing CR LF.
+                file = try BoundedFile.readSecret(path, limit: maximumLength + 2) { info in
+                    guard info.st_mode & 0o007 == 0 else {
+                        throw BoundedFile.Failure.refused("is accessible to other users (mode " + String(info.st_mode & 0o777, radix: 8)
+                                                          + "); chmod 600 it")
+                    }
+                }
+            } catch let f as BoundedFile.Failure {
+                if case .tooLarge = f { throw KeyWrapError.misconfigured("\(what): file \(path) is longer than \(maximumLength) bytes") }
+                throw KeyWrapError.misconfigured("\(what): file \(path) \(f)")
             }
-            // Room for the value and a trailing CR LF; one byte more than that says "too large".
-            var buffer = [UInt8](repeating: 0, count: maximumLength + 3)
-            defer { secureZero(&buffer) }
-            var total = 0
-            var rounds = 0
-            while total < buffer.count && rounds < 100_000 {   // bounded: read() returns 0 at end of file
-                rounds += 1
-                let n = buffer.withUnsafeMutableBytes { raw in readFile(fd, raw.baseAddress?.advanced(by: total), raw.count - total) }
-                if n < 0 && errno == EINTR { continue }
-                guard n >= 0 else { throw KeyWrapError.misconfigured("\(what): cannot read file \(path) (errno \(errno))") }
-                if n == 0 { break }
-                total += n
+            var length = file.count
+            file.withUnsafeBytes { bytes in
+                if length > 0 && bytes[length - 1] == 0x0A { length -= 1 }
+                if length > 0 && bytes[length - 1] == 0x0D { length -= 1 }
             }
-            var length = total
-            if length > 0 && buffer[length - 1] == 0x0A { length -= 1 }
-            if length > 0 && buffer[length - 1] == 0x0D { length -= 1 }
             guard length <= maximumLength else {
                 throw KeyWrapError.misconfigured("\(what): file \(path) is longer than \(maximumLength) bytes")
             }
             guard length > 0 else { throw KeyWrapError.misconfigured("\(what): file \(path) is empty") }
-            return SecretBytes(copying: buffer[0..<length])
+            return length == file.count ? file : file.prefix(length)
         }
     }
 }

@@ -1,5 +1,6 @@
-// File input and output with POSIX calls, so that secrets are read straight into a SecretBuffer and
-// every failure names the file and the reason.
+// File input and output: reading through CryptoCore's BoundedFile (secrets straight into SecretBytes), writing
+// atomically with POSIX calls; every failure names the file and the reason.
+import CryptoCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,65 +11,23 @@ enum Files {
 
     private static func reason(_ code: Int32) -> String { String(cString: strerror(code)) }
 
-    /// Opens a regular file for reading and returns its descriptor and size.
-    private static func openRegular(_ path: String, what: String) throws -> (Int32, Int) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw CLIError("cannot open \(what) '\(path)': \(reason(errno))") }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else {
-            let e = errno
-            close(fd)
-            throw CLIError("cannot stat \(what) '\(path)': \(reason(e))")
-        }
-        guard (st.st_mode & S_IFMT) == S_IFREG else {
-            close(fd)
-            throw CLIError("\(what) '\(path)' is not a regular file")
-        }
-        let size = Int(st.st_size)
-        guard size <= maxInputBytes else {
-            close(fd)
-            throw CLIError("\(what) '\(path)' is too large (\(size) bytes)")
-        }
-        return (fd, size)
-    }
-
-    /// Reads a whole file into a SecretBuffer (key files, PIN files).
-    static func readSecret(_ path: String, what: String) throws -> SecretBuffer {
-        let (fd, size) = try openRegular(path, what: what)
-        defer { close(fd) }
-        let buffer = SecretBuffer(capacity: size)
-        while buffer.count < size {
-            let n = buffer.withUnsafeMutableSpareBytes { spare in Glibc.read(fd, spare.baseAddress, spare.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw CLIError("cannot read \(what) '\(path)': \(reason(errno))")
-            }
-            if n == 0 { break }
-            buffer.extend(by: n)
-        }
-        guard buffer.count == size else { throw CLIError("\(what) '\(path)' changed while it was being read") }
-        return buffer
+    /// Reads a whole file into SecretBytes (key files, PIN files).
+    static func readSecret(_ path: String, what: String) throws -> SecretBytes {
+        do { return try BoundedFile.readSecret(path, limit: maxInputBytes) } catch { throw failure(error, path, what) }
     }
 
     /// Reads a whole (non-secret) file.
     static func read(_ path: String, what: String) throws -> [UInt8] {
-        let (fd, size) = try openRegular(path, what: what)
-        defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: size)
-        var done = 0
-        while done < size {
-            let n = bytes.withUnsafeMutableBytes { raw in
-                Glibc.read(fd, raw.baseAddress.map { $0 + done }, size - done)
-            }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw CLIError("cannot read \(what) '\(path)': \(reason(errno))")
-            }
-            if n == 0 { break }
-            done += n
+        do { return try BoundedFile.read(path, limit: maxInputBytes) } catch { throw failure(error, path, what) }
+    }
+
+    private static func failure(_ error: any Error, _ path: String, _ what: String) -> CLIError {
+        switch error as? BoundedFile.Failure {
+        case .missing?: return CLIError("cannot open \(what) '\(path)': \(reason(ENOENT))")
+        case .tooLarge?: return CLIError("\(what) '\(path)' is too large (more than \(maxInputBytes) bytes)")
+        case let f?: return CLIError("\(what) '\(path)' \(f)")
+        case nil: return CLIError("\(what) '\(path)': \(error)")
         }
-        guard done == size else { throw CLIError("\(what) '\(path)' changed while it was being read") }
-        return bytes
     }
 
     /// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename.
