@@ -144,25 +144,7 @@ public final class GCPKMSBackend: KeyWrapBackend {
                 ("Authorization", "Bearer \(token.value)"),
             ], body: body)
             defer { secureZero(&request.body) }
-            let outcome: CloudCallOutcome<T>
-            do {
-                outcome = try http.withRetries(http.configuration.retry) { _ -> HTTPClient.AttemptOutcome<CloudCallOutcome<T>> in
-                    var response = try http.send(request)
-                    defer { secureZero(&response.body) }
-                    if response.status == 200 {
-                        if let doc = try? JSONValue.parse(response.body, secretMembers: secretMembers), let value = accept(doc) {
-                            return .done(.ok(value))
-                        }
-                        return .retry(.malformed, retryAfter: nil)
-                    }
-                    let status = CloudCallOutcome<T>.status(HTTPResponse(status: response.status, headers: response.headers,
-                                                             body: response.body))
-                    return HTTPClient.isTransientStatus(response.status)
-                        ? .retry(status, retryAfter: HTTPClient.retryAfter(response)) : .done(status)
-                }
-            } catch let e as HTTPError {
-                throw KeyWrapError.unreachable("\(what): \(e) (after up to \(http.configuration.retry.maxAttempts) attempts)")
-            }
+            let outcome = try http.cloudJSONCall(request, what: what, secretMembers: secretMembers, accept: accept)
             switch outcome {
             case .ok(let value):
                 return value

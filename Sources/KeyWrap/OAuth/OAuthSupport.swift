@@ -113,3 +113,30 @@ enum CloudCallOutcome<T> {
     /// A 2xx response with an unusable body (malformed JSON, integrity check failed).
     case malformed
 }
+
+extension HTTPClient {
+    /// One JSON call of a cloud backend (gcp-kms, azure-keyvault) under the client's retry policy: a 200 whose
+    /// body `accept` takes is `.ok` (members named in `secretMembers` parsed into SecretBytes); a 200 it refuses
+    /// is retried, then `.malformed`; a transient status (429, 5xx) is retried, then `.status`; any other status
+    /// is `.status` at once. Transport failures after the retries are `.unreachable`. Response bodies are wiped.
+    func cloudJSONCall<T>(_ request: HTTPRequest, what: String, secretMembers: Set<String>,
+                          accept: (JSONValue) -> T?) throws -> CloudCallOutcome<T> {
+        do {
+            return try withRetries(configuration.retry) { _ -> AttemptOutcome<CloudCallOutcome<T>> in
+                var response = try send(request)
+                defer { secureZero(&response.body) }
+                if response.status == 200 {
+                    if let doc = try? JSONValue.parse(response.body, secretMembers: secretMembers), let value = accept(doc) {
+                        return .done(.ok(value))
+                    }
+                    return .retry(.malformed, retryAfter: nil)
+                }
+                let status = CloudCallOutcome<T>.status(HTTPResponse(status: response.status, headers: response.headers,
+                                                                     body: response.body))
+                return Self.isTransientStatus(response.status) ? .retry(status, retryAfter: Self.retryAfter(response)) : .done(status)
+            }
+        } catch let e as HTTPError {
+            throw KeyWrapError.unreachable("\(what): \(e) (after up to \(configuration.retry.maxAttempts) attempts)")
+        }
+    }
+}
