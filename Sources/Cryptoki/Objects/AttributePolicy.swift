@@ -2,6 +2,7 @@
 // exist, their value kind, default, and the rules of change. Everything that creates, copies, modifies or
 // reads an object consults this table; no rule is hard-coded elsewhere.
 import CP11Kit
+import CryptoCore
 import N2HE
 
 /// How an attribute's bytes are shaped.
@@ -50,7 +51,7 @@ struct AttributeRule: OptionSet, Sendable {
 }
 
 /// A default applied when the template omits the attribute.
-enum AttributeDefault: Sendable {
+enum AttributeDefault: Sendable, Equatable {
     case none                 // no default: absent unless required / computed
     case value([UInt8])
     case template             // empty template
@@ -94,18 +95,19 @@ enum AttributePolicy {
     private static let F = Encoding.bool(false)
     private static let empty: [UInt8] = []
 
-    /// PKCS#11 3.0 §4.4–4.5: common to every object.
-    static let storage: [AttributeSpec] = [
+    /// PKCS#11 3.0 §4.4–4.5: common to every object. CKA_PRIVATE's default is the class's: keys are private,
+    /// data objects public.
+    static func storage(privateByDefault: Bool) -> [AttributeSpec] { [
         AttributeSpec(CKA_CLASS, .ulong, [.fixed, .searchable]),
         AttributeSpec(CKA_TOKEN, .bool, [.copyChangeable], .value(F)),
         // A copy may make an object private or unmodifiable, never the reverse (KeyRoles.tightensOnCopy).
-        AttributeSpec(CKA_PRIVATE, .bool, [.copyChangeable, .security]),  // default depends on class: see defaultPrivate
+        AttributeSpec(CKA_PRIVATE, .bool, [.copyChangeable, .security], .value(privateByDefault ? T : F)),
         AttributeSpec(CKA_MODIFIABLE, .bool, [.copyChangeable, .security], .value(T)),
         AttributeSpec(CKA_LABEL, .utf8, [.searchable], .value(empty)),
         AttributeSpec(CKA_COPYABLE, .bool, [.onlyToFalse, .security], .value(T)),
         AttributeSpec(CKA_DESTROYABLE, .bool, [.onlyToFalse, .security], .value(T)),
         AttributeSpec(CK.attrUniqueID, .utf8, [.computed, .fixed, .searchable]),
-    ]
+    ] }
 
     /// §4.5: data objects.
     static let data: [AttributeSpec] = [
@@ -173,9 +175,9 @@ enum AttributePolicy {
         return d
     }
 
-    private static let dataTable = index(storage + data)
-    private static let aesTable = index(storage + secretKey)
-    private static let n2heTable = index(storage + secretKey + n2he)
+    private static let dataTable = index(storage(privateByDefault: false) + data)
+    private static let aesTable = index(storage(privateByDefault: true) + secretKey)
+    private static let n2heTable = index(storage(privateByDefault: true) + secretKey + n2he)
 
     /// The table of one object kind (nil: unsupported kind).
     static func table(for kind: ObjectKind) -> [CK_ATTRIBUTE_TYPE: AttributeSpec]? {
@@ -195,20 +197,34 @@ enum AttributePolicy {
     /// Every attribute type served from TokenStore's hash index.
     static let indexedTypes: Set<UInt> = {
         var s = Set<UInt>()
-        for spec in storage + secretKey + data where spec.rules.contains(.searchable) { s.insert(UInt(spec.type)) }
+        for spec in storage(privateByDefault: true) + secretKey + data where spec.rules.contains(.searchable) { s.insert(UInt(spec.type)) }
         return s
     }()
 
-    /// CKA_PRIVATE default when the template omits it: keys are private, data objects public.
+    /// CKA_PRIVATE when the template omits it: the table's default for the kind.
     static func defaultPrivate(for kind: ObjectKind) -> Bool {
-        if case .secretKey = kind { return true }
-        return false
+        spec(CKA_PRIVATE, for: kind)?.defaultValue == .value(Encoding.bool(true))
     }
 
     /// Is `type` sealed at rest for an object of `kind` with CKA_PRIVATE = `isPrivate`?
     static func isSecretAtRest(_ type: CK_ATTRIBUTE_TYPE, kind: ObjectKind, isPrivate: Bool) -> Bool {
         guard let s = spec(type, for: kind) else { return false }
         return s.rules.contains(.secretAtRest) || (isPrivate && s.rules.contains(.secretWhenPrivate))
+    }
+
+    /// Moves every value to where the table says it belongs: into `secrets` (sealed in the store, never in a
+    /// clear attribute) when `isSecretAtRest`, into `attributes` otherwise. The one place that decides it, for
+    /// new objects (ObjectFactory.build) and for copies whose CKA_PRIVATE changed (ObjectRecord.placeSecrets).
+    static func place(_ attributes: inout AttributeMap, _ secrets: inout [CK_ATTRIBUTE_TYPE: SecretBytes],
+                      kind: ObjectKind, isPrivate: Bool) {
+        for (type, value) in attributes where isSecretAtRest(type, kind: kind, isPrivate: isPrivate) {
+            if case .bytes(let b) = value { secrets[type] = SecretBytes(copying: b) }
+            attributes[type] = nil
+        }
+        for (type, secret) in secrets where !isSecretAtRest(type, kind: kind, isPrivate: isPrivate) {
+            attributes[type] = .bytes(secret.unsafeCopyToArray())
+            secrets[type] = nil
+        }
     }
 
     /// Validates and canonicalises one value against its kind. Throws CKR_ATTRIBUTE_VALUE_INVALID.

@@ -84,7 +84,6 @@ enum ObjectFactory {
         // Defaults.
         attrs[CKA_CLASS] = .bytes(Encoding.ulong(kind.objectClass))
         if let kt = kind.keyType { attrs[CKA_KEY_TYPE] = .bytes(Encoding.ulong(kt)) }
-        if attrs[CKA_PRIVATE] == nil { attrs[CKA_PRIVATE] = .bytes(Encoding.bool(AttributePolicy.defaultPrivate(for: kind))) }
         for (type, value) in KeyRoles.defaults(for: parsed, kind: kind, origin: origin) where attrs[type] == nil {
             attrs[type] = value
         }
@@ -99,11 +98,7 @@ enum ObjectFactory {
 
         switch kind {
         case .data:
-            // CKA_VALUE of a private data object is sealed at rest.
-            if case .bytes(let b)? = attrs[CKA_VALUE], attrs[CKA_PRIVATE] == .bytes(Encoding.bool(true)) {
-                secrets[CKA_VALUE] = SecretBytes(copying: b)
-                attrs[CKA_VALUE] = nil
-            }
+            break  // its CKA_VALUE is placed (sealed when private) with every other value below
         case .secretKey(let keyType):
             let keyValue: SecretBytes
             if let value {
@@ -143,6 +138,7 @@ enum ObjectFactory {
             attrs[CK.attrKeyCreated] = .bytes(Encoding.ulong(CK_ULONG(now)))
             attrs[CK.attrKeyUseCount] = .bytes(Encoding.ulong(0))
         }
+        AttributePolicy.place(&attrs, &secrets, kind: kind, isPrivate: attrs[CKA_PRIVATE] == .bytes(Encoding.bool(true)))
         guard case .bytes(let uid)? = attrs[CK.attrUniqueID] else { throw ckr(CKR_GENERAL_ERROR) }
         return ObjectRecord(uniqueID: String(decoding: uid, as: UTF8.self), kind: kind, attributes: attrs, secrets: secrets)
     }

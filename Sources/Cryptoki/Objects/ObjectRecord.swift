@@ -88,17 +88,10 @@ struct ObjectRecord: @unchecked Sendable {
         self.sequence = 0
     }
 
-    /// Puts a data object's CKA_VALUE where CKA_PRIVATE says it belongs (sealed when private, clear when public).
-    /// Keys always keep CKA_VALUE secret. Used by C_CopyObject, which may change CKA_PRIVATE.
+    /// Puts each value where the attribute table says it belongs now (a data object's CKA_VALUE is sealed when
+    /// private, clear when public; a key's always sealed). Used by C_CopyObject, which may change CKA_PRIVATE.
     mutating func placeSecrets() {
-        guard kind == .data else { return }
-        if isPrivate, case .bytes(let b)? = attributes[CKA_VALUE] {
-            secrets[CKA_VALUE] = SecretBytes(copying: b)
-            attributes[CKA_VALUE] = nil
-        } else if !isPrivate, let s = secrets[CKA_VALUE] {
-            attributes[CKA_VALUE] = .bytes(s.unsafeCopyToArray())
-            secrets[CKA_VALUE] = nil
-        }
+        AttributePolicy.place(&attributes, &secrets, kind: kind, isPrivate: isPrivate)
     }
 
     /// The public attributes in the store's encoding (templates serialised).
