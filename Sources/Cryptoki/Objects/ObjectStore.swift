@@ -196,6 +196,34 @@ extension Token {
         forgetCached(ref.record.uniqueID)
     }
 
+    /// Reads, evaluates and (when `evaluate` says it changed) writes a key's policy state in one step: one store
+    /// transaction for a token object (exact across processes), under the token's lock for a session object.
+    /// Returns `evaluate`'s refusal.
+    func updateKeyUsage(_ ref: ObjectRef, _ evaluate: (inout KeyUsage) -> (refusal: String?, changed: Bool)) throws -> String? {
+        if ref.record.isToken {
+            return try ErrorMap.guarded(storeContext("key use policy")) {
+                try database.modifyPublicAttributes(uniqueID: ref.record.uniqueID) { attributes in
+                    var usage = KeyUsage(attributes)
+                    let (refusal, changed) = evaluate(&usage)
+                    guard changed else { return (nil, refusal) }
+                    var updated = attributes
+                    usage.write(into: &updated)
+                    return (updated, refusal)
+                }
+            }
+        }
+        return state.withLock { st -> String? in
+            guard var entry = st.sessionObjects[ref.handle] else { return nil }
+            var usage = KeyUsage(entry.record)
+            let (refusal, changed) = evaluate(&usage)
+            if changed {
+                usage.write(into: &entry.record)
+                st.sessionObjects[ref.handle] = entry
+            }
+            return refusal
+        }
+    }
+
     func destroy(_ ref: ObjectRef, access: Access) throws {
         try checkWritable(isToken: ref.record.isToken, isPrivate: ref.record.isPrivate, access: access)
         if !ref.record.isToken {

@@ -168,28 +168,8 @@ extension Module {
         let refusal: String?
         if !charge, known.created != nil || policy.maxKeyAgeDays == nil {
             refusal = known.evaluate(policy, now: now, charge: false).refusal
-        } else if record.isToken {
-            refusal = try ErrorMap.guarded("token '\(s.token.config.name)': key use policy") {
-                try s.token.database.modifyPublicAttributes(uniqueID: record.uniqueID) { attributes in
-                    var current = KeyUsage(attributes)
-                    let (refusal, changed) = current.evaluate(policy, now: now, charge: charge)
-                    guard changed else { return (nil, refusal) }
-                    var updated = attributes
-                    current.write(into: &updated)
-                    return (updated, refusal)
-                }
-            }
         } else {
-            refusal = s.token.state.withLock { st -> String? in
-                guard var entry = st.sessionObjects[ref.handle] else { return nil }
-                var current = KeyUsage(entry.record)
-                let (refusal, changed) = current.evaluate(policy, now: now, charge: charge)
-                if changed {
-                    current.write(into: &entry.record)
-                    st.sessionObjects[ref.handle] = entry
-                }
-                return refusal
-            }
+            refusal = try s.token.updateKeyUsage(ref) { current in current.evaluate(policy, now: now, charge: charge) }
         }
         if let refusal {
             try refuseByPolicy(s, rv: CKR_KEY_FUNCTION_NOT_PERMITTED, uniqueID: record.uniqueID,

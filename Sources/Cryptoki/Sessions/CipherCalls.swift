@@ -67,9 +67,7 @@ extension Module {
             maximumSumTerms: parameters.maximumSeededSumTerms,
             spend: { digests in
                 guard let ledger else { throw ckr(CKR_USER_NOT_LOGGED_IN) }
-                return try ErrorMap.guarded("token '\(token.config.name)': seed ledger") {
-                    try token.database.spendSeeds(ledgerID: ledger, digests: digests)
-                }
+                return try token.spendSeeds(ledgerID: ledger, digests: digests)
             },
             refuse: { reason in
                 Log.info("token '\(token.config.name)': N2HE decryption refused: \(reason)" + (label.map { " (key '\($0)')" } ?? ""))
@@ -87,9 +85,7 @@ extension Module {
             admitRaw: { rows in
                 if let limit = policy.maxDecryptCallsPerHour, let ledger {
                     let hour = Int64(token.clock.now() / 3600)
-                    let counted = try ErrorMap.guarded("token '\(token.config.name)': decrypt call limit") {
-                        try token.database.chargeHourlyCall(ledgerID: ledger, hour: hour, limit: limit)
-                    }
+                    let counted = try token.chargeHourlyCall(ledgerID: ledger, hour: hour, limit: limit)
                     if !counted {
                         try self.refuseByPolicy(s, rv: CKR_KEY_FUNCTION_NOT_PERMITTED, uniqueID: uid, label: record.bytes(CKA_LABEL),
                                                 mechanism: mechanism,

@@ -133,6 +133,18 @@ final class Token: @unchecked Sendable {
         }
     }
 
+    /// Spends `digests` in the ledger, all or none (TokenDatabase.spendSeeds); false if one was spent already.
+    func spendSeeds(ledgerID: String, digests: [[UInt8]]) throws -> Bool {
+        try ErrorMap.guarded("token '\(config.name)': seed ledger") { try database.spendSeeds(ledgerID: ledgerID, digests: digests) }
+    }
+
+    /// Counts one raw decryption in `hour` for the ledger; false when `limit` is reached.
+    func chargeHourlyCall(ledgerID: String, hour: Int64, limit: Int) throws -> Bool {
+        try ErrorMap.guarded("token '\(config.name)': decrypt call limit") {
+            try database.chargeHourlyCall(ledgerID: ledgerID, hour: hour, limit: limit)
+        }
+    }
+
     func record() throws -> TokenRecord {
         try ErrorMap.guarded("token '\(config.name)': read token record") { try database.tokenRecord() }
     }
