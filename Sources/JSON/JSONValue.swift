@@ -72,10 +72,3 @@ public enum JSONValue: Sendable, Equatable {
 
     public var int: Int? { int64.flatMap { Int(exactly: $0) } }
 }
-
-/// Where and why a document was refused. Never holds document content (it may be a secret).
-public struct JSONError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var offset: Int
-    public var reason: String
-    public var description: String { "malformed JSON at byte \(offset): \(reason)" }
-}

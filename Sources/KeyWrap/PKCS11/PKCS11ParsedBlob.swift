@@ -1,4 +1,4 @@
-/// The parsed frame of a version-1 `pkcs11` blob (PKCS11Backend.swift describes it; BlobFrame.swift the frame).
+/// The parsed frame of a version-1 `pkcs11` blob (PKCS11Backend.swift describes it; BlobWriter.swift the frame).
 struct PKCS11ParsedBlob {
     let mechanism: PKCS11WrapMechanism
     let kek: PKCS11KEKReference

@@ -54,6 +54,6 @@ enum Names {
         }
     }
 
-    /// The registry's name (Cryptoki/Mechanisms/MechanismRegistry.swift), else the number in hex.
+    /// The registry's name (Cryptoki/Mechanisms/Mechanisms.swift), else the number in hex.
     static func mechanism(_ type: CK_MECHANISM_TYPE) -> String { Mechanisms.name(type) }
 }
