@@ -18,19 +18,19 @@ public enum TrustedFile {
         let real = String(cString: resolved)
         free(resolved)
         let me = geteuid()
-        let via = real == path ? "" : " (resolved from \(path))"
+        let via = real == path ? "" : "; checked as the resolved path of \(path)"
         var current = real
         var isTarget = true
         while true {
             var st = stat()
-            guard stat(current, &st) == 0 else { return "\(current)\(via): cannot stat (errno \(errno))" }
+            guard stat(current, &st) == 0 else { return "\(current): cannot stat (errno \(errno))\(via)" }
             if st.st_uid != 0 && st.st_uid != me {
-                return "\(current)\(via) is owned by uid \(st.st_uid), neither root nor the calling user (uid \(me))"
+                return "\(current) is owned by uid \(st.st_uid), neither root nor the calling user (uid \(me))\(via)"
             }
             let writableByOthers = st.st_mode & (S_IWGRP | S_IWOTH) != 0
             let stickyRootDirectory = !isTarget && st.st_mode & S_ISVTX != 0 && st.st_uid == 0
             if writableByOthers && !stickyRootDirectory {
-                return "\(current)\(via) is group- or world-writable (mode 0\(String(st.st_mode & 0o7777, radix: 8)); chmod go-w)"
+                return "\(current) is group- or world-writable (mode 0\(String(st.st_mode & 0o7777, radix: 8)); chmod go-w)\(via)"
             }
             if current == "/" { return nil }
             isTarget = false
