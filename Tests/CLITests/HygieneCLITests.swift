@@ -79,6 +79,33 @@ final class HygieneCLITests: XCTestCase {
         try CLI.ok(["audit", "verify"], environment: a.env)
     }
 
+    func testRestoreCreatesAPrivateStoreWhateverTheUmask() throws {
+        let a = try Machine("restore-umask")
+        let store = a.dir.file("new/deep/store")
+        try a.configure("""
+            tokens:
+              - name: src
+                store: \(a.dir.file("store-src"))
+                pin_kdf_cost: 10
+              - name: dst
+                store: \(store)
+                pin_kdf_cost: 10
+
+            """)
+        try a.initToken("src", label: "src")
+        let backup = a.dir.file("src.tgbackup")
+        try CLI.ok(["backup", "--token", "src", "--output", backup, "--so-pin-env", "SO_PIN"], environment: a.env)
+        let saved = umask(0)   // inherited by tg-pkcs11
+        defer { umask(saved) }
+        try CLI.ok(["restore", "--token", "dst", "--file", backup, "--so-pin-env", "SO_PIN"], environment: a.env)
+        func mode(_ p: String) -> Int {
+            ((try? FileManager.default.attributesOfItem(atPath: p))?[.posixPermissions] as? NSNumber)?.intValue ?? -1
+        }
+        for d in [a.dir.file("new"), a.dir.file("new/deep"), store] { XCTAssertEqual(mode(d), 0o700, d) }
+        XCTAssertEqual(mode(store + "/token.sqlite"), 0o600)
+        XCTAssertEqual(mode(a.dir.file("xdg-data/tensorguard-pkcs11/audit.log")), 0o600)
+    }
+
     // MARK: doctor
 
     struct Report: Decodable {

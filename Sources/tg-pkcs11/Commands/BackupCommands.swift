@@ -350,11 +350,11 @@ struct Restore: ParsableCommand {
             try operatorStep(token.name, "'\(file)'") { try TokenBackup.open(bytes, soPIN: pin) }
         }
 
+        // As the module creates it: the store and every missing parent 0700, whatever the umask.
         do {
-            try FileManager.default.createDirectory(atPath: token.store, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
+            _ = try StoreDirectory.prepare(token.store)
         } catch {
-            throw CLIError("cannot create the store directory '\(token.store)': \(error.localizedDescription)")
+            throw CLIError("cannot create the store directory '\(token.store)': \(error)")
         }
         let scratch = try PrivateDirectory(in: token.store, prefix: "restore")
         defer { scratch.remove() }
