@@ -4,13 +4,13 @@
 #   make build         release build: .build/release/libtensorguard-pkcs11.so and .build/release/tg-pkcs11
 #   make demo          build, then a walk-through with pkcs11-tool on a demo token in out/demo/ (local backend)
 #   make demo BACKEND=softhsm   the same with the root key wrapped by a SoftHSM2 KEK (out/demo-softhsm/)
-#   make check         every test: swift test (debug) + conformance; fails on any failure
+#   make check         every test: swift test (debug) + conformance + the Python package's pytest suite; fails on any failure
 #   make test          swift test only
 #   make conformance   pkcs11-conformance/run.sh against the built module (MODULE=softhsm|/path to switch)
 #   make install PREFIX=/usr/local   module, header, p11-kit module file and tg-pkcs11 (DESTDIR honoured), stripped
 #                      as `make deb` strips them (STRIP_MODULE= STRIP_CLI= keep the symbols)
 #   make deb           Debian package in out/deb/ (scripts/build-deb.sh): module, p11-kit module file, header, tg-pkcs11
-#   make bench         p11bench on SoftHSM2 and on our module, one markdown table
+#   make bench         p11bench on SoftHSM2 and on our module, one markdown table; then the Python package vs C and numpy
 #   make clean         remove build outputs (.build, out/)
 
 SHELL       := /bin/bash
@@ -62,6 +62,7 @@ check: build
 	 bash Tests/reliability/run.sh $(LIB) || rc=1; \
 	 bash pkcs11-conformance/attacks/run.sh $(LIB) || rc=1; \
 	 bash Tests/package/run.sh $(LIB) $(CLI) || rc=1; \
+	 bash Tests/python/run.sh $(abspath $(LIB)) $(abspath $(CLI)) || rc=1; \
 	 if [ $$rc != 0 ]; then echo "check: FAILED (see above)"; else echo "check: all passed"; fi; \
 	 exit $$rc
 
@@ -107,6 +108,7 @@ $(FOOTPRINT_BIN): bench/footprint.c
 
 bench: build $(BENCH_BIN) $(FOOTPRINT_BIN)
 	@bench/run.sh
+	@python3 bench/python_bench.py --module $(abspath $(LIB)) --p11bench $(abspath $(BENCH_BIN)) --out out/bench/python.md
 
 clean:
 	rm -rf .build out

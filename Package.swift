@@ -33,9 +33,9 @@ let package = Package(
         .target(name: "CN2HEKernels"),
         // The N2HE scheme of the TensorGuard SDK: parameters, keys, LWE1/LWE2, PCG64 expansion. Knows no PKCS#11.
         .target(name: "N2HE", dependencies: ["COpenSSL", "CryptoCore", "CN2HEKernels"]),
-        // A strict JSON reader and object writer in plain Swift (GCP and Azure bodies, OAuth, reading audit records;
-        // aws-kms still has its own secret-aware reader in AWS/AWSJSON.swift).
-        .target(name: "JSON"),
+        // The one JSON of the module's layers, in plain Swift: a strict bounded reader whose secret members land
+        // in SecretBytes, and a deterministic writer (cloud REST bodies, OAuth, audit records).
+        .target(name: "JSON", dependencies: ["CryptoCore"]),
         // libcurl for the cloud backends' HTTP layer, loaded with dlopen on first use (header from Debian's
         // libcurl4-openssl-dev; not linked: its ~30 libraries would load into every host, docs/footprint.md).
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("dl")]),

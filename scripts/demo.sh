@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo (`make demo`, which builds first): a fresh token of TensorGuard PKCS#11, driven by OpenSC's
 # pkcs11-tool — init token and PIN, an AES key, a data object, then -L -T -O -M — and an N2HE key with an
-# encrypt/decrypt round trip through tg-pkcs11.
+# encrypt/decrypt round trip through tg-pkcs11, and a federated round through the Python package.
 #
 #   BACKEND=local    (default, `make demo`) the embedded `local` backend; token in out/demo/
 #   BACKEND=softhsm  (`make demo BACKEND=softhsm`) the token's root key wrapped by an AES KEK on a SoftHSM2
@@ -167,6 +167,12 @@ if [ -x "$CLI" ] && "$CLI" --help 2>/dev/null | grep -q encrypt; then
   step "The audit trail: every step above, hash-chained and checkpointed under the token's audit key"
   run "${T[@]}" audit show --token "$LABEL" || fail "tg-pkcs11 audit show"
   run "${T[@]}" audit verify --token "$LABEL" --pin-env TG_DEMO_PIN || fail "tg-pkcs11 audit verify"
+
+  step "A federated round from Python (examples/federated_round.py, the tensorguard-pkcs11 package)"
+  # Ten clients encrypt float32 updates inside the token, an aggregator sums them without a key, the key holder
+  # decrypts only the sum (docs/python.md).
+  run python3 "$ROOT/examples/federated_round.py" --module "$MODULE" --token "$LABEL" --pin-env TG_DEMO_PIN \
+    --key demo-fl-round || fail "examples/federated_round.py"
 else
   [ "$BACKEND" = softhsm ] && fail "tg-pkcs11 is not built or does not support encrypt"
   echo "(skipped: tg-pkcs11 is not built yet or does not support encrypt)"

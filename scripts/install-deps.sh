@@ -3,7 +3,8 @@
 # it only touches what is missing, and says so on one line each. Safe to run on every `make`.
 #
 #   Debian packages  — apt-get update + install, only for packages `dpkg -s` says are missing
-#   Python (default) — python-pkcs11, pykcs11, pytest, numpy for python3 (pyenv 3.11)
+#   Python (default) — python-pkcs11, pykcs11, pytest, numpy for python3 (pyenv 3.11), and this repository's
+#                      package tensorguard-pkcs11 (python/) installed editable, so it is always this tree's
 #   Python 3.12 venv — .venv-check/ holding pkcs11-check (needs Python >= 3.12)
 #
 # Env: PYTHON (default python3), PYTHON312 (default: pyenv's 3.12.1, else python3.12 on PATH),
@@ -89,6 +90,26 @@ if ((${#pip_missing[@]})); then
   log="$(mktemp)"
   if ! "$PYTHON" -m pip install -q "${pip_missing[@]}" >"$log" 2>&1; then
     tail -n 40 "$log" >&2; die "pip install ${pip_missing[*]} failed"
+  fi
+  rm -f "$log"
+fi
+
+# The repository's own Python package (python/, docs/python.md): `pip install -e`, so examples and users of this
+# checkout import this tree's code; reinstalled when the installed one is not this tree (another clone, or a
+# plain `pip install ./python` copy). Its requirements (python-pkcs11, numpy) are installed above.
+if ! "$PYTHON" - "$ROOT/python/src" <<'PYEOF' >/dev/null 2>&1
+import os, sys, tensorguard_pkcs11 as t
+sys.exit(0 if os.path.realpath(os.path.dirname(t.__file__)).startswith(os.path.realpath(sys.argv[1]) + os.sep) else 1)
+PYEOF
+then
+  say "pip installing the tensorguard-pkcs11 Python package (editable, $ROOT/python)"
+  log="$(mktemp)"
+  # --no-deps: its requirements are the pip packages above; PIP_BREAK_SYSTEM_PACKAGES lets a Debian python3
+  # (PEP 668) take it as well (the default python3 here is pyenv's, which needs no flag).
+  # Not fatal: the tests and examples/federated_round.py use the tree's python/src directly; only users of
+  # `import tensorguard_pkcs11` from elsewhere need the install.
+  if ! PIP_BREAK_SYSTEM_PACKAGES=1 "$PYTHON" -m pip install -q --no-deps -e "$ROOT/python" >"$log" 2>&1; then
+    tail -n 20 "$log" >&2; say "WARNING: pip install -e python/ failed (the tests do not need it; see above)"
   fi
   rm -f "$log"
 fi

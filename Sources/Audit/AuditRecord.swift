@@ -25,48 +25,20 @@ public enum AuditEncoding {
 
     /// The record as one line, without the newline.
     public static func encode(_ fields: AuditFields) -> [UInt8] {
-        var out: [UInt8] = [UInt8(ascii: "{")]
-        var first = true
+        var out = JSONWriter()
+        out.beginObject()
         for key in fields.keys.sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }) {
             guard let value = fields[key] else { continue }
-            if !first { out.append(UInt8(ascii: ",")) }
-            first = false
-            appendString(key, to: &out)
-            out.append(UInt8(ascii: ":"))
+            out.key(key)
             switch value {
-            case .string(let s): appendString(s, to: &out)
-            case .int(let i): out += Array(String(i).utf8)
-            case .bool(let b): out += Array((b ? "true" : "false").utf8)
-            case .object(let o):
-                out.append(UInt8(ascii: "{"))
-                for (i, k) in o.keys.sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }).enumerated() {
-                    if i > 0 { out.append(UInt8(ascii: ",")) }
-                    appendString(k, to: &out)
-                    out.append(UInt8(ascii: ":"))
-                    appendString(o[k] ?? "", to: &out)
-                }
-                out.append(UInt8(ascii: "}"))
+            case .string(let s): out.string(s)
+            case .int(let i): out.int(i)
+            case .bool(let b): out.bool(b)
+            case .object(let o): out.stringMap(o)
             }
         }
-        out.append(UInt8(ascii: "}"))
-        return out
-    }
-
-    static func appendString(_ s: String, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        for b in s.utf8 {
-            switch b {
-            case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
-            case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
-            case 0x0A: out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
-            case 0x0D: out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
-            case 0x09: out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
-            case 0x00..<0x20, 0x7F:
-                out += Array("\\u00".utf8) + Array(Hex.encode([b]).utf8)
-            default: out.append(b)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
+        out.endObject()
+        return out.take()
     }
 
     /// Lowercase hex SHA-256 of `line` (the record's bytes without the newline).
@@ -91,7 +63,7 @@ public enum AuditEncoding {
     /// Parses a line as a JSON object; nil when it is not one (or holds a string that is not UTF-8). Values:
     /// String, Int (Double when not an integer), Bool, [Any], [String: Any], AuditJSONNull.
     public static func parse(_ line: some Collection<UInt8>) -> [String: Any]? {
-        guard case .object(let members)? = JSONValue.parse(Array(line)) else { return nil }
+        guard case .object(let members)? = JSONValue.parseIfValid(Array(line)) else { return nil }
         return object(members)
     }
 
@@ -110,6 +82,7 @@ public enum AuditEncoding {
         case .bool(let b): return b
         case .number(let text): return Int(text).map { $0 as Any } ?? Double(text)
         case .string(let bytes): return String(validating: bytes, as: UTF8.self)
+        case .secret: return nil
         case .array(let items):
             var out: [Any] = []
             for item in items {

@@ -1,4 +1,6 @@
 /// Errors thrown by CryptoCore. Messages never contain key or plaintext bytes.
+/// Their CK_RV mapping is `ErrorMap.rv(_: CryptoError)` and, during a cipher operation, `ErrorMap.cipher` in
+/// Cryptoki/Support/ErrorMapping.swift.
 public enum CryptoError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The OpenSSL random generator failed (RAND_bytes returned ≠ 1).
     case randomFailure

@@ -20,31 +20,23 @@ public struct LocalBackend: KeyWrapBackend {
         guard rootKey.count > 0, rootKey.count <= Int(UInt16.max) else {
             throw KeyWrapError.misconfigured("root key length \(rootKey.count) not supported")
         }
-        let mac = try binding(rootKey, context)
-        var blob: [UInt8] = [Self.blobVersion, UInt8(truncatingIfNeeded: rootKey.count >> 8), UInt8(truncatingIfNeeded: rootKey.count)]
-        blob.reserveCapacity(3 + rootKey.count + mac.count)
-        rootKey.withUnsafeBytes { blob.append(contentsOf: $0) }
-        blob.append(contentsOf: mac)
-        return blob
+        var blob = BlobWriter(version: Self.blobVersion, capacity: 3 + rootKey.count + BlobMAC.length)
+        try blob.append(field: rootKey)
+        return blob.bytes + (try binding(rootKey, context))
     }
 
     public func unwrap(_ blob: [UInt8], context: WrapContext) throws -> SecretBytes {
-        guard blob.count >= 3, blob[0] == Self.blobVersion else { throw KeyWrapError.integrityFailure }
-        let len = Int(blob[1]) << 8 | Int(blob[2])
-        guard len > 0, blob.count == 3 + len + 32 else { throw KeyWrapError.integrityFailure }
-        let root = SecretBytes(copying: blob[3..<(3 + len)])
-        let mac = try binding(root, context)
-        guard constantTimeEquals(mac, blob[(3 + len)...]) else { throw KeyWrapError.integrityFailure }
+        guard var reader = BlobReader(blob, version: Self.blobVersion, macLength: BlobMAC.length),
+              let field = reader.field(), reader.isAtEnd else { throw KeyWrapError.integrityFailure }
+        let root = SecretBytes(copying: field)
+        guard constantTimeEquals(try binding(root, context), reader.mac) else { throw KeyWrapError.integrityFailure }
         return root
     }
 
     public func checkHealth() throws {}
 
+    /// The mac covers the label and the token binding only: the frame is the root key itself.
     private func binding(_ root: SecretBytes, _ context: WrapContext) throws -> [UInt8] {
-        do {
-            return try HMAC.authenticate(.sha256, key: root, data: Self.label + context.aad)
-        } catch {
-            throw KeyWrapError.misconfigured("HMAC unavailable: \(error)")
-        }
+        try BlobMAC.compute(label: Self.label, rootKey: root, context: context, frame: [UInt8]())
     }
 }

@@ -1,4 +1,6 @@
 /// Every failure the N2HE library reports. No case ever carries key material, plaintext or noise.
+/// Their CK_RV mapping is `ErrorMap.rv(_: N2HEError)` and, during a cipher operation, `ErrorMap.n2he` in
+/// Cryptoki/Support/ErrorMapping.swift.
 public enum N2HEError: Error, Equatable, Sendable {
     /// A parameter combination this library does not support (see `N2HEParameters`).
     case unsupportedParameters(ParameterDefect)

@@ -109,12 +109,12 @@ final class CloudTokenTests: XCTestCase {
         setenv("AWS_CONFIG_FILE", "/nonexistent/tg/config", 1)
 
         let options = ["key_id": moto.setup.key_id, "region": "us-east-1", "endpoint": proxy.endpoint, "max_attempts": "4",
-                       "timeout_ms": "1000", "connect_timeout_ms": "500", "retry_base_delay_ms": "20", "retry_max_delay_ms": "200"]
+                       "timeout": "1", "connect_timeout": "0.5", "retry_base_delay": "0.02", "retry_max_delay": "0.2"]
         let token = try CloudToken(kind: "aws-kms", options: options)
         let baseline = try establish(token, kmsCalls: { try proxy.stats().kms })
         XCTAssertEqual(try proxy.stats().imdsFetches, 1, "one instance-metadata fetch, cached since")
 
-        // docs/backends/aws-kms.md: one KMS call ≤ max_attempts × timeout_ms + Σ backoff ceilings; an
+        // docs/backends/aws-kms.md: one KMS call ≤ max_attempts × timeout + Σ backoff ceilings; an
         // ExpiredTokenException repeats the call once after re-resolving credentials (instance metadata:
         // ≤ 3 requests × 2 attempts × 2 s).
         let w = try worstCaseCall("aws-kms", options)

@@ -34,6 +34,33 @@ final class MechanismTests: XCTestCase {
         expectCKR(CKR_SLOT_ID_INVALID) { _ = try m.mechanismInfo(9, CKM_AES_GCM) }
     }
 
+    /// The registry is the one source: the list, the info, the policy names and the role flags all agree with it.
+    func testRegistryIsTheOneSource() throws {
+        XCTAssertEqual(try m.mechanismList(0), Mechanisms.registry.map(\.type))
+        XCTAssertEqual(Set(Mechanisms.registry.map(\.name)).count, Mechanisms.registry.count, "names unique")
+        for e in Mechanisms.registry {
+            XCTAssertEqual(try m.mechanismInfo(0, e.type), e.info, e.name)
+            XCTAssertEqual(Mechanisms.parse(e.name), e.type, e.name)
+            XCTAssertEqual(Mechanisms.parse(e.name.lowercased()), e.type, e.name)
+            XCTAssertEqual(Mechanisms.parse("0x" + String(e.type, radix: 16)), e.type, e.name)
+            XCTAssertEqual(Mechanisms.name(e.type), e.name)
+            let f = e.info.flags
+            switch e.kind {
+            case .keyGeneration: XCTAssertEqual(f, CKF_GENERATE, e.name)
+            case .aesCipher, .n2heCipher: XCTAssertEqual(f, CKF_ENCRYPT | CKF_DECRYPT, e.name)
+            case .aesKeyWrap: XCTAssertEqual(f, CKF_WRAP | CKF_UNWRAP, "\(e.name): wrap mechanisms never encrypt")
+            case .digest: XCTAssertEqual(f, CKF_DIGEST, e.name)
+            case .hmac: XCTAssertEqual(f, CKF_SIGN | CKF_VERIFY, e.name)
+            }
+        }
+        XCTAssertNil(Mechanisms.parse("CKM_RSA_PKCS"), "only what the token offers")
+        XCTAssertEqual(Mechanisms.name(CKM_RSA_PKCS), "0x1")
+        // The vendor values are the header's, and the decryption rule's raw values its CKV_ constants.
+        XCTAssertEqual(Mechanisms.parse("CKM_TG_N2HE_LWE2"), CK_MECHANISM_TYPE(CKM_TG_N2HE_LWE2))
+        XCTAssertEqual(N2HEDecryptRule.seededOnce.rawValue, CK_ULONG(CKV_TG_N2HE_SEEDED_ONCE))
+        XCTAssertEqual(N2HEDecryptRule.raw.rawValue, CK_ULONG(CKV_TG_N2HE_RAW))
+    }
+
     func testAESGCMKnownAnswer() throws {
         // NIST GCM test case 4 (AES-128, 96-bit IV, AAD).
         let key = try m.aesKey(s, value: hex("feffe9928665731c6d6a8f9467308308"))

@@ -3,14 +3,28 @@
 import CP11Kit
 import CryptoCore
 import Foundation
+import Synchronization
 import XCTest
 @testable import Cryptoki
+
+/// The wall clock plus an offset the test moves forward, handed to the module as its `PolicyClock`.
+final class ShiftedClock: Sendable {
+    private let offset = Atomic<Int64>(0)
+
+    func shift(seconds: Int64) { offset.wrappingAdd(seconds, ordering: .relaxed) }
+
+    var policyClock: PolicyClock {
+        PolicyClock { [self] in UInt64(max(0, Int64(time(nil)) + self.offset.load(ordering: .relaxed))) }
+    }
+}
 
 /// A one-token config with a `policy:` section and an audit file, rewritable between modules.
 final class PolicyEnvironment {
     let root: String
     let configPath: String
     let auditPath: String
+    /// What every module of this environment sees as the time.
+    let clock = ShiftedClock()
 
     init() throws {
         root = NSTemporaryDirectory() + "cryptoki-policy-" + UUID().uuidString
@@ -30,7 +44,7 @@ final class PolicyEnvironment {
 
     func module(policy: String?) throws -> Module {
         try configure(policy: policy)
-        return try Module(configPath: configPath)
+        return try Module(configPath: configPath, clock: clock.policyClock)
     }
 
     deinit { try? FileManager.default.removeItem(atPath: root) }
@@ -154,11 +168,6 @@ final class PolicyConfigTests: XCTestCase {
 }
 
 final class PolicyModuleTests: XCTestCase {
-    override func tearDown() {
-        PolicyClock.resetShift()
-        super.tearDown()
-    }
-
     func testMechanismAllowlist() throws {
         let env = try PolicyEnvironment()
         let m = try env.module(policy: "{ allowed_mechanisms: [CKM_AES_KEY_GEN, CKM_AES_GCM, CKM_TG_N2HE_LWE2] }")
@@ -324,9 +333,9 @@ final class PolicyModuleTests: XCTestCase {
         let target = try m.aesKey(s, token: true)
         let ct = try m.encryptAll(s, policyLWE2, key, policyPlaintext)
         XCTAssertEqual(try m.ulong(s, key, CK.attrKeyUseCount), 0, "no max_key_uses: nothing is counted or written")
-        PolicyClock.shift(seconds: 29 * 86_400)
+        env.clock.shift(seconds: 29 * 86_400)
         XCTAssertNoThrow(try m.encryptAll(s, policyLWE2, key, policyPlaintext))
-        PolicyClock.shift(seconds: 86_400)
+        env.clock.shift(seconds: 86_400)
         expectCKR(CKR_KEY_FUNCTION_NOT_PERMITTED) { try m.encryptInit(s, mechanism: policyLWE2, key: key) }
         expectCKR(CKR_KEY_FUNCTION_NOT_PERMITTED) {
             _ = try m.wrapKey(s, mechanism: Mechanism(type: CKM_AES_KEY_WRAP_PAD), wrappingKey: kek, key: target, output: .lengthQuery)
@@ -360,11 +369,6 @@ final class PolicyModuleTests: XCTestCase {
 
 /// The audit records of policy refusals (top-level `audit: { file: ... }`, docs/audit.md).
 final class PolicyAuditRecordTests: XCTestCase {
-    override func tearDown() {
-        PolicyClock.resetShift()
-        super.tearDown()
-    }
-
     func testPolicyRefusalsAreAudited() throws {
         let env = try PolicyEnvironment()
         let m = try env.module(policy: "{ max_key_uses: 1, max_key_age_days: 400, allow_extractable: false, allowed_mechanisms: [CKM_TG_N2HE_KEY_GEN, CKM_TG_N2HE_LWE2, CKM_AES_KEY_GEN] }")
@@ -376,7 +380,7 @@ final class PolicyAuditRecordTests: XCTestCase {
         expectCKR(CKR_MECHANISM_INVALID) { try m.encryptInit(s, mechanism: Mechanism(type: CK.mechN2HELWE1), key: key) }
         expectCKR(CKR_TEMPLATE_INCONSISTENT) { _ = try m.n2heKey(s, extra: [boolAttr(CKA_EXTRACTABLE, true)]) }
         let young = try m.n2heKey(s)
-        PolicyClock.shift(seconds: 400 * 86_400)
+        env.clock.shift(seconds: 400 * 86_400)
         expectCKR(CKR_KEY_FUNCTION_NOT_PERMITTED) { try m.encryptInit(s, mechanism: policyLWE2, key: young) }
         m.finalize()
 

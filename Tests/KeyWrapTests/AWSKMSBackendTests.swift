@@ -125,10 +125,10 @@ final class AWSKMSBackendTests: XCTestCase {
         var flippedMAC = blob; flippedMAC[blob.count - 1] ^= 0x80
         expectAWSError("integrityFailure") { _ = try b.unwrap(flippedMAC, context: awsTestContext) }
         // Another key's ARN in the frame: refused (KMS: IncorrectKeyException / our KeyId check / mac).
-        var other: [UInt8] = [AWSKMSBackend.blobVersion]
-        AWSKMSBackend.appendField(&other, Array(m.setup.key2_arn.utf8))
-        AWSKMSBackend.appendField(&other, parsed.ciphertext)
-        other += blob.suffix(32)
+        var frame = BlobWriter(version: AWSKMSBackend.blobVersion)
+        try frame.append(field: Array(m.setup.key2_arn.utf8))
+        try frame.append(field: parsed.ciphertext)
+        let other = frame.bytes + blob.suffix(32)
         XCTAssertThrowsError(try b.unwrap(other, context: awsTestContext))
     }
 
@@ -327,8 +327,8 @@ final class AWSKMSBackendTests: XCTestCase {
         let c = try AWSKMSBackendConfig(options: ["key_id": "arn:aws:kms:eu-central-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"], environment: env)
         XCTAssertEqual(c.region, "eu-central-1")
         XCTAssertEqual(c.endpoint, "https://kms.eu-central-1.amazonaws.com")
-        XCTAssertEqual(c.http.connectTimeout, .milliseconds(AWSKMSBackendConfig.defaultConnectTimeoutMs))
-        XCTAssertEqual(c.http.retry.maxAttempts, AWSKMSBackendConfig.defaultMaxAttempts)
+        XCTAssertEqual(c.http.connectTimeout, AWSKMSBackendConfig.httpDefaults.connectTimeout)
+        XCTAssertEqual(c.http.retry.maxAttempts, AWSKMSBackendConfig.httpDefaults.retry.maxAttempts)
         XCTAssertEqual(try AWSKMSBackendConfig(options: c.options, environment: env), c, "options round trip")
         let cn = try AWSKMSBackendConfig(options: ["key_id": "alias/x", "region": "cn-north-1"], environment: env)
         XCTAssertEqual(cn.endpoint, "https://kms.cn-north-1.amazonaws.com.cn")
@@ -338,12 +338,24 @@ final class AWSKMSBackendTests: XCTestCase {
         XCTAssertEqual(try AWSKMSBackendConfig(options: ["key_id": "k1"], environment: both).region, "us-west-2")
         XCTAssertEqual(try AWSKMSBackendConfig(options: ["key_id": "k1"], environment: fakeEnvironment(["AWS_ENDPOINT_URL": "https://all.example/", "AWS_DEFAULT_REGION": "eu-west-3"])).endpoint, "https://all.example")
         XCTAssertEqual(try AWSKMSBackendConfig(options: ["key_id": "k1", "endpoint": "https://opt.example"], environment: both).endpoint, "https://opt.example")
-        let tuned = try AWSKMSBackendConfig(options: ["key_id": "k1", "region": "us-east-1", "connect_timeout_ms": "250", "timeout_ms": "900",
+        let tuned = try AWSKMSBackendConfig(options: ["key_id": "k1", "region": "us-east-1", "connect_timeout": "0.25", "timeout": "0.9",
                                                       "max_attempts": "2", "ca_bundle": "/etc/ssl/certs/ca-certificates.crt"], environment: env)
         XCTAssertEqual(tuned.http.totalTimeout, .milliseconds(900))
         XCTAssertEqual(tuned.http.connectTimeout, .milliseconds(250))
         XCTAssertEqual(tuned.http.retry.maxAttempts, 2)
         XCTAssertEqual(tuned.http.caBundlePath, "/etc/ssl/certs/ca-certificates.crt")
+        // The millisecond spellings of before are read the same, and named for a deprecation log line.
+        let old = ["key_id": "k1", "region": "us-east-1", "connect_timeout_ms": "250", "timeout_ms": "900", "retry_base_delay_ms": "0",
+                   "max_attempts": "2", "ca_bundle": "/etc/ssl/certs/ca-certificates.crt"]
+        let legacy = try AWSKMSBackendConfig(options: old, environment: env)
+        XCTAssertEqual(legacy.http.totalTimeout, tuned.http.totalTimeout)
+        XCTAssertEqual(legacy.http.connectTimeout, tuned.http.connectTimeout)
+        XCTAssertEqual(legacy.http.retry.baseDelay, .zero)
+        let notices = BackendConfiguration(kind: "aws-kms", options: old).deprecationNotices
+        XCTAssertEqual(notices.count, 3, "\(notices)")
+        XCTAssertTrue(notices.allSatisfy { $0.contains("deprecated") }, "\(notices)")
+        XCTAssertTrue(notices.contains { $0.contains("timeout_ms") && $0.contains("write timeout in seconds") }, "\(notices)")
+        XCTAssertEqual(BackendConfiguration(kind: "aws-kms", options: c.options).deprecationNotices, [], "options write the new spellings")
 
         let refused: [([String: String], String)] = [
             ([:], "key_id"),
@@ -353,9 +365,11 @@ final class AWSKMSBackendTests: XCTestCase {
             (["key_id": "k1", "region": "us-east-1", "endpoint": "http://kms.example.com"], "https"),
             (["key_id": "k1", "region": "us-east-1", "endpoint": "kms.example.com"], "not an http"),
             (["key_id": "k1", "region": "us-east-1", "timeout_ms": "0"], "timeout_ms"),
+            (["key_id": "k1", "region": "us-east-1", "timeout": "0"], "timeout must be seconds"),
+            (["key_id": "k1", "region": "us-east-1", "timeout": "1", "timeout_ms": "1000"], "not both"),
             (["key_id": "k1", "region": "us-east-1", "max_attempts": "11"], "max_attempts"),
             (["key_id": "k1", "region": "us-east-1", "ca_bundle": "relative.pem"], "absolute"),
-            (["key_id": "k1", "region": "us-east-1", "ca_bundle": "/nonexistent/ca.pem"], "does not exist"),
+            (["key_id": "k1", "region": "us-east-1", "ca_bundle": "/nonexistent/ca.pem"], "cannot be read"),
             (["key_id": "arn:aws:kms:us-east-1:111122223333:key/abc123", "region": "eu-west-1"], "differs"),
             (["key_id": "arn:aws:s3:::bucket"], "malformed"),
             (["key_id": "alias/aws/ebs", "region": "us-east-1"], "AWS managed"),

@@ -97,7 +97,7 @@ final class AWSKMSFaultTests: XCTestCase {
 
     func testSlowAnswerTimesOutThenRetrySucceeds() throws {
         let (m, p) = try servers()
-        let b = try backend(m, p, options: ["timeout_ms": "500", "max_attempts": "2"])
+        let b = try backend(m, p, options: ["timeout": "0.5", "max_attempts": "2"])
         try p.faults(["slow:3000"])
         let start = ContinuousClock.now
         XCTAssertNoThrow(try b.wrap(try SecretBytes.random(count: 32), context: awsTestContext))
@@ -122,7 +122,7 @@ final class AWSKMSFaultTests: XCTestCase {
 
     func testPersistentSlownessIsUnreachableWithinBound() throws {
         let (m, p) = try servers()
-        let b = try backend(m, p, options: ["timeout_ms": "400", "max_attempts": "2", "retry_max_delay_ms": "100"])
+        let b = try backend(m, p, options: ["timeout": "0.4", "max_attempts": "2", "retry_max_delay": "0.1"])
         try p.faults(["slow:5000", "slow:5000"])
         let start = ContinuousClock.now
         let message = expectAWSError("unreachable") { _ = try b.wrap(try SecretBytes.random(count: 32), context: awsTestContext) }
@@ -155,7 +155,7 @@ final class AWSKMSFaultTests: XCTestCase {
         // Same configuration, but KMS is down (nothing listens on the port): connection refused on every attempt.
         let down = try makeAWSBackend(endpoint: "http://127.0.0.1:\(HTTPClientTests.closedPort())", keyID: m.setup.key_id,
                                       environment: ["AWS_ACCESS_KEY_ID": m.setup.user_access_key, "AWS_SECRET_ACCESS_KEY": m.setup.user_secret_key],
-                                      options: ["max_attempts": "3", "connect_timeout_ms": "500", "timeout_ms": "1000"])
+                                      options: ["max_attempts": "3", "connect_timeout": "0.5", "timeout": "1"])
         let start = ContinuousClock.now
         XCTAssertThrowsError(try vault.login(role: .so, pin: so, backend: down)) { e in
             guard case StoreError.backend(.unreachable(let msg))? = e as? StoreError else { return XCTFail("\(e)") }

@@ -24,7 +24,7 @@ func makeAWSBackend(endpoint: String, keyID: String, environment: [String: Strin
                     afterSigning: (@Sendable (inout HTTPRequest) -> Void)? = nil,
                     clock: @escaping @Sendable () -> Int64 = AWSTime.now) throws -> AWSKMSBackend {
     var o = ["key_id": keyID, "region": "us-east-1", "endpoint": endpoint, "max_attempts": "4",
-             "retry_base_delay_ms": "20", "retry_max_delay_ms": "200", "timeout_ms": "5000", "connect_timeout_ms": "2000"]
+             "retry_base_delay": "0.02", "retry_max_delay": "0.2", "timeout": "5", "connect_timeout": "2"]
     for (k, v) in options { o[k] = v }
     let env = fakeEnvironment(environment)
     let config = try AWSKMSBackendConfig(options: o, environment: env)
@@ -32,8 +32,18 @@ func makeAWSBackend(endpoint: String, keyID: String, environment: [String: Strin
     let imdsClient = HTTPClient(configuration: HTTPClientConfiguration(connectTimeout: .seconds(1), totalTimeout: .seconds(2),
                                                                        retry: RetryPolicy(maxAttempts: 2, baseDelay: .milliseconds(20), maxDelay: .milliseconds(100))))
     let provider = AWSCredentialsProvider(profile: profile, metadataClient: imdsClient, environment: env, clock: clock)
-    let client = AWSKMSClient(endpoint: config.endpoint, region: config.region, http: HTTPClient(configuration: config.http),
-                              credentials: provider, clock: clock, afterSigning: afterSigning)
+    let http = HTTPClient(configuration: config.http)
+    // A transport that edits each request after it was signed, then sends it as the client would.
+    var transport: (@Sendable (HTTPRequest) throws -> HTTPResponse)? = nil
+    if let edit = afterSigning {
+        transport = { @Sendable (request: HTTPRequest) throws -> HTTPResponse in
+            var edited = request
+            edit(&edited)
+            return try http.send(edited)
+        }
+    }
+    let client = AWSKMSClient(endpoint: config.endpoint, region: config.region, http: http,
+                              credentials: provider, clock: clock, transport: transport)
     return AWSKMSBackend(configuration: config, client: client)
 }
 

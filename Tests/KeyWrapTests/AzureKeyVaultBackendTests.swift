@@ -121,11 +121,11 @@ final class AzureKeyVaultBackendTests: XCTestCase {
         macFlip[macFlip.count - 1] ^= 0x01
         XCTAssertThrowsError(try b.unwrap(macFlip, context: cloudContext)) { XCTAssertEqual($0 as? KeyWrapError, .integrityFailure) }
         // A blob naming a key on another vault is refused before any call.
-        let (kid, wrapped, _, _) = try XCTUnwrap(AzureKeyVaultBackend.parseBlob(blob))
-        var foreign: [UInt8] = [1]
-        cloudAppendField(&foreign, Array(kid.replacingOccurrences(of: vault, with: "https://evil.example").utf8))
-        cloudAppendField(&foreign, wrapped)
-        foreign += [UInt8](repeating: 0, count: 32)
+        let (kid, wrapped, _) = try XCTUnwrap(AzureKeyVaultBackend.parseBlob(blob))
+        var frame = BlobWriter(version: 1)
+        try frame.append(field: Array(kid.replacingOccurrences(of: vault, with: "https://evil.example").utf8))
+        try frame.append(field: wrapped)
+        let foreign = frame.bytes + [UInt8](repeating: 0, count: 32)
         let before = try server.stats()["unwrapkey"] ?? 0
         XCTAssertThrowsError(try b.unwrap(foreign, context: cloudContext)) { XCTAssertEqual($0 as? KeyWrapError, .integrityFailure) }
         XCTAssertEqual(try server.stats()["unwrapkey"] ?? 0, before)

@@ -53,7 +53,7 @@ final class AESCipherOperation: CipherOperation {
             out += try c.finish()
             return out
         } catch {
-            throw direction.map(error, "AES")
+            throw ErrorMap.cipher(error, direction: direction, context: "AES")
         }
     }
 
@@ -64,7 +64,7 @@ final class AESCipherOperation: CipherOperation {
             stream = s
             return s
         } catch {
-            throw direction.map(error, "AES init")
+            throw ErrorMap.cipher(error, direction: direction, context: "AES init")
         }
     }
 
@@ -80,7 +80,7 @@ final class AESCipherOperation: CipherOperation {
         let (sum, overflow) = total.addingReportingOverflow(input.count)
         guard !overflow else { throw ckr(direction.lengthError) }
         total = sum
-        do { return try cipher().update(RawView(input)) } catch { throw direction.map(error, "AES update") }
+        do { return try cipher().update(RawView(input)) } catch { throw ErrorMap.cipher(error, direction: direction, context: "AES update") }
     }
 
     func finalOutputLength() throws -> Int? {
@@ -94,6 +94,6 @@ final class AESCipherOperation: CipherOperation {
     }
 
     func final() throws -> [UInt8] {
-        do { return try cipher().finish() } catch { throw direction.map(error, "AES final") }
+        do { return try cipher().finish() } catch { throw ErrorMap.cipher(error, direction: direction, context: "AES final") }
     }
 }

@@ -2,18 +2,6 @@
 import CP11Kit
 import CryptoCore
 
-enum DigestMechanism {
-    static func algorithm(_ type: CK_MECHANISM_TYPE) -> DigestAlgorithm? {
-        switch type {
-        case CKM_SHA_1: return .sha1
-        case CKM_SHA256: return .sha256
-        case CKM_SHA384: return .sha384
-        case CKM_SHA512: return .sha512
-        default: return nil
-        }
-    }
-}
-
 final class DigestOperation: @unchecked Sendable {
     let algorithm: DigestAlgorithm
     private let digest: CryptoCore.Digest
@@ -21,7 +9,7 @@ final class DigestOperation: @unchecked Sendable {
     var multipart = false
 
     init(_ m: Mechanism) throws {
-        guard let alg = DigestMechanism.algorithm(m.type) else { throw ckr(CKR_MECHANISM_INVALID) }
+        guard case .digest(let alg)? = Mechanisms.byType[m.type]?.kind else { throw ckr(CKR_MECHANISM_INVALID) }
         try Mechanisms.requireNoParameter(m)
         algorithm = alg
         do { digest = try CryptoCore.Digest(alg) } catch { throw ErrorMap.wrap(error, context: "digest init") }

@@ -4,16 +4,6 @@ import CP11Kit
 import CryptoCore
 
 enum HMACMechanism {
-    static func algorithm(_ type: CK_MECHANISM_TYPE) -> DigestAlgorithm? {
-        switch type {
-        case CKM_SHA_1_HMAC: return .sha1
-        case CKM_SHA256_HMAC: return .sha256
-        case CKM_SHA384_HMAC: return .sha384
-        case CKM_SHA512_HMAC: return .sha512
-        default: return nil
-        }
-    }
-
     /// Generic secrets work with every HMAC; a CKK_SHAxxx_HMAC key only with its own hash.
     static func accepts(keyType: CK_KEY_TYPE, mechanism: CK_MECHANISM_TYPE) -> Bool {
         switch keyType {
@@ -33,7 +23,7 @@ final class MACOperation: @unchecked Sendable {
     var multipart = false
 
     init(_ m: Mechanism, key: SecretBytes) throws {
-        guard let alg = HMACMechanism.algorithm(m.type) else { throw ckr(CKR_MECHANISM_INVALID) }
+        guard case .hmac(let alg)? = Mechanisms.byType[m.type]?.kind else { throw ckr(CKR_MECHANISM_INVALID) }
         try Mechanisms.requireNoParameter(m)
         algorithm = alg
         do { mac = try CryptoCore.HMAC(alg, key: key) } catch { throw ErrorMap.wrap(error, context: "HMAC init") }

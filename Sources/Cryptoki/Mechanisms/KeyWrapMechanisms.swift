@@ -6,8 +6,8 @@ import CryptoCore
 
 enum KeyWrapMechanism {
     /// (padded, iv) for a key-wrap mechanism.
-    static func parameters(_ m: Mechanism) throws -> (padded: Bool, iv: [UInt8]?) {
-        let padded = m.type == CKM_AES_KEY_WRAP_PAD
+    static func parameters(_ m: Mechanism, entry: MechanismEntry) throws -> (padded: Bool, iv: [UInt8]?) {
+        guard case .aesKeyWrap(let padded) = entry.kind else { throw ckr(CKR_MECHANISM_INVALID) }
         switch m.parameter {
         case .none: return (padded, nil)
         case .bytes(let b) where b.isEmpty: return (padded, nil)

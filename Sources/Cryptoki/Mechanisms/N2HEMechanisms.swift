@@ -6,28 +6,6 @@ import CryptoCore
 import N2HE
 
 enum N2HEMechanism {
-    static func format(_ type: CK_MECHANISM_TYPE) -> N2HECiphertextFormat? {
-        switch type {
-        case CK.mechN2HELWE1: return .lwe1
-        case CK.mechN2HELWE2: return .lwe2
-        default: return nil
-        }
-    }
-
-    static func map(_ error: any Error, direction: CipherDirection) -> CKRError {
-        guard let e = error as? N2HEError else { return direction.map(error, "N2HE") }
-        switch e {
-        case .invalidPlaintextLength: return CKRError(direction == .encrypt ? CKR_DATA_LEN_RANGE : CKR_ENCRYPTED_DATA_LEN_RANGE)
-        case .lengthMismatch: return CKRError(CKR_ENCRYPTED_DATA_LEN_RANGE)
-        case .malformedCiphertext(let d):
-            if d == .truncatedHeader { return CKRError(CKR_ENCRYPTED_DATA_LEN_RANGE) }
-            return CKRError(CKR_ENCRYPTED_DATA_INVALID)
-        case .dimensionMismatch: return CKRError(CKR_ENCRYPTED_DATA_INVALID)
-        case .outputBufferTooSmall(let required, _): return CKRError(required > 0 ? CKR_BUFFER_TOO_SMALL : CKR_GENERAL_ERROR)
-        default: return ErrorMap.wrap(e, context: "N2HE")
-        }
-    }
-
     /// A fresh ternary key of dimension n from the CSPRNG.
     static func generate(_ params: N2HEParameters) throws -> SecretBytes {
         do {
@@ -80,7 +58,7 @@ final class N2HECipherOperation: CipherOperation {
          threads: Int = 1, decryptGuard: N2HEDecryptGuard? = nil) throws {
         guard direction == .encrypt || decryptGuard != nil else { throw ckr(CKR_GENERAL_ERROR) }
         self.decryptGuard = decryptGuard
-        guard let f = N2HEMechanism.format(mechanism.type) else { throw ckr(CKR_MECHANISM_INVALID) }
+        guard case .n2heCipher(let f)? = Mechanisms.byType[mechanism.type]?.kind else { throw ckr(CKR_MECHANISM_INVALID) }
         try Mechanisms.requireNoParameter(mechanism)
         do {
             let key = try value.withUnsafeBytes { try N2HESecretKey(rawRepresentation: $0, expectedDimension: parameters.n) }
@@ -133,7 +111,7 @@ final class N2HECipherOperation: CipherOperation {
                 seeds = [Array(UnsafeRawBufferPointer(rebasing: input[13..<45]))]
             case .seededSum:
                 do { seeds = try N2HESeededSum(parsing: input, expectedDimension: cipher.parameters.n).seeds } catch {
-                    throw N2HEMechanism.map(error, direction: .decrypt)
+                    throw ErrorMap.n2he(error, direction: .decrypt)
                 }
                 guard seeds.count <= g.maximumSumTerms else {
                     throw g.refuse("seeded sum of \(seeds.count) ciphertexts exceeds \(g.maximumSumTerms) for these parameters")
@@ -156,13 +134,13 @@ final class N2HECipherOperation: CipherOperation {
         do {
             return try cipher.ciphertextByteCount(format: format, plaintextByteCount: inputLength)
         } catch {
-            throw N2HEMechanism.map(error, direction: direction)
+            throw ErrorMap.n2he(error, direction: direction)
         }
     }
 
     /// Decrypt length from the ciphertext header (validated), without decrypting.
     func decryptLength(_ input: UnsafeRawBufferPointer) throws -> Int {
-        do { return try cipher.plaintextByteCount(ciphertext: input) } catch { throw N2HEMechanism.map(error, direction: .decrypt) }
+        do { return try cipher.plaintextByteCount(ciphertext: input) } catch { throw ErrorMap.n2he(error, direction: .decrypt) }
     }
 
     func single(_ input: UnsafeRawBufferPointer) throws -> [UInt8] {
@@ -184,7 +162,7 @@ final class N2HECipherOperation: CipherOperation {
         } catch let e as CKRError {
             throw e
         } catch {
-            throw N2HEMechanism.map(error, direction: direction)
+            throw ErrorMap.n2he(error, direction: direction)
         }
     }
 
@@ -198,7 +176,7 @@ final class N2HECipherOperation: CipherOperation {
         } catch let e as CKRError {
             throw e
         } catch {
-            throw N2HEMechanism.map(error, direction: direction)
+            throw ErrorMap.n2he(error, direction: direction)
         }
     }
 

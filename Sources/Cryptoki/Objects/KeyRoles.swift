@@ -5,6 +5,7 @@
 import CP11Kit
 
 /// CKA_TG_N2HE_DECRYPT_RULE of an N2HE key (docs/n2he.md). Smaller is stricter.
+/// Raw values: CKV_TG_N2HE_SEEDED_ONCE and CKV_TG_N2HE_RAW of Include/tensorguard-pkcs11.h (MechanismTests checks).
 enum N2HEDecryptRule: CK_ULONG, Sendable {
     /// C_Decrypt reads LWE2 and seeded sums only, each seed once per key, rounding smudged.
     case seededOnce = 1

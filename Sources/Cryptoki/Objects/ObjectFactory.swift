@@ -67,9 +67,10 @@ enum ObjectFactory {
 
     /// Builds a new object. `value`: the key material of a generated / unwrapped key (nil for C_CreateObject,
     /// where CKA_VALUE comes from the template). `valueError`: what a bad value answers
-    /// (CKR_ATTRIBUTE_VALUE_INVALID for create, CKR_WRAPPED_KEY_INVALID for unwrap).
+    /// (CKR_ATTRIBUTE_VALUE_INVALID for create, CKR_WRAPPED_KEY_INVALID for unwrap). `now`: the token's clock,
+    /// a key's CKA_TG_CREATED.
     static func build(kind: ObjectKind, attributes parsed: AttributeMap, origin: ObjectOrigin, value: SecretBytes?,
-                      valueError: CK_RV = CKR_ATTRIBUTE_VALUE_INVALID) throws -> ObjectRecord {
+                      valueError: CK_RV = CKR_ATTRIBUTE_VALUE_INVALID, now: UInt64) throws -> ObjectRecord {
         guard let table = AttributePolicy.table(for: kind) else { throw ckr(CKR_ATTRIBUTE_VALUE_INVALID) }
         var attrs = parsed
         var secrets: [CK_ATTRIBUTE_TYPE: SecretBytes] = [:]
@@ -139,7 +140,7 @@ enum ObjectFactory {
                 attrs[CKA_NEVER_EXTRACTABLE] = .bytes(Encoding.bool(false))
             }
             secrets[CKA_VALUE] = keyValue
-            attrs[CK.attrKeyCreated] = .bytes(Encoding.ulong(CK_ULONG(PolicyClock.now())))
+            attrs[CK.attrKeyCreated] = .bytes(Encoding.ulong(CK_ULONG(now)))
             attrs[CK.attrKeyUseCount] = .bytes(Encoding.ulong(0))
         }
         guard case .bytes(let uid)? = attrs[CK.attrUniqueID] else { throw ckr(CKR_GENERAL_ERROR) }

@@ -13,7 +13,7 @@ public struct OperatorTokenPolicy: Sendable, Equatable, Codable {
 
     init(_ p: TokenPolicy) {
         minN2HESecurityBits = p.minN2HESecurityBits
-        allowedMechanisms = p.allowedMechanisms.map { $0.map(MechanismNames.name).sorted() }
+        allowedMechanisms = p.allowedMechanisms.map { $0.map(Mechanisms.name).sorted() }
         allowExtractable = p.allowExtractable
         maxKeyUses = p.maxKeyUses
         maxKeyAgeDays = p.maxKeyAgeDays

@@ -6,27 +6,19 @@ import Glibc
 import Darwin
 #endif
 import CP11Kit
-import Synchronization
 import TokenStore
 
-extension CK {
-    /// CKA_TG_CREATED: CK_ULONG, seconds since 1970-01-01 UTC when the key was created on this token; read-only.
-    static let attrKeyCreated: CK_ATTRIBUTE_TYPE = 0xD447_0006
-    /// CKA_TG_USE_COUNT: CK_ULONG, C_EncryptInit / C_SignInit calls counted while `max_key_uses` is set; read-only.
-    static let attrKeyUseCount: CK_ATTRIBUTE_TYPE = 0xD447_0007
-}
+/// Wall-clock seconds for key creation times, key ages and hourly limits. The module runs on `.system`; a test
+/// that needs time to pass hands another clock to `Module.init(configPath:clock:)` instead of sleeping.
+public struct PolicyClock: Sendable {
+    public let now: @Sendable () -> UInt64
 
-/// Wall-clock seconds for key ages. Tests shift it instead of sleeping; the module never does.
-enum PolicyClock {
-    private static let offset = Atomic<Int64>(0)
+    public init(_ now: @escaping @Sendable () -> UInt64) { self.now = now }
 
-    static func now() -> UInt64 {
-        let t = Int64(time(nil)) &+ offset.load(ordering: .relaxed)
+    public static let system = PolicyClock {
+        let t = time(nil)
         return t > 0 ? UInt64(t) : 0
     }
-
-    static func shift(seconds: Int64) { offset.wrappingAdd(seconds, ordering: .relaxed) }
-    static func resetShift() { offset.store(0, ordering: .relaxed) }
 }
 
 /// The policy-relevant state of one key: its creation time and its counted uses.
@@ -103,7 +95,7 @@ extension Module {
     func requireAllowedMechanism(_ s: Session, _ type: CK_MECHANISM_TYPE) throws {
         guard !s.token.config.policy.allows(type) else { return }
         try refuseByPolicy(s, rv: CKR_MECHANISM_INVALID, uniqueID: nil, label: nil, mechanism: type,
-                           reason: "\(MechanismNames.name(type)) is not in allowed_mechanisms")
+                           reason: "\(Mechanisms.name(type)) is not in allowed_mechanisms")
     }
 
     /// The token's mechanism list as the policy leaves it.
@@ -170,7 +162,7 @@ extension Module {
         let policy = s.token.config.policy
         guard policy.limitsKeyUse, usage == CKA_ENCRYPT || usage == CKA_SIGN || usage == CKA_WRAP else { return }
         let charge = policy.maxKeyUses != nil && usage != CKA_WRAP
-        let now = PolicyClock.now()
+        let now = s.token.clock.now()
         let record = ref.record
         var known = KeyUsage(record)
         let refusal: String?

@@ -32,37 +32,6 @@ struct TokenPolicy: Equatable, Sendable {
 }
 
 /// The module's mechanism names, for `allowed_mechanisms` and messages.
-enum MechanismNames {
-    static let byName: [String: CK_MECHANISM_TYPE] = [
-        "CKM_AES_KEY_GEN": CKM_AES_KEY_GEN, "CKM_AES_ECB": CKM_AES_ECB, "CKM_AES_CBC": CKM_AES_CBC,
-        "CKM_AES_CBC_PAD": CKM_AES_CBC_PAD, "CKM_AES_GCM": CKM_AES_GCM, "CKM_AES_KEY_WRAP": CKM_AES_KEY_WRAP,
-        "CKM_AES_KEY_WRAP_PAD": CKM_AES_KEY_WRAP_PAD, "CKM_GENERIC_SECRET_KEY_GEN": CKM_GENERIC_SECRET_KEY_GEN,
-        "CKM_SHA_1": CKM_SHA_1, "CKM_SHA256": CKM_SHA256, "CKM_SHA384": CKM_SHA384, "CKM_SHA512": CKM_SHA512,
-        "CKM_SHA_1_HMAC": CKM_SHA_1_HMAC, "CKM_SHA256_HMAC": CKM_SHA256_HMAC, "CKM_SHA384_HMAC": CKM_SHA384_HMAC,
-        "CKM_SHA512_HMAC": CKM_SHA512_HMAC, "CKM_TG_N2HE_KEY_GEN": CK.mechN2HEKeyGen,
-        "CKM_TG_N2HE_LWE1": CK.mechN2HELWE1, "CKM_TG_N2HE_LWE2": CK.mechN2HELWE2,
-    ]
-
-    static func name(_ type: CK_MECHANISM_TYPE) -> String {
-        byName.first(where: { $0.value == type })?.key ?? "0x" + String(type, radix: 16)
-    }
-
-    /// A name of `byName` or a number ("0x1087", "4231") of a mechanism the module offers; nil otherwise.
-    static func parse(_ text: String) -> CK_MECHANISM_TYPE? {
-        let t = text
-        let value: CK_MECHANISM_TYPE?
-        if let v = byName[t.uppercased()] {
-            value = v
-        } else if t.lowercased().hasPrefix("0x") {
-            value = CK_MECHANISM_TYPE(t.dropFirst(2), radix: 16)
-        } else {
-            value = CK_MECHANISM_TYPE(t, radix: 10)
-        }
-        guard let value, Mechanisms.byType[value] != nil else { return nil }
-        return value
-    }
-}
-
 extension TokenPolicy {
     static let keys = ["min_n2he_security_bits", "allowed_mechanisms", "allow_extractable", "max_key_uses",
                        "max_key_age_days", "rotation_reminder_days", "allow_mixed_key_roles", "max_decrypt_calls_per_hour"]
@@ -92,8 +61,8 @@ extension TokenPolicy {
                 }
                 var set = Set<CK_MECHANISM_TYPE>()
                 for item in seq {
-                    guard let s = item.string, let mech = MechanismNames.parse(s) else {
-                        let known = MechanismNames.byName.keys.sorted().joined(separator: ", ")
+                    guard let s = item.string, let mech = Mechanisms.parse(s) else {
+                        let known = Mechanisms.byName.keys.sorted().joined(separator: ", ")
                         throw fail("\(at): '\(item.string ?? "?")' is not a mechanism of this module (known: \(known); or a number such as 0x1087)")
                     }
                     set.insert(mech)

@@ -30,9 +30,10 @@ extension Module {
     }
 
     func makeCipher(_ s: Session, mechanism m: Mechanism, key: CK_OBJECT_HANDLE, direction: CipherDirection) throws -> CipherOperation {
-        try Mechanisms.require(m.type, direction == .encrypt ? CKF_ENCRYPT : CKF_DECRYPT)
+        let entry = try Mechanisms.require(m.type, direction == .encrypt ? CKF_ENCRYPT : CKF_DECRYPT)
         let record = try operationKey(s, key, usage: direction == .encrypt ? CKA_ENCRYPT : CKA_DECRYPT, mechanism: m.type)
-        if let _ = N2HEMechanism.format(m.type) {
+        switch entry.kind {
+        case .n2heCipher:
             guard record.kind == .secretKey(CK.keyN2HE) else { throw ckr(CKR_KEY_TYPE_INCONSISTENT) }
             try Mechanisms.requireNoParameter(m)
             let params = try ObjectFactory.n2heParameters(record.attributes)
@@ -41,10 +42,13 @@ extension Module {
                 ? try n2heDecryptGuard(s, record, value: value, parameters: params, mechanism: m.type) : nil
             return try N2HECipherOperation(key: value, parameters: params, mechanism: m, direction: direction,
                                            threads: configuration.n2heThreads, decryptGuard: guardian)
+        case .aesCipher(let aesMode):
+            guard record.kind == .secretKey(CKK_AES) else { throw ckr(CKR_KEY_TYPE_INCONSISTENT) }
+            let mode = try AESMechanism.mode(aesMode, for: m)
+            return try AESCipherOperation(key: try keyValue(s, record), mode: mode, direction: direction)
+        case .keyGeneration, .aesKeyWrap, .digest, .hmac:
+            throw ckr(CKR_MECHANISM_INVALID)
         }
-        guard record.kind == .secretKey(CKK_AES) else { throw ckr(CKR_KEY_TYPE_INCONSISTENT) }
-        let mode = try AESMechanism.mode(for: m)
-        return try AESCipherOperation(key: try keyValue(s, record), mode: mode, direction: direction)
     }
 
     /// The decryption rule of an N2HE key bound to this token: seeds spent in the store's ledger of the key's value
@@ -82,7 +86,7 @@ extension Module {
             },
             admitRaw: { rows in
                 if let limit = policy.maxDecryptCallsPerHour, let ledger {
-                    let hour = Int64(PolicyClock.now() / 3600)
+                    let hour = Int64(token.clock.now() / 3600)
                     let counted = try ErrorMap.guarded("token '\(token.config.name)': decrypt call limit") {
                         try token.database.chargeHourlyCall(ledgerID: ledger, hour: hour, limit: limit)
                     }

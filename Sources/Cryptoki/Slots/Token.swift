@@ -97,14 +97,19 @@ final class Token: @unchecked Sendable {
     let gate = Mutex<Void>(())
     /// The audit log's per-token state (Audit/AuditTrail.swift): audit key while logged in, key-use counters.
     let auditor: TokenAuditor
+    /// Key creation times, ages and hourly limits (PolicyEnforcement.swift).
+    let clock: PolicyClock
 
-    init(slotID: CK_SLOT_ID, config: TokenConfiguration, handles: HandleAllocator, audit: AuditTrail = .disabled) throws {
+    init(slotID: CK_SLOT_ID, config: TokenConfiguration, handles: HandleAllocator, audit: AuditTrail = .disabled,
+         clock: PolicyClock = .system) throws {
         self.slotID = slotID
+        self.clock = clock
         self.config = config
         self.handles = handles
         self.auditor = TokenAuditor(trail: audit, tokenName: config.name)
         do {
             self.backend = try BackendFactory.make(config.backend)
+            for notice in config.backend.deprecationNotices { Log.warning("token '\(config.name)': \(notice)") }
             self.database = try TokenDatabase(directory: config.store, indexedAttributes: AttributePolicy.indexedTypes)
             self.vault = try TokenVault(database: database, kdfLog2N: config.pinKDFCost)
         } catch {

@@ -15,17 +15,21 @@ enum CK {
     static let deriveTemplate: CK_ATTRIBUTE_TYPE = arrayAttribute | 0x213
     static let allowedMechanisms: CK_ATTRIBUTE_TYPE = arrayAttribute | 0x600
 
-    // Vendor ABI (Include/tensorguard-pkcs11.h), restated as typed values.
-    static let keyN2HE: CK_KEY_TYPE = 0xD447_0001
-    static let mechN2HEKeyGen: CK_MECHANISM_TYPE = 0xD447_0001
-    static let mechN2HELWE1: CK_MECHANISM_TYPE = 0xD447_0002
-    static let mechN2HELWE2: CK_MECHANISM_TYPE = 0xD447_0003
-    static let attrN2HEDimension: CK_ATTRIBUTE_TYPE = 0xD447_0001
-    static let attrN2HEModulusBits: CK_ATTRIBUTE_TYPE = 0xD447_0002
-    static let attrN2HEPlaintextBits: CK_ATTRIBUTE_TYPE = 0xD447_0003
-    static let attrN2HENoiseMilli: CK_ATTRIBUTE_TYPE = 0xD447_0004
-    static let attrN2HESecurityBits: CK_ATTRIBUTE_TYPE = 0xD447_0005
-    static let attrN2HEDecryptRule: CK_ATTRIBUTE_TYPE = 0xD447_0008
+    // Vendor ABI: the values of Include/tensorguard-pkcs11.h (imported through CP11Kit's shim), typed.
+    static let keyN2HE = CK_KEY_TYPE(CKK_TG_N2HE)
+    static let mechN2HEKeyGen = CK_MECHANISM_TYPE(CKM_TG_N2HE_KEY_GEN)
+    static let mechN2HELWE1 = CK_MECHANISM_TYPE(CKM_TG_N2HE_LWE1)
+    static let mechN2HELWE2 = CK_MECHANISM_TYPE(CKM_TG_N2HE_LWE2)
+    static let attrN2HEDimension = CK_ATTRIBUTE_TYPE(CKA_TG_N2HE_DIMENSION)
+    static let attrN2HEModulusBits = CK_ATTRIBUTE_TYPE(CKA_TG_N2HE_MODULUS_BITS)
+    static let attrN2HEPlaintextBits = CK_ATTRIBUTE_TYPE(CKA_TG_N2HE_PLAINTEXT_BITS)
+    static let attrN2HENoiseMilli = CK_ATTRIBUTE_TYPE(CKA_TG_N2HE_NOISE_MILLI)
+    static let attrN2HESecurityBits = CK_ATTRIBUTE_TYPE(CKA_TG_N2HE_SECURITY_BITS)
+    static let attrN2HEDecryptRule = CK_ATTRIBUTE_TYPE(CKA_TG_N2HE_DECRYPT_RULE)
+    /// Seconds since 1970-01-01 UTC when the key was created on this token; read-only.
+    static let attrKeyCreated = CK_ATTRIBUTE_TYPE(CKA_TG_CREATED)
+    /// C_EncryptInit / C_SignInit calls counted while `max_key_uses` is set; read-only.
+    static let attrKeyUseCount = CK_ATTRIBUTE_TYPE(CKA_TG_USE_COUNT)
 
     /// PIN length limits reported in CK_TOKEN_INFO and enforced on new PINs.
     static let minPINLength = 4

@@ -1,7 +1,7 @@
 // The one CK_RV mapping of every lower layer's error type, each switch exhaustive (a new case is a compile error
 // here, never a silent CKR_GENERAL_ERROR). Logs what the caller cannot see (never a secret: the lower layers'
-// messages carry none). Operation-specific refinements (an encrypt vs decrypt length error) are in
-// CipherDirection.map and N2HEMechanisms.map, and fall back to these.
+// messages carry none). The refinements during a cipher operation (an encrypt vs decrypt length error, a bad
+// ciphertext) are here too: `cipher(_:direction:context:)` and `n2he(_:direction:)`.
 import CP11Kit
 import CryptoCore
 import KeyWrap
@@ -82,6 +82,36 @@ enum ErrorMap {
         default:
             Log.error("\(context()): \(error)")
             return CKRError(CKR_GENERAL_ERROR)
+        }
+    }
+
+    /// A failure during an AES (CryptoCore) cipher operation → CK_RV.
+    static func cipher(_ error: any Error, direction: CipherDirection, context: @autoclosure () -> String) -> CKRError {
+        guard let e = error as? CryptoError else { return wrap(error, context: context()) }
+        switch e {
+        case .invalidInputLength, .lengthOverflow: return CKRError(direction.lengthError)
+        case .invalidPadding, .authenticationFailed, .integrityFailure:
+            return CKRError(direction == .decrypt ? CKR_ENCRYPTED_DATA_INVALID : CKR_FUNCTION_FAILED)
+        case .invalidKeyLength: return CKRError(CKR_KEY_SIZE_RANGE)
+        case .invalidIVLength, .invalidTagLength: return CKRError(CKR_MECHANISM_PARAM_INVALID)
+        case .randomFailure, .invalidOutputLength, .invalidParameter, .invalidState, .openSSL:
+            return wrap(e, context: context())
+        }
+    }
+
+    /// A failure during an N2HE cipher operation → CK_RV (CryptoCore errors as for `cipher`).
+    static func n2he(_ error: any Error, direction: CipherDirection) -> CKRError {
+        guard let e = error as? N2HEError else { return cipher(error, direction: direction, context: "N2HE") }
+        switch e {
+        case .invalidPlaintextLength: return CKRError(direction.lengthError)
+        case .lengthMismatch: return CKRError(CKR_ENCRYPTED_DATA_LEN_RANGE)
+        case .malformedCiphertext(let d):
+            return CKRError(d == .truncatedHeader ? CKR_ENCRYPTED_DATA_LEN_RANGE : CKR_ENCRYPTED_DATA_INVALID)
+        case .dimensionMismatch: return CKRError(CKR_ENCRYPTED_DATA_INVALID)
+        case .outputBufferTooSmall(let required, _): return CKRError(required > 0 ? CKR_BUFFER_TOO_SMALL : CKR_GENERAL_ERROR)
+        case .unsupportedParameters, .invalidKeyLength, .invalidKeyEntry, .malformedKeyFile, .incompatibleCiphertexts,
+             .cryptoBackendFailure:
+            return wrap(e, context: "N2HE")
         }
     }
 

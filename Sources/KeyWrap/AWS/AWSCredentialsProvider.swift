@@ -13,6 +13,7 @@
 // Environment and files are read at every resolution (a fixed file takes effect without restart); only instance
 // credentials are cached. Nothing here logs or returns a secret in an error.
 import CryptoCore
+import JSON
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -212,19 +213,19 @@ public final class AWSCredentialsProvider: Sendable {
         var document = try call(HTTPRequest(method: "GET", url: base + "/latest/meta-data/iam/security-credentials/" + role,
                                             headers: auth, metadataService: true), "credentials of role \(role)")
         defer { secureZero(&document.body) }
-        let json: AWSJSONValue
+        let json: JSONValue
         do {
-            json = try AWSJSON.parse(document.body, secretKeys: ["SecretAccessKey"])
+            json = try JSONValue.parse(document.body, secretMembers: ["SecretAccessKey"])
         } catch {
             throw KeyWrapError.authenticationFailed("aws-kms: instance metadata credentials of role \(role): \(error)")
         }
-        if let code = json["Code"]?.stringValue, code != "Success" {
+        if let code = json["Code"]?.text, code != "Success" {
             throw KeyWrapError.authenticationFailed("aws-kms: instance metadata credentials of role \(role): Code \(sanitizedAWSText(code))")
         }
-        guard let id = json["AccessKeyId"]?.stringValue, !id.isEmpty,
-              let secret = json["SecretAccessKey"]?.secretValue, secret.count > 0,
-              let sessionToken = json["Token"]?.stringValue, !sessionToken.isEmpty,
-              let expirationText = json["Expiration"]?.stringValue,
+        guard let id = json["AccessKeyId"]?.text, !id.isEmpty,
+              let secret = json["SecretAccessKey"]?.secret, secret.count > 0,
+              let sessionToken = json["Token"]?.text, !sessionToken.isEmpty,
+              let expirationText = json["Expiration"]?.text,
               let expiration = AWSTime.parseISO8601(expirationText) else {
             throw KeyWrapError.authenticationFailed("aws-kms: instance metadata credentials of role \(role) are incomplete")
         }

@@ -13,6 +13,7 @@
 // the mac additionally detects any edit of our frame. Unwrap decrypts with the key ARN recorded in the blob,
 // so blobs made under an old key keep working after `key_id` moves on (rotation, docs).
 import CryptoCore
+import JSON
 import Synchronization
 
 /// One line of a health report.
@@ -118,7 +119,7 @@ public final class AWSKMSBackend: KeyWrapBackend {
         }
         stats.withLock { $0.wraps += 1 }
         // Sized so the buffer holding the base64 root key never reallocates (no stray partial copies).
-        var writer = AWSJSONWriter(capacity: 512 + 2 * configuration.keyID.utf8.count + 2 * rootKey.count)
+        var writer = JSONWriter(capacity: 512 + 2 * configuration.keyID.utf8.count + 2 * rootKey.count)
         writer.beginObject()
         writer.key("KeyId"); writer.string(configuration.keyID)
         writer.key("Plaintext"); writer.base64String(rootKey)
@@ -126,43 +127,43 @@ public final class AWSKMSBackend: KeyWrapBackend {
         writer.endObject()
         var body = writer.take()
         let result = try client.call("Encrypt", body: &body, key: configuration.keyID)
-        guard let ciphertextText = result["CiphertextBlob"]?.stringValue,
-              let ciphertext = AWSBase64.decode(ciphertextText), !ciphertext.isEmpty, ciphertext.count <= 6144 else {
+        guard let ciphertextText = result["CiphertextBlob"]?.text,
+              let ciphertext = Base64.decode(ciphertextText, alphabet: .either), !ciphertext.isEmpty, ciphertext.count <= 6144 else {
             throw KeyWrapError.unreachable("AWS KMS Encrypt with key \(configuration.keyID): response without a valid CiphertextBlob")
         }
-        guard let keyARN = result["KeyId"]?.stringValue, keyARN.hasPrefix("arn:"), keyARN.utf8.count <= 2048 else {
+        guard let keyARN = result["KeyId"]?.text, keyARN.hasPrefix("arn:"), keyARN.utf8.count <= 2048 else {
             throw KeyWrapError.unreachable("AWS KMS Encrypt with key \(configuration.keyID): response without the key ARN")
         }
         if let arn = AWSKMSBackendConfig.parseARN(keyARN), !Self.refersTo(configured: configuration.keyID, arn: arn) {
             throw KeyWrapError.integrityFailure
         }
-        var blob: [UInt8] = [Self.blobVersion]
-        Self.appendField(&blob, Array(keyARN.utf8))
-        Self.appendField(&blob, ciphertext)
-        blob += try Self.mac(rootKey, context: context, frame: blob)
-        return blob
+        var frame = BlobWriter(version: Self.blobVersion)
+        try frame.append(field: Array(keyARN.utf8))
+        try frame.append(field: ciphertext)
+        return try frame.sealed(label: Self.macLabel, rootKey: rootKey, context: context)
     }
 
     public func unwrap(_ blob: [UInt8], context: WrapContext) throws -> SecretBytes {
         guard let parsed = Self.parse(blob) else { throw KeyWrapError.integrityFailure }
         stats.withLock { $0.unwraps += 1 }
-        var writer = AWSJSONWriter(capacity: 512)
+        var writer = JSONWriter(capacity: 512)
         writer.beginObject()
         writer.key("CiphertextBlob"); writer.base64String(parsed.ciphertext)
         writer.key("KeyId"); writer.string(parsed.keyARN)
         writer.key("EncryptionContext"); writer.stringMap(context.encryptionContext)
         writer.endObject()
         var body = writer.take()
-        let result = try client.call("Decrypt", body: &body, key: parsed.keyARN, secretKeys: ["Plaintext"])
-        guard result["KeyId"]?.stringValue == parsed.keyARN else {
+        let result = try client.call("Decrypt", body: &body, key: parsed.keyARN, secretMembers: ["Plaintext"])
+        guard result["KeyId"]?.text == parsed.keyARN else {
             throw KeyWrapError.integrityFailure
         }
-        guard let encoded = result["Plaintext"]?.secretValue, let root = AWSBase64.decodeSecret(encoded),
+        guard let encoded = result["Plaintext"]?.secret, let root = Base64.decodeSecret(encoded, alphabet: .either),
               root.count > 0, root.count <= Self.maximumRootKeyLength else {
             throw KeyWrapError.unreachable("AWS KMS Decrypt with key \(parsed.keyARN): response without a valid Plaintext")
         }
-        let expected = try Self.mac(root, context: context, frame: Array(blob[0..<(blob.count - 32)]))
-        guard constantTimeEquals(expected, blob[(blob.count - 32)...]) else { throw KeyWrapError.integrityFailure }
+        guard try parsed.frame.macVerifies(label: Self.macLabel, rootKey: root, context: context) else {
+            throw KeyWrapError.integrityFailure
+        }
         return root
     }
 
@@ -231,36 +232,13 @@ public final class AWSKMSBackend: KeyWrapBackend {
     struct Parsed {
         var keyARN: String
         var ciphertext: [UInt8]
+        var frame: BlobReader
     }
 
     static func parse(_ blob: [UInt8]) -> Parsed? {
-        guard blob.count > 1 + 2 + 2 + 32, blob[0] == blobVersion else { return nil }
-        var i = 1
-        func field() -> ArraySlice<UInt8>? {
-            guard i + 2 <= blob.count - 32 else { return nil }
-            let n = Int(blob[i]) << 8 | Int(blob[i + 1])
-            i += 2
-            guard n > 0, i + n <= blob.count - 32 else { return nil }
-            defer { i += n }
-            return blob[i..<(i + n)]
-        }
-        guard let arnBytes = field(), let ciphertext = field(), i == blob.count - 32,
-              let arn = String(validating: Array(arnBytes), as: UTF8.self), arn.hasPrefix("arn:") else { return nil }
-        return Parsed(keyARN: arn, ciphertext: Array(ciphertext))
-    }
-
-    static func appendField(_ out: inout [UInt8], _ bytes: [UInt8]) {
-        out.append(UInt8(truncatingIfNeeded: bytes.count >> 8))
-        out.append(UInt8(truncatingIfNeeded: bytes.count))
-        out += bytes
-    }
-
-    static func mac(_ root: SecretBytes, context: WrapContext, frame: [UInt8]) throws -> [UInt8] {
-        do {
-            return try HMAC.authenticate(.sha256, key: root, data: macLabel + context.aad + frame)
-        } catch {
-            throw KeyWrapError.misconfigured("HMAC unavailable: \(error)")
-        }
+        guard var frame = BlobReader(blob, version: blobVersion, macLength: BlobMAC.length),
+              let arn = frame.textField(), let ciphertext = frame.field(), frame.isAtEnd, arn.hasPrefix("arn:") else { return nil }
+        return Parsed(keyARN: arn, ciphertext: Array(ciphertext), frame: frame)
     }
 
     static func random(_ n: Int) throws -> SecretBytes {

@@ -13,17 +13,14 @@ public struct AWSKMSBackendConfig: Sendable, Equatable {
     public var profile: String?
     public var http: HTTPClientConfiguration
 
-    public static let defaultConnectTimeoutMs = 2_000
-    public static let defaultTimeoutMs = 5_000
-    public static let defaultMaxAttempts = 3
-    public static let defaultRetryBaseDelayMs = 100
-    public static let defaultRetryMaxDelayMs = 2_000
+    /// KMS answers fast: shorter bounds than the other clouds' (docs/backends/aws-kms.md).
+    public static let httpDefaults = CloudHTTPOptions.Defaults(
+        connectTimeout: .seconds(2), totalTimeout: .seconds(5),
+        retry: RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(100), maxDelay: .seconds(2)))
 
-    /// Configuration keys understood in `BackendConfiguration.options`.
-    public static let optionKeys: [String] = [
-        "key_id", "region", "endpoint", "profile", "connect_timeout_ms", "timeout_ms", "max_attempts", "ca_bundle",
-        "retry_base_delay_ms", "retry_max_delay_ms",
-    ]
+    /// Configuration keys understood in `BackendConfiguration.options` (and the deprecated millisecond
+    /// spellings of the HTTP options, `CloudHTTPOptions.deprecatedMillisecondKeys`).
+    public static let optionKeys: [String] = ["key_id", "region", "endpoint", "profile"] + CloudHTTPOptions.keys
 
     public init(keyID: String, region: String, endpoint: String, profile: String? = nil,
                 http: HTTPClientConfiguration = HTTPClientConfiguration()) {
@@ -40,7 +37,7 @@ public struct AWSKMSBackendConfig: Sendable, Equatable {
     /// https://kms.<region>.amazonaws.com (.com.cn for cn-* regions). Inline credentials are refused.
     public init(options: [String: String],
                 environment: @escaping @Sendable (String) -> String? = AWSCredentialsProvider.processEnvironment) throws {
-        for key in options.keys.sorted() where !Self.optionKeys.contains(key) {
+        for key in options.keys.sorted() where !Self.optionKeys.contains(key) && CloudHTTPOptions.deprecatedMillisecondKeys[key] == nil {
             let lower = key.lowercased()
             if lower.hasSubstring("secret") || lower.hasSubstring("access_key") || lower.hasSubstring("session_token") || lower.hasSubstring("password") {
                 throw KeyWrapError.misconfigured("aws-kms backend: credentials are not accepted in the configuration ('\(key)'); use the environment, a profile in the shared credentials file, or an instance role")
@@ -48,13 +45,6 @@ public struct AWSKMSBackendConfig: Sendable, Equatable {
             throw KeyWrapError.misconfigured("aws-kms backend: unknown option '\(key)' (known: \(Self.optionKeys.joined(separator: ", ")))")
         }
         func value(_ key: String) -> String? { awsNonEmpty(options[key]) }
-        func integer(_ key: String, default def: Int, range: ClosedRange<Int>) throws -> Int {
-            guard let text = value(key) else { return def }
-            guard let v = Int(text), range.contains(v) else {
-                throw KeyWrapError.misconfigured("aws-kms backend: \(key) must be an integer in \(range.lowerBound)...\(range.upperBound), not '\(text)'")
-            }
-            return v
-        }
         guard let keyID = value("key_id") else {
             throw KeyWrapError.misconfigured("aws-kms backend: 'key_id' (key id, key ARN, alias/name or alias ARN) is required")
         }
@@ -90,22 +80,7 @@ public struct AWSKMSBackendConfig: Sendable, Equatable {
             throw KeyWrapError.misconfigured("aws-kms backend: endpoint \(HTTPURL.redacted(endpoint)) must use https (plain http only to loopback test servers)")
         }
 
-        let caBundle = value("ca_bundle")
-        if let ca = caBundle {
-            guard ca.hasPrefix("/") else { throw KeyWrapError.misconfigured("aws-kms backend: ca_bundle path '\(ca)' must be absolute") }
-            guard (try awsReadSmallFile(ca, limit: 16 << 20)) != nil else {
-                throw KeyWrapError.misconfigured("aws-kms backend: ca_bundle \(ca) does not exist")
-            }
-        }
-        let connectMs = try integer("connect_timeout_ms", default: Self.defaultConnectTimeoutMs, range: 1...600_000)
-        let totalMs = try integer("timeout_ms", default: Self.defaultTimeoutMs, range: 1...600_000)
-        let attempts = try integer("max_attempts", default: Self.defaultMaxAttempts, range: 1...RetryPolicy.attemptLimit)
-        let baseMs = try integer("retry_base_delay_ms", default: Self.defaultRetryBaseDelayMs, range: 0...60_000)
-        let maxMs = try integer("retry_max_delay_ms", default: Self.defaultRetryMaxDelayMs, range: 0...300_000)
-        let http = HTTPClientConfiguration(connectTimeout: .milliseconds(connectMs), totalTimeout: .milliseconds(totalMs),
-                                           caBundlePath: caBundle,
-                                           retry: RetryPolicy(maxAttempts: attempts, baseDelay: .milliseconds(baseMs),
-                                                              maxDelay: .milliseconds(max(baseMs, maxMs))))
+        let http = try CloudHTTPOptions(options: options, kind: "aws-kms", defaults: Self.httpDefaults).http
         self.init(keyID: keyID, region: resolvedRegion, endpoint: endpoint, profile: profile, http: http)
     }
 
@@ -113,14 +88,8 @@ public struct AWSKMSBackendConfig: Sendable, Equatable {
     public var options: [String: String] {
         var o: [String: String] = [
             "key_id": keyID, "region": region, "endpoint": endpoint,
-            "connect_timeout_ms": String(http.connectTimeout.milliseconds),
-            "timeout_ms": String(http.totalTimeout.milliseconds),
-            "max_attempts": String(http.retry.maxAttempts),
-            "retry_base_delay_ms": String(http.retry.baseDelay.milliseconds),
-            "retry_max_delay_ms": String(http.retry.maxDelay.milliseconds),
-        ]
+        ].merging(CloudHTTPOptions(http: http).options) { a, _ in a }
         if let p = profile { o["profile"] = p }
-        if let ca = http.caBundlePath { o["ca_bundle"] = ca }
         return o
     }
 

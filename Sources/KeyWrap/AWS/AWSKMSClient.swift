@@ -4,6 +4,7 @@
 // session token triggers one credential refresh. The final failure becomes a KeyWrapError carrying the
 // service's own error code and message — never a credential, never a body containing key material.
 import CryptoCore
+import JSON
 import Synchronization
 
 /// A KMS error response, parsed.
@@ -23,9 +24,9 @@ struct AWSServiceError: Sendable, Equatable, CustomStringConvertible {
         status = response.status
         code = ""
         message = ""
-        if let json = try? AWSJSON.parse(response.body) {
-            code = json["__type"]?.stringValue ?? json["code"]?.stringValue ?? json["Code"]?.stringValue ?? ""
-            message = json["message"]?.stringValue ?? json["Message"]?.stringValue ?? ""
+        if let json = try? JSONValue.parse(response.body) {
+            code = json["__type"]?.text ?? json["code"]?.text ?? json["Code"]?.text ?? ""
+            message = json["message"]?.text ?? json["Message"]?.text ?? ""
         } else {
             let text = response.bodyText
             code = Self.xmlElement("Code", in: text) ?? ""
@@ -124,27 +125,27 @@ final class AWSKMSClient: Sendable {
     let http: HTTPClient
     let credentials: AWSCredentialsProvider
     let clock: @Sendable () -> Int64
-    /// Test hook: runs on every request after signing, before sending (e.g. to change the body).
-    let afterSigning: (@Sendable (inout HTTPRequest) -> Void)?
+    /// Puts one signed request on the wire: `http.send` unless the creator gave another transport.
+    let transport: @Sendable (HTTPRequest) throws -> HTTPResponse
     private let counters = Mutex(AWSKMSStatistics())
 
     init(endpoint: String, region: String, http: HTTPClient, credentials: AWSCredentialsProvider,
          clock: @escaping @Sendable () -> Int64 = AWSTime.now,
-         afterSigning: (@Sendable (inout HTTPRequest) -> Void)? = nil) {
+         transport: (@Sendable (HTTPRequest) throws -> HTTPResponse)? = nil) {
         self.endpoint = endpoint
         self.signer = SigV4Signer(region: region, service: "kms")
         self.http = http
         self.credentials = credentials
         self.clock = clock
-        self.afterSigning = afterSigning
+        self.transport = transport ?? { try http.send($0) }
     }
 
     var statistics: AWSKMSStatistics { counters.withLock { $0 } }
     func resetStatistics() { counters.withLock { $0 = AWSKMSStatistics() } }
 
     /// Calls `TrentService.<operation>` with `body` (wiped before returning). Returns the parsed success
-    /// document; members named in `secretKeys` are SecretBytes. `key` names the key in error messages.
-    func call(_ operation: String, body: inout [UInt8], key: String, secretKeys: Set<String> = []) throws -> AWSJSONValue {
+    /// document; members named in `secretMembers` are SecretBytes. `key` names the key in error messages.
+    func call(_ operation: String, body: inout [UInt8], key: String, secretMembers: Set<String> = []) throws -> JSONValue {
         defer { secureZero(&body) }
         counters.withLock { $0.operations += 1 }
         var creds = try credentials.resolve()
@@ -161,10 +162,9 @@ final class AWSKMSClient: Sendable {
         do {
             response = try http.withRetries(http.configuration.retry) { _ in
                 attempts += 1
-                var request = try signer.sign(unsigned, credentials: creds, time: clock())
-                afterSigning?(&request)
+                let request = try signer.sign(unsigned, credentials: creds, time: clock())
                 counters.withLock { $0.requests += 1 }
-                let r = try http.send(request)
+                let r = try transport(request)
                 if r.isSuccess { return .done(r) }
                 let error = AWSServiceError(r)
                 if AWSServiceError.expiredCredentialCodes.contains(error.code) && !refreshed {
@@ -189,7 +189,7 @@ final class AWSKMSClient: Sendable {
             throw AWSServiceError(response).keyWrapError(operation: operation, key: key, attempts: attempts)
         }
         do {
-            return try AWSJSON.parse(response.body, secretKeys: secretKeys)
+            return try JSONValue.parse(response.body, secretMembers: secretMembers)
         } catch {
             throw KeyWrapError.unreachable("AWS KMS \(operation) with key \(key): malformed response (\(error), HTTP \(response.status), \(response.body.count) bytes)")
         }

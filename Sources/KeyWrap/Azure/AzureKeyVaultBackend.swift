@@ -119,12 +119,13 @@ public final class AzureKeyVaultBackend: KeyWrapBackend {
             throw KeyWrapError.misconfigured("root key length \(rootKey.count) not supported")
         }
         stats.withLock { $0.wraps += 1 }
-        var value = Base64.encode(count: rootKey.count, alphabet: .url, padded: false) { i in rootKey.withUnsafeBytes { $0[i] } }
-        defer { secureZero(&value) }
-        var body = JSONObjectWriter()
-        body.add("alg", string: AzureKeyVaultConfig.algorithm)
-        body.add("value", base64Text: value)
-        var bytes = body.finish()
+        // Sized so the buffer holding the base64 root key never reallocates (no stray partial copies).
+        var body = JSONWriter(capacity: 64 + 2 * rootKey.count)
+        body.beginObject()
+        body.key("alg"); body.string(AzureKeyVaultConfig.algorithm)
+        body.key("value"); body.base64String(rootKey, alphabet: .url, padded: false)
+        body.endObject()
+        var bytes = body.take()
         defer { secureZero(&bytes) }
         let keyURL = "\(configuration.vaultURL)/keys/\(configuration.keyName)" + (configuration.keyVersion.map { "/\($0)" } ?? "")
         let prefix = "\(configuration.vaultURL)/keys/\(configuration.keyName)/"
@@ -136,29 +137,28 @@ public final class AzureKeyVaultBackend: KeyWrapBackend {
             else { return nil }
             return (kid, ct)
         }
-        var blob: [UInt8] = [Self.blobVersion]
-        cloudAppendField(&blob, Array(kid.utf8))
-        cloudAppendField(&blob, wrapped)
-        return blob + (try mac(rootKey, context, blob))
+        var blob = BlobWriter(version: Self.blobVersion)
+        try blob.append(field: Array(kid.utf8))
+        try blob.append(field: wrapped)
+        return try blob.sealed(label: Self.macLabel, rootKey: rootKey, context: context)
     }
 
     public func unwrap(_ blob: [UInt8], context: WrapContext) throws -> SecretBytes {
-        guard let (kid, wrapped, frame, tag) = Self.parseBlob(blob), Self.kidIsOnVault(kid, vault: configuration.vaultURL) else {
+        guard let (kid, wrapped, frame) = Self.parseBlob(blob), Self.kidIsOnVault(kid, vault: configuration.vaultURL) else {
             throw KeyWrapError.integrityFailure
         }
         stats.withLock { $0.unwraps += 1 }
-        var body = JSONObjectWriter()
-        body.add("alg", string: AzureKeyVaultConfig.algorithm)
-        body.add("value", base64Text: Base64.encode(wrapped, alphabet: .url, padded: false))
-        let root = try call(kid + "/unwrapkey", "unwrapKey", body.finish()) { doc -> SecretBytes? in
-            guard var v = doc["value"]?.stringBytes else { return nil }
-            defer { secureZero(&v) }
-            guard var pt = Base64.decode(v, alphabet: .url) else { return nil }
-            defer { secureZero(&pt) }
-            guard !pt.isEmpty, pt.count <= Self.maximumRootKeyLength else { return nil }
-            return SecretBytes(copying: pt)
+        var body = JSONWriter()
+        body.beginObject()
+        body.key("alg"); body.string(AzureKeyVaultConfig.algorithm)
+        body.key("value"); body.base64String(wrapped, alphabet: .url, padded: false)
+        body.endObject()
+        let root = try call(kid + "/unwrapkey", "unwrapKey", body.take(), secretMembers: ["value"]) { doc -> SecretBytes? in
+            guard let v = doc["value"]?.secret, let pt = Base64.decodeSecret(v, alphabet: .url),
+                  pt.count > 0, pt.count <= Self.maximumRootKeyLength else { return nil }
+            return pt
         }
-        guard constantTimeEquals(try mac(root, context, frame), tag) else { throw KeyWrapError.integrityFailure }
+        guard try frame.macVerifies(label: Self.macLabel, rootKey: root, context: context) else { throw KeyWrapError.integrityFailure }
         return root
     }
 
@@ -170,14 +170,6 @@ public final class AzureKeyVaultBackend: KeyWrapBackend {
         guard back == probe else { throw KeyWrapError.integrityFailure }
     }
 
-    private func mac(_ root: SecretBytes, _ context: WrapContext, _ frame: [UInt8]) throws -> [UInt8] {
-        do {
-            return try HMAC.authenticate(.sha256, key: root, data: Self.macLabel + context.aad + frame)
-        } catch {
-            throw KeyWrapError.misconfigured("HMAC unavailable: \(error)")
-        }
-    }
-
     static func kidIsOnVault(_ kid: String, vault: String) -> Bool {
         guard kid.hasPrefix(vault + "/keys/"), let p = HTTPURL.parse(kid), p.query.isEmpty else { return false }
         let segments = p.path.split(separator: "/", omittingEmptySubsequences: false)
@@ -185,28 +177,19 @@ public final class AzureKeyVaultBackend: KeyWrapBackend {
             && p.path.utf8.allSatisfy { c in c == UInt8(ascii: "/") || c == UInt8(ascii: "-") || (c >= 0x30 && c <= 0x39) || (c | 0x20 >= 0x61 && c | 0x20 <= 0x7A) }
     }
 
-    /// (kid, wrapped key, frame before the mac, mac)
-    static func parseBlob(_ blob: [UInt8]) -> (String, [UInt8], [UInt8], [UInt8])? {
-        guard blob.count > 5 + 32, blob[0] == blobVersion else { return nil }
-        let body = Array(blob[0..<(blob.count - 32)])
-        var i = 1
-        func field() -> [UInt8]? {
-            guard i + 2 <= body.count else { return nil }
-            let n = Int(body[i]) << 8 | Int(body[i + 1])
-            guard n > 0, i + 2 + n <= body.count else { return nil }
-            defer { i += 2 + n }
-            return Array(body[(i + 2)..<(i + 2 + n)])
-        }
-        guard let kid = field(), let wrapped = field(), i == body.count,
-              let text = String(validating: kid, as: UTF8.self) else { return nil }
-        return (text, wrapped, body, Array(blob[(blob.count - 32)...]))
+    /// (kid, wrapped key, the frame for its mac check)
+    static func parseBlob(_ blob: [UInt8]) -> (String, [UInt8], BlobReader)? {
+        guard var frame = BlobReader(blob, version: blobVersion, macLength: BlobMAC.length),
+              let kid = frame.textField(), let wrapped = frame.field(), frame.isAtEnd else { return nil }
+        return (kid, Array(wrapped), frame)
     }
 
     // MARK: Calls
 
     /// POST {url}?api-version=… Retries (HTTP layer policy) on 429, 5xx, network errors and malformed 200
     /// bodies. 401 → bearer challenge → token → repeat, at most twice.
-    func call<T>(_ url: String, _ operation: String, _ body: [UInt8], accept: (JSONValue) -> T?) throws -> T {
+    func call<T>(_ url: String, _ operation: String, _ body: [UInt8], secretMembers: Set<String> = [],
+                 accept: (JSONValue) -> T?) throws -> T {
         let what = "Key Vault \(operation) on \(HTTPURL.redacted(url).replacingSuffix("/" + operation.lowercased()))"
         var lastChallengeError: KeyWrapError? = nil
         for _ in 0..<3 {
@@ -223,7 +206,9 @@ public final class AzureKeyVaultBackend: KeyWrapBackend {
                     var response = try http.send(request)
                     defer { secureZero(&response.body) }
                     if response.status == 200 {
-                        if let doc = JSONValue.parse(response.body), let value = accept(doc) { return .done(.ok(value)) }
+                        if let doc = try? JSONValue.parse(response.body, secretMembers: secretMembers), let value = accept(doc) {
+                            return .done(.ok(value))
+                        }
                         return .retry(.malformed, retryAfter: nil)
                     }
                     let r = CloudCallOutcome<T>.status(HTTPResponse(status: response.status, headers: response.headers, body: response.body))
@@ -275,7 +260,7 @@ public final class AzureKeyVaultBackend: KeyWrapBackend {
     }
 
     static func mapError(_ response: HTTPResponse, what: String, operation: String, attempts: Int) -> KeyWrapError {
-        let doc = JSONValue.parse(response.body)
+        let doc = JSONValue.parseIfValid(response.body)
         let code = doc?["error"]?["code"]?.text.map { sanitizedServiceText($0, limit: 64) } ?? ""
         let inner = doc?["error"]?["innererror"]?["code"]?.text.map { sanitizedServiceText($0, limit: 64) } ?? ""
         let message = doc?["error"]?["message"]?.text.map { sanitizedServiceText($0) } ?? ""
@@ -325,7 +310,7 @@ public final class AzureKeyVaultBackend: KeyWrapBackend {
         do {
             response = try http.withRetries(http.configuration.retry) { _ -> HTTPClient.AttemptOutcome<HTTPResponse> in
                 let r = try http.send(request)
-                if r.status == 200 && JSONValue.parse(r.body)?["access_token"] == nil { return .retry(r, retryAfter: nil) }
+                if r.status == 200 && JSONValue.parseIfValid(r.body)?["access_token"] == nil { return .retry(r, retryAfter: nil) }
                 // IMDS answers 404/410 while the identity is being set up (documented transient codes).
                 let transient = HTTPClient.isTransientStatus(r.status)
                     || (request.metadataService && (r.status == 404 || r.status == 410))
@@ -336,7 +321,7 @@ public final class AzureKeyVaultBackend: KeyWrapBackend {
         }
         defer { secureZero(&response.body) }
         guard response.status == 200 else {
-            let doc = JSONValue.parse(response.body)
+            let doc = JSONValue.parseIfValid(response.body)
             let code = doc?["error"]?.text.map { sanitizedServiceText($0, limit: 64) } ?? ""
             // AADSTS descriptions: keep the first line (code and reason), not trace/correlation ids.
             let description = doc?["error_description"]?.text.map { sanitizedServiceText(String($0.split(separator: "\r").first ?? ""), limit: 200) } ?? ""

@@ -65,16 +65,15 @@ public final class GCPKMSBackend: KeyWrapBackend {
         }
         stats.withLock { $0.wraps += 1 }
         let aad = context.aad
-        var body = JSONObjectWriter()
-        var plaintext64 = Base64.encode(count: rootKey.count, alphabet: .standard, padded: true) { i in
-            rootKey.withUnsafeBytes { $0[i] }
-        }
-        defer { secureZero(&plaintext64) }
-        body.add("plaintext", base64Text: plaintext64)
-        body.add("additionalAuthenticatedData", base64Text: Base64.encode(aad))
-        body.add("plaintextCrc32c", string: String(rootKey.withUnsafeBytes { CRC32C.checksum($0) }))
-        body.add("additionalAuthenticatedDataCrc32c", string: String(CRC32C.checksum(aad)))
-        var bytes = body.finish()
+        // Sized so the buffer holding the base64 root key never reallocates (no stray partial copies).
+        var body = JSONWriter(capacity: 256 + 2 * rootKey.count + 2 * aad.count)
+        body.beginObject()
+        body.key("plaintext"); body.base64String(rootKey)
+        body.key("additionalAuthenticatedData"); body.base64String(aad)
+        body.key("plaintextCrc32c"); body.string(String(rootKey.withUnsafeBytes { CRC32C.checksum($0) }))
+        body.key("additionalAuthenticatedDataCrc32c"); body.string(String(CRC32C.checksum(aad)))
+        body.endObject()
+        var bytes = body.take()
         defer { secureZero(&bytes) }
         let keyName = configuration.keyName
         let (versionName, ciphertext) = try call(configuration.encryptName, "encrypt", bytes) { doc -> (String, [UInt8])? in
@@ -86,10 +85,10 @@ public final class GCPKMSBackend: KeyWrapBackend {
                   doc["verifiedAdditionalAuthenticatedDataCrc32c"]?.bool == true else { return nil }
             return (name, ct)
         }
-        var blob: [UInt8] = [Self.blobVersion]
-        cloudAppendField(&blob, Array(versionName.utf8))
-        cloudAppendField(&blob, ciphertext)
-        return blob
+        var blob = BlobWriter(version: Self.blobVersion)
+        try blob.append(field: Array(versionName.utf8))
+        try blob.append(field: ciphertext)
+        return blob.bytes
     }
 
     public func unwrap(_ blob: [UInt8], context: WrapContext) throws -> SecretBytes {
@@ -97,20 +96,18 @@ public final class GCPKMSBackend: KeyWrapBackend {
         stats.withLock { $0.unwraps += 1 }
         let keyName = versionName.split(separator: "/").prefix(8).joined(separator: "/")
         let aad = context.aad
-        var body = JSONObjectWriter()
-        body.add("ciphertext", base64Text: Base64.encode(ciphertext))
-        body.add("additionalAuthenticatedData", base64Text: Base64.encode(aad))
-        body.add("ciphertextCrc32c", string: String(CRC32C.checksum(ciphertext)))
-        body.add("additionalAuthenticatedDataCrc32c", string: String(CRC32C.checksum(aad)))
-        let bytes = body.finish()
-        return try call(keyName, "decrypt", bytes) { doc -> SecretBytes? in
-            guard var pt64 = doc["plaintext"]?.stringBytes else { return nil }
-            defer { secureZero(&pt64) }
-            guard var pt = Base64.decode(pt64) else { return nil }
-            defer { secureZero(&pt) }
-            guard !pt.isEmpty, pt.count <= Self.maximumRootKeyLength,
-                  let crc = doc["plaintextCrc32c"]?.int64, crc == Int64(CRC32C.checksum(pt)) else { return nil }
-            return SecretBytes(copying: pt)
+        var body = JSONWriter()
+        body.beginObject()
+        body.key("ciphertext"); body.base64String(ciphertext)
+        body.key("additionalAuthenticatedData"); body.base64String(aad)
+        body.key("ciphertextCrc32c"); body.string(String(CRC32C.checksum(ciphertext)))
+        body.key("additionalAuthenticatedDataCrc32c"); body.string(String(CRC32C.checksum(aad)))
+        body.endObject()
+        return try call(keyName, "decrypt", body.take(), secretMembers: ["plaintext"]) { doc -> SecretBytes? in
+            guard let pt64 = doc["plaintext"]?.secret, let pt = Base64.decodeSecret(pt64) else { return nil }
+            guard pt.count > 0, pt.count <= Self.maximumRootKeyLength,
+                  let crc = doc["plaintextCrc32c"]?.int64, crc == Int64(pt.withUnsafeBytes { CRC32C.checksum($0) }) else { return nil }
+            return pt
         }
     }
 
@@ -124,20 +121,11 @@ public final class GCPKMSBackend: KeyWrapBackend {
     }
 
     static func parseBlob(_ blob: [UInt8]) -> (String, [UInt8])? {
-        guard blob.count > 5, blob[0] == blobVersion else { return nil }
-        var i = 1
-        func field() -> [UInt8]? {
-            guard i + 2 <= blob.count else { return nil }
-            let n = Int(blob[i]) << 8 | Int(blob[i + 1])
-            guard n > 0, i + 2 + n <= blob.count else { return nil }
-            defer { i += 2 + n }
-            return Array(blob[(i + 2)..<(i + 2 + n)])
-        }
-        guard let name = field(), let ct = field(), i == blob.count,
-              let text = String(validating: name, as: UTF8.self) else { return nil }
-        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard var frame = BlobReader(blob, version: blobVersion), let name = frame.textField(), let ct = frame.field(),
+              frame.isAtEnd else { return nil }
+        let parts = name.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 10, parts[0] == "projects", parts[6] == "cryptoKeys", parts[8] == "cryptoKeyVersions" else { return nil }
-        return (text, ct)
+        return (name, Array(ct))
     }
 
     // MARK: Calls
@@ -145,7 +133,8 @@ public final class GCPKMSBackend: KeyWrapBackend {
     /// POST {endpoint}/v1/{resource}:{method} with a bearer token. Retries (HTTP layer policy) on 429, 5xx,
     /// network errors and on a 200 whose body fails `accept` (malformed JSON, CRC32C mismatch); a 401 drops the
     /// cached token and is retried once with a fresh one. Errors name the service's status and message.
-    func call<T>(_ resource: String, _ method: String, _ body: [UInt8], accept: (JSONValue) -> T?) throws -> T {
+    func call<T>(_ resource: String, _ method: String, _ body: [UInt8], secretMembers: Set<String> = [],
+                 accept: (JSONValue) -> T?) throws -> T {
         let url = "\(configuration.endpoint)/v1/\(resource):\(method)"
         let what = "Cloud KMS \(method) on \(resource)"
         for pass in 0..<2 {
@@ -161,7 +150,9 @@ public final class GCPKMSBackend: KeyWrapBackend {
                     var response = try http.send(request)
                     defer { secureZero(&response.body) }
                     if response.status == 200 {
-                        if let doc = JSONValue.parse(response.body), let value = accept(doc) { return .done(.ok(value)) }
+                        if let doc = try? JSONValue.parse(response.body, secretMembers: secretMembers), let value = accept(doc) {
+                            return .done(.ok(value))
+                        }
                         return .retry(.malformed, retryAfter: nil)
                     }
                     let status = CloudCallOutcome<T>.status(HTTPResponse(status: response.status, headers: response.headers,
@@ -190,7 +181,7 @@ public final class GCPKMSBackend: KeyWrapBackend {
     }
 
     static func mapError(_ response: HTTPResponse, what: String, method: String, attempts: Int) -> KeyWrapError {
-        let doc = JSONValue.parse(response.body)
+        let doc = JSONValue.parseIfValid(response.body)
         let status = doc?["error"]?["status"]?.text.map { sanitizedServiceText($0, limit: 64) } ?? ""
         let message = doc?["error"]?["message"]?.text.map { sanitizedServiceText($0) } ?? ""
         let detail = "\(what): HTTP \(response.status)" + (status.isEmpty ? "" : " \(status)") + (message.isEmpty ? "" : ": \(message)")
@@ -225,31 +216,32 @@ public final class GCPKMSBackend: KeyWrapBackend {
         let keyFile = try source.read("gcp-kms service-account key")
         var json = keyFile.unsafeCopyToArray()
         defer { secureZero(&json) }
-        guard let doc = JSONValue.parse(json), doc["type"]?.text == "service_account",
+        guard let doc = try? JSONValue.parse(json, secretMembers: ["private_key"]), doc["type"]?.text == "service_account",
               let email = doc["client_email"]?.text, !email.isEmpty,
-              var pemBytes = doc["private_key"]?.stringBytes, !pemBytes.isEmpty,
+              let pem = doc["private_key"]?.secret, pem.count > 0,
               let tokenURI = doc["token_uri"]?.text, !tokenURI.isEmpty else {
             throw KeyWrapError.misconfigured("gcp-kms: \(source) is not a service-account key (type, client_email, private_key, token_uri)")
         }
-        let pem = SecretBytes(copying: pemBytes)
-        secureZero(&pemBytes)
         guard HTTPURL.parse(tokenURI)?.scheme == "https" || (HTTPURL.parse(tokenURI).map { HTTPURL.isLoopback(host: $0.host) } ?? false) else {
             throw KeyWrapError.misconfigured("gcp-kms: token_uri of \(source) must be https")
         }
         let now = unixTime()
-        var header = JSONObjectWriter()
-        header.add("alg", string: "RS256")
-        header.add("typ", string: "JWT")
-        if let kid = doc["private_key_id"]?.text, !kid.isEmpty { header.add("kid", string: kid) }
-        var claims = JSONObjectWriter()
-        claims.add("iss", string: email)
-        claims.add("scope", string: configuration.scope)
-        claims.add("aud", string: tokenURI)
-        var claimBytes = claims.finish()
-        claimBytes.removeLast()
-        claimBytes += Array(",\"iat\":\(now),\"exp\":\(now + 3600)}".utf8)
-        let signingInput = Base64.encode(header.finish(), alphabet: .url, padded: false) + [UInt8(ascii: ".")]
-            + Base64.encode(claimBytes, alphabet: .url, padded: false)
+        var header = JSONWriter()
+        header.beginObject()
+        header.key("alg"); header.string("RS256")
+        header.key("typ"); header.string("JWT")
+        if let kid = doc["private_key_id"]?.text, !kid.isEmpty { header.key("kid"); header.string(kid) }
+        header.endObject()
+        var claims = JSONWriter()
+        claims.beginObject()
+        claims.key("iss"); claims.string(email)
+        claims.key("scope"); claims.string(configuration.scope)
+        claims.key("aud"); claims.string(tokenURI)
+        claims.key("iat"); claims.int(now)
+        claims.key("exp"); claims.int(now + 3600)
+        claims.endObject()
+        let signingInput = Base64.encode(header.take(), alphabet: .url, padded: false) + [UInt8(ascii: ".")]
+            + Base64.encode(claims.take(), alphabet: .url, padded: false)
         let signature = try RS256.sign(pem: pem, message: signingInput)
         var assertion = signingInput + [UInt8(ascii: ".")] + Base64.encode(signature, alphabet: .url, padded: false)
         defer { secureZero(&assertion) }
@@ -274,7 +266,7 @@ public final class GCPKMSBackend: KeyWrapBackend {
         do {
             response = try http.withRetries(http.configuration.retry) { _ -> HTTPClient.AttemptOutcome<HTTPResponse> in
                 let r = try http.send(request)
-                if r.status == 200 && JSONValue.parse(r.body)?["access_token"] == nil { return .retry(r, retryAfter: nil) }
+                if r.status == 200 && JSONValue.parseIfValid(r.body)?["access_token"] == nil { return .retry(r, retryAfter: nil) }
                 return HTTPClient.isTransientStatus(r.status) ? .retry(r, retryAfter: HTTPClient.retryAfter(r)) : .done(r)
             }
         } catch let e as HTTPError {
@@ -282,7 +274,7 @@ public final class GCPKMSBackend: KeyWrapBackend {
         }
         defer { secureZero(&response.body) }
         guard response.status == 200 else {
-            let doc = JSONValue.parse(response.body)
+            let doc = JSONValue.parseIfValid(response.body)
             let code = doc?["error"]?.text.map { sanitizedServiceText($0, limit: 64) } ?? ""
             let message = doc?["error_description"]?.text.map { sanitizedServiceText($0) } ?? ""
             let detail = "\(service): HTTP \(response.status)" + (code.isEmpty ? "" : " \(code)") + (message.isEmpty ? "" : ": \(message)")
@@ -294,10 +286,4 @@ public final class GCPKMSBackend: KeyWrapBackend {
         }
         return try AccessToken.parse(response.body, service: service)
     }
-}
-
-func cloudAppendField(_ out: inout [UInt8], _ bytes: [UInt8]) {
-    out.append(UInt8(truncatingIfNeeded: bytes.count >> 8))
-    out.append(UInt8(truncatingIfNeeded: bytes.count))
-    out.append(contentsOf: bytes)
 }

@@ -11,6 +11,7 @@
 // Name resolution: with Debian's libcurl (threaded resolver) a DNS lookup runs on a short-lived resolver
 // thread that libcurl joins before curl_easy_perform returns; the timeouts cover it.
 import CCurl
+import CryptoCore
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -294,7 +295,7 @@ final class ResponseSink: @unchecked Sendable {
             var grown = [UInt8]()
             grown.reserveCapacity(min(limit, max(body.count + count, body.count * 2, 1024)))
             grown.append(contentsOf: body)
-            secureZeroArray(&body)
+            secureZero(&body)
             body = grown
         }
         data.withMemoryRebound(to: UInt8.self, capacity: count) { body.append(contentsOf: UnsafeBufferPointer(start: $0, count: count)) }
@@ -325,15 +326,7 @@ final class ResponseSink: @unchecked Sendable {
         return out
     }
 
-    func wipe() { secureZeroArray(&body) }
-}
-
-private func secureZeroArray(_ bytes: inout [UInt8]) {
-    guard !bytes.isEmpty else { return }
-    bytes.withUnsafeMutableBytes { raw in
-        if let base = raw.baseAddress { memset(base, 0, raw.count) }
-    }
-    bytes.removeAll()
+    func wipe() { secureZero(&body) }
 }
 
 /// Loads libcurl and runs curl_global_init, once per process (pthread_once in Sources/CCurl). The outcome is

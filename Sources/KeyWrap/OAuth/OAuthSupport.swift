@@ -24,7 +24,7 @@ public struct AccessToken: Sendable, Equatable {
     /// Parses {"access_token": …, "expires_in": n | "n", "token_type": "Bearer"} (RFC 6749 §5.1; Azure IMDS
     /// sends expires_in as a string). `service` names the issuer in errors.
     public static func parse(_ body: [UInt8], service: String, now: MonotonicInstant = .now) throws -> AccessToken {
-        guard let doc = JSONValue.parse(body), let token = doc["access_token"]?.text, !token.isEmpty else {
+        guard let doc = JSONValue.parseIfValid(body), let token = doc["access_token"]?.text, !token.isEmpty else {
             throw KeyWrapError.authenticationFailed("\(service) returned no access token (malformed response)")
         }
         guard token.utf8.count <= 16 * 1024,

@@ -93,12 +93,13 @@ public final class PKCS11Backend: KeyWrapBackend {
         stats.withLock { $0.wraps += 1 }
         let kek = configuration.kek
         let mechanism = configuration.mechanism
-        var header: [UInt8] = [Self.blobVersion, mechanism.blobID]
+        var blob = BlobWriter(version: Self.blobVersion)
+        blob.append(byte: mechanism.blobID)
         let (refKind, refBytes) = kek.encoded
-        header.append(refKind)
-        pkcs11AppendField(&header, refBytes)
+        blob.append(byte: refKind)
+        try blob.append(field: refBytes)
         let iv: [UInt8] = mechanism == .aesGCM ? try pkcs11RandomBytes(Self.gcmIVLength) : []
-        let aad = Self.macLabel + context.aad + header
+        let aad = Self.macLabel + context.aad + blob.bytes
         let ciphertext: [UInt8] = try operation("wrap") { calls, session, token in
             switch mechanism {
             case .aesKeyWrapPad:
@@ -134,16 +135,14 @@ public final class PKCS11Backend: KeyWrapBackend {
                 }
             }
         }
-        var blob = header
-        pkcs11AppendField(&blob, ciphertext)
-        let mac = try pkcs11HMAC(rootKey, Self.macLabel + context.aad + blob)
-        return blob + mac
+        try blob.append(field: ciphertext)
+        return try blob.sealed(label: Self.macLabel, rootKey: rootKey, context: context)
     }
 
     public func unwrap(_ blob: [UInt8], context: WrapContext) throws -> SecretBytes {
         let parsed = try PKCS11ParsedBlob(blob)
         stats.withLock { $0.unwraps += 1 }
-        let aad = Self.macLabel + context.aad + Array(blob[0..<parsed.headerLength])
+        let aad = Self.macLabel + context.aad + parsed.header
         let root: SecretBytes = try operation("unwrap") { calls, session, token in
             switch parsed.mechanism {
             case .aesKeyWrapPad:
@@ -181,8 +180,9 @@ public final class PKCS11Backend: KeyWrapBackend {
             }
         }
         guard root.count > 0, root.count <= Self.maximumRootKeyLength else { throw KeyWrapError.integrityFailure }
-        let expected = try pkcs11HMAC(root, Self.macLabel + context.aad + Array(blob[0..<parsed.macOffset]))
-        guard constantTimeEquals(expected, blob[parsed.macOffset...]) else { throw KeyWrapError.integrityFailure }
+        guard try parsed.frame.macVerifies(label: Self.macLabel, rootKey: root, context: context) else {
+            throw KeyWrapError.integrityFailure
+        }
         return root
     }
 
@@ -417,19 +417,6 @@ public final class PKCS11Backend: KeyWrapBackend {
     }
 }
 
-private func pkcs11AppendField(_ out: inout [UInt8], _ bytes: [UInt8]) {
-    let n = min(bytes.count, Int(UInt16.max))
-    out.append(UInt8(truncatingIfNeeded: n >> 8))
-    out.append(UInt8(truncatingIfNeeded: n))
-    out.append(contentsOf: bytes.prefix(n))
-}
-
 private func pkcs11RandomBytes(_ n: Int) throws -> [UInt8] {
     do { return try SecureRandom.bytes(n) } catch { throw KeyWrapError.unreachable("random generator failed: \(error)") }
-}
-
-private func pkcs11HMAC(_ key: SecretBytes, _ data: [UInt8]) throws -> [UInt8] {
-    do { return try HMAC.authenticate(.sha256, key: key, data: data) } catch {
-        throw KeyWrapError.misconfigured("HMAC unavailable: \(error)")
-    }
 }

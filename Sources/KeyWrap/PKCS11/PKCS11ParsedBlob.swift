@@ -1,35 +1,24 @@
-import CP11Kit
-import CryptoCore
-import PKCS11Names
-import Synchronization
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
-/// The parsed frame of a version-1 blob.
+/// The parsed frame of a version-1 `pkcs11` blob (PKCS11Backend.swift describes it; BlobFrame.swift the frame).
 struct PKCS11ParsedBlob {
     let mechanism: PKCS11WrapMechanism
     let kek: PKCS11KEKReference
-    let headerLength: Int
+    /// version, mechanism and KEK reference: what AES-GCM's AAD covers.
+    let header: [UInt8]
     let payload: [UInt8]
-    let macOffset: Int
+    /// The whole frame, for the mac check.
+    let frame: BlobReader
 
     init(_ blob: [UInt8]) throws {
-        guard blob.count >= 5 + 2 + 32, blob[0] == PKCS11Backend.blobVersion,
-              let mechanism = PKCS11WrapMechanism(blobID: blob[1]) else { throw KeyWrapError.integrityFailure }
-        let refLength = Int(blob[3]) << 8 | Int(blob[4])
-        let refEnd = 5 + refLength
-        guard refEnd + 2 <= blob.count,
-              let kek = PKCS11KEKReference(kind: blob[2], bytes: blob[5..<refEnd]) else { throw KeyWrapError.integrityFailure }
-        let payloadLength = Int(blob[refEnd]) << 8 | Int(blob[refEnd + 1])
-        let payloadStart = refEnd + 2
-        guard payloadLength > 0, payloadStart + payloadLength + 32 == blob.count else { throw KeyWrapError.integrityFailure }
+        guard var frame = BlobReader(blob, version: PKCS11Backend.blobVersion, macLength: BlobMAC.length),
+              let mechanism = frame.byte().flatMap(PKCS11WrapMechanism.init(blobID:)),
+              let refKind = frame.byte(), let ref = frame.field(),
+              let kek = PKCS11KEKReference(kind: refKind, bytes: ref) else { throw KeyWrapError.integrityFailure }
+        let header = Array(frame.prefixRead)
+        guard let payload = frame.field(), frame.isAtEnd else { throw KeyWrapError.integrityFailure }
         self.mechanism = mechanism
         self.kek = kek
-        self.headerLength = refEnd
-        self.payload = Array(blob[payloadStart..<(payloadStart + payloadLength)])
-        self.macOffset = payloadStart + payloadLength
+        self.header = header
+        self.payload = Array(payload)
+        self.frame = frame
     }
 }

@@ -210,6 +210,9 @@ struct Doctor: ParsableCommand {
             add("key-roles", name, .warn, "policy allow_mixed_key_roles is true: keys may both wrap and encrypt/decrypt",
                 "remove it once no legacy application needs it (docs/policies.md)")
         }
+        for notice in token.backend.deprecationNotices {
+            add("backend-options", name, .warn, notice, "rename the option (docs/backends/)")
+        }
         let backend: any KeyWrapBackend
         do {
             backend = try BackendFactory.make(token.backend)

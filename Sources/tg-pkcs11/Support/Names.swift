@@ -1,33 +1,34 @@
-// Human names for flags, key types and mechanisms in listings.
+// Human names for flags, key types and mechanisms in listings; mechanism names are the module's registry's.
 import CP11Kit
+import Cryptoki
 
 enum Names {
     static let tokenFlags: [(CK_FLAGS, String)] = [
-        (0x0000_0001, "rng"),
-        (0x0000_0002, "write-protected"),
-        (0x0000_0004, "login-required"),
-        (0x0000_0008, "user-pin-initialized"),
-        (0x0000_0020, "restore-key-not-needed"),
-        (0x0000_0040, "clock-on-token"),
-        (0x0000_0100, "protected-authentication-path"),
-        (0x0000_0200, "dual-crypto-operations"),
-        (0x0000_0400, "token-initialized"),
-        (0x0000_0800, "secondary-authentication"),
-        (0x0001_0000, "user-pin-count-low"),
-        (0x0002_0000, "user-pin-final-try"),
-        (0x0004_0000, "user-pin-locked"),
-        (0x0008_0000, "user-pin-to-be-changed"),
-        (0x0010_0000, "so-pin-count-low"),
-        (0x0020_0000, "so-pin-final-try"),
-        (0x0040_0000, "so-pin-locked"),
-        (0x0080_0000, "so-pin-to-be-changed"),
-        (0x0100_0000, "error-state"),
+        (CKF_RNG, "rng"),
+        (CKF_WRITE_PROTECTED, "write-protected"),
+        (CKF_LOGIN_REQUIRED, "login-required"),
+        (CKF_USER_PIN_INITIALIZED, "user-pin-initialized"),
+        (CKF_RESTORE_KEY_NOT_NEEDED, "restore-key-not-needed"),
+        (CKF_CLOCK_ON_TOKEN, "clock-on-token"),
+        (CKF_PROTECTED_AUTHENTICATION_PATH, "protected-authentication-path"),
+        (CKF_DUAL_CRYPTO_OPERATIONS, "dual-crypto-operations"),
+        (CKF_TOKEN_INITIALIZED, "token-initialized"),
+        (CKF_SECONDARY_AUTHENTICATION, "secondary-authentication"),
+        (CKF_USER_PIN_COUNT_LOW, "user-pin-count-low"),
+        (CKF_USER_PIN_FINAL_TRY, "user-pin-final-try"),
+        (CKF_USER_PIN_LOCKED, "user-pin-locked"),
+        (CKF_USER_PIN_TO_BE_CHANGED, "user-pin-to-be-changed"),
+        (CKF_SO_PIN_COUNT_LOW, "so-pin-count-low"),
+        (CKF_SO_PIN_FINAL_TRY, "so-pin-final-try"),
+        (CKF_SO_PIN_LOCKED, "so-pin-locked"),
+        (CKF_SO_PIN_TO_BE_CHANGED, "so-pin-to-be-changed"),
+        (0x0100_0000, "error-state"),  // CKF_ERROR_STATE, PKCS#11 3.0: not in p11-kit's header
     ]
 
     static let slotFlags: [(CK_FLAGS, String)] = [
-        (0x1, "token-present"),
-        (0x2, "removable-device"),
-        (0x4, "hardware-slot"),
+        (CKF_TOKEN_PRESENT, "token-present"),
+        (CKF_REMOVABLE_DEVICE, "removable-device"),
+        (CKF_HW_SLOT, "hardware-slot"),
     ]
 
     static func flags(_ value: CK_FLAGS, _ table: [(CK_FLAGS, String)]) -> [String] {
@@ -44,31 +45,15 @@ enum Names {
     static func keyType(_ type: CK_KEY_TYPE) -> String {
         switch type {
         case CK_KEY_TYPE(CKK_TG_N2HE): return "N2HE"
-        case 0x0000_0010: return "GENERIC_SECRET"
-        case 0x0000_0013: return "DES3"
-        case 0x0000_001F: return "AES"
-        case 0x0000_0000: return "RSA"
-        case 0x0000_0003: return "EC"
+        case CK_KEY_TYPE(CKK_GENERIC_SECRET): return "GENERIC_SECRET"
+        case CK_KEY_TYPE(CKK_DES3): return "DES3"
+        case CK_KEY_TYPE(CKK_AES): return "AES"
+        case CK_KEY_TYPE(CKK_RSA): return "RSA"
+        case CK_KEY_TYPE(CKK_EC): return "EC"
         default: return "0x" + String(type, radix: 16)
         }
     }
 
-    static func mechanism(_ type: CK_MECHANISM_TYPE) -> String {
-        switch type {
-        case CK_MECHANISM_TYPE(CKM_TG_N2HE_KEY_GEN): return "CKM_TG_N2HE_KEY_GEN"
-        case CK_MECHANISM_TYPE(CKM_TG_N2HE_LWE1): return "CKM_TG_N2HE_LWE1"
-        case CK_MECHANISM_TYPE(CKM_TG_N2HE_LWE2): return "CKM_TG_N2HE_LWE2"
-        case 0x0000_1080: return "CKM_AES_KEY_GEN"
-        case 0x0000_1081: return "CKM_AES_ECB"
-        case 0x0000_1082: return "CKM_AES_CBC"
-        case 0x0000_1085: return "CKM_AES_CBC_PAD"
-        case 0x0000_1087: return "CKM_AES_GCM"
-        case 0x0000_2109: return "CKM_AES_KEY_WRAP"
-        case 0x0000_210A: return "CKM_AES_KEY_WRAP_PAD"
-        case 0x0000_0250: return "CKM_SHA256"
-        case 0x0000_0251: return "CKM_SHA256_HMAC"
-        case 0x0000_0350: return "CKM_GENERIC_SECRET_KEY_GEN"
-        default: return "0x" + String(type, radix: 16)
-        }
-    }
+    /// The registry's name (Cryptoki/Mechanisms/MechanismRegistry.swift), else the number in hex.
+    static func mechanism(_ type: CK_MECHANISM_TYPE) -> String { Mechanisms.name(type) }
 }

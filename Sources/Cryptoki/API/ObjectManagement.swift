@@ -1,16 +1,36 @@
-// C_CreateObject, C_CopyObject, C_DestroyObject, C_GetObjectSize, C_GetAttributeValue, C_SetAttributeValue and
-// C_FindObjects*: session checks around ObjectFactory (rules) and ObjectStore (storage).
+// PKCS#11 §5.7 object management: C_CreateObject, C_CopyObject, C_DestroyObject, C_GetObjectSize,
+// C_GetAttributeValue, C_SetAttributeValue and C_FindObjects*: session checks around ObjectFactory (rules) and
+// ObjectStore (storage). The calls that change state are audited (Audit/ModuleAudit.swift) around their work.
 import CP11Kit
 import CryptoCore
 
 extension Module {
-    func createObjectImpl(_ handle: CK_SESSION_HANDLE, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
+    public func createObject(_ session: CK_SESSION_HANDLE, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
+        try audited(session, Module.createKind(template), creates: true) { try createObjectImpl(session, template: template) } ?? 0
+    }
+    public func copyObject(_ session: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
+        let source = (try? self.session(session)).flatMap { $0.token.auditDescription(object, access: $0.access) }
+        return try audited(session, .objectCopy, details: ["source_uid": source?.uid ?? "?"], creates: true) {
+            try copyObjectImpl(session, object, template: template)
+        } ?? 0
+    }
+    public func destroyObject(_ session: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE) throws {
+        _ = try audited(session, .objectDestroy, target: object) { try destroyObjectImpl(session, object); return nil }
+    }
+    public func setAttributeValues(_ session: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE, template: [Attribute]) throws {
+        _ = try audited(session, .attributeChange, target: object, details: ["attributes": Module.attributeNames(template)]) {
+            try setAttributeValuesImpl(session, object, template: template)
+            return nil
+        }
+    }
+
+    private func createObjectImpl(_ handle: CK_SESSION_HANDLE, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
         let s = try session(handle)
         let access = s.access
         let kind = try ObjectFactory.kind(of: template)
         let parsed = try ObjectFactory.parse(template, kind: kind, origin: .created, role: access.role)
         try checkCreation(s, parsed: parsed, kind: kind, access: access)
-        let record = try ObjectFactory.build(kind: kind, attributes: parsed, origin: .created, value: nil)
+        let record = try ObjectFactory.build(kind: kind, attributes: parsed, origin: .created, value: nil, now: s.token.clock.now())
         try checkKeyRoles(s, record)
         return try s.token.insert(record, access: access)
     }
@@ -50,7 +70,7 @@ extension Module {
         try checkNewObjectPolicy(s, parsed: parsed, kind: kind)
     }
 
-    func copyObjectImpl(_ handle: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
+    private func copyObjectImpl(_ handle: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
         let s = try session(handle)
         let access = s.access
         let ref = try s.token.object(object, access: access)
@@ -74,7 +94,7 @@ extension Module {
         return try s.token.insert(copy, access: access)
     }
 
-    func destroyObjectImpl(_ handle: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE) throws {
+    private func destroyObjectImpl(_ handle: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE) throws {
         let s = try session(handle)
         let access = s.access
         let ref = try s.token.object(object, access: access)
@@ -82,13 +102,14 @@ extension Module {
         try s.token.destroy(ref, access: access)
     }
 
-    func objectSizeImpl(_ handle: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE) throws -> CK_ULONG {
+    public func objectSize(_ handle: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE) throws -> CK_ULONG {
         let s = try session(handle)
         let ref = try s.token.object(object, access: s.access)
         return CK_ULONG(ref.record.sizeEstimate)
     }
 
-    func attributeValuesImpl(_ handle: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE,
+    /// One answer per requested type, in order.
+    public func attributeValues(_ handle: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE,
                              types: [CK_ATTRIBUTE_TYPE]) throws -> [AttributeQueryResult] {
         let s = try session(handle)
         let ref = try s.token.object(object, access: s.access)
@@ -118,7 +139,7 @@ extension Module {
         return out
     }
 
-    func setAttributeValuesImpl(_ handle: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE, template: [Attribute]) throws {
+    private func setAttributeValuesImpl(_ handle: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE, template: [Attribute]) throws {
         let s = try session(handle)
         let access = s.access
         let ref = try s.token.object(object, access: access)
@@ -136,7 +157,7 @@ extension Module {
 
     // MARK: Find
 
-    func findObjectsInitImpl(_ handle: CK_SESSION_HANDLE, template: [Attribute]) throws {
+    public func findObjectsInit(_ handle: CK_SESSION_HANDLE, template: [Attribute]) throws {
         let s = try session(handle)
         if s.ops.withLock({ $0.find != nil }) { throw ckr(CKR_OPERATION_ACTIVE) }
         let found = try s.token.find(template, access: s.access)
@@ -146,7 +167,7 @@ extension Module {
         }
     }
 
-    func findObjectsImpl(_ handle: CK_SESSION_HANDLE, maxCount: Int) throws -> [CK_OBJECT_HANDLE] {
+    public func findObjects(_ handle: CK_SESSION_HANDLE, maxCount: Int) throws -> [CK_OBJECT_HANDLE] {
         let s = try session(handle)
         return try s.ops.withLock { o in
             guard var f = o.find else { throw ckr(CKR_OPERATION_NOT_INITIALIZED) }
@@ -158,7 +179,7 @@ extension Module {
         }
     }
 
-    func findObjectsFinalImpl(_ handle: CK_SESSION_HANDLE) throws {
+    public func findObjectsFinal(_ handle: CK_SESSION_HANDLE) throws {
         let s = try session(handle)
         try s.ops.withLock { o in
             guard o.find != nil else { throw ckr(CKR_OPERATION_NOT_INITIALIZED) }

@@ -1,22 +1,49 @@
-// C_GenerateKey (AES, generic secret, N2HE), C_WrapKey and C_UnwrapKey (AES KW / KWP).
+// PKCS#11 §5.14 key management: C_GenerateKey (AES, generic secret, N2HE), C_GenerateKeyPair, C_WrapKey and
+// C_UnwrapKey (AES KW / KWP), C_DeriveKey. The state-changing calls are audited around their work.
 import CP11Kit
 import CryptoCore
 import N2HE
 
 extension Module {
-    func generateKeyImpl(_ handle: CK_SESSION_HANDLE, mechanism m: Mechanism, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
+    public func generateKey(_ session: CK_SESSION_HANDLE, mechanism: Mechanism, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
+        try audited(session, .objectGenerate, mechanism: mechanism.type, creates: true) {
+            try generateKeyImpl(session, mechanism: mechanism, template: template)
+        } ?? 0
+    }
+    public func wrapKey(_ session: CK_SESSION_HANDLE, mechanism: Mechanism, wrappingKey: CK_OBJECT_HANDLE,
+                        key: CK_OBJECT_HANDLE, output: OutputBuffer) throws -> OutputResult {
+        try auditedWrap(session, mechanism: mechanism.type, wrappingKey: wrappingKey, key: key) {
+            try wrapKeyImpl(session, mechanism: mechanism, wrappingKey: wrappingKey, key: key, output: output)
+        }
+    }
+    public func unwrapKey(_ session: CK_SESSION_HANDLE, mechanism: Mechanism, unwrappingKey: CK_OBJECT_HANDLE,
+                          wrappedKey: UnsafeRawBufferPointer, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
+        let unwrapper = (try? self.session(session)).flatMap { $0.token.auditDescription(unwrappingKey, access: $0.access) }
+        return try audited(session, .unwrap, mechanism: mechanism.type, details: ["unwrapping_key_uid": unwrapper?.uid ?? "?"],
+                           creates: true) {
+            try unwrapKeyImpl(session, mechanism: mechanism, unwrappingKey: unwrappingKey, wrappedKey: wrappedKey, template: template)
+        } ?? 0
+    }
+
+    /// C_GenerateKeyPair and C_DeriveKey: the token offers no key-pair or key-derivation mechanism, so once the
+    /// session is valid every mechanism is invalid for them (CKR_MECHANISM_INVALID, as PKCS#11 §5.14 prefers
+    /// over CKR_FUNCTION_NOT_SUPPORTED for a function whose mechanisms the token lacks).
+    public func generateKeyPair(_ session: CK_SESSION_HANDLE, mechanism: Mechanism) throws {
+        _ = try self.session(session)
+        throw CKRError(CKR_MECHANISM_INVALID)
+    }
+    public func deriveKey(_ session: CK_SESSION_HANDLE, mechanism: Mechanism, baseKey: CK_OBJECT_HANDLE) throws {
+        _ = try self.session(session)
+        throw CKRError(CKR_MECHANISM_INVALID)
+    }
+
+    private func generateKeyImpl(_ handle: CK_SESSION_HANDLE, mechanism m: Mechanism, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
         let s = try session(handle)
         let access = s.access
-        try Mechanisms.require(m.type, CKF_GENERATE)
+        let entry = try Mechanisms.require(m.type, CKF_GENERATE)
         try requireAllowedMechanism(s, m.type)
         try Mechanisms.requireNoParameter(m)
-        let keyType: CK_KEY_TYPE
-        switch m.type {
-        case CKM_AES_KEY_GEN: keyType = CKK_AES
-        case CKM_GENERIC_SECRET_KEY_GEN: keyType = CKK_GENERIC_SECRET
-        case CK.mechN2HEKeyGen: keyType = CK.keyN2HE
-        default: throw ckr(CKR_MECHANISM_INVALID)
-        }
+        guard case .keyGeneration(let keyType) = entry.kind else { throw ckr(CKR_MECHANISM_INVALID) }
         let kind = try ObjectFactory.kind(of: template, impliedClass: CKO_SECRET_KEY, impliedKeyType: keyType)
         let parsed = try ObjectFactory.parse(template, kind: kind, origin: .generated(m.type), role: access.role)
         try checkCreation(s, parsed: parsed, kind: kind, access: access)
@@ -46,16 +73,16 @@ extension Module {
             }
             value = try N2HEMechanism.generate(params)
         }
-        let record = try ObjectFactory.build(kind: kind, attributes: parsed, origin: .generated(m.type), value: value)
+        let record = try ObjectFactory.build(kind: kind, attributes: parsed, origin: .generated(m.type), value: value,
+                                             now: s.token.clock.now())
         try checkKeyRoles(s, record)
         return try s.token.insert(record, access: access)
     }
 
-    func wrapKeyImpl(_ handle: CK_SESSION_HANDLE, mechanism m: Mechanism, wrappingKey: CK_OBJECT_HANDLE,
+    private func wrapKeyImpl(_ handle: CK_SESSION_HANDLE, mechanism m: Mechanism, wrappingKey: CK_OBJECT_HANDLE,
                      key: CK_OBJECT_HANDLE, output: OutputBuffer) throws -> OutputResult {
         let s = try session(handle)
-        try Mechanisms.require(m.type, CKF_WRAP)
-        let (padded, iv) = try KeyWrapMechanism.parameters(m)
+        let (padded, iv) = try KeyWrapMechanism.parameters(m, entry: try Mechanisms.require(m.type, CKF_WRAP))
         let wrapper = try operationKey(s, wrappingKey, usage: CKA_WRAP, mechanism: m.type,
                                        invalidHandle: CKR_WRAPPING_KEY_HANDLE_INVALID)
         guard wrapper.kind == .secretKey(CKK_AES) else { throw ckr(CKR_WRAPPING_KEY_TYPE_INCONSISTENT) }
@@ -94,17 +121,16 @@ extension Module {
             } catch let e as CryptoError where e == .invalidInputLength(v.count) {
                 throw ckr(CKR_KEY_SIZE_RANGE)
             } catch {
-                throw CipherDirection.encrypt.map(error, "wrap key")
+                throw ErrorMap.cipher(error, direction: .encrypt, context: "wrap key")
             }
         }
     }
 
-    func unwrapKeyImpl(_ handle: CK_SESSION_HANDLE, mechanism m: Mechanism, unwrappingKey: CK_OBJECT_HANDLE,
+    private func unwrapKeyImpl(_ handle: CK_SESSION_HANDLE, mechanism m: Mechanism, unwrappingKey: CK_OBJECT_HANDLE,
                        wrappedKey: UnsafeRawBufferPointer, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
         let s = try session(handle)
         let access = s.access
-        try Mechanisms.require(m.type, CKF_UNWRAP)
-        let (padded, iv) = try KeyWrapMechanism.parameters(m)
+        let (padded, iv) = try KeyWrapMechanism.parameters(m, entry: try Mechanisms.require(m.type, CKF_UNWRAP))
         let unwrapper = try operationKey(s, unwrappingKey, usage: CKA_UNWRAP, mechanism: m.type,
                                          invalidHandle: CKR_UNWRAPPING_KEY_HANDLE_INVALID)
         guard unwrapper.kind == .secretKey(CKK_AES) else { throw ckr(CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT) }
@@ -158,7 +184,7 @@ extension Module {
         let parsed = try ObjectFactory.parse(merged, kind: kind, origin: .unwrapped, role: access.role)
         try checkCreation(s, parsed: parsed, kind: kind, access: access)
         let record = try ObjectFactory.build(kind: kind, attributes: parsed, origin: .unwrapped, value: value,
-                                             valueError: CKR_WRAPPED_KEY_INVALID)
+                                             valueError: CKR_WRAPPED_KEY_INVALID, now: s.token.clock.now())
         // `raw` is chosen when a key is generated or imported, never for a key that arrives wrapped: an extractable
         // seeded-once key would otherwise come back as an oracle.
         if kind == .secretKey(CK.keyN2HE), N2HEDecryptRule(record) == .raw {
