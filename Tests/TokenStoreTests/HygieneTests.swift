@@ -189,7 +189,7 @@ final class HygieneTests: XCTestCase {
         assertUntrusted(open, "\(db) is group- or world-writable (mode 0666")
         chmod(db, 0o640)   // group read is fine
         XCTAssertNoThrow(try TokenDatabase(directory: open, indexedAttributes: indexed))
-        FileManager.default.createFile(atPath: db + "-wal", contents: nil)
+        XCTAssertTrue(FileManager.default.createFile(atPath: db + "-wal", contents: nil))
         chmod(db + "-wal", 0o622)
         assertUntrusted(open, "\(db)-wal is group- or world-writable")
         unlink(db + "-wal")
