@@ -52,7 +52,11 @@ final class Connection: @unchecked Sendable {
     init(path: String, indexed: Set<UInt>, busyTimeoutMilliseconds: Int32) throws {
         self.indexed = indexed
         var handle: OpaquePointer?
-        let existed = access(path, F_OK) == 0
+        // A new file is private to the owner from its first byte (created here 0600, not by SQLite with 0644 and
+        // narrowed later); the WAL and SHM files inherit the main file's permissions. An existing file keeps
+        // whatever the operator chose within the ownership rule (TokenDatabase.init: e.g. group read access).
+        let created = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        if created >= 0 { close(created) }
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &handle, flags, nil)
         guard rc == SQLITE_OK, let h = handle else {
@@ -63,9 +67,6 @@ final class Connection: @unchecked Sendable {
         db = h
         token = TokenState(record: Connection.emptyRecord, epoch: 0, seq: 0, prunedSeq: 0)
         // From here on `self` is complete: a throw runs deinit, which closes the handle.
-        // A new file is private to the owner (WAL and SHM inherit the main file's permissions). An existing
-        // file keeps whatever the operator chose (e.g. group access for a token shared between users).
-        if !existed { _ = chmod(path, 0o600) }
         sqlite3_busy_timeout(db, max(0, busyTimeoutMilliseconds))
         sqlite3_extended_result_codes(db, 1)
         try exec("PRAGMA journal_mode=WAL")

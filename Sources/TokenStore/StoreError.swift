@@ -35,6 +35,9 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case backend(KeyWrapError)
     /// A cryptographic primitive failed (other than authentication, which maps to the cases above).
     case crypto(CryptoError)
+    /// The store directory or a database file fails the ownership rule (`TrustedFile`): owned by another user, or
+    /// it or a directory above it writable by group or others. The text names the path and the reason.
+    case untrustedStore(String)
 
     public var description: String {
         switch self {
@@ -54,6 +57,7 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalidArgument(let m): return "invalid argument: \(m)"
         case .backend(let e): return e.description
         case .crypto(let e): return e.description
+        case .untrustedStore(let m): return "refusing the token store: \(m)"
         }
     }
 }

@@ -1,6 +1,11 @@
 import CryptoCore
 import CSQLite
 import KeyWrap
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Clear metadata of a backup file (docs/storage-format.md, "Backup file"). Authenticated, not secret.
 public struct TokenBackupMetadata: Sendable, Equatable {
@@ -75,10 +80,16 @@ public enum TokenBackup {
     public static let maximumSnapshotLength = 1 << 31
 
     /// Writes a transactionally consistent copy of the database to `path` (`VACUUM INTO`: no free pages, so no
-    /// residue of deleted rows; other processes keep reading and writing meanwhile). `path` must not exist.
+    /// residue of deleted rows; other processes keep reading and writing meanwhile). `path` must not exist; it is
+    /// created 0600 (empty, which VACUUM INTO accepts) before SQLite writes into it.
     public static func snapshot(_ database: TokenDatabase, to path: String) throws {
         try database.state.withLock { conn in
             try conn.checkUsable()
+            let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            guard fd >= 0 else {
+                throw StoreError.database(code: SQLITE_CANTOPEN, message: "cannot create snapshot \(path) (errno \(errno))")
+            }
+            close(fd)
             try conn.run("VACUUM INTO ?") { try conn.bind($0, 1, path) }
         }
     }

@@ -34,6 +34,10 @@ public final class TokenDatabase: Sendable {
     let state: Mutex<Connection>
 
     /// Opens (creating if needed) `<directory>/token.sqlite`; creates `directory` (mode 0700) if missing.
+    /// Before anything is opened, the directory and the database files that exist (main file, `-wal`, `-shm`) must
+    /// pass `TrustedFile` (owner root or the calling user; neither they nor a directory above them writable by
+    /// group or others; symlinks resolved), else `.untrustedStore` naming the path. A new database file is
+    /// created 0600 (its WAL and shared-memory files inherit that mode).
     /// - Parameters:
     ///   - indexedAttributes: public attribute types `find` should serve from a hash index.
     ///   - busyTimeoutMilliseconds: how long a write waits for another process's write lock.
@@ -43,9 +47,22 @@ public final class TokenDatabase: Sendable {
             throw StoreError.database(code: SQLITE_CANTOPEN, message: "cannot create directory \(directory) (errno \(errno))")
         }
         self.path = directory.hasSuffix("/") ? directory + Self.fileName : directory + "/" + Self.fileName
+        if let problem = Self.trustProblem(directory: directory, database: path) { throw StoreError.untrustedStore(problem) }
         self.indexedAttributeTypes = indexedAttributes
         let connection = try Connection(path: path, indexed: indexedAttributes, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
         self.state = Mutex(connection)
+    }
+
+    /// Why the store in `directory` (database file `database`) must not be used, or nil: `TrustedFile` on the
+    /// directory, then on each database file that exists.
+    static func trustProblem(directory: String, database: String) -> String? {
+        if let problem = TrustedFile.problem(directory) { return problem }
+        for file in [database, database + "-wal", database + "-shm"] {
+            var st = stat()
+            guard lstat(file, &st) == 0 else { continue }
+            if let problem = TrustedFile.problem(file) { return problem }
+        }
+        return nil
     }
 
     /// Runs `body` with the connection locked and the mirror fresh.
@@ -142,7 +159,7 @@ public final class TokenDatabase: Sendable {
             newSealed = nil
         }
         let pubBlob = try RecordCodec.encode(publicAttributes)
-        return try write { conn in
+        let updated = try write { conn in
             guard let existing = conn.objects[uniqueID] else { throw StoreError.objectNotFound(uniqueID) }
             if let keys, keys.tokenUUID != conn.token.record.tokenUUID { throw StoreError.notLoggedIn }
             let sealed = newSealed ?? existing.object.sealedAttributes
@@ -163,10 +180,19 @@ public final class TokenDatabase: Sendable {
             conn.didCommit(seq: seq)
             return object
         }
+        if newSealed != nil { checkpoint() }   // the superseded sealed values leave the WAL
+        return updated
     }
 
-    /// Deletes the object (committed before returning). Missing → `.objectNotFound`.
+    /// Deletes the object (committed before returning), then checkpoints the WAL (`checkpoint()`): with
+    /// secure_delete the row's bytes are zeroed in the main file, and the WAL frames that still held them are
+    /// copied back and the WAL truncated, so the sealed value is in neither file. Missing → `.objectNotFound`.
     public func delete(uniqueID: String) throws {
+        try deleteRow(uniqueID: uniqueID)
+        checkpoint()
+    }
+
+    private func deleteRow(uniqueID: String) throws {
         try write { conn in
                 guard conn.objects[uniqueID] != nil else { throw StoreError.objectNotFound(uniqueID) }
                 let seq = conn.nextSeq()
@@ -327,12 +353,20 @@ public final class TokenDatabase: Sendable {
 }
 
 extension TokenDatabase {
-    /// Best effort `wal_checkpoint(TRUNCATE)` after PIN changes so superseded envelopes do not linger in the
-    /// WAL file (they are overwritten in the main file by secure_delete). Skipped silently when readers block it.
-    func checkpoint() {
+    /// `wal_checkpoint(TRUNCATE)`, run after every change that supersedes a secret (object destroyed, sealed
+    /// values replaced, PIN envelope resealed, token re-initialised, root key re-wrapped): every WAL frame is copied
+    /// into the main file, where secure_delete has zeroed the superseded bytes, and the WAL is truncated to zero
+    /// bytes, so no old sealed value or PIN envelope survives in `token.sqlite` or `token.sqlite-wal`. The change
+    /// itself is already committed; true when the WAL is now empty. False when another connection's read
+    /// transaction kept it busy beyond the busy timeout: the frames then stay until the next checkpoint that
+    /// succeeds (the next such change, or the last connection closing).
+    @discardableResult
+    public func checkpoint() -> Bool {
         state.withLock { conn in
-            guard !conn.abandoned else { return }
-            _ = try? conn.exec("PRAGMA wal_checkpoint(TRUNCATE)")
+            guard !conn.abandoned, !conn.inTransaction else { return false }
+            var logFrames: Int32 = -1, checkpointed: Int32 = -1
+            let rc = sqlite3_wal_checkpoint_v2(conn.db, nil, SQLITE_CHECKPOINT_TRUNCATE, &logFrames, &checkpointed)
+            return rc == SQLITE_OK && logFrames == 0
         }
     }
 }

@@ -1,9 +1,13 @@
 // The `audit:` section of the configuration (docs/config.md, docs/audit.md). On by default: a file under
-// $XDG_DATA_HOME (or ~/.local/share)/tensorguard-pkcs11/audit.log.
+// $XDG_DATA_HOME (or ~/.local/share)/tensorguard-pkcs11/audit.log. Switching it off takes `enabled: false`; without
+// a `reason` next to it, `tg-pkcs11 doctor` fails.
 import CP11Kit
 
 struct AuditConfiguration: Equatable, Sendable {
     var enabled = true
+    /// `audit.reason`: why the audit log is switched off (only with `enabled: false`). The module runs without it;
+    /// `tg-pkcs11 doctor` fails a disabled audit log that gives none.
+    var disabledReason: String? = nil
     /// Absolute path; nil: the default path; `fileEnabled == false`: no file (syslog only).
     var file: String? = nil
     var fileEnabled = true
@@ -15,6 +19,8 @@ struct AuditConfiguration: Equatable, Sendable {
     var keyUseInterval = 300
 
     static let defaultFileName = "audit.log"
+    /// Longest accepted `audit.reason`, in UTF-8 bytes.
+    static let maximumReasonLength = 512
 
     /// The file records go to, or nil when there is none.
     func resolvedFile() throws -> String? {
@@ -40,6 +46,12 @@ struct AuditConfiguration: Equatable, Sendable {
             case "enabled":
                 guard let b = v.bool else { throw fail("audit.enabled must be true or false") }
                 c.enabled = b
+            case "reason":
+                guard v.scalar != nil, let s = v.string?.trimmingBlanks, !s.isEmpty,
+                      s.utf8.count <= maximumReasonLength, !s.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+                    throw fail("audit.reason must be one line of text, 1...\(maximumReasonLength) bytes")
+                }
+                c.disabledReason = s
             case "file":
                 if let b = v.bool, v.string != nil, b == false {
                     c.fileEnabled = false
@@ -84,9 +96,46 @@ struct AuditConfiguration: Equatable, Sendable {
                 throw fail("unknown key 'audit.\(key)'")
             }
         }
+        if c.enabled, c.disabledReason != nil {
+            throw fail("audit.reason explains a disabled audit log: it needs enabled: false")
+        }
         if c.enabled, !c.fileEnabled, c.syslogSocket == nil {
             throw fail("audit: file: false and no syslog leaves the audit log nowhere to go (use enabled: false)")
         }
         return c
+    }
+}
+
+
+private extension String {
+    /// Without leading and trailing blanks (spaces and tabs).
+    var trimmingBlanks: String {
+        let blank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        guard let first = firstIndex(where: { !blank($0) }), let last = lastIndex(where: { !blank($0) }) else { return "" }
+        return String(self[first...last])
+    }
+}
+
+/// The `audit:` section as `tg-pkcs11 doctor` reports it (docs/audit.md, "Switching the audit log off").
+public struct OperatorAuditSetting: Sendable, Equatable {
+    /// `audit.enabled`.
+    public let enabled: Bool
+    /// `audit.reason` (only with `enabled: false`).
+    public let disabledReason: String?
+    /// The file records go to (nil: none, or disabled).
+    public let file: String?
+    /// The syslog socket records also go to (nil: none).
+    public let syslogSocket: String?
+
+    /// The configuration's `audit:` section, found and checked exactly as C_Initialize does.
+    /// Errors are `OperatorConfigurationError`.
+    public static func load(configPath: String?) throws -> OperatorAuditSetting {
+        do {
+            let c = try ConfigurationLoader.load(explicitPath: configPath).audit
+            return OperatorAuditSetting(enabled: c.enabled, disabledReason: c.disabledReason, file: try c.resolvedFile(),
+                                        syslogSocket: c.enabled ? c.syslogSocket : nil)
+        } catch let e as ConfigurationError {
+            throw OperatorConfigurationError(e.message)
+        }
     }
 }

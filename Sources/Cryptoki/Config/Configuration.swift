@@ -128,9 +128,10 @@ enum ConfigurationLoader {
         guard (st.st_mode & S_IFMT) == S_IFREG else {
             throw ConfigurationError(rv: missingRV, message: "config file \(path): not a regular file")
         }
-        if st.st_mode & (S_IWGRP | S_IWOTH) != 0 {
-            throw ConfigurationError(rv: CKR_GENERAL_ERROR,
-                                     message: "config file \(path) is group- or world-writable; refusing it (chmod go-w)")
+        // Whoever can write the file (or replace it through a directory above it) decides the backends and stores:
+        // the ownership rule of every trusted file (KeyWrap/Support/TrustedFile.swift), symlinks resolved first.
+        if let problem = TrustedFile.problem(path) {
+            throw ConfigurationError(rv: CKR_GENERAL_ERROR, message: "config file \(path): refusing it: \(problem)")
         }
         guard let text = readText(path) else {
             throw ConfigurationError(rv: missingRV, message: "config file \(path): cannot read")

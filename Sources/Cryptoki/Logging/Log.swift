@@ -1,4 +1,4 @@
-// The module's log: off/error by default, to stderr or an append-only file. Never pass a secret here: no PIN,
+// The module's log: off/error by default, to stderr or an append-only file (created 0600). Never pass a secret here: no PIN,
 // no key byte, no value of a sensitive attribute. Messages are built lazily (autoclosures), so a disabled
 // level costs one atomic load.
 #if canImport(Glibc)
@@ -54,13 +54,25 @@ final class Log: Sendable {
         level.store(effective.rawValue, ordering: .relaxed)
         var address: UInt = 0
         if let path = file, effective != .off {
-            if let f = fopen(path, "a") {
+            if let f = Log.openAppending(path) {
                 address = UInt(bitPattern: f)
             } else {
                 Log.writeStderr("tensorguard-pkcs11: cannot open log file \(path); logging to stderr\n")
             }
         }
         sink.store(address, ordering: .releasing)
+    }
+
+    /// The log file for appending; a new file is created 0600 (whatever the umask allows of it), never through
+    /// fopen's 0666. An existing file keeps its mode.
+    static func openAppending(_ path: String) -> UnsafeMutablePointer<FILE>? {
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return nil }
+        guard let f = fdopen(fd, "a") else {
+            close(fd)
+            return nil
+        }
+        return f
     }
 
     /// Applies only the environment override (before any configuration is read).

@@ -52,7 +52,7 @@ enum ErrorMap {
         case .duplicateObject: return CKR_GENERAL_ERROR
         case .invalidArgument: return CKR_ARGUMENTS_BAD
         case .backend(let b): return rv(b)
-        case .crypto, .integrityFailure, .database, .corrupt, .unsupportedFormat, .busy:
+        case .crypto, .integrityFailure, .database, .corrupt, .unsupportedFormat, .busy, .untrustedStore:
             return CKR_DEVICE_ERROR
         }
     }

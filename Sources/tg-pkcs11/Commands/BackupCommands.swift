@@ -107,6 +107,21 @@ final class PrivateDirectory {
     deinit { remove() }
 }
 
+/// Test mode of the CLI (debug builds only): `TG_PKCS11_TEST_CRASH_AT=<point>` kills this process with SIGKILL when a
+/// command reaches that point (no cleanup runs, as after kill -9 or a power cut), so a test stops a command between two
+/// of its steps deterministically. Points: `restore-kept-aside`, `restore-log-removed`, `restore-replaced`
+/// (StoreReplacement.Point). A release build ignores the variable.
+enum TestMode {
+    static let crashVariable = "TG_PKCS11_TEST_CRASH_AT"
+
+    static func crashPoint(_ name: String) {
+        #if DEBUG
+        guard let value = getenv(crashVariable), String(cString: value) == name else { return }
+        kill(getpid(), SIGKILL)
+        #endif
+    }
+}
+
 /// The existing entries of a token database file set (main file, WAL, shared-memory index).
 func databaseFileSet(_ main: String) -> [String] {
     [main, main + "-wal", main + "-shm"].filter { access($0, F_OK) == 0 }
@@ -268,7 +283,9 @@ struct Restore: ParsableCommand {
             PRAGMA integrity_check, an SO login through the configured backend (proves the backend holds the key \
             the backup needs), and unless --no-verify every sealed value — and only then moved into the store. \
             A store that already holds an initialised token is only replaced with --force; its database is kept \
-            beside it as token.sqlite.replaced-<time>. Stop processes using the token before restoring over it.
+            beside it as token.sqlite.replaced-<time> (hard links), and the restored database takes its place with one \
+            rename: a restore killed at any point leaves the old or the new token.sqlite, never none. Stop \
+            processes using the token before restoring over it.
             """)
 
     @OptionGroup var configOptions: ConfigOptions
@@ -333,11 +350,11 @@ struct Restore: ParsableCommand {
             try operatorStep(token.name, "'\(file)'") { try TokenBackup.open(bytes, soPIN: pin) }
         }
 
+        // As the module creates it: the store and every missing parent 0700, whatever the umask.
         do {
-            try FileManager.default.createDirectory(atPath: token.store, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
+            _ = try StoreDirectory.prepare(token.store)
         } catch {
-            throw CLIError("cannot create the store directory '\(token.store)': \(error.localizedDescription)")
+            throw CLIError("cannot create the store directory '\(token.store)': \(error)")
         }
         let scratch = try PrivateDirectory(in: token.store, prefix: "restore")
         defer { scratch.remove() }
@@ -386,33 +403,27 @@ struct Restore: ParsableCommand {
         guard databaseFileSet(staged).count == 1 else {
             throw CLIError("the restored database was not closed cleanly; nothing was restored")
         }
+        // The current database's WAL goes into its main file (checkpoint, then close: SQLite removes the WAL), so the
+        // one rename below swaps two complete databases. A database SQLite cannot open keeps its WAL, kept aside.
+        if access(target, F_OK) == 0, let current = try? TokenDatabase(directory: token.store, indexedAttributes: []) {
+            guard current.checkpoint() else {
+                throw CLIError("the current database of token '\(token.name)' is in use (its WAL could not be checkpointed); "
+                    + "stop the processes using the token and try again; nothing was restored")
+            }
+        }
         // Recorded before the store changes; a failure to move the files is recorded as such.
         try audit.success("token_restore", details: auditDetails.merging(["objects": String(metadata.objectCount)]) { $1 },
                           keys: restoredKeys)
-        var replaced: String?
-        let old = databaseFileSet(target)
-        if keepAside {
-            let stamp = isoTime(Int64(time(nil))).replacingOccurrences(of: ":", with: "")
-            let aside = target + ".replaced-" + stamp
-            for f in old {
-                let suffix = String(f.dropFirst(target.count))   // "", "-wal", "-shm"
-                guard rename(f, aside + suffix) == 0 else {
-                    let e = CLIError("cannot move '\(f)' aside: \(String(cString: strerror(errno)))")
-                    audit.failure("token_restore", e, details: auditDetails)
-                    throw e
-                }
-            }
-            replaced = aside
-        } else {
-            for f in old { unlink(f) }   // an empty, never initialised database
+        let stamp = isoTime(Int64(time(nil))).replacingOccurrences(of: ":", with: "")
+        let replaced: String?
+        do {
+            replaced = try StoreReplacement.replace(target, with: staged, keepAsideStamp: keepAside ? stamp : nil,
+                                                    reached: { TestMode.crashPoint("restore-" + $0.rawValue) })
+        } catch let e as StoreReplacement.Failure {
+            let error = CLIError("token '\(token.name)': \(e)")
+            audit.failure("token_restore", error, details: auditDetails)
+            throw error
         }
-        guard rename(staged, target) == 0 else {
-            let e = CLIError("cannot move the restored database to '\(target)': \(String(cString: strerror(errno)))")
-            audit.failure("token_restore", e, details: auditDetails)
-            throw e
-        }
-        let dirFD = open(token.store, O_RDONLY | O_DIRECTORY)
-        if dirFD >= 0 { fsync(dirFD); close(dirFD) }
 
         let summary = BackupSummary(file: file, token: token.name, metadata: metadata, bytes: bytes.count,
                                     store: token.store, replaced: replaced, verifiedObjects: verified)

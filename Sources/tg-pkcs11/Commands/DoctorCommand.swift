@@ -50,7 +50,9 @@ struct Doctor: ParsableCommand {
         abstract: "Check the configuration, permissions, backends and token stores of this host.",
         discussion: """
             Checks: the configuration file (which file, found by which discovery rule) and that the module's \
-            loader accepts it; its permissions (not group/world-writable, owned by you or root); for each token \
+            loader accepts it; its permissions (it and every directory above it owned by you or root and not \
+            group/world-writable, symlinks resolved: what the module refuses); the audit log (a disabled one fails \
+            unless audit.reason says why); for each token \
             (or --token NAME): store directory 0700 and database 0600 owned by you, the backend reachable (its \
             health check: for pkcs11 the HSM token, PIN and KEK; cloud KMS a wrap round trip) and matching the \
             backend recorded in the store, and the store's integrity (PRAGMA integrity_check, format version, \
@@ -81,12 +83,11 @@ struct Doctor: ParsableCommand {
                     hint: "create it (docs/config.md) or point \(discovery.rule) at an existing file")
             } else {
                 add("config-found", .ok, "\(path) (from \(discovery.rule))")
-                if st.st_mode & (S_IWGRP | S_IWOTH) != 0 {
-                    add("config-permissions", .fail, "\(path) is group- or world-writable (mode \(octal(st.st_mode)))",
-                        hint: "chmod go-w \(path)")
-                } else if st.st_uid != getuid() && st.st_uid != 0 {
-                    add("config-permissions", .warn, "\(path) is owned by uid \(st.st_uid), not by you or root",
-                        hint: "chown it to the account that runs the module, or to root")
+                // The module's own rule (TrustedFile): what it refuses at C_Initialize fails here.
+                if let problem = TrustedFile.problem(path) {
+                    add("config-permissions", .fail, problem, hint: st.st_mode & (S_IWGRP | S_IWOTH) != 0
+                        ? "chmod go-w \(path)"
+                        : "the file and every directory above it must be owned by you or root and not group/world-writable")
                 } else {
                     add("config-permissions", .ok, "mode \(octal(st.st_mode)), owner uid \(st.st_uid)")
                 }
@@ -105,6 +106,7 @@ struct Doctor: ParsableCommand {
             add("config-valid", .fail, e.description, hint: "fix the file (docs/config.md); the module refuses it at C_Initialize")
             return try finish(report)
         }
+        checkAudit(add)
         let tokens: [OperatorTokenConfiguration]
         if let name = configOptions.token {
             do {
@@ -132,8 +134,10 @@ struct Doctor: ParsableCommand {
             add("store-permissions", name, .fail, "\(token.store) is not a directory", "fix tokens[].store of '\(name)'")
         } else {
             storeExists = true
-            add("store-permissions", name, permissionStatus(st), "directory \(token.store): mode \(octal(st.st_mode)), owner uid \(st.st_uid)",
-                permissionStatus(st) == .ok ? nil : "chmod 700 \(token.store); it must be owned by the account that runs the module")
+            let status = permissionStatus(token.store, st)
+            add("store-permissions", name, status,
+                status == .fail ? TrustedFile.problem(token.store) ?? "" : "directory \(token.store): mode \(octal(st.st_mode)), owner uid \(st.st_uid)",
+                status == .ok ? nil : "chmod 700 \(token.store); it must be owned by the account that runs the module")
         }
         if storeExists {
             let leftovers = ((try? FileManager.default.contentsOfDirectory(atPath: token.store)) ?? [])
@@ -151,8 +155,10 @@ struct Doctor: ParsableCommand {
                     "initialise the token (tg-pkcs11 token init) or restore a backup")
             } else {
                 databaseExists = true
-                add("database-permissions", name, permissionStatus(st), "\(db): mode \(octal(st.st_mode)), owner uid \(st.st_uid)",
-                    permissionStatus(st) == .ok ? nil : "chmod 600 \(db) (and its -wal/-shm files)")
+                let status = permissionStatus(db, st)
+                add("database-permissions", name, status,
+                    status == .fail ? TrustedFile.problem(db) ?? "" : "\(db): mode \(octal(st.st_mode)), owner uid \(st.st_uid)",
+                    status == .ok ? nil : "chmod 600 \(db) (and its -wal/-shm files)")
             }
         }
 
@@ -243,8 +249,31 @@ struct Doctor: ParsableCommand {
         }
     }
 
-    private func permissionStatus(_ st: stat) -> DoctorReport.Status {
-        if st.st_mode & S_IWOTH != 0 { return .fail }
+    /// A disabled audit log fails unless the configuration says why (`audit: {enabled: false, reason: ...}`).
+    private func checkAudit(_ add: (String, DoctorReport.Status, String, String?) -> Void) {
+        let setting: OperatorAuditSetting
+        do {
+            setting = try OperatorAuditSetting.load(configPath: configOptions.config)
+        } catch {
+            add("audit", .fail, "\(error)", "fix the audit section (docs/audit.md)")
+            return
+        }
+        if setting.enabled {
+            let places = [setting.file.map { "file \($0)" }, setting.syslogSocket.map { "syslog \($0)" }].compactMap { $0 }
+            add("audit", .ok, "audit log on: " + places.joined(separator: " and "), nil)
+        } else if let reason = setting.disabledReason {
+            add("audit", .warn, "audit log disabled (reason: \(reason)): state changes and key exports are not recorded",
+                "switch it back on (audit.enabled: true) once the reason no longer holds")
+        } else {
+            add("audit", .fail, "audit log disabled (audit.enabled: false) and the configuration gives no reason",
+                "remove enabled: false, or say why next to it: audit: { enabled: false, reason: \"...\" } (docs/audit.md)")
+        }
+    }
+
+    /// Fail: the module refuses it (TrustedFile: owner, group/world write on it or a directory above). Warn: looser
+    /// than 0700/0600 or not owned by you.
+    private func permissionStatus(_ path: String, _ st: stat) -> DoctorReport.Status {
+        if TrustedFile.problem(path) != nil { return .fail }
         if st.st_uid != getuid() || st.st_mode & 0o077 != 0 { return .warn }
         return .ok
     }
