@@ -6,6 +6,7 @@ import Glibc
 import Darwin
 #endif
 import CP11Kit
+import CryptoCore
 import KeyWrap
 import N2HE
 import TokenStore
@@ -141,18 +142,9 @@ enum ConfigurationLoader {
         return config
     }
 
+    /// The file's text (a config file is small: 1 MiB at most); nil when it cannot be read.
     static func readText(_ path: String) -> String? {
-        guard let f = fopen(path, "r") else { return nil }
-        defer { fclose(f) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, f) }
-            if n > 0 { bytes.append(contentsOf: chunk[0..<n]) }
-            if n < chunk.count { break }
-            if bytes.count > 1 << 20 { return nil }  // a config file is small
-        }
-        if ferror(f) != 0 { return nil }
+        guard let bytes = try? BoundedFile.read(path, limit: 1 << 20) else { return nil }
         return String(decoding: bytes, as: UTF8.self)
     }
 
