@@ -1,4 +1,4 @@
-// Options common to the cloud backends' HTTP use: endpoint override, CA bundle, timeouts, retry policy.
+// Options common to the cloud backends' HTTP use (CA bundle, timeouts, retry policy), and small helpers they share.
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
