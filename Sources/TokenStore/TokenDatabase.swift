@@ -60,7 +60,11 @@ public final class TokenDatabase: Sendable {
         for file in [database, database + "-wal", database + "-shm"] {
             var st = stat()
             guard lstat(file, &st) == 0 else { continue }
-            if let problem = TrustedFile.problem(file) { return problem }
+            if let problem = TrustedFile.problem(file) {
+                // Another process's checkpoint or close may remove its -wal/-shm between lstat and the check.
+                if file != database, lstat(file, &st) != 0, errno == ENOENT { continue }
+                return problem
+            }
         }
         return nil
     }
