@@ -14,6 +14,13 @@ struct TokenState {
     /// Highest change number in the database (max of objects.seq and tombstones.seq).
     var seq: Int64
     var prunedSeq: Int64
+    /// The monotonic generation: one more for every authenticated change (objects, PIN envelopes, root key).
+    var generation: Int64 = 0
+    /// HMAC over the state (`StoreAuthentication.stateMAC`); nil on a format-1 store not yet migrated.
+    var stateMAC: [UInt8]? = nil
+    /// Everything else the state MAC covers, mirrored from the pin and token rows.
+    var envelopes: [(Role, PINEnvelope)] = []
+    var wrappedRoot: [UInt8] = []
 }
 
 /// A PIN envelope row.
@@ -30,7 +37,7 @@ struct PINEnvelope {
 /// One SQLite connection plus the in-memory mirror. Only ever used under `TokenDatabase`'s mutex.
 /// `@unchecked Sendable`: every access happens inside `TokenDatabase.state.withLock`.
 final class Connection: @unchecked Sendable {
-    static let schemaVersion = 2
+    static let schemaVersion = 3
     /// Tombstones older than this many change numbers are pruned; a reader further behind reloads fully.
     static let tombstoneWindow: Int64 = 4096
 
@@ -43,6 +50,14 @@ final class Connection: @unchecked Sendable {
     let indexed: Set<UInt>
     var token: TokenState
     var objects: [String: (created: Int64, object: StoredObject)] = [:]
+    /// XOR of the MACs of the mirrored objects that carry one (`StoreAuthentication`).
+    var objectsDigest = StoreAuthentication.zeroDigest
+    /// Objects whose MAC was checked, with the change number checked (dropped when the row changes).
+    var verifiedObjects: [String: Int64] = [:]
+    /// The last (generation, state MAC, objects digest) found consistent, so a write checks it with no HMAC.
+    var verifiedState: (generation: Int64, mac: [UInt8], digest: [UInt8])? = nil
+    /// What this connection last wrote to the token's anchor.
+    var lastAnchored: (uuid: String, state: TokenAnchor.State)? = nil
     var index: [UInt: [[UInt8]: Set<String>]] = [:]
     var orderCache: [String]? = nil
     var lastDataVersion: Int64 = .min
@@ -116,6 +131,11 @@ final class Connection: @unchecked Sendable {
                 try exec("UPDATE schema_version SET version = 2")
                 current = 2
             }
+            if current == 2 {
+                try exec(Self.schemaV3)
+                try exec("UPDATE schema_version SET version = 3")
+                current = 3
+            }
         }
     }
 
@@ -180,6 +200,15 @@ final class Connection: @unchecked Sendable {
     ) WITHOUT ROWID;
     """
 
+    /// v3 (storage format 2): authenticated objects and state. `objects.mac` is NULL for an object written without
+    /// a login (a public object; authenticated at the next login) and for every object of a format-1 file (all
+    /// authenticated at the first login, which then sets `format_version` to 2).
+    static let schemaV3 = """
+    ALTER TABLE objects ADD COLUMN mac BLOB;
+    ALTER TABLE token ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE token ADD COLUMN state_mac BLOB;
+    """
+
     // MARK: change detection and mirror
 
     /// One cached `PRAGMA data_version`; refreshes the mirror only if another connection committed.
@@ -198,6 +227,7 @@ final class Connection: @unchecked Sendable {
     /// tombstones with a larger seq) or, after a re-initialisation / too old a position, reloads everything.
     func refresh() throws {
         token = try loadToken()
+        verifiedState = nil
         if token.epoch != loadedEpoch || lastSeq < token.prunedSeq {
             try fullReload()
             return
@@ -207,7 +237,7 @@ final class Connection: @unchecked Sendable {
             try bind(stmt, 1, lastSeq)
             while try step(stmt) { removeFromMirror(columnText(stmt, 0)) }
         }
-        try withStatement("SELECT created, unique_id, seq, public_attrs, sealed_attrs FROM objects WHERE seq > ?") { stmt in
+        try withStatement("SELECT created, unique_id, seq, public_attrs, sealed_attrs, mac FROM objects WHERE seq > ?") { stmt in
             try bind(stmt, 1, lastSeq)
             while try step(stmt) {
                 let (created, object) = try decodeObjectRow(stmt)
@@ -220,8 +250,10 @@ final class Connection: @unchecked Sendable {
     func fullReload() throws {
         objects.removeAll(keepingCapacity: true)
         index.removeAll(keepingCapacity: true)
+        objectsDigest = StoreAuthentication.zeroDigest
+        verifiedObjects.removeAll()
         orderCache = nil
-        try withStatement("SELECT created, unique_id, seq, public_attrs, sealed_attrs FROM objects") { stmt in
+        try withStatement("SELECT created, unique_id, seq, public_attrs, sealed_attrs, mac FROM objects") { stmt in
             while try step(stmt) {
                 let (created, object) = try decodeObjectRow(stmt)
                 putInMirror(object, created: created)
@@ -237,7 +269,8 @@ final class Connection: @unchecked Sendable {
         let seq = columnInt(stmt, 2)
         let pub = try RecordCodec.decode(columnBlob(stmt, 3))
         let sealed = try RecordCodec.decode(columnBlob(stmt, 4)).mapValues { SealedValue(bytes: $0) }
-        return (created, StoredObject(uniqueID: uid, publicAttributes: pub, sealedAttributes: sealed, sequence: seq))
+        let mac = columnIsNull(stmt, 5) ? nil : columnBlob(stmt, 5)
+        return (created, StoredObject(uniqueID: uid, publicAttributes: pub, sealedAttributes: sealed, sequence: seq, mac: mac))
     }
 
     func loadToken() throws -> TokenState {
@@ -245,7 +278,8 @@ final class Connection: @unchecked Sendable {
         try withStatement("""
             SELECT initialized, label, serial, uuid, flags, backend_kind, backend_key_id, backend_key_version,
                    format_version, epoch, pruned_seq,
-                   max(ifnull((SELECT max(seq) FROM objects), 0), ifnull((SELECT max(seq) FROM tombstones), 0))
+                   max(ifnull((SELECT max(seq) FROM objects), 0), ifnull((SELECT max(seq) FROM tombstones), 0)),
+                   generation, state_mac, wrapped_root
             FROM token WHERE id = 1
             """) { stmt in
             guard try step(stmt) else { throw StoreError.corrupt("token row missing") }
@@ -261,19 +295,22 @@ final class Connection: @unchecked Sendable {
                                      soPIN: PINStatus(isSet: false, failedAttempts: 0, maxAttempts: 0),
                                      userPIN: PINStatus(isSet: false, failedAttempts: 0, maxAttempts: 0),
                                      backend: backend, formatVersion: Int(columnInt(stmt, 8)))
-            state = TokenState(record: record, epoch: columnInt(stmt, 9), seq: columnInt(stmt, 11), prunedSeq: columnInt(stmt, 10))
+            state = TokenState(record: record, epoch: columnInt(stmt, 9), seq: columnInt(stmt, 11), prunedSeq: columnInt(stmt, 10),
+                               generation: columnInt(stmt, 12), stateMAC: columnIsNull(stmt, 13) ? nil : columnBlob(stmt, 13),
+                               wrappedRoot: columnIsNull(stmt, 14) ? [] : columnBlob(stmt, 14))
         }
         guard var s = state else { throw StoreError.corrupt("token row missing") }
-        try withStatement("SELECT role, failed, max_attempts FROM pin") { stmt in
-            while try step(stmt) {
-                let status = PINStatus(isSet: true, failedAttempts: Self.clampCount(columnInt(stmt, 1)),
-                                       maxAttempts: Self.clampCount(columnInt(stmt, 2)))
-                switch Role(rawValue: columnText(stmt, 0)) {
-                case .so: s.record.soPIN = status
-                case .user: s.record.userPIN = status
-                case nil: throw StoreError.corrupt("unknown PIN role")
-                }
+        for role in Role.allCases {
+            guard let e = try loadEnvelope(role) else { continue }
+            let status = PINStatus(isSet: true, failedAttempts: e.failed, maxAttempts: e.maxAttempts)
+            switch role {
+            case .so: s.record.soPIN = status
+            case .user: s.record.userPIN = status
             }
+            s.envelopes.append((role, e))
+        }
+        try withStatement("SELECT count(*) FROM pin WHERE role NOT IN ('so', 'user')") { stmt in
+            if try step(stmt), columnInt(stmt, 0) != 0 { throw StoreError.corrupt("unknown PIN role") }
         }
         return s
     }
@@ -281,6 +318,7 @@ final class Connection: @unchecked Sendable {
     func putInMirror(_ object: StoredObject, created: Int64) {
         if objects[object.uniqueID] != nil { removeFromMirror(object.uniqueID) }
         objects[object.uniqueID] = (created, object)
+        if let mac = object.mac { StoreAuthentication.xor(&objectsDigest, mac) }
         for t in indexed {
             if let v = object.publicAttributes[t] { index[t, default: [:]][v, default: []].insert(object.uniqueID) }
         }
@@ -289,6 +327,8 @@ final class Connection: @unchecked Sendable {
 
     func removeFromMirror(_ uniqueID: String) {
         guard let old = objects.removeValue(forKey: uniqueID) else { return }
+        if let mac = old.object.mac { StoreAuthentication.xor(&objectsDigest, mac) }
+        verifiedObjects[uniqueID] = nil
         for t in indexed {
             guard let v = old.object.publicAttributes[t] else { continue }
             index[t]?[v]?.remove(uniqueID)

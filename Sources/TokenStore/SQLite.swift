@@ -62,6 +62,11 @@ extension Connection {
         guard rc == SQLITE_OK else { throw sqliteError(rc) }
     }
 
+    func bindNull(_ stmt: OpaquePointer, _ index: Int32) throws {
+        let rc = sqlite3_bind_null(stmt, index)
+        guard rc == SQLITE_OK else { throw sqliteError(rc) }
+    }
+
     func bind(_ stmt: OpaquePointer, _ index: Int32, _ value: String) throws {
         let rc = sqlite3_bind_text(stmt, index, value, -1, sqliteTransient)
         guard rc == SQLITE_OK else { throw sqliteError(rc) }

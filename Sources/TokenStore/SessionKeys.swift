@@ -17,6 +17,8 @@ public final class SessionKeys: Sendable {
     let envelopeKey: SecretBytes
     /// Derived per-object keys (bounded; zeroised when evicted or when the session keys go).
     private let objectKeys = Mutex<[String: SecretBytes]>([:])
+    /// `StoreAuthentication`'s key, derived on first use.
+    let authenticationKey = Mutex<SecretBytes?>(nil)
     static let objectKeyCacheLimit = 4096
 
     static let sealedVersion: UInt8 = 1

@@ -1,3 +1,4 @@
+import CSQLite
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -41,5 +42,16 @@ public struct StoreDirectory: Sendable, Hashable {
         guard stat(resolved, &st) == 0 else { throw Failure(path: path, operation: "stat", errno: errno) }
         guard st.st_mode & S_IFMT == S_IFDIR else { throw Failure(path: path, operation: "use (not a directory)", errno: ENOTDIR) }
         return StoreDirectory(device: UInt64(st.st_dev), inode: UInt64(st.st_ino), resolvedPath: String(cString: resolved))
+    }
+
+    /// Creates `path` (mode 0700) and its missing parents, leaving existing directories as they are.
+    static func createPrivate(_ path: String) throws {
+        var prefix = ""
+        for component in path.split(separator: "/", omittingEmptySubsequences: true) {
+            prefix += "/" + component
+            if mkdir(prefix, 0o700) != 0, errno != EEXIST {
+                throw StoreError.database(code: SQLITE_CANTOPEN, message: "cannot create directory \(prefix) (errno \(errno))")
+            }
+        }
     }
 }

@@ -38,6 +38,12 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The store directory or a database file fails the ownership rule (`TrustedFile`): owned by another user, or
     /// it or a directory above it writable by group or others. The text names the path and the reason.
     case untrustedStore(String)
+    /// Stored state failed authentication under the root key (docs/storage-format.md §Authentication): an object
+    /// edited, swapped, replayed or removed, or the token state altered. The text names what failed (no values).
+    case tampered(String)
+    /// The store is older than the state recorded in its anchor (a copied-back database): refused until the SO
+    /// accepts it (`tg-pkcs11 token accept-rollback`).
+    case rollback(stored: Int64, recorded: Int64)
 
     public var description: String {
         switch self {
@@ -58,6 +64,9 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .backend(let e): return e.description
         case .crypto(let e): return e.description
         case .untrustedStore(let m): return "refusing the token store: \(m)"
+        case .tampered(let m): return "token store failed authentication: \(m)"
+        case .rollback(let stored, let recorded):
+            return "token store is at generation \(stored) but generation \(recorded) was recorded: an older copy of the store (rolled back)"
         }
     }
 }

@@ -16,11 +16,20 @@ public struct StoredObject: Sendable, Equatable {
     public var sealedAttributes: [UInt: SealedValue]
     /// Monotonic change number (database-wide sequence) of the last write to this object.
     public var sequence: Int64
+    /// The object MAC (`StoreAuthentication.objectMAC`); nil for an object written without a login (public, no
+    /// sealed attribute) that the next login authenticates, or a format-1 object awaiting migration.
+    public var mac: [UInt8]?
 
-    public init(uniqueID: String, publicAttributes: [UInt: [UInt8]], sealedAttributes: [UInt: SealedValue], sequence: Int64 = 0) {
+    /// The row carries a MAC. It is checked before any sealed value is opened and before a logged-in caller uses
+    /// the object (`TokenDatabase.verifiedObject`).
+    public var isAuthenticated: Bool { mac != nil }
+
+    public init(uniqueID: String, publicAttributes: [UInt: [UInt8]], sealedAttributes: [UInt: SealedValue],
+                sequence: Int64 = 0, mac: [UInt8]? = nil) {
         self.uniqueID = uniqueID
         self.publicAttributes = publicAttributes
         self.sealedAttributes = sealedAttributes
         self.sequence = sequence
+        self.mac = mac
     }
 }

@@ -32,6 +32,11 @@ public final class TokenDatabase: Sendable {
     public let indexedAttributeTypes: Set<UInt>
 
     let state: Mutex<Connection>
+    /// Which objects without a MAC the next login authenticates (docs/storage-format.md §Authentication): by
+    /// default those with no sealed attribute. Cryptoki narrows it to what a session without login can create.
+    public let admitsUnauthenticated: @Sendable (StoredObject) -> Bool
+    /// Where the monotonic state is also recorded (nil: nowhere else — tests, and stores opened for copying).
+    public let anchor: TokenAnchor?
 
     /// Opens (creating if needed) `<directory>/token.sqlite`; creates `directory` (mode 0700) if missing.
     /// Before anything is opened, the directory and the database files that exist (main file, `-wal`, `-shm`) must
@@ -41,7 +46,13 @@ public final class TokenDatabase: Sendable {
     /// - Parameters:
     ///   - indexedAttributes: public attribute types `find` should serve from a hash index.
     ///   - busyTimeoutMilliseconds: how long a write waits for another process's write lock.
-    public init(directory: String, indexedAttributes: Set<UInt>, busyTimeoutMilliseconds: Int32 = 10_000) throws {
+    ///   - anchor: the second location of the token's generation and retry counters (`TokenAnchor`).
+    ///   - admitsUnauthenticated: see the property.
+    public init(directory: String, indexedAttributes: Set<UInt>, busyTimeoutMilliseconds: Int32 = 10_000,
+                anchor: TokenAnchor? = nil,
+                admitsUnauthenticated: @escaping @Sendable (StoredObject) -> Bool = { $0.sealedAttributes.isEmpty }) throws {
+        self.anchor = anchor
+        self.admitsUnauthenticated = admitsUnauthenticated
         guard !directory.isEmpty else { throw StoreError.invalidArgument("empty token directory") }
         if mkdir(directory, 0o700) != 0 && errno != EEXIST {
             throw StoreError.database(code: SQLITE_CANTOPEN, message: "cannot create directory \(directory) (errno \(errno))")
@@ -77,14 +88,17 @@ public final class TokenDatabase: Sendable {
         }
     }
 
-    /// Runs `body` in a write transaction with the connection locked and the mirror fresh.
+    /// Runs `body` in a write transaction with the connection locked and the mirror fresh; after the commit, the
+    /// token's generation and retry counters go to the anchor when they changed.
     func write<R: Sendable>(_ body: (Connection) throws -> R) throws -> R {
         try state.withLock { conn in
             try conn.checkUsable()
-            return try conn.writeTransaction {
+            let result = try conn.writeTransaction {
                 try conn.refreshIfChanged()
                 return try body(conn)
             }
+            recordAnchor(conn)
+            return result
         }
     }
 
@@ -121,36 +135,32 @@ public final class TokenDatabase: Sendable {
     }
 
     /// Inserts a new token object in one committed transaction. `secretAttributes` are sealed with `keys`
-    /// (required when non-empty, else `.notLoggedIn`). A type may not be both public and secret
-    /// (`.invalidArgument`). Existing `uniqueID` → `.duplicateObject`. The token must be initialised.
+    /// (required when non-empty, else `.notLoggedIn`). With `keys` the row is authenticated (its MAC and a new
+    /// state generation, after the current state is checked: `.tampered`); without, it is written with no MAC
+    /// and authenticated at the next login. A type may not be both public and secret (`.invalidArgument`).
+    /// Existing `uniqueID` → `.duplicateObject`. The token must be initialised.
     @discardableResult
     public func insert(uniqueID: String, publicAttributes: [UInt: [UInt8]], secretAttributes: [UInt: SecretBytes] = [:],
                        keys: SessionKeys?) throws -> StoredObject {
         try Self.validate(uniqueID: uniqueID, publicAttributes: publicAttributes, secretTypes: Set(secretAttributes.keys))
         let sealed = try Self.seal(secretAttributes, uniqueID: uniqueID, keys: keys)
-        let pubBlob = try RecordCodec.encode(publicAttributes)
-        let sealedBlob = try RecordCodec.encode(sealed.mapValues(\.bytes))
+        let key = try keys.map { try StoreAuthentication.key($0) }
         return try write { conn in
             guard conn.token.record.isInitialized else { throw StoreError.tokenNotInitialized }
             if let keys, keys.tokenUUID != conn.token.record.tokenUUID { throw StoreError.notLoggedIn }
             guard conn.objects[uniqueID] == nil else { throw StoreError.duplicateObject(uniqueID) }
+            if let key { try conn.checkState(key: key) }
             let seq = conn.nextSeq()
-            try conn.run("INSERT INTO objects (unique_id, created, seq, public_attrs, sealed_attrs) VALUES (?, ?, ?, ?, ?)") { s in
-                try conn.bind(s, 1, uniqueID)
-                try conn.bind(s, 2, seq)
-                try conn.bind(s, 3, seq)
-                try conn.bind(s, 4, pubBlob)
-                try conn.bind(s, 5, sealedBlob)
-            }
             let object = StoredObject(uniqueID: uniqueID, publicAttributes: publicAttributes, sealedAttributes: sealed, sequence: seq)
-            conn.putInMirror(object, created: seq)   // rolled back with a full reload if COMMIT fails
+            let stored = try conn.writeObject(object, created: seq, key: key, insert: true)   // mirror: a failed COMMIT reloads
             conn.didCommit(seq: seq)
-            return object
+            return stored
         }
     }
 
     /// Replaces the object's public attribute set, and its secret set unless `secretAttributes` is nil
-    /// (nil keeps the existing sealed values — e.g. a label change without login). One committed transaction.
+    /// (nil keeps the existing sealed values — e.g. a label change). One committed transaction. An authenticated
+    /// object needs `keys` (`.notLoggedIn`) and must verify before it is rewritten (`.tampered`).
     @discardableResult
     public func update(uniqueID: String, publicAttributes: [UInt: [UInt8]], secretAttributes: [UInt: SecretBytes]?,
                        keys: SessionKeys?) throws -> StoredObject {
@@ -162,27 +172,21 @@ public final class TokenDatabase: Sendable {
             try Self.validate(uniqueID: uniqueID, publicAttributes: publicAttributes, secretTypes: [])
             newSealed = nil
         }
-        let pubBlob = try RecordCodec.encode(publicAttributes)
+        let key = try keys.map { try StoreAuthentication.key($0) }
         let updated = try write { conn in
             guard let existing = conn.objects[uniqueID] else { throw StoreError.objectNotFound(uniqueID) }
             if let keys, keys.tokenUUID != conn.token.record.tokenUUID { throw StoreError.notLoggedIn }
+            try conn.checkRewrite(existing.object, key: key, admits: admitsUnauthenticated)
             let sealed = newSealed ?? existing.object.sealedAttributes
             if newSealed == nil, !Set(sealed.keys).isDisjoint(with: publicAttributes.keys) {
                 throw StoreError.invalidArgument("attribute type both public and secret")
             }
-            let sealedBlob = try RecordCodec.encode(sealed.mapValues(\.bytes))
+            if key == nil, !sealed.isEmpty { throw StoreError.notLoggedIn }
             let seq = conn.nextSeq()
-            try conn.run("UPDATE objects SET seq = ?, public_attrs = ?, sealed_attrs = ? WHERE unique_id = ?") { s in
-                try conn.bind(s, 1, seq)
-                try conn.bind(s, 2, pubBlob)
-                try conn.bind(s, 3, sealedBlob)
-                try conn.bind(s, 4, uniqueID)
-            }
-            guard sqlite3_changes(conn.db) == 1 else { throw StoreError.objectNotFound(uniqueID) }
             let object = StoredObject(uniqueID: uniqueID, publicAttributes: publicAttributes, sealedAttributes: sealed, sequence: seq)
-            conn.putInMirror(object, created: existing.created)
+            let stored = try conn.writeObject(object, created: existing.created, key: key, insert: false)
             conn.didCommit(seq: seq)
-            return object
+            return stored
         }
         if newSealed != nil { checkpoint() }   // the superseded sealed values leave the WAL
         return updated
@@ -190,32 +194,37 @@ public final class TokenDatabase: Sendable {
 
     /// Deletes the object (committed before returning), then checkpoints the WAL (`checkpoint()`): with
     /// secure_delete the row's bytes are zeroed in the main file, and the WAL frames that still held them are
-    /// copied back and the WAL truncated, so the sealed value is in neither file. Missing → `.objectNotFound`.
-    public func delete(uniqueID: String) throws {
-        try deleteRow(uniqueID: uniqueID)
-        checkpoint()
-    }
-
-    private func deleteRow(uniqueID: String) throws {
+    /// copied back and the WAL truncated, so the sealed value is in neither file. Missing → `.objectNotFound`; an
+    /// authenticated object needs `keys` (`.notLoggedIn`), and the state must verify (`.tampered`).
+    public func delete(uniqueID: String, keys: SessionKeys?) throws {
+        let key = try keys.map { try StoreAuthentication.key($0) }
         try write { conn in
-                guard conn.objects[uniqueID] != nil else { throw StoreError.objectNotFound(uniqueID) }
-                let seq = conn.nextSeq()
-                try conn.run("DELETE FROM objects WHERE unique_id = ?") { try conn.bind($0, 1, uniqueID) }
-                try conn.run("INSERT INTO tombstones (seq, unique_id) VALUES (?, ?)") { s in
-                    try conn.bind(s, 1, seq)
-                    try conn.bind(s, 2, uniqueID)
-                }
-                // Prune in batches of 1024 once the window is exceeded (by distance, not by a modulus of `seq`:
-                // a delete need not land on any particular number).
-                if seq - conn.token.prunedSeq > Connection.tombstoneWindow + 1024 {
-                    let pruned = seq - Connection.tombstoneWindow
-                    try conn.run("DELETE FROM tombstones WHERE seq <= ?") { try conn.bind($0, 1, pruned) }
-                    try conn.run("UPDATE token SET pruned_seq = ? WHERE id = 1") { try conn.bind($0, 1, pruned) }
-                    conn.token.prunedSeq = pruned
-                }
-                conn.removeFromMirror(uniqueID)
-                conn.didCommit(seq: seq)
+            guard let existing = conn.objects[uniqueID] else { throw StoreError.objectNotFound(uniqueID) }
+            if let keys, keys.tokenUUID != conn.token.record.tokenUUID { throw StoreError.notLoggedIn }
+            if let key {
+                try conn.checkState(key: key)
+            } else if existing.object.isAuthenticated {
+                throw StoreError.notLoggedIn
+            }
+            let seq = conn.nextSeq()
+            try conn.run("DELETE FROM objects WHERE unique_id = ?") { try conn.bind($0, 1, uniqueID) }
+            try conn.run("INSERT INTO tombstones (seq, unique_id) VALUES (?, ?)") { s in
+                try conn.bind(s, 1, seq)
+                try conn.bind(s, 2, uniqueID)
+            }
+            // Prune in batches of 1024 once the window is exceeded (by distance, not by a modulus of `seq`:
+            // a delete need not land on any particular number).
+            if seq - conn.token.prunedSeq > Connection.tombstoneWindow + 1024 {
+                let pruned = seq - Connection.tombstoneWindow
+                try conn.run("DELETE FROM tombstones WHERE seq <= ?") { try conn.bind($0, 1, pruned) }
+                try conn.run("UPDATE token SET pruned_seq = ? WHERE id = 1") { try conn.bind($0, 1, pruned) }
+                conn.token.prunedSeq = pruned
+            }
+            conn.removeFromMirror(uniqueID)
+            if let key { try conn.stampState(key: key) }
+            conn.didCommit(seq: seq)
         }
+        checkpoint()
     }
 
     /// The object, or nil.
@@ -262,11 +271,57 @@ public final class TokenDatabase: Sendable {
         }
     }
 
-    /// Unseals one secret attribute of `object`. Missing type → `.invalidArgument`; tampered or moved value
-    /// → `.integrityFailure`.
+    /// `find(matching:)` for a logged-in caller: only objects whose rows verify under `keys` (`verifiedObject`);
+    /// the unique ids of matching rows that do not are returned apart (never used).
+    public func findVerified(matching template: [UInt: [UInt8]], keys: SessionKeys) throws -> (found: [StoredObject], failed: [String]) {
+        let key = try StoreAuthentication.key(keys)
+        let candidates = try find(matching: template)
+        return try read { conn in
+            guard keys.tokenUUID == conn.token.record.tokenUUID else { throw StoreError.notLoggedIn }
+            var found: [StoredObject] = []
+            var failed: [String] = []
+            found.reserveCapacity(candidates.count)
+            for object in candidates {
+                guard let entry = conn.objects[object.uniqueID] else { continue }
+                if !entry.object.isAuthenticated, admitsUnauthenticated(entry.object) {
+                    found.append(entry.object)   // a public object another process wrote without a login
+                    continue
+                }
+                do {
+                    try conn.checkObject(object.uniqueID, key: key)
+                    found.append(entry.object)
+                } catch StoreError.tampered {
+                    failed.append(object.uniqueID)
+                }
+            }
+            return (found, failed)
+        }
+    }
+
+    /// Unseals one secret attribute of `object` after checking the stored row it came from (`verifiedObject`): an
+    /// object that does not verify, or that changed since `object` was read, is never opened. Missing type →
+    /// `.invalidArgument`; tampered row → `.tampered`; tampered or moved value → `.integrityFailure`.
     public func unseal(_ object: StoredObject, attribute type: UInt, keys: SessionKeys) throws -> SecretBytes {
-        guard let sealed = object.sealedAttributes[type] else { throw StoreError.invalidArgument("attribute \(type) is not sealed in this object") }
+        guard let current = try verifiedObject(uniqueID: object.uniqueID, keys: keys) else {
+            throw StoreError.objectNotFound(object.uniqueID)
+        }
+        guard current.sequence == object.sequence, current.mac == object.mac else {
+            throw StoreError.tampered("object \(object.uniqueID) changed while it was being used")
+        }
+        guard let sealed = current.sealedAttributes[type] else { throw StoreError.invalidArgument("attribute \(type) is not sealed in this object") }
         return try keys.unseal(sealed, uniqueID: object.uniqueID, attribute: type)
+    }
+
+    /// The object if its stored row verifies under `keys` (checked once per change number), nil when it does not
+    /// exist; `.tampered` when it does not verify. What a logged-in caller uses before trusting any attribute.
+    public func verifiedObject(uniqueID: String, keys: SessionKeys) throws -> StoredObject? {
+        let key = try StoreAuthentication.key(keys)
+        return try read { conn in
+            guard keys.tokenUUID == conn.token.record.tokenUUID else { throw StoreError.notLoggedIn }
+            guard let entry = conn.objects[uniqueID] else { return nil }
+            try conn.checkObject(uniqueID, key: key)
+            return entry.object
+        }
     }
 
     /// Marks `digests` (of N2HE seed streams) spent under the ledger `ledgerID` (one per key value, shared by every

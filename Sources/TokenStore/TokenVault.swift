@@ -90,6 +90,8 @@ public struct TokenVault: Sendable {
             }
             conn.token = try conn.loadToken()
             try conn.fullReload()
+            let keys = SessionKeys(role: .so, tokenUUID: uuid, rootKey: root, envelopeKey: envelopeKey)
+            try conn.stampState(key: try StoreAuthentication.key(keys))
         }
         database.checkpoint()
     }
@@ -98,9 +100,17 @@ public struct TokenVault: Sendable {
 
     /// C_Login. Order: locked? → count attempt → open envelope with PIN (wrong → `.pinIncorrect(remaining:)`,
     /// last one → `.pinLocked`) → reset counter → open the wrapped root (tampered → `.integrityFailure`) →
-    /// `backend.unwrap` (errors → `.backend`). `backend.descriptor.kind`/`keyID` must match the recorded
-    /// descriptor (`.backend(.misconfigured)`).
+    /// `backend.unwrap` (errors → `.backend`) → every object and the token state verify and the store is not
+    /// older than its anchor (`TokenDatabase.authenticateAtLogin`: `.tampered`, `.rollback`).
+    /// `backend.descriptor.kind`/`keyID` must match the recorded descriptor (`.backend(.misconfigured)`).
     public func login(role: Role, pin: some ByteView, backend: any KeyWrapBackend) throws -> SessionKeys {
+        let keys = try unwrapRoot(role: role, pin: pin, backend: backend)
+        try database.authenticateAtLogin(keys)
+        return keys
+    }
+
+    /// The PIN check and the backend unwrap of a login, without the store checks.
+    private func unwrapRoot(role: Role, pin: some ByteView, backend: any KeyWrapBackend) throws -> SessionKeys {
         let opened = try openEnvelope(role: role, pin: pin)
         let d = backend.descriptor
         if let recorded = opened.record.backend, recorded.kind != d.kind || recorded.keyID != d.keyID {
@@ -113,6 +123,13 @@ public struct TokenVault: Sendable {
         defer { secureZero(&blobBytes) }
         let root = try backendCall { try backend.unwrap(blobBytes, context: opened.record.wrapContext) }
         return SessionKeys(role: role, tokenUUID: opened.record.tokenUUID, rootKey: root, envelopeKey: opened.envelopeKey)
+    }
+
+    /// `tg-pkcs11 token accept-rollback`: the SO's PIN (counted like a login) and the backend unwrap the root key,
+    /// then the store is accepted as it is (`TokenDatabase.acceptCurrentState`). The one way past `.rollback` and
+    /// `.tampered` short of C_InitToken.
+    public func acceptRollback(soPIN: some ByteView, backend: any KeyWrapBackend) throws -> TokenDatabase.Acceptance {
+        try database.acceptCurrentState(try unwrapRoot(role: .so, pin: soPIN, backend: backend))
     }
 
     /// Checks a PIN (counted exactly like `login`) without calling the backend.
@@ -132,17 +149,19 @@ public struct TokenVault: Sendable {
         let max = record.soPIN.maxAttempts > 0 ? record.soPIN.maxAttempts : Self.defaultMaxAttempts
         let envelope = try seal(keys.envelopeKey, role: .user, pin: pin, serial: record.serialNumber,
                                 uuid: record.tokenUUID, maxAttempts: max)
-        try storeResealed(.user, envelope, uuid: record.tokenUUID)
+        try storeResealed(.user, envelope, keys: keys)
     }
 
     /// C_SetPIN: opens `role`'s envelope with `oldPIN` (counted like a login) and reseals it under `newPIN`
-    /// (new salt and nonce; no backend call).
-    public func setPIN(role: Role, oldPIN: some ByteView, newPIN: some ByteView) throws {
-        let opened = try openEnvelope(role: role, pin: oldPIN)
-        let max = opened.record.pinStatus(role).maxAttempts
-        let envelope = try seal(opened.envelopeKey, role: role, pin: newPIN, serial: opened.record.serialNumber,
-                                uuid: opened.record.tokenUUID, maxAttempts: max)
-        try storeResealed(role, envelope, uuid: opened.record.tokenUUID)
+    /// (new salt and nonce). One backend call: the root key authenticates the new state (a copied-back older
+    /// store with the old PIN is then a rollback).
+    public func setPIN(role: Role, oldPIN: some ByteView, newPIN: some ByteView, backend: any KeyWrapBackend) throws {
+        let keys = try unwrapRoot(role: role, pin: oldPIN, backend: backend)
+        let record = try database.tokenRecord()
+        guard record.tokenUUID == keys.tokenUUID else { throw StoreError.busy }
+        let envelope = try seal(keys.envelopeKey, role: role, pin: newPIN, serial: record.serialNumber,
+                                uuid: record.tokenUUID, maxAttempts: record.pinStatus(role).maxAttempts)
+        try storeResealed(role, envelope, keys: keys)
     }
 
     // MARK: KEK rotation / backend migration
@@ -157,8 +176,10 @@ public struct TokenVault: Sendable {
         let descriptor = backend.descriptor
         let wrappedRoot = try wrapRoot(keys.rootKey, envelopeKey: keys.envelopeKey, backend: backend,
                                        serial: record.serialNumber, uuid: record.tokenUUID)
+        let key = try StoreAuthentication.key(keys)
         try database.write { conn in
             guard conn.token.record.tokenUUID == keys.tokenUUID else { throw StoreError.notLoggedIn }
+            try conn.checkState(key: key)
             try conn.run("""
                 UPDATE token SET backend_kind = ?, backend_key_id = ?, backend_key_version = ?, wrapped_root = ?
                 WHERE id = 1
@@ -169,17 +190,21 @@ public struct TokenVault: Sendable {
                 try conn.bind(s, 4, wrappedRoot)
             }
             conn.token = try conn.loadToken()
+            try conn.stampState(key: key)
         }
         database.checkpoint()
     }
 
     // MARK: internals
 
-    private func storeResealed(_ role: Role, _ envelope: PINEnvelope, uuid: String) throws {
+    private func storeResealed(_ role: Role, _ envelope: PINEnvelope, keys: SessionKeys) throws {
+        let key = try StoreAuthentication.key(keys)
         try database.write { conn in
-            guard conn.token.record.tokenUUID == uuid else { throw StoreError.notLoggedIn }
+            guard conn.token.record.tokenUUID == keys.tokenUUID else { throw StoreError.notLoggedIn }
+            try conn.checkState(key: key)
             try conn.storeEnvelope(role, envelope)
             conn.token = try conn.loadToken()
+            try conn.stampState(key: key)
         }
         database.checkpoint()
     }
@@ -190,14 +215,18 @@ public struct TokenVault: Sendable {
         let wrappedRoot: [UInt8]
     }
 
-    /// The PIN check: count the attempt first (one committed transaction), derive outside the lock, open the
-    /// envelope, reset the counter on success.
+    /// The PIN check: count the attempt first (one committed transaction, from the larger of the store's and the
+    /// anchor's count), derive outside the lock, open the envelope, reset the counter on success.
     private func openEnvelope(role: Role, pin: some ByteView) throws -> Opened {
+        let uuid = try database.tokenRecord().tokenUUID
+        let anchored = try database.anchor?.read(uuid)
         let (record, envelope) = try database.write { conn -> (TokenRecord, PINEnvelope) in
             guard conn.token.record.isInitialized else { throw StoreError.tokenNotInitialized }
             guard var e = try conn.loadEnvelope(role) else {
                 throw role == .user ? StoreError.userPINNotInitialized : StoreError.tokenNotInitialized
             }
+            // The anchor's count wins when it is higher: an older or edited store does not clear a lockout.
+            if conn.token.record.tokenUUID == uuid, let anchored { e.failed = max(e.failed, anchored.failed(role)) }
             guard e.failed < e.maxAttempts else { throw StoreError.pinLocked }
             e.failed += 1
             try conn.setFailed(role, e.failed)

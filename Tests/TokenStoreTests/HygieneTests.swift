@@ -58,8 +58,8 @@ final class HygieneTests: XCTestCase {
         // Sanity of the scan: before the destroy the sealed blobs are on disk (in the WAL).
         XCTAssertTrue(rawStoreFiles(db).contains { occurs(sealed[1], in: $0.1) }, "the scan does not find a live sealed value")
 
-        try db.delete(uniqueID: "big")
-        try db.delete(uniqueID: "small")
+        try db.delete(uniqueID: "big", keys: keys)
+        try db.delete(uniqueID: "small", keys: keys)
         for (i, blob) in sealed.enumerated() {
             assertGone(Array(blob.prefix(48)), "sealed value \(i) (head)", in: db)
             assertGone(Array(blob.suffix(48)), "sealed value \(i) (tail)", in: db)
@@ -93,12 +93,12 @@ final class HygieneTests: XCTestCase {
 
         // C_SetPIN (user)
         var old = try envelope(db, .user)
-        try vault.setPIN(role: .user, oldPIN: bytes("user-1"), newPIN: bytes("user-2"))
+        try vault.setPIN(role: .user, oldPIN: bytes("user-1"), newPIN: bytes("user-2"), backend: LocalBackend())
         assertGone(old.sealed, "the user envelope sealed under the old PIN (C_SetPIN)", in: db)
         assertGone(old.salt, "the old user envelope's salt (C_SetPIN)", in: db)
         // C_SetPIN (SO)
         old = try envelope(db, .so)
-        try vault.setPIN(role: .so, oldPIN: bytes("so-1"), newPIN: bytes("so-2"))
+        try vault.setPIN(role: .so, oldPIN: bytes("so-1"), newPIN: bytes("so-2"), backend: LocalBackend())
         assertGone(old.sealed, "the SO envelope sealed under the old SO PIN", in: db)
         // C_InitPIN (the SO resets the user PIN)
         keys = try vault.login(role: .so, pin: bytes("so-2"), backend: LocalBackend())

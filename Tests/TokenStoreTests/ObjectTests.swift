@@ -45,10 +45,12 @@ final class ObjectTests: XCTestCase {
         // A public-only token object needs no login.
         try db.insert(uniqueID: "data1", publicAttributes: [Attr.cls: [0, 0, 0, 0, 0, 0, 0, 0], Attr.label: bytes("d")], keys: nil)
 
-        // Label change without login keeps the sealed value.
+        // An authenticated row cannot be rewritten without the login (its MAC needs the root key) …
         var newPublic = stored.publicAttributes
         newPublic[Attr.label] = bytes("renamed")
-        let renamed = try db.update(uniqueID: uid, publicAttributes: newPublic, secretAttributes: nil, keys: nil)
+        assertStoreError(.notLoggedIn) { try db.update(uniqueID: uid, publicAttributes: newPublic, secretAttributes: nil, keys: nil) }
+        // … with it, a label change keeps the sealed value.
+        let renamed = try db.update(uniqueID: uid, publicAttributes: newPublic, secretAttributes: nil, keys: keys)
         XCTAssertEqual(renamed.sealedAttributes, stored.sealedAttributes)
         XCTAssertGreaterThan(renamed.sequence, stored.sequence)
         XCTAssertEqual(try db.find(matching: [Attr.label: bytes("aes")]), [])
@@ -60,10 +62,10 @@ final class ObjectTests: XCTestCase {
         XCTAssertEqual(try db.unseal(resealed, attribute: Attr.value, keys: keys), secret2)
         assertStoreError(.objectNotFound("nope")) { try db.update(uniqueID: "nope", publicAttributes: [:], secretAttributes: nil, keys: nil) }
 
-        try db.delete(uniqueID: uid)
+        try db.delete(uniqueID: uid, keys: keys)
         XCTAssertNil(try db.object(uniqueID: uid))
         XCTAssertEqual(try db.find(matching: [Attr.label: bytes("renamed")]), [])
-        assertStoreError(.objectNotFound(uid)) { try db.delete(uniqueID: uid) }
+        assertStoreError(.objectNotFound(uid)) { try db.delete(uniqueID: uid, keys: keys) }
         XCTAssertEqual(try db.objectCount(), 1)
     }
 
@@ -87,7 +89,7 @@ final class ObjectTests: XCTestCase {
             try db.insert(uniqueID: "k\(i)", publicAttributes: [Attr.label: publicMarker + [UInt8(i)]],
                           secretAttributes: [Attr.value: SecretBytes(copying: marker)], keys: keys)
         }
-        try db.delete(uniqueID: "k3")
+        try db.delete(uniqueID: "k3", keys: keys)
         func fileContains(_ needle: [UInt8]) throws -> Bool {
             var found = false
             for name in ["token.sqlite", "token.sqlite-wal"] {
@@ -126,15 +128,20 @@ final class ObjectTests: XCTestCase {
             """)
         let objA = try XCTUnwrap(try db.object(uniqueID: "A"))
         XCTAssertNotNil(objA.sealedAttributes[0x7777], "change from the other process is visible")
-        assertStoreError(.integrityFailure) { _ = try db.unseal(objA, attribute: Attr.value, keys: keys) }
-        // A value moved to another attribute type of the same object fails too.
+        // The row no longer matches its MAC: nothing of it is opened.
+        assertTampered { _ = try db.unseal(objA, attribute: Attr.value, keys: keys) }
+        // And the sealed values themselves are bound to their object and type: B now holds A's, which opens as neither B's value nor another type.
         let objB = try XCTUnwrap(try db.object(uniqueID: "B"))
         let moved = try XCTUnwrap(objB.sealedAttributes[Attr.value])
-        let forged = StoredObject(uniqueID: "B", publicAttributes: [:], sealedAttributes: [0x7777: moved])
-        assertStoreError(.integrityFailure) { _ = try db.unseal(forged, attribute: 0x7777, keys: keys) }
+        assertStoreError(.integrityFailure) { _ = try keys.unseal(moved, uniqueID: "B", attribute: 0x7777) }
+        assertStoreError(.integrityFailure) { _ = try keys.unseal(moved, uniqueID: "B", attribute: Attr.value) }
         // Truncated value.
-        let truncated = StoredObject(uniqueID: "B", publicAttributes: [:], sealedAttributes: [Attr.value: SealedValue(bytes: Array(moved.bytes.prefix(20)))])
-        assertStoreError(.integrityFailure) { _ = try db.unseal(truncated, attribute: Attr.value, keys: keys) }
+        assertStoreError(.integrityFailure) {
+            _ = try keys.unseal(SealedValue(bytes: Array(moved.bytes.prefix(20))), uniqueID: "A", attribute: Attr.value)
+        }
+        // A record not read from the store is never unsealed.
+        let forged = StoredObject(uniqueID: "B", publicAttributes: [:], sealedAttributes: [0x7777: moved])
+        assertTampered { _ = try db.unseal(forged, attribute: 0x7777, keys: keys) }
     }
 
     func testFindUsesIndexesAndKeepsCreationOrder() throws {
@@ -158,8 +165,8 @@ final class ObjectTests: XCTestCase {
         XCTAssertEqual(cls1.count, 100)
         XCTAssertEqual(cls1.map(\.uniqueID), cls1.map(\.uniqueID).sorted())
         // The index follows updates and deletes.
-        try db.update(uniqueID: "u0042", publicAttributes: key("moved"), secretAttributes: nil, keys: nil)
-        try db.delete(uniqueID: "u0142")
+        try db.update(uniqueID: "u0042", publicAttributes: key("moved"), secretAttributes: nil, keys: keys)
+        try db.delete(uniqueID: "u0142", keys: keys)
         XCTAssertEqual(try db.find(matching: [Attr.label: bytes("label-42")]).map(\.uniqueID), ["u0242"])
         XCTAssertEqual(try db.find(matching: [Attr.label: bytes("moved")]).map(\.uniqueID), ["u0042"])
     }
@@ -171,11 +178,11 @@ final class ObjectTests: XCTestCase {
         XCTAssertEqual(try db2.objectCount(), 0)
         try db1.insert(uniqueID: "one", publicAttributes: key("shared"), secretAttributes: [Attr.value: SecretBytes(count: 16)], keys: keys)
         XCTAssertEqual(try db2.find(matching: [Attr.label: bytes("shared")]).map(\.uniqueID), ["one"])
-        try db2.update(uniqueID: "one", publicAttributes: key("changed"), secretAttributes: nil, keys: nil)
+        try db2.update(uniqueID: "one", publicAttributes: key("changed"), secretAttributes: nil, keys: keys)
         XCTAssertEqual(try db1.find(matching: [Attr.label: bytes("changed")]).map(\.uniqueID), ["one"])
         XCTAssertEqual(try db1.find(matching: [Attr.label: bytes("shared")]), [])
         try db2.insert(uniqueID: "two", publicAttributes: key("second"), keys: nil)
-        try db1.delete(uniqueID: "one")
+        try db1.delete(uniqueID: "one", keys: keys)
         XCTAssertEqual(try db2.allObjects().map(\.uniqueID), ["two"])
         XCTAssertEqual(try db1.allObjects().map(\.uniqueID), ["two"])
         // Token flags written by one are read by the other.
@@ -250,7 +257,7 @@ final class ObjectTests: XCTestCase {
         // ~1500 deletions are no longer recorded — db2 (at position 1) must notice and reload fully.
         for i in 0..<3600 {
             try db1.insert(uniqueID: "t\(i)", publicAttributes: key("t"), keys: nil)
-            try db1.delete(uniqueID: "t\(i)")
+            try db1.delete(uniqueID: "t\(i)", keys: nil)
         }
         try db1.insert(uniqueID: "late", publicAttributes: key("late"), keys: nil)
         let pruned = try sqlite3Shell(db1.path, "SELECT pruned_seq > 1, (SELECT count(*) FROM tombstones) < 3600 FROM token")

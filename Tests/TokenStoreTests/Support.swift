@@ -78,3 +78,16 @@ func assertStoreError(_ expected: StoreError, file: StaticString = #filePath, li
         XCTAssertEqual(error as? StoreError, expected, "\(error)", file: file, line: line)
     }
 }
+
+/// `body` throws `.tampered` (whatever the text); returns the text.
+@discardableResult
+func assertTampered(file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Void) -> String {
+    var text = ""
+    XCTAssertThrowsError(try body(), file: file, line: line) { error in
+        guard case .tampered(let why)? = error as? StoreError else {
+            return XCTFail("expected .tampered, got \(error)", file: file, line: line)
+        }
+        text = why
+    }
+    return text
+}

@@ -93,11 +93,11 @@ final class VaultTests: XCTestCase {
         try vault.initialize(soPIN: so, label: [], backend: LocalBackend())
         let soKeys = try vault.login(role: .so, pin: so, backend: LocalBackend())
         try vault.initUserPIN(user, using: soKeys)
-        try vault.setPIN(role: .user, oldPIN: user, newPIN: bytes("new-user"))
+        try vault.setPIN(role: .user, oldPIN: user, newPIN: bytes("new-user"), backend: LocalBackend())
         assertStoreError(.pinIncorrect(remaining: 9)) { _ = try vault.login(role: .user, pin: self.user, backend: LocalBackend()) }
         XCTAssertEqual(try vault.login(role: .user, pin: bytes("new-user"), backend: LocalBackend()).rootKey, soKeys.rootKey)
-        assertStoreError(.pinIncorrect(remaining: 9)) { try vault.setPIN(role: .so, oldPIN: bytes("x"), newPIN: bytes("y")) }
-        try vault.setPIN(role: .so, oldPIN: so, newPIN: bytes("new-so"))
+        assertStoreError(.pinIncorrect(remaining: 9)) { try vault.setPIN(role: .so, oldPIN: bytes("x"), newPIN: bytes("y"), backend: LocalBackend()) }
+        try vault.setPIN(role: .so, oldPIN: so, newPIN: bytes("new-so"), backend: LocalBackend())
         XCTAssertEqual(try vault.login(role: .so, pin: bytes("new-so"), backend: LocalBackend()).rootKey, soKeys.rootKey)
     }
 

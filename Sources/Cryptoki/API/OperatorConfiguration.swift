@@ -20,6 +20,8 @@ public struct OperatorTokenConfiguration: Sendable, Equatable {
     public let backend: BackendConfiguration
     /// scrypt log2(N) for PIN envelopes written by this token (`pin_kdf_cost`).
     public let pinKDFCost: Int
+    /// The directory of the token's anchor (`anchor_dir`).
+    public let anchorDirectory: String
     /// `policy.allow_mixed_key_roles` (legacy applications; `doctor` warns).
     public var allowsMixedKeyRoles: Bool = false
 
@@ -48,7 +50,7 @@ public struct OperatorTokenConfiguration: Sendable, Equatable {
         guard access(file, F_OK) == 0 else {
             throw OperatorConfigurationError("token '\(name)': no token database at \(file) (initialise the token first)")
         }
-        let database = try TokenDatabase(directory: store, indexedAttributes: AttributePolicy.indexedTypes)
+        let database = try TokenDatabase.open(store: store, anchorDirectory: anchorDirectory)
         return try TokenVault(database: database, kdfLog2N: pinKDFCost)
     }
 
@@ -58,9 +60,10 @@ public struct OperatorTokenConfiguration: Sendable, Equatable {
     }
 
     /// Opens (creating if missing) a token database in `directory` with this token's settings: restore checks a
-    /// decrypted backup in a private directory before it replaces the store.
+    /// decrypted backup in a private directory before it replaces the store. No anchor: the copy is checked on
+    /// its own (after the replacement, `restore` records the restored generation in the anchor).
     public func openVault(directory: String) throws -> TokenVault {
-        let database = try TokenDatabase(directory: directory, indexedAttributes: AttributePolicy.indexedTypes)
+        let database = try TokenDatabase.open(store: directory, anchorDirectory: nil)
         return try TokenVault(database: database, kdfLog2N: pinKDFCost)
     }
 }
@@ -106,6 +109,7 @@ public struct OperatorConfiguration: Sendable, Equatable {
         }
         return OperatorConfiguration(source: config.source, tokens: config.tokens.map {
             OperatorTokenConfiguration(name: $0.name, store: $0.store, backend: $0.backend, pinKDFCost: $0.pinKDFCost,
+                                       anchorDirectory: $0.anchorDirectory,
                                        allowsMixedKeyRoles: $0.policy.allowMixedKeyRoles)
         })
     }

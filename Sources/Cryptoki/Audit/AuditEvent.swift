@@ -16,6 +16,10 @@ enum AuditEventKind: String, Sendable {
     case mixedKeyRoles = "mixed_key_roles"
     /// A C_Decrypt under an N2HE key whose decryption rule is `raw` (with its row count).
     case rawDecrypt = "n2he_raw_decrypt"
+    /// Stored state that failed authentication (an edited, swapped, replayed or removed row; a rolled-back store).
+    case tamper
+    /// The SO accepted the store as it is (`tg-pkcs11 token accept-rollback`).
+    case rollbackAccept = "rollback_accept"
 }
 
 struct AuditEvent: Sendable {

@@ -17,6 +17,9 @@ struct TokenConfiguration: Equatable, Sendable {
     var backend: BackendConfiguration
     var maxPINRetries: Int
     var pinKDFCost: Int
+    /// Where the token's anchor lives (`anchor_dir`; TokenStore/TokenAnchor.swift): apart from the store, so that
+    /// copying an older store back is detected at the next login.
+    var anchorDirectory: String
     /// The `policy:` section (Policy/TokenPolicy.swift).
     var policy = TokenPolicy()
     /// N2HE keys whose estimated classical security is below this are refused (0: no policy).
@@ -63,10 +66,24 @@ struct ConfigurationError: Error, CustomStringConvertible {
 
 extension TokenConfiguration {
     static func make(name: String, store: String?, backend: BackendConfiguration, maxPINRetries: Int?,
-                     pinKDFCost: Int?) throws -> TokenConfiguration {
+                     pinKDFCost: Int?, anchorDirectory: String? = nil) throws -> TokenConfiguration {
         TokenConfiguration(name: name, store: try store ?? Self.defaultStore(name: name), backend: backend,
                            maxPINRetries: maxPINRetries ?? Configuration.defaultMaxPINRetries,
-                           pinKDFCost: pinKDFCost ?? Configuration.defaultPINKDFCost)
+                           pinKDFCost: pinKDFCost ?? Configuration.defaultPINKDFCost,
+                           anchorDirectory: try anchorDirectory ?? Self.defaultAnchorDirectory(name: name))
+    }
+
+    /// $XDG_STATE_HOME/tensorguard-pkcs11/anchors, else ~/.local/state/tensorguard-pkcs11/anchors (one file per
+    /// token UUID, so tokens share the directory).
+    static func defaultAnchorDirectory(name: String) throws -> String {
+        if let xdg = Environment.get("XDG_STATE_HOME"), xdg.hasPrefix("/") {
+            return xdg + "/tensorguard-pkcs11/anchors"
+        }
+        guard let home = Environment.home() else {
+            throw ConfigurationError(rv: CKR_GENERAL_ERROR,
+                                     message: "token '\(name)': no anchor_dir given and neither XDG_STATE_HOME nor HOME is set")
+        }
+        return home + "/.local/state/tensorguard-pkcs11/anchors"
     }
 
     /// $XDG_DATA_HOME/tensorguard-pkcs11/<name>, else ~/.local/share/tensorguard-pkcs11/<name>.
@@ -228,6 +245,7 @@ enum ConfigurationLoader {
         guard let m = node.mapping else { throw fail("tokens[\(index)] must be a mapping") }
         var name: String?
         var store: String?
+        var anchorDirectory: String?
         var backend = BackendConfiguration.default
         var retries: Int?
         var cost: Int?
@@ -247,6 +265,11 @@ enum ConfigurationLoader {
                     throw fail("tokens[\(index)].store must be an absolute path")
                 }
                 store = s
+            case "anchor_dir":
+                guard let s = v.string, s.hasPrefix("/") else {
+                    throw fail("tokens[\(index)].anchor_dir must be an absolute path")
+                }
+                anchorDirectory = s
             case "backend":
                 guard let bm = v.mapping else { throw fail("tokens[\(index)].backend must be a mapping") }
                 var kind: String?
@@ -297,7 +320,7 @@ enum ConfigurationLoader {
         }
         do {
             var t = try TokenConfiguration.make(name: name, store: store, backend: backend,
-                                                maxPINRetries: retries, pinKDFCost: cost)
+                                                maxPINRetries: retries, pinKDFCost: cost, anchorDirectory: anchorDirectory)
             t.policy = policy
             return t
         } catch let e as ConfigurationError {

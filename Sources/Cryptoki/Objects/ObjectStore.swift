@@ -29,6 +29,13 @@ extension Token {
 
     private func storeContext(_ what: String) -> String { "token '\(config.name)': \(what)" }
 
+    /// A store call: tampering it finds is logged and audited (`integrityChecked`), every error mapped to a CK_RV.
+    private func storeCall<R>(_ what: String, _ role: LoginRole?, _ body: () throws -> R) throws -> R {
+        try ErrorMap.guarded(storeContext(what)) { try integrityChecked(what, role: role, body) }
+    }
+
+    private var loginRole: LoginRole? { state.withLock { $0.role } }
+
     // MARK: Lookup
 
     /// The object behind `handle` if it exists and is visible, else CKR_OBJECT_HANDLE_INVALID. A token object is
@@ -56,7 +63,11 @@ extension Token {
                     return ObjectRef(handle: handle, record: cached)
                 }
             }
-            guard let stored = try ErrorMap.guarded(storeContext("read object"), { try database.object(uniqueID: uid) }) else {
+            // Logged in: the row must verify before any attribute of it is trusted (an unverified one never is).
+            let keys = state.withLock { $0.keys }
+            guard let stored = try storeCall("read object", access.role, {
+                try keys.map { try database.verifiedObject(uniqueID: uid, keys: $0) } ?? database.object(uniqueID: uid)
+            }) else {
                 forgetCached(uid)
                 throw ckr(CKR_OBJECT_HANDLE_INVALID)
             }
@@ -127,7 +138,7 @@ extension Token {
             forgetCached(record.uniqueID)
             throw ckr(CKR_OBJECT_HANDLE_INVALID)
         }
-        let value = try ErrorMap.guarded(storeContext("unseal")) { try database.unseal(stored, attribute: UInt(type), keys: keys) }
+        let value = try storeCall("unseal", loginRole) { try database.unseal(stored, attribute: UInt(type), keys: keys) }
         guard cacheable, stored.sequence == record.sequence else { return value }
         return cacheSecret(value, uniqueID: record.uniqueID, sequence: stored.sequence)
     }
@@ -153,11 +164,12 @@ extension Token {
         }
         var secretAttrs: [UInt: SecretBytes] = [:]
         for (t, v) in record.secrets { secretAttrs[UInt(t)] = v }
+        // Logged in, every row written is authenticated; without a login only a public data object can be written.
         let keys = state.withLock { $0.keys }
         if !secretAttrs.isEmpty, keys == nil { throw ckr(CKR_USER_NOT_LOGGED_IN) }
-        let stored = try ErrorMap.guarded(storeContext("insert object")) {
+        let stored = try storeCall("insert object", access.role) {
             try database.insert(uniqueID: record.uniqueID, publicAttributes: record.storePublicAttributes,
-                                secretAttributes: secretAttrs, keys: secretAttrs.isEmpty ? nil : keys)
+                                secretAttributes: secretAttrs, keys: keys)
         }
         state.withLock { s in
             s.tokenHandles[record.uniqueID] = handle
@@ -178,7 +190,7 @@ extension Token {
             return
         }
         var secretAttrs: [UInt: SecretBytes]? = nil
-        var keys: SessionKeys? = nil
+        let keys = state.withLock { $0.keys }
         if ref.record.secretsChanged {
             var all: [UInt: SecretBytes] = [:]
             for t in ref.record.sealedTypes.union(ref.record.secrets.keys) {
@@ -186,10 +198,10 @@ extension Token {
                 all[UInt(t)] = v
             }
             secretAttrs = all
-            keys = state.withLock { $0.keys }
             if keys == nil { throw ckr(CKR_USER_NOT_LOGGED_IN) }
         }
-        _ = try ErrorMap.guarded(storeContext("update object")) {
+        // An object written while logged in carries a MAC: changing it needs the login (CKR_USER_NOT_LOGGED_IN).
+        _ = try storeCall("update object", access.role) {
             try database.update(uniqueID: ref.record.uniqueID, publicAttributes: ref.record.storePublicAttributes,
                                 secretAttributes: secretAttrs, keys: keys)
         }
@@ -201,8 +213,9 @@ extension Token {
     /// Returns `evaluate`'s refusal.
     func updateKeyUsage(_ ref: ObjectRef, _ evaluate: (inout KeyUsage) -> (refusal: String?, changed: Bool)) throws -> String? {
         if ref.record.isToken {
-            return try ErrorMap.guarded(storeContext("key use policy")) {
-                try database.modifyPublicAttributes(uniqueID: ref.record.uniqueID) { attributes in
+            let keys = state.withLock { $0.keys }
+            return try storeCall("key use policy", loginRole) {
+                try database.modifyPublicAttributes(uniqueID: ref.record.uniqueID, keys: keys) { attributes in
                     var usage = KeyUsage(attributes)
                     let (refusal, changed) = evaluate(&usage)
                     guard changed else { return (nil, refusal) }
@@ -230,7 +243,8 @@ extension Token {
             state.withLock { s in s.sessionObjects[ref.handle] = nil }
             return
         }
-        try ErrorMap.guarded(storeContext("delete object")) { try database.delete(uniqueID: ref.record.uniqueID) }
+        let keys = state.withLock { $0.keys }
+        try storeCall("delete object", access.role) { try database.delete(uniqueID: ref.record.uniqueID, keys: keys) }
         forgetCached(ref.record.uniqueID)
     }
 
@@ -268,7 +282,19 @@ extension Token {
                 storeTemplate[UInt(t)] = Encoding.encodeTemplate(tpl)
             }
         }
-        let found = try ErrorMap.guarded(storeContext("find")) { try database.find(matching: storeTemplate) }
+        // Logged in, only rows that verify are found; one that does not is reported as tampering and skipped.
+        let keys = state.withLock { $0.keys }
+        let found = try storeCall("find", access.role) { () -> [StoredObject] in
+            guard let keys else { return try database.find(matching: storeTemplate) }
+            let (found, failed) = try database.findVerified(matching: storeTemplate, keys: keys)
+            if !failed.isEmpty {
+                Log.error("token '\(config.name)': find: TAMPERING: \(failed.count) object(s) do not match their MAC and are not shown: \(failed.prefix(4).joined(separator: ", "))")
+                try? audit(AuditEvent(kind: .tamper, outcome: .failure, rv: CKR_DEVICE_ERROR, role: access.role,
+                                      session: access.session,
+                                      reason: "find: \(failed.count) object(s) do not match their MAC: \(failed.prefix(4).joined(separator: ", "))"))
+            }
+            return found
+        }
         var records: [ObjectRecord] = []
         records.reserveCapacity(found.count)
         for stored in found {

@@ -33,8 +33,11 @@ extension Token {
                 // A PIN outside the length range can never be right; refuse it without spending a KDF or a retry.
                 guard Token.pinLengthOK(pin) else { throw ckr(CKR_PIN_INCORRECT) }
                 // The slow part (scrypt + backend unwrap) runs under `gate` only: other sessions keep working.
+                // Every object and the token state must verify, and the store must not be older than its anchor.
                 let keys = try auditedStoreCall("login", role: role) {
-                    try vault.login(role: role.storeRole, pin: pin, backend: backend)
+                    try integrityChecked("login", role: role) {
+                        try vault.login(role: role.storeRole, pin: pin, backend: backend)
+                    }
                 }
                 // Recorded (with a checkpoint under the new audit key) before the login takes effect.
                 try auditor.loggedIn(keys)
@@ -115,7 +118,9 @@ extension Token {
                 }
                 guard sessionReadWrite else { throw ckr(CKR_SESSION_READ_ONLY) }
                 guard Token.pinLengthOK(pin) else { throw ckr(CKR_PIN_LEN_RANGE) }
-                try ErrorMap.guarded("token '\(config.name)': init PIN") { try vault.initUserPIN(pin, using: keys) }
+                try ErrorMap.guarded("token '\(config.name)': init PIN") {
+                    try integrityChecked("init PIN", role: .so) { try vault.initUserPIN(pin, using: keys) }
+                }
                 try audit(AuditEvent(kind: .pinInit, outcome: .success, role: .so, details: ["pin_of": "user"]))
                 Log.info("token '\(config.name)': user PIN initialised")
             }
@@ -135,7 +140,9 @@ extension Token {
                 guard Token.pinLengthOK(old) else { throw ckr(CKR_PIN_INCORRECT) }
                 guard Token.pinLengthOK(new) else { throw ckr(CKR_PIN_LEN_RANGE) }
                 try auditedStoreCall("set PIN", role: role) {
-                    try vault.setPIN(role: role.storeRole, oldPIN: old, newPIN: new)
+                    try integrityChecked("set PIN", role: role) {
+                        try vault.setPIN(role: role.storeRole, oldPIN: old, newPIN: new, backend: backend)
+                    }
                 }
                 try audit(AuditEvent(kind: .pinChange, outcome: .success, role: role))
                 Log.info("token '\(config.name)': \(role == .so ? "SO" : "user") PIN changed")

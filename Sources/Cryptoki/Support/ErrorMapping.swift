@@ -52,7 +52,8 @@ enum ErrorMap {
         case .duplicateObject: return CKR_GENERAL_ERROR
         case .invalidArgument: return CKR_ARGUMENTS_BAD
         case .backend(let b): return rv(b)
-        case .crypto, .integrityFailure, .database, .corrupt, .unsupportedFormat, .busy, .untrustedStore:
+        case .crypto, .integrityFailure, .database, .corrupt, .unsupportedFormat, .busy, .untrustedStore, .tampered,
+             .rollback:
             return CKR_DEVICE_ERROR
         }
     }
