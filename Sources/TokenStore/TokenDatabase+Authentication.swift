@@ -64,7 +64,7 @@ extension TokenDatabase {
     /// The SO's acceptance of the store as it is (`tg-pkcs11 token accept-rollback`): objects whose rows do not
     /// verify are removed, objects without a MAC are authenticated as they are, and the state is stamped with a
     /// generation above both the store's and the anchor's, which the anchor then records (`write`).
-    func acceptCurrentState(_ keys: SessionKeys) throws -> Acceptance {
+    func acceptCurrentState(_ keys: SessionKeys, floor: Int64 = 0) throws -> Acceptance {
         let key = try StoreAuthentication.key(keys)
         let recorded = try anchor?.read(keys.tokenUUID)
         let acceptance = try write { conn -> Acceptance in
@@ -76,6 +76,7 @@ extension TokenDatabase {
                 do { try conn.checkObject(uid, key: key) } catch StoreError.tampered { removed.append(uid) }
             }
             let stored = conn.token.generation
+            let base = max(stored, recorded?.generation ?? 0, floor)
             for uid in removed {
                 try conn.run("DELETE FROM objects WHERE unique_id = ?") { try conn.bind($0, 1, uid) }
                 let seq = conn.nextSeq()
@@ -89,10 +90,10 @@ extension TokenDatabase {
             try adopt(conn, adopted, key: key)
             try conn.run("UPDATE token SET format_version = ?, generation = ? WHERE id = 1") { s in
                 try conn.bind(s, 1, Int64(TokenDatabase.formatVersion))
-                try conn.bind(s, 2, max(stored, recorded?.generation ?? 0))
+                try conn.bind(s, 2, base)
             }
             conn.token.record.formatVersion = TokenDatabase.formatVersion
-            conn.token.generation = max(stored, recorded?.generation ?? 0)
+            conn.token.generation = base
             try conn.stampState(key: key)
             return Acceptance(storedGeneration: stored, recordedGeneration: recorded?.generation,
                               removed: removed.sorted(), adopted: adopted.sorted(), generation: conn.token.generation)

@@ -298,15 +298,13 @@ public final class TokenDatabase: Sendable {
         }
     }
 
-    /// Unseals one secret attribute of `object` after checking the stored row it came from (`verifiedObject`): an
-    /// object that does not verify, or that changed since `object` was read, is never opened. Missing type →
+    /// Unseals one secret attribute of the object `object` names, from its current stored row once that row verifies
+    /// (`verifiedObject`; another process may have committed a newer version since `object` was read — say a use
+    /// counter — and that one is used). Nothing of a row that does not verify is opened. Missing type →
     /// `.invalidArgument`; tampered row → `.tampered`; tampered or moved value → `.integrityFailure`.
     public func unseal(_ object: StoredObject, attribute type: UInt, keys: SessionKeys) throws -> SecretBytes {
         guard let current = try verifiedObject(uniqueID: object.uniqueID, keys: keys) else {
             throw StoreError.objectNotFound(object.uniqueID)
-        }
-        guard current.sequence == object.sequence, current.mac == object.mac else {
-            throw StoreError.tampered("object \(object.uniqueID) changed while it was being used")
         }
         guard let sealed = current.sealedAttributes[type] else { throw StoreError.invalidArgument("attribute \(type) is not sealed in this object") }
         return try keys.unseal(sealed, uniqueID: object.uniqueID, attribute: type)

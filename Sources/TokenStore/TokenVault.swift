@@ -125,11 +125,19 @@ public struct TokenVault: Sendable {
         return SessionKeys(role: role, tokenUUID: opened.record.tokenUUID, rootKey: root, envelopeKey: opened.envelopeKey)
     }
 
-    /// `tg-pkcs11 token accept-rollback`: the SO's PIN (counted like a login) and the backend unwrap the root key,
-    /// then the store is accepted as it is (`TokenDatabase.acceptCurrentState`). The one way past `.rollback` and
-    /// `.tampered` short of C_InitToken.
-    public func acceptRollback(soPIN: some ByteView, backend: any KeyWrapBackend) throws -> TokenDatabase.Acceptance {
-        try database.acceptCurrentState(try unwrapRoot(role: .so, pin: soPIN, backend: backend))
+    /// The SO's keys for recovery (`tg-pkcs11 token accept-rollback`, `restore`): the PIN (counted like a login)
+    /// and the backend unwrap the root key, without the store checks of `login` — whose failure is what is being
+    /// recovered from. Nothing is trusted through these keys until `acceptState`.
+    public func recoveryKeys(soPIN: some ByteView, backend: any KeyWrapBackend) throws -> SessionKeys {
+        try unwrapRoot(role: .so, pin: soPIN, backend: backend)
+    }
+
+    /// The SO accepts the store as it is (`TokenDatabase.acceptCurrentState`): the one way past `.rollback` and
+    /// `.tampered` short of C_InitToken. The new generation is above `floor` too (restore: the generation the
+    /// replaced store's anchor recorded).
+    public func acceptState(using keys: SessionKeys, floor: Int64 = 0) throws -> TokenDatabase.Acceptance {
+        guard keys.role == .so else { throw StoreError.wrongRole }
+        return try database.acceptCurrentState(keys, floor: floor)
     }
 
     /// Checks a PIN (counted exactly like `login`) without calling the backend.

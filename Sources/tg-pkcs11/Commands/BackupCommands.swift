@@ -380,6 +380,10 @@ struct Restore: ParsableCommand {
             do {
                 keys = try vault.login(role: .so, pin: pin, backend: backend)
                 restoredKeys = keys
+                // A restore is a rollback the SO asked for: the restored store moves above the generation the
+                // token's anchor recorded, so the next login takes it (docs/storage-format.md §Rollback).
+                let recorded = try TokenAnchor(directory: token.anchorDirectory).read(record.tokenUUID)?.generation ?? 0
+                _ = try vault.acceptState(using: keys, floor: recorded)
             } catch let e as StoreError {
                 audit.failure("token_restore", e, details: auditDetails)
                 throw CLIError("the configured backend of token '\(token.name)' (\(describe(configured))) cannot unwrap the "

@@ -13,7 +13,7 @@ struct TokenCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "token",
         abstract: "List, show, initialise and delete tokens.",
-        subcommands: [TokenList.self, TokenShow.self, TokenInit.self, TokenDelete.self])
+        subcommands: [TokenList.self, TokenShow.self, TokenInit.self, TokenDelete.self, TokenAcceptRollback.self])
 }
 
 struct TokenListing: Codable {

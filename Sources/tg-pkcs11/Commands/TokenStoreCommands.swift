@@ -273,3 +273,67 @@ struct TokenDelete: ParsableCommand {
         }
     }
 }
+
+struct TokenAcceptRollback: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "accept-rollback",
+        abstract: "Accept a token store that failed its integrity check at login (older than its anchor, or tampered).",
+        discussion: """
+            A login refuses a store older than the generation its anchor recorded (an older token.sqlite copied \
+            back: a destroyed key returns, a PIN change or lockout is undone) and a store whose objects or state do \
+            not match their MACs (edited in the file). After investigating, the SO accepts the store as it is now: \
+            objects whose rows do not match their MAC are removed (never used), objects without a MAC are \
+            authenticated as they are, and the token moves to a generation above both. Needs the SO PIN (counted \
+            like a C_Login) and the backend. Recorded in the audit log before the store changes. See \
+            docs/storage-format.md (Rollback) and docs/threat-model.md.
+            """)
+
+    @OptionGroup var configOptions: ConfigOptions
+    @OptionGroup var soPIN: SOPINOptions
+    @Flag(name: .long, help: "Print a JSON object.")
+    var json = false
+
+    struct Result: Codable {
+        let token: String
+        let storedGeneration: Int64
+        let recordedGeneration: Int64?
+        let generation: Int64
+        let removed: [String]
+        let adopted: [String]
+    }
+
+    func run() throws {
+        let (_, token) = try configOptions.load()
+        let backend = try makeBackend(token)
+        let vault = try operatorStep(token.name, "opening the store \(token.store)") { try token.openVault() }
+        let audit = try OperatorAuditTrail(configPath: configOptions.config, token: token.name)
+        let pin = try soPIN.source(token: token.name).read()
+        let details = ["store": token.store]
+        let keys = try audit.step("rollback_accept", details: details) {
+            try operatorStep(token.name, "SO login") { try vault.recoveryKeys(soPIN: pin, backend: backend) }
+        }
+        let stored = try operatorStep(token.name, "reading the store") { try vault.database.generation() }
+        // Fail closed: the acceptance is on record before it takes effect.
+        try audit.success("rollback_accept", details: details.merging(["store_generation": String(stored.value)]) { $1 },
+                          keys: keys)
+        let accepted = try audit.step("rollback_accept", details: details) {
+            try operatorStep(token.name, "accepting the store") { try vault.acceptState(using: keys) }
+        }
+        let result = Result(token: token.name, storedGeneration: accepted.storedGeneration,
+                            recordedGeneration: accepted.recordedGeneration, generation: accepted.generation,
+                            removed: accepted.removed, adopted: accepted.adopted)
+        if json {
+            print(try jsonString(result))
+            return
+        }
+        print("Accepted the store of token '\(token.name)' at generation \(accepted.storedGeneration)"
+            + (accepted.recordedGeneration.map { " (its anchor had recorded \($0))" } ?? " (no anchor was recorded)")
+            + "; it is now at generation \(accepted.generation)")
+        if !accepted.removed.isEmpty {
+            print("  removed \(accepted.removed.count) object(s) that did not match their MAC: \(accepted.removed.joined(separator: ", "))")
+        }
+        if !accepted.adopted.isEmpty {
+            print("  authenticated \(accepted.adopted.count) object(s) that carried no MAC: \(accepted.adopted.joined(separator: ", "))")
+        }
+    }
+}
