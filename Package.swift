@@ -106,7 +106,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["KeyWrap"]),
 
         .testTarget(name: "KeyWrapTests", dependencies: ["KeyWrap", "CryptoCore", "TokenStore", "TestSupport"]),
-        .testTarget(name: "CryptokiTests", dependencies: ["Cryptoki", "CP11Kit", "Audit", "CryptoCore", "N2HE"]),
+        .testTarget(name: "CryptokiTests", dependencies: ["Cryptoki", "CP11Kit", "Audit", "CryptoCore", "N2HE", "TokenStore", "KeyWrap"]),
         // Tokens on the cloud backends through the Module API, against moto / the fault proxy / the fakes.
         .testTarget(name: "CloudTokenTests", dependencies: ["Cryptoki", "CP11Kit", "KeyWrap", "TestSupport"]),
         // Runs the built tg-pkcs11 (`swift build` first); N2HE checks its ciphertexts against the SDK key file.

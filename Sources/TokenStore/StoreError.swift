@@ -65,6 +65,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .crypto(let e): return e.description
         case .untrustedStore(let m): return "refusing the token store: \(m)"
         case .tampered(let m): return "token store failed authentication: \(m)"
+        case .rollback(let stored, let recorded) where stored == recorded:
+            return "token store at generation \(stored) is not the one its anchor recorded at that generation: another copy of the store"
         case .rollback(let stored, let recorded):
             return "token store is at generation \(stored) but generation \(recorded) was recorded: an older copy of the store (rolled back)"
         }

@@ -22,7 +22,9 @@ public final class TokenDatabase: Sendable {
     /// File name inside the token directory.
     public static let fileName = "token.sqlite"
     /// Current storage format version (schema + record layouts).
-    public static let formatVersion = 1
+    /// 2: authenticated objects and state (object and state MACs, generation); a format-1 file is migrated at
+    /// its first login (`authenticateAtLogin`).
+    public static let formatVersion = 2
     /// Longest accepted unique id, in UTF-8 bytes.
     public static let maximumUniqueIDLength = 256
 

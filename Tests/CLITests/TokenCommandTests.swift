@@ -73,7 +73,7 @@ final class TokenCommandTests: XCTestCase {
         XCTAssertTrue(r.exists && r.initialized)
         XCTAssertEqual(r.label, "second-label")
         XCTAssertEqual(r.serial, i.serial)
-        XCTAssertEqual(r.formatVersion, 1)
+        XCTAssertEqual(r.formatVersion, 2)
         XCTAssertEqual(r.store, m.dir.file("store-second"))
         XCTAssertEqual(r.configuredBackend.kind, "local")
         XCTAssertEqual(r.recordedBackend?.kind, "local")

@@ -59,19 +59,8 @@ final class HygieneHSM {
 }
 
 final class AtRestHygieneTests: XCTestCase {
-    /// Rows of the system sqlite3 shell (a separate process, as an attacker reading the file would be).
     func sql(_ db: String, _ query: String, file: StaticString = #filePath, line: UInt = #line) throws -> [String] {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-        p.arguments = ["-cmd", ".timeout 10000", db, query]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, "sqlite3 \(query) failed (the sqlite3 shell is required)", file: file, line: line)
-        return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+        try sqliteShell(db, query, file: file, line: line)
     }
 
     func assertGone(_ needle: [UInt8], _ what: String, store: String, file: StaticString = #filePath, line: UInt = #line) {

@@ -13,6 +13,8 @@ final class TestEnvironment {
     let configPath: String
 
     var auditPath: String { root + "/audit.log" }
+    /// Every token's anchor (TokenStore/TokenAnchor.swift), inside the test's directory.
+    var anchorDirectory: String { root + "/anchors" }
 
     /// `auditOptions`: more entries of the `audit:` flow mapping, e.g. ", checkpoint_every: 4".
     init(tokens: [String] = ["t0"], retries: Int = 10, extra: String = "", auditOptions: String = "") throws {
@@ -21,7 +23,8 @@ final class TestEnvironment {
         // The audit log goes into the test's directory, never the user's default one.
         var yaml = "log: { level: off }\naudit: { file: \(root)/audit.log, sync: false\(auditOptions) }\ntokens:\n"
         for t in tokens {
-            yaml += "  - name: \(t)\n    store: \(root)/\(t)\n    max_pin_retries: \(retries)\n    pin_kdf_cost: 10\n\(extra)"
+            yaml += "  - name: \(t)\n    store: \(root)/\(t)\n    anchor_dir: \(root)/anchors\n    max_pin_retries: \(retries)\n"
+                + "    pin_kdf_cost: 10\n\(extra)"
         }
         configPath = root + "/config.yaml"
         try write(yaml, to: configPath)
@@ -35,6 +38,21 @@ final class TestEnvironment {
     func module() throws -> Module { try Module(configPath: configPath) }
 
     deinit { try? FileManager.default.removeItem(atPath: root) }
+}
+
+/// Rows of the system sqlite3 shell (a separate process, as an attacker editing the file would be).
+func sqliteShell(_ db: String, _ query: String, file: StaticString = #filePath, line: UInt = #line) throws -> [String] {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+    p.arguments = ["-cmd", ".timeout 10000", db, query]
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    XCTAssertEqual(p.terminationStatus, 0, "sqlite3 \(query) failed (the sqlite3 shell is required)", file: file, line: line)
+    return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
 }
 
 func expectCKR(_ rv: CK_RV, file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Void) {

@@ -19,7 +19,7 @@ final class VaultTests: XCTestCase {
         XCTAssertFalse(r.isInitialized)
         XCTAssertEqual(r.label, [UInt8](repeating: 0x20, count: 32))
         XCTAssertFalse(r.soPIN.isSet)
-        XCTAssertEqual(r.formatVersion, 1)
+        XCTAssertEqual(r.formatVersion, 2)
         assertStoreError(.tokenNotInitialized) { _ = try vault.login(role: .so, pin: self.so, backend: LocalBackend()) }
         assertStoreError(.tokenNotInitialized) { try db.insert(uniqueID: "a", publicAttributes: [:], keys: nil) }
         XCTAssertThrowsError(try TokenVault(database: db, kdfLog2N: 9))
