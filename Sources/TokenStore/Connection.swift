@@ -207,6 +207,7 @@ final class Connection: @unchecked Sendable {
     ALTER TABLE objects ADD COLUMN mac BLOB;
     ALTER TABLE token ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE token ADD COLUMN state_mac BLOB;
+    UPDATE token SET format_version = 2 WHERE initialized = 0;
     """
 
     // MARK: change detection and mirror

@@ -54,7 +54,7 @@ final class DoctorTests: XCTestCase {
         XCTAssertEqual(report.check("backend")?.status, "ok")
         let integrity = try XCTUnwrap(report.check("store-integrity"))
         XCTAssertEqual(integrity.status, "ok")
-        XCTAssertTrue(integrity.detail.contains("integrity ok, format version 1, initialised"), integrity.detail)
+        XCTAssertTrue(integrity.detail.contains("integrity ok, format version 2, initialised"), integrity.detail)
         let text = try CLI.ok(["doctor"], environment: m.env)
         XCTAssertTrue(text.stdout.contains("[ok]   config-found: \(m.configPath) (from $XDG_CONFIG_HOME)"), text.transcript)
         XCTAssertTrue(text.stdout.contains("healthy"), text.transcript)

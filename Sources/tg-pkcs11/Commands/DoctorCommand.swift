@@ -162,6 +162,31 @@ struct Doctor: ParsableCommand {
             }
         }
 
+        // The store's generation against its anchor (docs/storage-format.md §Rollback): without the root key the MACs
+        // cannot be checked here (the next login does), but an older store or a missing anchor shows.
+        func anchorCheck(_ vault: TokenVault, _ record: TokenRecord) {
+            do {
+                let (generation, authenticated) = try vault.database.generation()
+                guard authenticated else {
+                    return add("store-anchor", name, .warn, "storage format \(record.formatVersion): objects are not authenticated yet",
+                               "log in once (any role): the first login authenticates every object")
+                }
+                guard let anchored = try TokenAnchor(directory: token.anchorDirectory).read(record.tokenUUID) else {
+                    return add("store-anchor", name, .warn, "generation \(generation); no anchor in \(token.anchorDirectory) "
+                        + "(a rollback of this store would go unnoticed)", "log in once on this host: the login records it")
+                }
+                if anchored.generation > generation {
+                    add("store-anchor", name, .fail, "the store is at generation \(generation) but its anchor recorded "
+                        + "\(anchored.generation): an older copy of the store; logins are refused",
+                        "investigate, then tg-pkcs11 token accept-rollback (SO PIN)")
+                } else {
+                    add("store-anchor", name, .ok, "generation \(generation), anchor at \(anchored.generation) (\(token.anchorDirectory))", nil)
+                }
+            } catch {
+                add("store-anchor", name, .fail, "anchor: \(error)", "check \(token.anchorDirectory)")
+            }
+        }
+
         var recorded: BackendDescriptor?
         if databaseExists {
             if !isSQLiteFile(db) {
@@ -190,6 +215,7 @@ struct Doctor: ParsableCommand {
                         add("store-integrity", name, .ok, "integrity ok, format version \(record.formatVersion), initialised, "
                             + "\(try vault.database.objectCount()) objects", nil)
                     }
+                    if record.isInitialized { anchorCheck(vault, record) }
                     let raw = try token.rawDecryptionKeyLabels()
                     add("key-rules", name, raw.isEmpty ? .ok : .warn,
                         raw.isEmpty ? "no N2HE key with decryption rule raw"
