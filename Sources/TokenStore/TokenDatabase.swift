@@ -328,11 +328,15 @@ public final class TokenDatabase: Sendable {
     /// copy of the key), all or none, in one committed transaction: true when none was spent before, false
     /// (nothing written) when one was. Two processes racing on one seed serialise on the write lock, so exactly one
     /// of them gets true. Ledgers outlive the objects (a key destroyed and unwrapped again keeps its spent seeds);
-    /// only C_InitToken empties them.
-    public func spendSeeds(ledgerID: String, digests: [[UInt8]]) throws -> Bool {
+    /// only C_InitToken empties them. With `keys` the state is checked first and one more generation stamped, so a
+    /// store copied back with fewer spent seeds is a rollback (docs/storage-format.md; a row deleted from the file
+    /// is not detected — see docs/threat-model.md).
+    public func spendSeeds(ledgerID: String, digests: [[UInt8]], keys: SessionKeys? = nil) throws -> Bool {
         guard Set(digests).count == digests.count else { return false }
         let uniqueID = ledgerID
+        let key = try keys.map { try StoreAuthentication.key($0) }
         return try write { conn in
+            if let key { try conn.checkState(key: key) }
             for d in digests {
                 let spent = try conn.withStatement("SELECT 1 FROM spent_seeds WHERE unique_id = ? AND digest = ?") { stmt in
                     try conn.bind(stmt, 1, uniqueID)
@@ -347,15 +351,19 @@ public final class TokenDatabase: Sendable {
                     try conn.bind(s, 2, d)
                 }
             }
+            if let key { try conn.stampState(key: key) }
             return true
         }
     }
 
     /// Counts one call under the ledger `ledgerID` in `hour` (hours since 1970) unless `limit` calls were counted
     /// already: true when counted. One committed transaction, exact across processes; older hours are pruned.
-    public func chargeHourlyCall(ledgerID: String, hour: Int64, limit: Int) throws -> Bool {
+    /// With `keys`, checked and stamped like `spendSeeds`.
+    public func chargeHourlyCall(ledgerID: String, hour: Int64, limit: Int, keys: SessionKeys? = nil) throws -> Bool {
         let uniqueID = ledgerID
+        let key = try keys.map { try StoreAuthentication.key($0) }
         return try write { conn in
+            if let key { try conn.checkState(key: key) }
             let calls: Int64 = try conn.withStatement("SELECT calls FROM hourly_calls WHERE unique_id = ? AND hour = ?") { stmt in
                 try conn.bind(stmt, 1, uniqueID)
                 try conn.bind(stmt, 2, hour)
@@ -371,6 +379,7 @@ public final class TokenDatabase: Sendable {
                 try conn.bind(s, 2, hour)
                 try conn.bind(s, 3, calls + 1)
             }
+            if let key { try conn.stampState(key: key) }
             return true
         }
     }

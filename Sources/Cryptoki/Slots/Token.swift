@@ -135,13 +135,21 @@ final class Token: @unchecked Sendable {
 
     /// Spends `digests` in the ledger, all or none (TokenDatabase.spendSeeds); false if one was spent already.
     func spendSeeds(ledgerID: String, digests: [[UInt8]]) throws -> Bool {
-        try ErrorMap.guarded("token '\(config.name)': seed ledger") { try database.spendSeeds(ledgerID: ledgerID, digests: digests) }
+        let keys = state.withLock { $0.keys }
+        return try ErrorMap.guarded("token '\(config.name)': seed ledger") {
+            try integrityChecked("seed ledger", role: state.withLock { $0.role }) {
+                try database.spendSeeds(ledgerID: ledgerID, digests: digests, keys: keys)
+            }
+        }
     }
 
     /// Counts one raw decryption in `hour` for the ledger; false when `limit` is reached.
     func chargeHourlyCall(ledgerID: String, hour: Int64, limit: Int) throws -> Bool {
-        try ErrorMap.guarded("token '\(config.name)': decrypt call limit") {
-            try database.chargeHourlyCall(ledgerID: ledgerID, hour: hour, limit: limit)
+        let keys = state.withLock { $0.keys }
+        return try ErrorMap.guarded("token '\(config.name)': decrypt call limit") {
+            try integrityChecked("decrypt call limit", role: state.withLock { $0.role }) {
+                try database.chargeHourlyCall(ledgerID: ledgerID, hour: hour, limit: limit, keys: keys)
+            }
         }
     }
 
