@@ -10,6 +10,7 @@
 // Int(exactly:) and bounded before memory is touched; a NULL pointer with a nonzero length is
 // CKR_ARGUMENTS_BAD; a NULL pointer with a zero length is an empty buffer.
 import CP11Kit
+import CryptoCore
 import Cryptoki
 
 // MARK: Limits on caller-supplied counts (a lying count must not make us read far past an array)
@@ -105,15 +106,16 @@ func input(_ pointer: UnsafeMutablePointer<CK_BYTE>?, _ count: CK_ULONG) throws 
     return UnsafeRawBufferPointer(start: try required(pointer), count: n)
 }
 
-/// A PIN (or other secret input) copied out of caller memory.
-func pin(_ pointer: UnsafeMutablePointer<CK_UTF8CHAR>?, _ count: CK_ULONG) throws -> [UInt8] {
+/// A PIN copied out of caller memory straight into `SecretBytes` (wiped when the call is done with it): no array,
+/// no String, no other copy on the way down (Token.login → TokenVault take the SecretBytes).
+func pin(_ pointer: UnsafeMutablePointer<CK_UTF8CHAR>?, _ count: CK_ULONG) throws -> SecretBytes {
     let n = try length(count)
     // NULL means "use the protected authentication path", which this token does not have (no
     // CKF_PROTECTED_AUTHENTICATION_PATH): CKR_ARGUMENTS_BAD, as SoftHSM2 answers, whatever the length.
     let start = try required(pointer)
-    if n == 0 { return [] }
+    if n == 0 { return SecretBytes(count: 0) }
     guard n <= maxPINLength else { throw CKRError(CKR_PIN_LEN_RANGE) }
-    return Array(UnsafeBufferPointer(start: start, count: n))
+    return SecretBytes(copying: UnsafeRawBufferPointer(start: start, count: n))
 }
 
 // MARK: Outputs (PKCS#11 §5.2)

@@ -1,5 +1,6 @@
 // Real modules on real temporary stores (pin_kdf_cost 10), no mocks.
 import CP11Kit
+import CryptoCore
 import Foundation
 import XCTest
 @testable import Cryptoki
@@ -174,3 +175,20 @@ let interopDirectory: String = {
     return here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("shared/interop").path
 }()
+
+/// The module takes PINs only as `SecretBytes` (the C ABI copies them straight into one). The tests keep their PINs as
+/// array constants; these test-only overloads convert at the call.
+extension Module {
+    func login(_ handle: CK_SESSION_HANDLE, userType: CK_USER_TYPE, pin: [UInt8]) throws {
+        try login(handle, userType: userType, pin: SecretBytes(copying: pin))
+    }
+    func initToken(_ slot: CK_SLOT_ID, soPIN: [UInt8], label: [UInt8]) throws {
+        try initToken(slot, soPIN: SecretBytes(copying: soPIN), label: label)
+    }
+    func initPIN(_ session: CK_SESSION_HANDLE, pin: [UInt8]) throws {
+        try initPIN(session, pin: SecretBytes(copying: pin))
+    }
+    func setPIN(_ session: CK_SESSION_HANDLE, oldPIN: [UInt8], newPIN: [UInt8]) throws {
+        try setPIN(session, oldPIN: SecretBytes(copying: oldPIN), newPIN: SecretBytes(copying: newPIN))
+    }
+}
