@@ -208,6 +208,8 @@ func writeAttributeValues(_ results: [AttributeQueryResult], into start: UnsafeM
             note(CKR_ATTRIBUTE_TYPE_INVALID)
         case .value(.bytes(let bytes)):
             if !writeBytes(bytes, into: &start[index]) { note(CKR_BUFFER_TOO_SMALL) }
+        case .secret(let value):
+            if !writeBytes(value, into: &start[index]) { note(CKR_BUFFER_TOO_SMALL) }
         case .value(.template(let nested)):
             let stride = MemoryLayout<CK_ATTRIBUTE>.stride
             let (needed, overflow) = nested.count.multipliedReportingOverflow(by: stride)
@@ -244,7 +246,7 @@ func writeAttributeValues(_ results: [AttributeQueryResult], into start: UnsafeM
 }
 
 /// One byte value into a caller attribute: NULL → length; big enough → copy + length; else unavailable.
-private func writeBytes(_ bytes: [UInt8], into attribute: inout CK_ATTRIBUTE) -> Bool {
+private func writeBytes(_ bytes: some ByteView, into attribute: inout CK_ATTRIBUTE) -> Bool {
     guard let destination = attribute.pValue else {
         attribute.ulValueLen = ulong(bytes.count)
         return true

@@ -98,7 +98,11 @@ extension Module {
     }
 
     func bytes(_ s: CK_SESSION_HANDLE, _ o: CK_OBJECT_HANDLE, _ t: CK_ATTRIBUTE_TYPE) throws -> [UInt8]? {
-        if case .value(.bytes(let b)) = try attribute(s, o, t) { return b }
+        switch try attribute(s, o, t) {
+        case .value(.bytes(let b)): return b
+        case .secret(let v): return v.unsafeCopyToArray()
+        default: break
+        }
         return nil
     }
 
