@@ -28,7 +28,7 @@ let package = Package(
         // Thin Swift wrappers over OpenSSL libcrypto: random, AES modes, key wrap, digests, HMAC, KDFs, zeroisation.
         .target(name: "CryptoCore", dependencies: ["COpenSSL", "CSecureMemory"]),
         // Locked (mlock), never-dumped, wiped-on-fork memory for secrets kept across calls (the token key cache).
-        .target(name: "CSecureMemory"),
+        .target(name: "CSecureMemory", dependencies: ["COpenSSL"]),
         // AVX-512 kernels for N2HE (header-only, selected at run time; the Swift scalar code runs elsewhere).
         .target(name: "CN2HEKernels"),
         // The N2HE scheme of the TensorGuard SDK: parameters, keys, LWE1/LWE2, PCG64 expansion. Knows no PKCS#11.
