@@ -168,6 +168,18 @@ func template(_ pointer: UnsafeMutablePointer<CK_ATTRIBUTE>?, _ count: CK_ULONG)
     return attributes
 }
 
+/// Zeroes the CKA_VALUE bytes of a template the call is done with (C_CreateObject: an imported key's value). The
+/// value is detached from the template first, so the wipe hits its storage in place when Cryptoki kept no reference
+/// to it (a key's value moves into SecretBytes, `AttributePolicy.place`); a value Cryptoki still references (a
+/// data object's public CKA_VALUE) is copied by the wipe and left intact.
+func wipeValues(_ attributes: inout [Attribute]) {
+    for index in attributes.indices where attributes[index].type == CKA_VALUE {
+        guard case .bytes(var bytes) = attributes[index].value else { continue }
+        attributes[index].value = .bytes([])
+        secureZero(&bytes)
+    }
+}
+
 private func attribute(_ raw: CK_ATTRIBUTE, nestingAllowed: Bool) throws -> Attribute {
     let n = try length(raw.ulValueLen)
     guard n <= maxAttributeValueLength else { throw argumentsBad }
