@@ -28,7 +28,7 @@ let package = Package(
         // Thin Swift wrappers over OpenSSL libcrypto: random, AES modes, key wrap, digests, HMAC, KDFs, zeroisation.
         .target(name: "CryptoCore", dependencies: ["COpenSSL", "CSecureMemory"]),
         // Locked (mlock), never-dumped, wiped-on-fork memory for secrets kept across calls (the token key cache).
-        .target(name: "CSecureMemory"),
+        .target(name: "CSecureMemory", dependencies: ["COpenSSL"]),
         // AVX-512 kernels for N2HE (header-only, selected at run time; the Swift scalar code runs elsewhere).
         .target(name: "CN2HEKernels"),
         // The N2HE scheme of the TensorGuard SDK: parameters, keys, LWE1/LWE2, PCG64 expansion. Knows no PKCS#11.
@@ -57,7 +57,7 @@ let package = Package(
         // The C ABI: @_cdecl C_* shims only.
         .target(
             name: "TensorGuardPKCS11",
-            dependencies: ["CPKCS11", "CP11Kit", "Cryptoki"],
+            dependencies: ["CPKCS11", "CP11Kit", "Cryptoki", "CryptoCore"],
             exclude: ["exports.map"],
             linkerSettings: [.unsafeFlags([
                 "-static-stdlib",
@@ -108,7 +108,7 @@ let package = Package(
         .testTarget(name: "KeyWrapTests", dependencies: ["KeyWrap", "CryptoCore", "TokenStore", "TestSupport"]),
         .testTarget(name: "CryptokiTests", dependencies: ["Cryptoki", "CP11Kit", "Audit", "CryptoCore", "N2HE", "TokenStore", "KeyWrap"]),
         // Tokens on the cloud backends through the Module API, against moto / the fault proxy / the fakes.
-        .testTarget(name: "CloudTokenTests", dependencies: ["Cryptoki", "CP11Kit", "KeyWrap", "TestSupport"]),
+        .testTarget(name: "CloudTokenTests", dependencies: ["Cryptoki", "CP11Kit", "CryptoCore", "KeyWrap", "TestSupport"]),
         // Runs the built tg-pkcs11 (`swift build` first); N2HE checks its ciphertexts against the SDK key file.
         .testTarget(name: "CLITests", dependencies: ["N2HE", "Audit", "TestSupport"]),
     ]

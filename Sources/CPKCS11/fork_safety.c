@@ -109,6 +109,7 @@ static void tg_fork_child(void) {
     if (tg_anchor_offset >= 0) {
         unsigned char *block = &tg_tls_anchor - tg_anchor_offset;
         memcpy(block, tg_tls_image, tg_tls_filesz);
+        /* The TLS image's .tbss part: initialisation, not a wipe of secrets (no secret lives in TLS), so memset. */
         memset(block + tg_tls_filesz, 0, tg_tls_memsz - tg_tls_filesz);
     }
 }

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "CSecureMemory.h"
 
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -36,10 +37,9 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_uint_fast64_t fork_generation;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-static void explicit_zero(void *p, size_t n) {
-    memset(p, 0, n);
-    __asm__ __volatile__("" : : "r"(p) : "memory");
-}
+/* The one zeroisation primitive of the project (Swift: CryptoCore `secureZero`): OPENSSL_cleanse, which the
+ * optimiser may not drop. Only calls memset and is safe in the fork child handler. */
+static void explicit_zero(void *p, size_t n) { OPENSSL_cleanse(p, n); }
 
 static void child_after_fork(void) {
     /* The only thread of the child. A parent thread may have held the lock at fork(): start with a fresh one. */
@@ -58,7 +58,7 @@ static int add_chunk(void) {   /* under the lock */
     if (mlock(p, CHUNK_SIZE) != 0) { munmap(p, CHUNK_SIZE); return 0; }
     (void)madvise(p, CHUNK_SIZE, MADV_DONTDUMP);
     struct chunk *c = &chunks[chunk_count];
-    memset(c, 0, sizeof *c);
+    memset(c, 0, sizeof *c);   /* bookkeeping of a new chunk, not secret: plain memset */
     c->base = p;
     c->wipes_on_fork = madvise(p, CHUNK_SIZE, MADV_WIPEONFORK) == 0;
     (void)prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)p, CHUNK_SIZE, (unsigned long)"tensorguard-secrets");

@@ -92,7 +92,7 @@ public enum AESGCM {
         }
         guard ok else {
             OSSL.clear()
-            if let base = out.baseAddress, out.count > 0 { OPENSSL_cleanse(base, out.count) }
+            secureZero(out)
             throw CryptoError.authenticationFailed
         }
     }

@@ -36,6 +36,7 @@ public final class HMAC {
         guard alive else { throw CryptoError.invalidState }
         alive = false
         var out = [UInt8](repeating: 0, count: 64)
+        defer { secureZero(&out) }
         var len = 0
         guard EVP_MAC_final(ctx, &out, &len, out.count) == 1, len == algorithm.outputLength else {
             throw OSSL.error("EVP_MAC_final")
@@ -47,7 +48,8 @@ public final class HMAC {
     /// against the same-length prefix (truncated HMAC, e.g. CKM_SHA256_HMAC_GENERAL); an empty or over-long
     /// `mac` is `false`.
     public func finalizeAndVerify(_ mac: some ByteView) throws -> Bool {
-        let full = try finalize()
+        var full = try finalize()
+        defer { secureZero(&full) }   // the expected MAC: a forgery for this message if it leaked
         guard mac.count >= 1, mac.count <= full.count else { return false }
         return constantTimeEquals(full[0..<mac.count], mac)
     }

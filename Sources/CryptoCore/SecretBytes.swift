@@ -66,6 +66,15 @@ public final class SecretBytes: ByteView, Equatable, @unchecked Sendable, Custom
         }
     }
 
+    /// A copy of raw memory (caller memory at the C ABI: a PIN), with no intermediate array. The caller's memory
+    /// is left as it is.
+    public convenience init(copying buffer: UnsafeRawBufferPointer) {
+        self.init(count: buffer.count)
+        if let base = buffer.baseAddress, buffer.count > 0 {
+            self.pointer.copyMemory(from: base, byteCount: buffer.count)
+        }
+    }
+
     /// A copy of `bytes`. The caller remains responsible for wiping its own copy.
     public convenience init(copying bytes: [UInt8]) {
         self.init(count: bytes.count)
@@ -91,12 +100,19 @@ public final class SecretBytes: ByteView, Equatable, @unchecked Sendable, Custom
         return s
     }
 
+    /// Zeroes the contents in place now (OPENSSL_cleanse); `count` stays. For a buffer whose use has ended while a
+    /// reference may still exist (an operation's undelivered output): whoever still holds it reads zeros. Like any
+    /// mutation, only while no other thread reads it.
+    public func wipe() {
+        secureZero(pointer, count: count)
+    }
+
     deinit {
         if isLocked {
             tg_secure_free(pointer, count)   // zeroes, then returns the blocks to the arena
             return
         }
-        OPENSSL_cleanse(pointer, max(1, count))
+        secureZero(pointer, count: max(1, count))
         pointer.deallocate()
     }
 
@@ -145,10 +161,46 @@ public func constantTimeEquals(_ a: some ByteView, _ b: some ByteView) -> Bool {
     }
 }
 
-/// Overwrites an array's storage with zeros (OPENSSL_cleanse) and empties it.
-public func secureZero(_ bytes: inout [UInt8]) {
-    bytes.withUnsafeMutableBytes { buf in
-        if let base = buf.baseAddress, buf.count > 0 { OPENSSL_cleanse(base, buf.count) }
+// MARK: The one zeroisation helper
+//
+// Every wipe of secret memory in the Swift code goes through `secureZero`, and every one in the C targets
+// (CSecureMemory, CPKCS11, CN2HEKernels) calls OPENSSL_cleanse directly: one primitive the optimiser may not drop
+// (a plain memset before free is a dead store it may remove). See docs/architecture.md "Secrets in memory".
+
+/// Overwrites `count` bytes at `pointer` with zeros (OPENSSL_cleanse). Nothing happens for a nil pointer or a
+/// count ≤ 0.
+@inline(__always)
+public func secureZero(_ pointer: UnsafeMutableRawPointer?, count: Int) {
+    guard let pointer, count > 0 else { return }
+    OPENSSL_cleanse(pointer, count)
+}
+
+/// Overwrites the memory of `buffer` with zeros (OPENSSL_cleanse).
+@inline(__always)
+public func secureZero(_ buffer: UnsafeMutableRawBufferPointer) {
+    secureZero(buffer.baseAddress, count: buffer.count)
+}
+
+/// Appends `more` to `bytes` without leaving an unwiped copy behind: when the storage must grow, the old storage is
+/// zeroed before it is released (a plain `append` would free it as it is). Growth doubles, as `append` does.
+public func secureAppend(_ bytes: inout [UInt8], contentsOf more: UnsafeRawBufferPointer) {
+    let (needed, overflow) = bytes.count.addingReportingOverflow(more.count)
+    if !overflow, needed > bytes.capacity {
+        let (doubled, o) = bytes.capacity.multipliedReportingOverflow(by: 2)
+        var grown = [UInt8]()
+        grown.reserveCapacity(o ? needed : max(needed, doubled))
+        grown.append(contentsOf: bytes)
+        secureZero(&bytes)
+        bytes = grown
     }
-    bytes.removeAll()
+    bytes.append(contentsOf: more)
+}
+
+/// Overwrites an array's storage with zeros (OPENSSL_cleanse) and empties it. With `keepingCapacity` the (zeroed)
+/// storage stays allocated for reuse, so later appends up to that capacity leave no unwiped copy behind.
+/// The array must be the only reference to its storage (a shared buffer would be copied first, and the
+/// copy wiped); every caller wipes its own local or stored array.
+public func secureZero(_ bytes: inout [UInt8], keepingCapacity: Bool = false) {
+    bytes.withUnsafeMutableBytes { secureZero($0) }
+    bytes.removeAll(keepingCapacity: keepingCapacity)
 }

@@ -150,7 +150,7 @@ public final class SymmetricCipher {
                 let total = try OSSL.add(pending.count, input.count)
                 let now = blockProcessLength(total: total)
                 if now == 0 {
-                    input.withUnsafeBytes { pending.append(contentsOf: $0) }
+                    input.withUnsafeBytes { secureAppend(&pending, contentsOf: $0) }
                     return []
                 }
                 var combined = pending
@@ -166,7 +166,7 @@ public final class SymmetricCipher {
             case .gcm:
                 if direction == .encrypt { return try process(input) }
                 _ = try OSSL.add(pending.count, input.count)
-                input.withUnsafeBytes { pending.append(contentsOf: $0) }
+                input.withUnsafeBytes { secureAppend(&pending, contentsOf: $0) }
                 return []
             }
         } catch {
@@ -194,6 +194,7 @@ public final class SymmetricCipher {
             }
             guard pending.count == 16 else { throw CryptoError.invalidInputLength(pending.count) }
             var plain = try process(pending)
+            defer { secureZero(&plain) }   // the last block, padding included
             // Padding check without data-dependent branches over the block contents.
             let p = Int(plain[15])
             var bad = (p == 0 || p > 16) ? 1 : 0
@@ -201,10 +202,7 @@ public final class SymmetricCipher {
                 let inPad = i >= 16 - p ? 1 : 0
                 bad |= inPad & (Int(plain[i] ^ UInt8(truncatingIfNeeded: p)) != 0 ? 1 : 0)
             }
-            guard bad == 0 else {
-                secureZero(&plain)
-                throw CryptoError.invalidPadding
-            }
+            guard bad == 0 else { throw CryptoError.invalidPadding }
             return Array(plain[0..<(16 - p)])
         case .gcm:
             if direction == .encrypt {

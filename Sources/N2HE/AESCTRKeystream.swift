@@ -10,7 +10,7 @@ final class AESCTRKeystream {
         guard let ctx = EVP_CIPHER_CTX_new() else { throw N2HEError.cryptoBackendFailure }
         context = ctx
         var key = [UInt8](repeating: 0, count: 32)
-        defer { key.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) } }
+        defer { key.withUnsafeMutableBytes { secureZero($0) } }
         try key.withUnsafeMutableBytes { try SecureRandom.fill($0) }
         let iv = [UInt8](repeating: 0, count: 16)
         let ok = key.withUnsafeBufferPointer { k in

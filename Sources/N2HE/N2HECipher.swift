@@ -133,7 +133,7 @@ public struct N2HECipher: Sendable {
         } else {
             noiseValues = try noise.samples(k)
         }
-        defer { noiseValues.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) } }
+        defer { noiseValues.withUnsafeMutableBytes { secureZero($0) } }
         // Header.
         out.copyMemory(from: format.magic, byteCount: 4)
         out.storeBytes(of: UInt32(k).littleEndian, toByteOffset: 4, as: UInt32.self)
@@ -300,7 +300,10 @@ public struct N2HECipher: Sendable {
         }
         let dots = UnsafeMutablePointer<UInt64>.allocate(capacity: k)
         dots.initialize(repeating: 0, count: k)
-        defer { dots.deallocate() }
+        defer {
+            secureZero(dots, count: k * MemoryLayout<UInt64>.stride)   // A·s: with B, the plaintext
+            dots.deallocate()
+        }
         let dotsBox = MutablePointer(pointer: dots)
         let key = self.key
         let modulusBits = parameters.modulusBits
@@ -333,6 +336,7 @@ public struct N2HECipher: Sendable {
         return try ciphertext.withUnsafeBytes { ct in
             let k = try plaintextByteCount(ciphertext: ct) / 8
             var out = [Int64](repeating: 0, count: k)
+            defer { out.withUnsafeMutableBytes { secureZero($0) } }
             _ = try out.withUnsafeMutableBytes { try decrypt(ciphertext: ct, into: $0, threads: threads, smudging: smudging) }
             return out.map { Int64(littleEndian: $0) }
         }

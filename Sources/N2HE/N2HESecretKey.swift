@@ -53,7 +53,7 @@ public final class N2HESecretKey: @unchecked Sendable {
     }
 
     deinit {
-        OPENSSL_cleanse(storage, storageSize)
+        secureZero(storage, count: storageSize)
         storage.deallocate()
     }
 
@@ -63,9 +63,9 @@ public final class N2HESecretKey: @unchecked Sendable {
             throw N2HEError.unsupportedParameters(.dimensionOutOfRange(n))
         }
         var buffer = [UInt8](repeating: 0, count: n + n / 8 + 64)
-        defer { buffer.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) } }
+        defer { buffer.withUnsafeMutableBytes { secureZero($0) } }
         var values = [Int8](repeating: 0, count: n)
-        defer { values.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) } }
+        defer { values.withUnsafeMutableBytes { secureZero($0) } }
         var filled = 0
         while filled < n {
             try buffer.withUnsafeMutableBytes { try SecureRandom.fill($0) }
@@ -137,7 +137,7 @@ public final class N2HESecretKey: @unchecked Sendable {
         let byteCount = n * 8
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: 8)
         defer {
-            OPENSSL_cleanse(buffer, byteCount)
+            secureZero(buffer, count: byteCount)
             buffer.deallocate()
         }
         for i in 0..<n {

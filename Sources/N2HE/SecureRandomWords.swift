@@ -14,7 +14,7 @@ final class SecureRandomWords {
     }
 
     deinit {
-        OPENSSL_cleanse(buffer, capacity * 8)
+        secureZero(buffer, count: capacity * 8)
         buffer.deallocate()
     }
 

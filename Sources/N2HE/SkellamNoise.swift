@@ -58,8 +58,8 @@ struct SkellamNoise: Sendable {
         var words = [UInt64](repeating: 0, count: wordCount)
         var counts = [Int64](repeating: 0, count: wordCount)
         defer {
-            words.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) }
-            counts.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) }
+            words.withUnsafeMutableBytes { secureZero($0) }
+            counts.withUnsafeMutableBytes { secureZero($0) }
         }
         try words.withUnsafeMutableBytes { try SecureRandom.fill($0) }
         var out = [Int64](repeating: 0, count: count)

@@ -10,6 +10,7 @@
 // Int(exactly:) and bounded before memory is touched; a NULL pointer with a nonzero length is
 // CKR_ARGUMENTS_BAD; a NULL pointer with a zero length is an empty buffer.
 import CP11Kit
+import CryptoCore
 import Cryptoki
 
 // MARK: Limits on caller-supplied counts (a lying count must not make us read far past an array)
@@ -105,15 +106,16 @@ func input(_ pointer: UnsafeMutablePointer<CK_BYTE>?, _ count: CK_ULONG) throws 
     return UnsafeRawBufferPointer(start: try required(pointer), count: n)
 }
 
-/// A PIN (or other secret input) copied out of caller memory.
-func pin(_ pointer: UnsafeMutablePointer<CK_UTF8CHAR>?, _ count: CK_ULONG) throws -> [UInt8] {
+/// A PIN copied out of caller memory straight into `SecretBytes` (wiped when the call is done with it): no array,
+/// no String, no other copy on the way down (Token.login → TokenVault take the SecretBytes).
+func pin(_ pointer: UnsafeMutablePointer<CK_UTF8CHAR>?, _ count: CK_ULONG) throws -> SecretBytes {
     let n = try length(count)
     // NULL means "use the protected authentication path", which this token does not have (no
     // CKF_PROTECTED_AUTHENTICATION_PATH): CKR_ARGUMENTS_BAD, as SoftHSM2 answers, whatever the length.
     let start = try required(pointer)
-    if n == 0 { return [] }
+    if n == 0 { return SecretBytes(count: 0) }
     guard n <= maxPINLength else { throw CKRError(CKR_PIN_LEN_RANGE) }
-    return Array(UnsafeBufferPointer(start: start, count: n))
+    return SecretBytes(copying: UnsafeRawBufferPointer(start: start, count: n))
 }
 
 // MARK: Outputs (PKCS#11 §5.2)
@@ -166,6 +168,18 @@ func template(_ pointer: UnsafeMutablePointer<CK_ATTRIBUTE>?, _ count: CK_ULONG)
     return attributes
 }
 
+/// Zeroes the CKA_VALUE bytes of a template the call is done with (C_CreateObject: an imported key's value). The
+/// value is detached from the template first, so the wipe hits its storage in place when Cryptoki kept no reference
+/// to it (a key's value moves into SecretBytes, `AttributePolicy.place`); a value Cryptoki still references (a
+/// data object's public CKA_VALUE) is copied by the wipe and left intact.
+func wipeValues(_ attributes: inout [Attribute]) {
+    for index in attributes.indices where attributes[index].type == CKA_VALUE {
+        guard case .bytes(var bytes) = attributes[index].value else { continue }
+        attributes[index].value = .bytes([])
+        secureZero(&bytes)
+    }
+}
+
 private func attribute(_ raw: CK_ATTRIBUTE, nestingAllowed: Bool) throws -> Attribute {
     let n = try length(raw.ulValueLen)
     guard n <= maxAttributeValueLength else { throw argumentsBad }
@@ -206,6 +220,8 @@ func writeAttributeValues(_ results: [AttributeQueryResult], into start: UnsafeM
             note(CKR_ATTRIBUTE_TYPE_INVALID)
         case .value(.bytes(let bytes)):
             if !writeBytes(bytes, into: &start[index]) { note(CKR_BUFFER_TOO_SMALL) }
+        case .secret(let value):
+            if !writeBytes(value, into: &start[index]) { note(CKR_BUFFER_TOO_SMALL) }
         case .value(.template(let nested)):
             let stride = MemoryLayout<CK_ATTRIBUTE>.stride
             let (needed, overflow) = nested.count.multipliedReportingOverflow(by: stride)
@@ -242,7 +258,7 @@ func writeAttributeValues(_ results: [AttributeQueryResult], into start: UnsafeM
 }
 
 /// One byte value into a caller attribute: NULL → length; big enough → copy + length; else unavailable.
-private func writeBytes(_ bytes: [UInt8], into attribute: inout CK_ATTRIBUTE) -> Bool {
+private func writeBytes(_ bytes: some ByteView, into attribute: inout CK_ATTRIBUTE) -> Bool {
     guard let destination = attribute.pValue else {
         attribute.ulValueLen = ulong(bytes.count)
         return true

@@ -2,14 +2,16 @@
 // (pin_kdf_cost 10, mode 0600) in a temporary directory, C_InitToken + C_InitPIN + C_Login, two token keys,
 // timed logins under faults, and a snapshot of the stored objects to prove a fault changed nothing.
 import CP11Kit
+import CryptoCore
 import Foundation
 @testable import Cryptoki
 @testable import KeyWrap
 import TestSupport
 import XCTest
 
-let cloudSOPIN = Array("so-pin-1234".utf8)
-let cloudUserPIN = Array("user-pin-1234".utf8)
+// The module takes PINs as SecretBytes only (what the C ABI hands it).
+let cloudSOPIN = SecretBytes(copying: Array("so-pin-1234".utf8))
+let cloudUserPIN = SecretBytes(copying: Array("user-pin-1234".utf8))
 
 /// One line per measured figure, for the run log (`grep CLOUDTOKEN`).
 func report(_ line: String) {

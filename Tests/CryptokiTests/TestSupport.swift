@@ -1,5 +1,6 @@
 // Real modules on real temporary stores (pin_kdf_cost 10), no mocks.
 import CP11Kit
+import CryptoCore
 import Foundation
 import XCTest
 @testable import Cryptoki
@@ -115,7 +116,11 @@ extension Module {
     }
 
     func bytes(_ s: CK_SESSION_HANDLE, _ o: CK_OBJECT_HANDLE, _ t: CK_ATTRIBUTE_TYPE) throws -> [UInt8]? {
-        if case .value(.bytes(let b)) = try attribute(s, o, t) { return b }
+        switch try attribute(s, o, t) {
+        case .value(.bytes(let b)): return b
+        case .secret(let v): return v.unsafeCopyToArray()
+        default: break
+        }
         return nil
     }
 
@@ -192,3 +197,20 @@ let interopDirectory: String = {
     return here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("shared/interop").path
 }()
+
+/// The module takes PINs only as `SecretBytes` (the C ABI copies them straight into one). The tests keep their PINs as
+/// array constants; these test-only overloads convert at the call.
+extension Module {
+    func login(_ handle: CK_SESSION_HANDLE, userType: CK_USER_TYPE, pin: [UInt8]) throws {
+        try login(handle, userType: userType, pin: SecretBytes(copying: pin))
+    }
+    func initToken(_ slot: CK_SLOT_ID, soPIN: [UInt8], label: [UInt8]) throws {
+        try initToken(slot, soPIN: SecretBytes(copying: soPIN), label: label)
+    }
+    func initPIN(_ session: CK_SESSION_HANDLE, pin: [UInt8]) throws {
+        try initPIN(session, pin: SecretBytes(copying: pin))
+    }
+    func setPIN(_ session: CK_SESSION_HANDLE, oldPIN: [UInt8], newPIN: [UInt8]) throws {
+        try setPIN(session, oldPIN: SecretBytes(copying: oldPIN), newPIN: SecretBytes(copying: newPIN))
+    }
+}

@@ -323,6 +323,33 @@ void test_attributes(CK_SESSION_HANDLE s) {
     EXPECT(f->C_CopyObject(s, data_object, NULL, 0, &copy), CKR_OK);
     EXPECT(f->C_DestroyObject(s, copy), CKR_OK);
     EXPECT(f->C_DestroyObject(s, copy), CKR_OBJECT_HANDLE_INVALID);
+
+    /* C_CreateObject wipes its own copy of CKA_VALUE after the call (docs/architecture.md "Secrets in memory"):
+     * never the caller's template, never the stored value — a key's (sealed, in SecretBytes) nor a data object's
+     * (a public attribute that shares the copy's storage). C_GetAttributeValue answers both intact. */
+    section = "C_CreateObject/C_GetAttributeValue (values after the wipe)";
+    CK_BYTE key_value[16];
+    for (int i = 0; i < 16; i++) key_value[i] = (CK_BYTE)(0xA0 + i);
+    CK_ATTRIBUTE readable_key[] = {
+        { CKA_CLASS, &secret_class, sizeof secret_class }, { CKA_KEY_TYPE, &aes_type, sizeof aes_type },
+        { CKA_TOKEN, &no, sizeof no }, { CKA_SENSITIVE, &no, sizeof no }, { CKA_EXTRACTABLE, &yes, sizeof yes },
+        { CKA_VALUE, key_value, sizeof key_value },
+    };
+    CK_OBJECT_HANDLE readable = 0;
+    EXPECT(f->C_CreateObject(s, readable_key, 6, &readable), CKR_OK);
+    int caller_intact = 1;
+    for (int i = 0; i < 16; i++) caller_intact &= key_value[i] == (CK_BYTE)(0xA0 + i);
+    CHECK(caller_intact);
+    CK_BYTE read_back[32];
+    memset(read_back, 0, sizeof read_back);
+    CK_ATTRIBUTE value_of = { CKA_VALUE, read_back, sizeof read_back };
+    EXPECT(f->C_GetAttributeValue(s, readable, &value_of, 1), CKR_OK);
+    CHECK(value_of.ulValueLen == 16 && memcmp(read_back, key_value, 16) == 0);
+    EXPECT(f->C_DestroyObject(s, readable), CKR_OK);
+    char data_value[16];
+    CK_ATTRIBUTE data_value_of = { CKA_VALUE, data_value, sizeof data_value };
+    EXPECT(f->C_GetAttributeValue(s, data_object, &data_value_of, 1), CKR_OK);
+    CHECK(data_value_of.ulValueLen == 10 && memcmp(data_value, "hello, abi", 10) == 0);
 }
 
 void test_find(CK_SESSION_HANDLE s) {

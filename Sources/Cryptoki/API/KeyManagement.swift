@@ -112,9 +112,10 @@ extension Module {
               len <= CK_ULONG(Int.max), let n = AESKeyWrap.wrappedLength(plaintextLength: Int(len), padded: padded) else {
             throw ckr(CKR_KEY_SIZE_RANGE)
         }
-        var pending: [UInt8]? = nil
+        var pending: SecretBytes? = nil
         let wrapperValue = try keyValue(s, wrapper)
-        return try Output.produce(exact: n, pending: &pending, output: output) {
+        // The wrapped key is ciphertext: its temporary array is not wiped (`secret: false`).
+        return try Output.produce(exact: n, pending: &pending, output: output, secret: false) {
             let v = try keyValue(s, r)
             do {
                 return try AESKeyWrap.wrap(kek: wrapperValue, plaintext: v, padded: padded, iv: iv)

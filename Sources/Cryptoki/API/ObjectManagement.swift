@@ -123,7 +123,7 @@ extension Module {
             if r.secrets[t] != nil || r.sealedTypes.contains(t) {
                 // A sealed value needs the login that can unseal it; without one it reads as sensitive.
                 if let v = try? s.token.secret(t, of: r) {
-                    out.append(.value(.bytes(v.unsafeCopyToArray())))
+                    out.append(.secret(v))
                 } else {
                     out.append(.sensitive)
                 }

@@ -1,6 +1,7 @@
 // PKCS#11 §5.6 session management: C_OpenSession, C_CloseSession, C_CloseAllSessions, C_GetSessionInfo,
 // C_Login, C_Logout, and C_SessionCancel (3.0). The table itself: Sessions/SessionTable.swift.
 import CP11Kit
+import CryptoCore
 
 extension Module {
     public func openSession(_ slot: CK_SLOT_ID, flags: CK_FLAGS) throws -> CK_SESSION_HANDLE {
@@ -38,7 +39,7 @@ extension Module {
     }
 
     /// The work is Token.login (Slots/Login.swift): PIN check, root-key unwrap, lockout.
-    public func login(_ handle: CK_SESSION_HANDLE, userType: CK_USER_TYPE, pin: [UInt8]) throws {
+    public func login(_ handle: CK_SESSION_HANDLE, userType: CK_USER_TYPE, pin: SecretBytes) throws {
         let s = try session(handle)
         if userType == CKU_CONTEXT_SPECIFIC {
             // No key of this token has CKA_ALWAYS_AUTHENTICATE: there is never an operation awaiting it.

@@ -72,7 +72,7 @@ extension Module {
     private func signSingle(_ handle: CK_SESSION_HANDLE, input: UnsafeRawBufferPointer, output: OutputBuffer) throws -> OutputResult {
         try withMAC(handle, verify: false) { m in
             if m.multipart { throw ckr(CKR_OPERATION_ACTIVE) }
-            var pending: [UInt8]? = nil
+            var pending: SecretBytes? = nil
             let r = try Output.produce(exact: m.length, pending: &pending, output: output) {
                 try m.update(RawView(input))
                 return try m.finish()
@@ -92,7 +92,7 @@ extension Module {
     private func signFinalPart(_ handle: CK_SESSION_HANDLE, output: OutputBuffer) throws -> OutputResult {
         try withMAC(handle, verify: false) { m in
             m.multipart = true
-            var pending: [UInt8]? = nil
+            var pending: SecretBytes? = nil
             let r = try Output.produce(exact: m.length, pending: &pending, output: output) { try m.finish() }
             return (r, r.delivered)
         }

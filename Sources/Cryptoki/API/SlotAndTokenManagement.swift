@@ -1,5 +1,6 @@
 // PKCS#11 §5.5 slot and token management: C_GetSlotList … C_SetPIN. The token's own work is in Slots/.
 import CP11Kit
+import CryptoCore
 
 extension Module {
     public func slotList(tokenPresent: Bool) -> [CK_SLOT_ID] { slots.indices.map { CK_SLOT_ID($0) } }
@@ -20,14 +21,14 @@ extension Module {
         return try Mechanisms.info(type)
     }
     /// `label` is the caller's 32 bytes, blank padded.
-    public func initToken(_ slot: CK_SLOT_ID, soPIN: [UInt8], label: [UInt8]) throws {
+    public func initToken(_ slot: CK_SLOT_ID, soPIN: SecretBytes, label: [UInt8]) throws {
         try token(slot).initToken(soPIN: soPIN, label: label)
     }
-    public func initPIN(_ session: CK_SESSION_HANDLE, pin: [UInt8]) throws {
+    public func initPIN(_ session: CK_SESSION_HANDLE, pin: SecretBytes) throws {
         let s = try self.session(session)
         try s.token.initPIN(pin, sessionReadWrite: s.readWrite)
     }
-    public func setPIN(_ session: CK_SESSION_HANDLE, oldPIN: [UInt8], newPIN: [UInt8]) throws {
+    public func setPIN(_ session: CK_SESSION_HANDLE, oldPIN: SecretBytes, newPIN: SecretBytes) throws {
         let s = try self.session(session)
         try s.token.setPIN(old: oldPIN, new: newPIN, sessionReadWrite: s.readWrite)
     }

@@ -1,6 +1,7 @@
 // The vocabulary the C ABI layer and Cryptoki share. Plain Swift values: the ABI converts C structures
 // into these and back; nothing here points into caller memory except the raw buffers of one call.
 import CP11Kit
+import CryptoCore
 
 /// A PKCS#11 failure: every error leaving Cryptoki carries the CK_RV the standard names.
 public struct CKRError: Error, Equatable, Hashable, Sendable, CustomStringConvertible {
@@ -27,6 +28,10 @@ public struct Attribute: Equatable, Hashable, Sendable {
 /// (CKR_ATTRIBUTE_SENSITIVE / CKR_ATTRIBUTE_TYPE_INVALID / CKR_BUFFER_TOO_SMALL) as PKCS#11 §5.7 says.
 public enum AttributeQueryResult: Equatable, Sendable {
     case value(AttributeValue)
+    /// A sealed value the caller may read (an extractable, non-sensitive CKA_VALUE), as `Token.secret` returned it
+    /// (the token cache's locked copy, or a fresh unsealed one wiped when the answer is released): never an array;
+    /// the only other copy is the one the ABI writes into the caller's template.
+    case secret(SecretBytes)
     case sensitive
     case typeInvalid
 }

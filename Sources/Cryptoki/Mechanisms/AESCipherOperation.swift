@@ -16,6 +16,8 @@ final class AESCipherOperation: CipherOperation {
         self.direction = direction
     }
 
+    var outputIsSecret: Bool { direction == .decrypt }
+
     private var blockAligned: Bool {
         switch mode {
         case .ecb, .cbc: return true
@@ -50,8 +52,17 @@ final class AESCipherOperation: CipherOperation {
             }
             let c = try SymmetricCipher(mode: mode, direction: direction.cryptoDirection, key: key)
             var out = try c.update(RawView(input))
-            out += try c.finish()
-            return out
+            var tail = try c.finish()
+            if tail.isEmpty { return out }
+            if direction == .encrypt { return out + tail }
+            // Plaintext: joined into a fresh array; both parts are wiped (an `+=` could reallocate and free `out`
+            // as it is).
+            defer { secureZero(&out); secureZero(&tail) }
+            var joined = [UInt8]()
+            joined.reserveCapacity(out.count + tail.count)
+            joined += out
+            joined += tail
+            return joined
         } catch {
             throw ErrorMap.cipher(error, direction: direction, context: "AES")
         }

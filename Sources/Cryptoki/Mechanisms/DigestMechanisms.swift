@@ -5,8 +5,11 @@ import CryptoCore
 final class DigestOperation: @unchecked Sendable {
     let algorithm: DigestAlgorithm
     private let digest: CryptoCore.Digest
-    var pending: [UInt8]?
+    /// A digest computed but not yet delivered (of C_DigestKey input too): wiped once delivered and by deinit.
+    var pending: SecretBytes?
     var multipart = false
+
+    deinit { pending?.wipe() }
 
     init(_ m: Mechanism) throws {
         guard case .digest(let alg)? = Mechanisms.byType[m.type]?.kind else { throw ckr(CKR_MECHANISM_INVALID) }

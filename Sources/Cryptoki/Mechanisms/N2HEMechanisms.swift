@@ -48,7 +48,10 @@ final class N2HECipherOperation: CipherOperation {
     let threads: Int
     /// Decryption only.
     let decryptGuard: N2HEDecryptGuard?
+    /// Multi-part input (plaintext when encrypting), grown by `secureAppend` and wiped by deinit.
     private var buffered: [UInt8] = []
+
+    var outputIsSecret: Bool { direction == .decrypt }
 
     /// Below this many matrix entries (k·n) a call runs on the caller's thread: creating threads would cost more
     /// than it saves (2^20 entries take about 0.3 ms on one core).
@@ -187,7 +190,7 @@ final class N2HECipherOperation: CipherOperation {
 
     func update(_ input: UnsafeRawBufferPointer) throws -> [UInt8] {
         guard input.count <= Limits.maxBufferedInput - buffered.count else { throw ckr(direction.lengthError) }
-        buffered.append(contentsOf: input)
+        secureAppend(&buffered, contentsOf: input)
         return []
     }
 

@@ -2,6 +2,7 @@
 // too-small buffer keeps the operation alive; when the output length is known in advance the query is answered
 // without computing; when it is not, the output is computed once and kept for the fetch.
 import CP11Kit
+import CryptoCore
 
 /// An encrypt or decrypt operation (also used for C_Encrypt with key-wrap mechanisms).
 protocol CipherOperation: AnyObject {
@@ -17,6 +18,9 @@ protocol CipherOperation: AnyObject {
     func update(_ input: UnsafeRawBufferPointer) throws -> [UInt8]
     func finalOutputLength() throws -> Int?
     func final() throws -> [UInt8]
+    /// Whether the output is secret (decryption: plaintext). Such output is wiped as soon as it is delivered or the
+    /// operation ends; ciphertext is not (no cost on the encrypt path).
+    var outputIsSecret: Bool { get }
 }
 
 extension CipherOperation {
@@ -31,22 +35,27 @@ enum Limits {
 }
 
 /// Operation slot contents with the computed-but-not-yet-delivered output (if any).
+///
+/// `pending` (possibly plaintext) lives in `SecretBytes`: wiped in place once delivered (`Output.produce`) and when the
+/// operation ends any other way — C_*Final, an error, C_SessionCancel, C_CloseSession, C_Finalize all drop the
+/// slot's only reference, and deinit wipes it. The mechanism's own buffers are wiped by its deinit.
 final class ActiveCipher: @unchecked Sendable {
     let op: CipherOperation
-    var pending: [UInt8]?
+    var pending: SecretBytes?
     var multipart = false
     init(_ op: CipherOperation) { self.op = op }
+    deinit { pending?.wipe() }
 }
 
 enum Output {
     /// Delivers `bytes` to `output`; returns the result and whether the bytes were consumed.
-    static func deliver(_ bytes: [UInt8], to output: OutputBuffer) -> OutputResult {
+    static func deliver(_ bytes: some ByteView, to output: OutputBuffer) -> OutputResult {
         switch output {
         case .lengthQuery:
             return .lengthRequired(bytes.count)
         case .buffer(let buf):
             guard buf.count >= bytes.count else { return .bufferTooSmall(required: bytes.count) }
-            if !bytes.isEmpty, let base = buf.baseAddress {
+            if bytes.count > 0, let base = buf.baseAddress {
                 bytes.withUnsafeBytes { src in
                     if let s = src.baseAddress { base.copyMemory(from: s, byteCount: bytes.count) }
                 }
@@ -56,13 +65,19 @@ enum Output {
     }
 
     /// Answers a call whose output length may be known (`exact`) before computing.
-    /// - `pending`: output computed by an earlier call that could not deliver it.
+    /// - `pending`: output computed by an earlier call that could not deliver it (kept in `SecretBytes`, wiped in
+    ///   place once delivered).
+    /// - `secret`: the computed output is wiped once copied to the caller (plaintext, digests of keys, MACs).
+    ///   With `false` (ciphertext) the temporary array is released as it is.
     /// Returns the result and whether the step is complete (output delivered or an error).
-    static func produce(exact: Int?, pending: inout [UInt8]?, output: OutputBuffer,
+    static func produce(exact: Int?, pending: inout SecretBytes?, output: OutputBuffer, secret: Bool = true,
                         compute: () throws -> [UInt8]) throws -> OutputResult {
         if let p = pending {
             let r = deliver(p, to: output)
-            if case .written = r { pending = nil }
+            if case .written = r {
+                p.wipe()
+                pending = nil
+            }
             return r
         }
         if let n = exact {
@@ -72,10 +87,13 @@ enum Output {
             default: break
             }
         }
-        let bytes = try compute()
+        var bytes = try compute()
+        defer { if secret { secureZero(&bytes) } }
         let r = deliver(bytes, to: output)
         if case .written = r { return r }
-        pending = bytes
+        // Kept for the fetch: a length query or too small a buffer after computing (CBC-PAD decrypt, a size only
+        // computing tells). Not the hot path: the extra copy happens only here.
+        pending = SecretBytes(copying: bytes)
         return r
     }
 }

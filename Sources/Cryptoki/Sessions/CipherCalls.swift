@@ -136,7 +136,8 @@ extension Module {
                    let written = try a.op.single(input, into: buf) {
                     return (.written(written), true)
                 }
-                let r = try Output.produce(exact: exact, pending: &a.pending, output: output) { try a.op.single(input) }
+                let r = try Output.produce(exact: exact, pending: &a.pending, output: output,
+                                           secret: a.op.outputIsSecret) { try a.op.single(input) }
                 return (r, r.delivered)
             }
             let r = try Output.produce(exact: nil, pending: &a.pending, output: output) { [] }
@@ -154,7 +155,8 @@ extension Module {
             case .lengthQuery: return (.lengthRequired(n), false)
             case .buffer(let buf) where buf.count < n: return (.bufferTooSmall(required: n), false)
             default:
-                let out = try a.op.update(input)
+                var out = try a.op.update(input)
+                defer { if a.op.outputIsSecret { secureZero(&out) } }
                 return (Output.deliver(out, to: output), false)
             }
         }
@@ -164,7 +166,8 @@ extension Module {
         try withCipher(handle, direction) { a in
             a.multipart = true
             let exact = a.pending == nil ? try a.op.finalOutputLength() : nil
-            let r = try Output.produce(exact: exact, pending: &a.pending, output: output) { try a.op.final() }
+            let r = try Output.produce(exact: exact, pending: &a.pending, output: output,
+                                       secret: a.op.outputIsSecret) { try a.op.final() }
             return (r, r.delivered)
         }
     }

@@ -5,11 +5,11 @@ import CryptoCore
 import TokenStore
 
 extension Token {
-    static func pinLengthOK(_ pin: [UInt8]) -> Bool {
+    static func pinLengthOK(_ pin: SecretBytes) -> Bool {
         (CK.minPINLength...CK.maxPINLength).contains(pin.count)
     }
 
-    func login(userType: CK_USER_TYPE, pin: [UInt8]) throws {
+    func login(userType: CK_USER_TYPE, pin: SecretBytes) throws {
         let role: LoginRole
         switch userType {
         case CKU_USER: role = .user
@@ -76,7 +76,7 @@ extension Token {
     }
 
     /// C_InitToken: no session may be open; an initialised token needs its SO PIN; every object is wiped.
-    func initToken(soPIN: [UInt8], label: [UInt8]) throws {
+    func initToken(soPIN: SecretBytes, label: [UInt8]) throws {
         try auditedFailure(.tokenInit, role: .so) {
             try gate.withLock { _ in
                 try state.withLock { s in
@@ -109,7 +109,7 @@ extension Token {
     }
 
     /// C_InitPIN: RW SO session only.
-    func initPIN(_ pin: [UInt8], sessionReadWrite: Bool) throws {
+    func initPIN(_ pin: SecretBytes, sessionReadWrite: Bool) throws {
         try auditedFailure(.pinInit, role: .so) {
             try gate.withLock { _ in
                 let keys: SessionKeys = try state.withLock { s in
@@ -128,7 +128,7 @@ extension Token {
     }
 
     /// C_SetPIN: the SO's PIN in an SO session, else the user's (RW session required).
-    func setPIN(old: [UInt8], new: [UInt8], sessionReadWrite: Bool) throws {
+    func setPIN(old: SecretBytes, new: SecretBytes, sessionReadWrite: Bool) throws {
         let role: LoginRole = state.withLock { $0.role == .so ? .so : .user }
         try auditedFailure(.pinChange, role: role) {
             guard sessionReadWrite else { throw ckr(CKR_SESSION_READ_ONLY) }

@@ -41,7 +41,7 @@ func withHSMTemplate<R>(_ template: [HSMAttribute],
     var owned: [UnsafeMutableRawBufferPointer] = []
     defer {
         for buffer in owned {
-            if let base = buffer.baseAddress { memset(base, 0, buffer.count) }
+            secureZero(buffer)
             buffer.deallocate()
         }
     }

@@ -7,7 +7,8 @@ public func tgCreateObject(_ hSession: CK_SESSION_HANDLE, _ pTemplate: UnsafeMut
                            _ ulCount: CK_ULONG, _ phObject: UnsafeMutablePointer<CK_OBJECT_HANDLE>?) -> CK_RV {
     shim { module in
         let out = try required(phObject)
-        let attributes = try template(pTemplate, ulCount)
+        var attributes = try template(pTemplate, ulCount)
+        defer { wipeValues(&attributes) }
         out.pointee = try module.createObject(hSession, template: attributes)
     }
 }

@@ -1,6 +1,7 @@
 // A loaded PKCS#11 module: dlopen, C_GetFunctionList, C_Initialize (OS locking), and the slot/token
 // level calls. Sessions are opened from here (PKCS11Session).
 import CP11Kit
+import CryptoCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -144,7 +145,7 @@ final class PKCS11Module {
     }
 
     /// C_InitToken. `label` is at most 32 bytes of UTF-8 (blank padded here).
-    func initToken(_ slot: CK_SLOT_ID, soPIN: SecretBuffer, label: String) throws {
+    func initToken(_ slot: CK_SLOT_ID, soPIN: SecretBytes, label: String) throws {
         guard var padded = paddedLabel(label) else {
             throw ModuleError.unexpected("label longer than 32 bytes") // callers validate first
         }

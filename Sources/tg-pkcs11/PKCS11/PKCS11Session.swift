@@ -1,6 +1,7 @@
 // One PKCS#11 session: login, objects (find, create, generate, attributes), encrypt and decrypt.
 // Closed (C_CloseSession) when released; the module (held strongly) outlives it.
 import CP11Kit
+import CryptoCore
 
 final class PKCS11Session {
     let module: PKCS11Module
@@ -27,7 +28,7 @@ final class PKCS11Session {
     // MARK: Login
 
     /// C_Login; CKR_USER_ALREADY_LOGGED_IN counts as success (another session of this process logged in).
-    func login(userType: CK_USER_TYPE, pin: SecretBuffer) throws {
+    func login(userType: CK_USER_TYPE, pin: SecretBytes) throws {
         let login = try entry("C_Login", fn.C_Login)
         let rv = pin.withUnsafeBytes { bytes in
             login(handle, userType, UnsafeMutablePointer(mutating: bytes.bindMemory(to: UInt8.self).baseAddress),
@@ -42,7 +43,7 @@ final class PKCS11Session {
     }
 
     /// C_InitPIN (the SO must be logged in on this session).
-    func initPIN(_ pin: SecretBuffer) throws {
+    func initPIN(_ pin: SecretBytes) throws {
         let initPIN = try entry("C_InitPIN", fn.C_InitPIN)
         let rv = pin.withUnsafeBytes { bytes in
             initPIN(handle, UnsafeMutablePointer(mutating: bytes.bindMemory(to: UInt8.self).baseAddress),

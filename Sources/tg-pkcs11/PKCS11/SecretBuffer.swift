@@ -1,10 +1,12 @@
-// Heap memory for PINs and key bytes: never copied into Swift arrays or Data, zeroised (explicit_bzero,
+// Heap memory of a fixed capacity for key bytes and for gathering a PIN line (then copied once into SecretBytes):
+// never copied into Swift arrays or Data, never reallocated, zeroised (CryptoCore `secureZero`: OPENSSL_cleanse,
 // which the optimiser may not drop) and freed when the last reference goes away.
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CryptoCore
 
 final class SecretBuffer {
     private let storage: UnsafeMutableRawBufferPointer
@@ -51,7 +53,7 @@ final class SecretBuffer {
     func trimTrailing(where predicate: (UInt8) -> Bool) {
         while count > 0, predicate(storage[count - 1]) {
             count -= 1
-            storage[count] = 0
+            secureZero(UnsafeMutableRawBufferPointer(rebasing: storage[count..<(count + 1)]))
         }
     }
 
@@ -69,13 +71,12 @@ final class SecretBuffer {
     }
 }
 
-/// Overwrites memory with zeros in a way the compiler may not elide.
+/// Overwrites memory with zeros in a way the compiler may not elide (the project's one helper, `secureZero`).
 func wipe(_ buffer: UnsafeMutableRawBufferPointer) {
-    guard let base = buffer.baseAddress, buffer.count > 0 else { return }
-    explicit_bzero(base, buffer.count)
+    secureZero(buffer)
 }
 
 /// Zeroises a byte array in place (used for transient copies such as decrypted plaintext buffers).
 func wipe(_ bytes: inout [UInt8]) {
-    bytes.withUnsafeMutableBytes { wipe($0) }
+    bytes.withUnsafeMutableBytes { secureZero($0) }
 }

@@ -4,6 +4,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CryptoCore
 
 enum PINSource {
     case environment(String)
@@ -29,27 +30,30 @@ enum PINSource {
         return .prompt(prompt)
     }
 
-    func read() throws -> SecretBuffer {
-        let pin: SecretBuffer
+    /// The PIN as `SecretBytes` (wiped when the last reference goes). File and terminal input is gathered in a
+    /// fixed-capacity `SecretBuffer` (never reallocated, wiped on deinit) and copied once into the result.
+    func read() throws -> SecretBytes {
+        let pin: SecretBytes
         switch self {
         case .environment(let name):
             guard let value = getenv(name) else { throw CLIError("environment variable \(name) (PIN) is not set") }
             let length = strlen(value)
             guard length <= Self.maxPINLength else { throw CLIError("the PIN in \(name) is longer than \(Self.maxPINLength) bytes") }
-            pin = SecretBuffer(copying: UnsafeRawBufferPointer(start: value, count: length))
+            pin = SecretBytes(copying: UnsafeRawBufferPointer(start: value, count: length))
             guard pin.count > 0 else { throw CLIError("environment variable \(name) (PIN) is empty") }
         case .file(let path):
             let file = try Files.readSecret(path, what: "PIN file")
             // The first line is the PIN; a trailing newline (CR LF too) is not part of it.
-            pin = SecretBuffer(capacity: min(file.count, Self.maxPINLength))
+            let line = SecretBuffer(capacity: min(file.count, Self.maxPINLength))
             var tooLong = false
             file.withUnsafeBytes { bytes in
                 for byte in bytes {
                     if byte == 0x0A { break }
-                    if !pin.append(byte) { tooLong = true; break }
+                    if !line.append(byte) { tooLong = true; break }
                 }
             }
-            pin.trimTrailing { $0 == 0x0D }
+            line.trimTrailing { $0 == 0x0D }
+            pin = line.withUnsafeBytes { SecretBytes(copying: $0) }
             guard !tooLong else { throw CLIError("the PIN in '\(path)' is longer than \(Self.maxPINLength) bytes") }
             guard pin.count > 0 else { throw CLIError("PIN file '\(path)' is empty") }
             var st = stat()
@@ -57,7 +61,7 @@ enum PINSource {
                 warn("PIN file '\(path)' is accessible by group or others; chmod 600 it")
             }
         case .prompt(let prompt):
-            pin = try Self.promptWithoutEcho(prompt)
+            pin = try Self.promptWithoutEcho(prompt).withUnsafeBytes { SecretBytes(copying: $0) }
             guard pin.count > 0 else { throw CLIError("empty PIN") }
         }
         return pin
