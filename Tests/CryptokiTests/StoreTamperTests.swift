@@ -141,8 +141,15 @@ final class StoreTamperTests: XCTestCase {
     }
 
     /// A genuine older row of an object (its own MAC valid) put back: CKA_EXTRACTABLE was TRUE, then set FALSE.
-    func testReplayedOldRowIsRefused() throws {
-        let env = try TestEnvironment()
+    func testReplayedOldRowIsRefused() throws { try replayedOldRow(backendYAML: "") }
+
+    func testReplayedOldRowIsRefusedOnSoftHSMBackedToken() throws {
+        let hsm = try HygieneHSM()
+        try replayedOldRow(backendYAML: hsm.yaml)
+    }
+
+    func replayedOldRow(backendYAML: String) throws {
+        let env = try TestEnvironment(extra: backendYAML)
         let store = Store(db: env.root + "/t0/token.sqlite")
         let m = try env.module()
         let s = try m.readySession()
@@ -159,7 +166,16 @@ final class StoreTamperTests: XCTestCase {
     /// An older copy of token.sqlite put back: a destroyed key returns, a PIN change is undone. Refused at login until
     /// the SO accepts it; then the old state is what the token holds.
     func testCopiedBackStoreIsRefusedUntilTheSOAcceptsIt() throws {
-        let env = try TestEnvironment()
+        try copiedBackStore(backendYAML: "", backend: LocalBackend())
+    }
+
+    func testCopiedBackStoreIsRefusedOnSoftHSMBackedToken() throws {
+        let hsm = try HygieneHSM()
+        try copiedBackStore(backendYAML: hsm.yaml, backend: try BackendFactory.make(BackendConfiguration(kind: "pkcs11", options: hsm.options)))
+    }
+
+    func copiedBackStore(backendYAML: String, backend: any KeyWrapBackend) throws {
+        let env = try TestEnvironment(extra: backendYAML)
         let store = Store(db: env.root + "/t0/token.sqlite")
         let saved = env.root + "/saved.sqlite"
         var m = try env.module()
@@ -181,7 +197,7 @@ final class StoreTamperTests: XCTestCase {
         let vault = try TokenVault(database: try TokenDatabase(directory: env.root + "/t0", indexedAttributes: [],
                                                                anchor: TokenAnchor(directory: env.anchorDirectory)),
                                    kdfLog2N: 10)
-        let accepted = try vault.acceptState(using: try vault.recoveryKeys(soPIN: soPIN, backend: LocalBackend()))
+        let accepted = try vault.acceptState(using: try vault.recoveryKeys(soPIN: soPIN, backend: backend))
         XCTAssertGreaterThan(accepted.generation, try XCTUnwrap(accepted.recordedGeneration))
         XCTAssertEqual(accepted.removed, [String]())
         m = try env.module()
