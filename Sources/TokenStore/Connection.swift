@@ -354,6 +354,27 @@ final class Connection: @unchecked Sendable {
         token.seq &+ 1
     }
 
+    /// Deletes an object row and records its tombstone under a new change number (returned; the caller commits
+    /// and calls `didCommit`), pruning old tombstones; updates the mirror.
+    func deleteObject(_ uniqueID: String) throws -> Int64 {
+        let seq = nextSeq()
+        try run("DELETE FROM objects WHERE unique_id = ?") { try bind($0, 1, uniqueID) }
+        try run("INSERT INTO tombstones (seq, unique_id) VALUES (?, ?)") { s in
+            try bind(s, 1, seq)
+            try bind(s, 2, uniqueID)
+        }
+        // Prune in batches of 1024 once the window is exceeded (by distance, not by a modulus of `seq`:
+        // a delete need not land on any particular number).
+        if seq - token.prunedSeq > Connection.tombstoneWindow + 1024 {
+            let pruned = seq - Connection.tombstoneWindow
+            try run("DELETE FROM tombstones WHERE seq <= ?") { try bind($0, 1, pruned) }
+            try run("UPDATE token SET pruned_seq = ? WHERE id = 1") { try bind($0, 1, pruned) }
+            token.prunedSeq = pruned
+        }
+        removeFromMirror(uniqueID)
+        return seq
+    }
+
     /// Records our own committed change so the next data_version check does not re-read it.
     func didCommit(seq: Int64) {
         token.seq = seq

@@ -1,6 +1,7 @@
 import CryptoCore
 import CSQLite
 import KeyWrap
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -11,103 +12,150 @@ import Darwin
 /// UUID in a directory apart from the store (default `$XDG_STATE_HOME/tensorguard-pkcs11/anchors`), holding the
 /// latest generation, its state MAC and the PIN retry counters. Copying an older `token.sqlite` back does not
 /// roll the anchor back, so the next login sees the store's generation below the anchor's and refuses it
-/// (`StoreError.rollback`) until the SO accepts it (`TokenVault.acceptRollback`). The retry counters in use are
+/// (`StoreError.rollback`) until the SO accepts it (`TokenVault.acceptState`). The retry counters in use are
 /// the larger of the store's and the anchor's, so an older or edited store does not clear a lockout.
 ///
-/// The anchor only ever moves forward: a write with a lower generation keeps the recorded one.
-public struct TokenAnchor: Sendable {
+/// The file is two 128-byte slots written in turn (`pwrite` on a descriptor kept open, under `flock`): a write
+/// goes to the slot not holding the current state, so a write cut short leaves the previous state readable. The
+/// anchor only moves forward: a write with a lower generation keeps the recorded one (and its MAC).
+public final class TokenAnchor: Sendable {
     public struct State: Sendable, Equatable {
         public var generation: Int64
         public var stateMAC: [UInt8]
         public var soFailed: Int
         public var userFailed: Int
 
+        public init(generation: Int64, stateMAC: [UInt8], soFailed: Int, userFailed: Int) {
+            self.generation = generation
+            self.stateMAC = stateMAC
+            self.soFailed = soFailed
+            self.userFailed = userFailed
+        }
+
         public func failed(_ role: Role) -> Int { role == .so ? soFailed : userFailed }
     }
 
     public let directory: String
-    static let magic = "tensorguard-pkcs11-anchor 1"
+    /// The open anchor file of one token (a process uses one token per database).
+    private let file = Mutex<(uuid: String, fd: Int32)?>(nil)
+
+    static let slotSize = 128
+    static let magic = Array("TGANCHR1".utf8)
 
     public init(directory: String) {
         self.directory = directory
     }
 
+    deinit {
+        if let f = file.withLock({ $0 }) { close(f.fd) }
+    }
+
     func path(_ tokenUUID: String) -> String { directory + "/" + tokenUUID }
 
-    /// The recorded state of `tokenUUID`, or nil when none is recorded. An unreadable or malformed anchor is
-    /// `.corrupt`; one in an untrusted place (`TrustedFile`) is `.untrustedStore`.
+    /// The recorded state of `tokenUUID`, or nil when none is recorded (no file, or no valid slot). An anchor in
+    /// an untrusted place (`TrustedFile`) is `.untrustedStore`.
     public func read(_ tokenUUID: String) throws -> State? {
         guard Self.validUUID(tokenUUID) else { return nil }
-        let file = path(tokenUUID)
         var st = stat()
-        guard lstat(file, &st) == 0 else { return nil }
-        if let problem = TrustedFile.problem(file) { throw StoreError.untrustedStore(problem) }
-        let text: String
-        do {
-            text = String(decoding: try BoundedFile.read(file, limit: 4096), as: UTF8.self)
-        } catch {
-            throw StoreError.corrupt("anchor \(file) unreadable")
-        }
-        var fields: [String: String] = [:]
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: true)
-        guard lines.first.map(String.init) == Self.magic else { throw StoreError.corrupt("anchor \(file): not an anchor") }
-        for line in lines.dropFirst() {
-            let parts = line.split(separator: " ", maxSplits: 1)
-            guard parts.count == 2 else { throw StoreError.corrupt("anchor \(file): malformed line") }
-            fields[String(parts[0])] = String(parts[1])
-        }
-        guard let g = fields["generation"].flatMap({ Int64($0) }), g >= 0,
-              let mac = fields["state_mac"].flatMap({ Hex.decode($0) }),
-              let so = fields["so_failed"].flatMap({ Int($0) }), let user = fields["user_failed"].flatMap({ Int($0) }),
-              fields["token_uuid"] == tokenUUID else {
-            throw StoreError.corrupt("anchor \(file): missing or malformed field")
-        }
-        return State(generation: g, stateMAC: mac, soFailed: Connection.clampCount(Int64(so)),
-                     userFailed: Connection.clampCount(Int64(user)))
+        guard lstat(path(tokenUUID), &st) == 0 else { return nil }
+        return try withFile(tokenUUID, create: false) { fd in Self.current(fd, tokenUUID)?.state }
     }
 
-    /// Records `state`, keeping a higher recorded generation (and its MAC) when there is one. Written to a
-    /// temporary file and renamed over the anchor (never a half-written anchor).
+    /// Records `state`, keeping a higher recorded generation (and its MAC) when there is one.
     public func record(_ tokenUUID: String, _ state: State) throws {
-        guard Self.validUUID(tokenUUID) else { return }
-        var next = state
-        if let current = try? read(tokenUUID), current.generation > state.generation {
-            next.generation = current.generation
-            next.stateMAC = current.stateMAC
-        }
-        try write(tokenUUID, next)
+        try store(tokenUUID, state, keepHigher: true)
     }
 
-    /// Replaces the anchor unconditionally (the SO's acceptance of a rollback, or a restore).
+    /// Replaces the recorded state unconditionally.
     public func replace(_ tokenUUID: String, _ state: State) throws {
-        guard Self.validUUID(tokenUUID) else { return }
-        try write(tokenUUID, state)
+        try store(tokenUUID, state, keepHigher: false)
     }
 
-    private func write(_ tokenUUID: String, _ s: State) throws {
-        try StoreDirectory.createPrivate(directory)
-        if let problem = TrustedFile.problem(directory) { throw StoreError.untrustedStore(problem) }
-        let text = """
-            \(Self.magic)
-            token_uuid \(tokenUUID)
-            generation \(s.generation)
-            state_mac \(Hex.encode(s.stateMAC))
-            so_failed \(s.soFailed)
-            user_failed \(s.userFailed)
-
-            """
-        let file = path(tokenUUID)
-        let temporary = file + ".tmp.\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw StoreError.database(code: SQLITE_CANTOPEN, message: "cannot write anchor \(temporary) (errno \(errno))") }
-        let bytes = Array(text.utf8)
-        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        close(fd)
-        guard written == bytes.count, rename(temporary, file) == 0 else {
-            let e = errno
-            unlink(temporary)
-            throw StoreError.database(code: SQLITE_CANTOPEN, message: "cannot write anchor \(file) (errno \(e))")
+    private func store(_ tokenUUID: String, _ state: State, keepHigher: Bool) throws {
+        guard Self.validUUID(tokenUUID) else { return }
+        try withFile(tokenUUID, create: true) { fd in
+            guard flock(fd, LOCK_EX) == 0 else { throw Self.failure("lock", path(tokenUUID)) }
+            defer { _ = flock(fd, LOCK_UN) }
+            let current = Self.current(fd, tokenUUID)
+            var next = state
+            if keepHigher, let c = current?.state, c.generation > state.generation {
+                next.generation = c.generation
+                next.stateMAC = c.stateMAC
+            }
+            let writes = (current?.writes ?? 0) &+ 1
+            let slot = current.map { 1 - $0.slot } ?? 0
+            let bytes = Self.encode(next, uuid: tokenUUID, writes: writes)
+            let written = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(slot * Self.slotSize)) }
+            guard written == bytes.count else { throw Self.failure("write", path(tokenUUID)) }
         }
+    }
+
+    /// Runs `body` with the token's anchor file open (opened once, checked with `TrustedFile` when opened).
+    private func withFile<R>(_ tokenUUID: String, create: Bool, _ body: (Int32) throws -> R) throws -> R {
+        try file.withLock { f in
+            if let open = f, open.uuid == tokenUUID { return try body(open.fd) }
+            if create { try StoreDirectory.createPrivate(directory) }
+            if let problem = TrustedFile.problem(directory) { throw StoreError.untrustedStore(problem) }
+            let p = path(tokenUUID)
+            let fd = open(p, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT : 0), 0o600)
+            guard fd >= 0 else { throw Self.failure("open", p) }
+            if let problem = TrustedFile.problem(p) {
+                close(fd)
+                throw StoreError.untrustedStore(problem)
+            }
+            if let old = f { close(old.fd) }
+            f = (tokenUUID, fd)
+            return try body(fd)
+        }
+    }
+
+    /// The valid slot written last (the higher write count: writes are serialised by `flock`), or nil.
+    private static func current(_ fd: Int32, _ uuid: String) -> (state: State, writes: UInt64, slot: Int)? {
+        var buffer = [UInt8](repeating: 0, count: 2 * slotSize)
+        let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+        guard n > 0 else { return nil }
+        var best: (state: State, writes: UInt64, slot: Int)?
+        for slot in 0..<2 where (slot + 1) * slotSize <= n {
+            guard let (state, writes) = decode(Array(buffer[(slot * slotSize)..<((slot + 1) * slotSize)]), uuid: uuid) else { continue }
+            if let b = best, b.writes >= writes { continue }
+            best = (state, writes, slot)
+        }
+        return best
+    }
+
+    /// Slot: `"TGANCHR1" || u64be generation || u64be writes || u32be so_failed || u32be user_failed ||
+    /// state MAC[32] || token uuid[16] || zero[36] || SHA-256(the 112 bytes before)[0..<16]`.
+    static func encode(_ s: State, uuid: String, writes: UInt64) -> [UInt8] {
+        var out = magic
+        RecordCodec.appendU64(&out, UInt64(bitPattern: s.generation))
+        RecordCodec.appendU64(&out, writes)
+        RecordCodec.appendU32(&out, UInt32(clamping: max(0, s.soFailed)))
+        RecordCodec.appendU32(&out, UInt32(clamping: max(0, s.userFailed)))
+        out += Array((s.stateMAC + [UInt8](repeating: 0, count: 32)).prefix(32))
+        out += Hex.decode(uuid) ?? [UInt8](repeating: 0, count: 16)
+        out += [UInt8](repeating: 0, count: 112 - out.count)
+        out += checksum(out)
+        return out
+    }
+
+    static func decode(_ b: [UInt8], uuid: String) -> (State, UInt64)? {
+        guard b.count == slotSize, Array(b[0..<8]) == magic, Array(b[112..<128]) == checksum(Array(b[0..<112])),
+              Array(b[64..<80]) == (Hex.decode(uuid) ?? []) else { return nil }
+        func u64(_ at: Int) -> UInt64 { b[at..<(at + 8)].reduce(0) { $0 << 8 | UInt64($1) } }
+        func u32(_ at: Int) -> UInt32 { b[at..<(at + 4)].reduce(0) { $0 << 8 | UInt32($1) } }
+        let generation = Int64(bitPattern: u64(8))
+        guard generation >= 0 else { return nil }
+        let state = State(generation: generation, stateMAC: Array(b[32..<64]),
+                          soFailed: Connection.clampCount(Int64(u32(24))), userFailed: Connection.clampCount(Int64(u32(28))))
+        return (state, u64(16))
+    }
+
+    private static func checksum(_ bytes: [UInt8]) -> [UInt8] {
+        Array(((try? Digest.hash(.sha256, bytes)) ?? []).prefix(16))
+    }
+
+    private static func failure(_ what: String, _ path: String) -> StoreError {
+        .database(code: SQLITE_CANTOPEN, message: "cannot \(what) anchor \(path) (errno \(errno))")
     }
 
     /// Token UUIDs are 32 lowercase hex characters (`TokenVault.initialize`); anything else names no anchor.

@@ -77,16 +77,7 @@ extension TokenDatabase {
             }
             let stored = conn.token.generation
             let base = max(stored, recorded?.generation ?? 0, floor)
-            for uid in removed {
-                try conn.run("DELETE FROM objects WHERE unique_id = ?") { try conn.bind($0, 1, uid) }
-                let seq = conn.nextSeq()
-                try conn.run("INSERT INTO tombstones (seq, unique_id) VALUES (?, ?)") { s in
-                    try conn.bind(s, 1, seq)
-                    try conn.bind(s, 2, uid)
-                }
-                conn.removeFromMirror(uid)
-                conn.didCommit(seq: seq)
-            }
+            for uid in removed { conn.didCommit(seq: try conn.deleteObject(uid)) }
             try adopt(conn, adopted, key: key)
             try conn.run("UPDATE token SET format_version = ?, generation = ? WHERE id = 1") { s in
                 try conn.bind(s, 1, Int64(TokenDatabase.formatVersion))

@@ -208,21 +208,7 @@ public final class TokenDatabase: Sendable {
             } else if existing.object.isAuthenticated {
                 throw StoreError.notLoggedIn
             }
-            let seq = conn.nextSeq()
-            try conn.run("DELETE FROM objects WHERE unique_id = ?") { try conn.bind($0, 1, uniqueID) }
-            try conn.run("INSERT INTO tombstones (seq, unique_id) VALUES (?, ?)") { s in
-                try conn.bind(s, 1, seq)
-                try conn.bind(s, 2, uniqueID)
-            }
-            // Prune in batches of 1024 once the window is exceeded (by distance, not by a modulus of `seq`:
-            // a delete need not land on any particular number).
-            if seq - conn.token.prunedSeq > Connection.tombstoneWindow + 1024 {
-                let pruned = seq - Connection.tombstoneWindow
-                try conn.run("DELETE FROM tombstones WHERE seq <= ?") { try conn.bind($0, 1, pruned) }
-                try conn.run("UPDATE token SET pruned_seq = ? WHERE id = 1") { try conn.bind($0, 1, pruned) }
-                conn.token.prunedSeq = pruned
-            }
-            conn.removeFromMirror(uniqueID)
+            let seq = try conn.deleteObject(uniqueID)
             if let key { try conn.stampState(key: key) }
             conn.didCommit(seq: seq)
         }
