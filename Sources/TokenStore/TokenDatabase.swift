@@ -298,13 +298,15 @@ public final class TokenDatabase: Sendable {
         return try keys.unseal(sealed, uniqueID: object.uniqueID, attribute: type)
     }
 
-    /// The object if its stored row verifies under `keys` (checked once per change number), nil when it does not
-    /// exist; `.tampered` when it does not verify. What a logged-in caller uses before trusting any attribute.
+    /// The object if its stored row verifies under `keys` (checked once per change number) or is one written
+    /// without a login that the store admits (`admitsUnauthenticated`; nothing sealed), nil when it does not exist;
+    /// `.tampered` otherwise. What a logged-in caller uses before trusting any attribute.
     public func verifiedObject(uniqueID: String, keys: SessionKeys) throws -> StoredObject? {
         let key = try StoreAuthentication.key(keys)
         return try read { conn in
             guard keys.tokenUUID == conn.token.record.tokenUUID else { throw StoreError.notLoggedIn }
             guard let entry = conn.objects[uniqueID] else { return nil }
+            if !entry.object.isAuthenticated, admitsUnauthenticated(entry.object) { return entry.object }
             try conn.checkObject(uniqueID, key: key)
             return entry.object
         }

@@ -267,6 +267,14 @@ final class StoreTamperTests: XCTestCase {
         try m.setAttributeValues(s, anonymous, template: [textAttr(CKA_LABEL, "renamed")])
         try m.login(s, userType: CKU_USER, pin: userPIN)
         XCTAssertEqual(try sqliteShell(store.db, "SELECT mac IS NULL FROM objects WHERE unique_id = '\(uid)'"), ["0"])
+        // Another process, not logged in, writes a public data object while this one is logged in: it is used as is.
+        let other = try env.module()
+        let os = try other.openSession(0, flags: CKF_SERIAL_SESSION | CKF_RW_SESSION)
+        _ = try other.createObject(os, template: data + [textAttr(CKA_LABEL, "from-elsewhere"), bytesAttr(CKA_VALUE, [1, 2, 3])])
+        other.finalize()
+        let seen = try XCTUnwrap(try m.find(s, [textAttr(CKA_LABEL, "from-elsewhere")]).first)
+        XCTAssertEqual(try m.bytes(s, seen, CKA_VALUE), [1, 2, 3])
+        XCTAssertEqual(tamperRecords(env), 0)
         let signed = try m.createObject(s, template: data + [textAttr(CKA_LABEL, "signed")])
         try m.logout(s)
         expectCKR(CKR_USER_NOT_LOGGED_IN) { try m.setAttributeValues(s, signed, template: [textAttr(CKA_LABEL, "x")]) }
