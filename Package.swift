@@ -106,7 +106,8 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["KeyWrap"]),
 
         .testTarget(name: "KeyWrapTests", dependencies: ["KeyWrap", "CryptoCore", "TokenStore", "TestSupport"]),
-        .testTarget(name: "CryptokiTests", dependencies: ["Cryptoki", "CP11Kit", "Audit", "CryptoCore", "N2HE", "TokenStore", "KeyWrap"]),
+        .testTarget(name: "CryptokiTests", dependencies: ["Cryptoki", "CP11Kit", "Audit", "CryptoCore", "N2HE", "TokenStore", "KeyWrap"],
+                    exclude: ["Fixtures"]),
         // Tokens on the cloud backends through the Module API, against moto / the fault proxy / the fakes.
         .testTarget(name: "CloudTokenTests", dependencies: ["Cryptoki", "CP11Kit", "CryptoCore", "KeyWrap", "TestSupport"]),
         // Runs the built tg-pkcs11 (`swift build` first); N2HE checks its ciphertexts against the SDK key file.

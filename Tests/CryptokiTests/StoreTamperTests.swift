@@ -281,4 +281,34 @@ final class StoreTamperTests: XCTestCase {
         expectCKR(CKR_USER_NOT_LOGGED_IN) { try m.destroyObject(s, signed) }
         XCTAssertEqual(try m.find(s, [textAttr(CKA_LABEL, "renamed")]).count, 1)
     }
+
+    /// Fixtures/format1-token.sqlite was written by the format-1 module (fc64925): SO PIN so-pin-1234, user PIN
+    /// user-pin-1234, an AES-256 key `v1key` of 32 × "K" (decrypt) and a public data object `v1data`. The first
+    /// login migrates it: every row gets its MAC, the file becomes format 2, the key still decrypts.
+    func testStoreWrittenByTheFormat1ModuleMigratesAtFirstLogin() throws {
+        let env = try TestEnvironment()
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/format1-token.sqlite").path
+        try FileManager.default.createDirectory(atPath: env.root + "/t0", withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        let db = env.root + "/t0/token.sqlite"
+        try FileManager.default.copyItem(atPath: fixture, toPath: db)
+        chmod(db, 0o600)
+        XCTAssertEqual(try sqliteShell(db, "SELECT format_version FROM token"), ["1"])
+        let m = try env.module()
+        defer { m.finalize() }
+        let s = try m.openSession(0, flags: CKF_SERIAL_SESSION | CKF_RW_SESSION)
+        XCTAssertEqual(try m.find(s, [textAttr(CKA_LABEL, "v1data")]).count, 1, "public objects show before the login")
+        try m.login(s, userType: CKU_USER, pin: userPIN)
+        XCTAssertEqual(try sqliteShell(db, "SELECT format_version, state_mac IS NOT NULL FROM token"), ["2|1"])
+        XCTAssertEqual(try sqliteShell(db, "SELECT count(*), count(mac) FROM objects"), ["2|2"])
+        let key = try XCTUnwrap(try m.find(s, [textAttr(CKA_LABEL, "v1key")]).first)
+        XCTAssertEqual(try m.decryptAll(s, Mechanism(type: CKM_AES_ECB), key, hex("59ce414dba32456402cf3844d8696c62")),
+                       Array("0123456789abcdef".utf8))
+        XCTAssertEqual(tamperRecords(env), 0)
+        // Tampering after the migration is caught like on any format-2 store.
+        try m.logout(s)
+        let uid = try uniqueID(m, s, try XCTUnwrap(try m.find(s, [textAttr(CKA_LABEL, "v1data")]).first))
+        try Store(db: db).editPublic(uid) { $0[UInt(CKA_LABEL)] = Array("renamed".utf8) }
+        expectCKR(CKR_DEVICE_ERROR) { try m.login(s, userType: CKU_USER, pin: userPIN) }
+    }
 }
