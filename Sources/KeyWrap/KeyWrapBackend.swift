@@ -68,6 +68,17 @@ public protocol KeyWrapBackend: Sendable {
     func checkHealth() throws
 }
 
+/// A backend that also keeps a token's anchor (docs/storage-format.md §Rollback): a small value — the token's
+/// generation, state MAC and retry counters — that whoever writes the token's files cannot roll back without the
+/// backend's credentials. The value is opaque to the backend.
+public protocol AnchorHoldingBackend: KeyWrapBackend {
+    /// The values kept for `tokenUUID`: none, one, or — after a replacement cut short — the old and the new one.
+    func readAnchor(tokenUUID: String) throws -> [[UInt8]]
+    /// Replaces the values kept for `tokenUUID` by `update(current values)`, in one backend session: the new value
+    /// is stored before the old ones are removed.
+    func updateAnchor(tokenUUID: String, _ update: ([[UInt8]]) -> [UInt8]) throws
+}
+
 /// Backend failures. Their CK_RV mapping is `ErrorMap.rv(_: KeyWrapError)` in Cryptoki/Support/ErrorMapping.swift.
 public enum KeyWrapError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The backend could not be reached (network, timeout, HSM not responding). Message: what was tried.

@@ -18,6 +18,11 @@ import Darwin
 /// The file is two 128-byte slots written in turn (`pwrite` on a descriptor kept open, under `flock`): a write
 /// goes to the slot not holding the current state, so a write cut short leaves the previous state readable. The
 /// anchor only moves forward: a write with a lower generation keeps the recorded one (and its MAC).
+///
+/// With a backend that keeps anchors (`AnchorHoldingBackend`: the `pkcs11` backend), every state is also written
+/// there, in the same slot encoding, and a read takes the newer of the two (and the larger retry counts): then
+/// rolling the store and the anchor file back together is detected too, unless the backend's value is rolled back
+/// as well, which needs the backend's credentials.
 public final class TokenAnchor: Sendable {
     public struct State: Sendable, Equatable {
         public var generation: Int64
@@ -36,14 +41,19 @@ public final class TokenAnchor: Sendable {
     }
 
     public let directory: String
+    /// The backend that keeps a copy, or nil.
+    public let backend: (any AnchorHoldingBackend)?
     /// The open anchor file of one token (a process uses one token per database).
     private let file = Mutex<(uuid: String, fd: Int32)?>(nil)
+    /// What this process last wrote to the backend (a backend write only when the state changed).
+    private let backendWritten = Mutex<(uuid: String, state: State)?>(nil)
 
     static let slotSize = 128
     static let magic = Array("TGANCHR1".utf8)
 
-    public init(directory: String) {
+    public init(directory: String, backend: (any AnchorHoldingBackend)? = nil) {
         self.directory = directory
+        self.backend = backend
     }
 
     deinit {
@@ -57,8 +67,21 @@ public final class TokenAnchor: Sendable {
     public func read(_ tokenUUID: String) throws -> State? {
         guard Self.validUUID(tokenUUID) else { return nil }
         var st = stat()
-        guard lstat(path(tokenUUID), &st) == 0 else { return nil }
-        return try withFile(tokenUUID, create: false) { fd in Self.current(fd, tokenUUID)?.state }
+        let local = lstat(path(tokenUUID), &st) == 0
+            ? try withFile(tokenUUID, create: false) { fd in Self.current(fd, tokenUUID)?.state } : nil
+        guard let backend else { return local }
+        let kept: State?
+        do {
+            kept = Self.newest(try backend.readAnchor(tokenUUID: tokenUUID), uuid: tokenUUID)
+        } catch let e as KeyWrapError {
+            throw StoreError.backend(e)
+        }
+        guard let kept else { return local }
+        guard let local else { return kept }
+        var newer = kept.generation >= local.generation ? kept : local
+        newer.soFailed = max(kept.soFailed, local.soFailed)
+        newer.userFailed = max(kept.userFailed, local.userFailed)
+        return newer
     }
 
     /// Records `state`, keeping a higher recorded generation (and its MAC) when there is one.
@@ -73,6 +96,27 @@ public final class TokenAnchor: Sendable {
 
     private func store(_ tokenUUID: String, _ state: State, keepHigher: Bool) throws {
         guard Self.validUUID(tokenUUID) else { return }
+        let written = try writeFile(tokenUUID, state, keepHigher: keepHigher)
+        guard let backend, backendWritten.withLock({ $0?.uuid != tokenUUID || $0?.state != written }) else { return }
+        do {
+            // Forward only here too: the backend's value may be newer than the file (the file rolled back with the store).
+            try backend.updateAnchor(tokenUUID: tokenUUID) { current in
+                var next = written
+                if keepHigher, let c = Self.newest(current, uuid: tokenUUID), c.generation > written.generation {
+                    next.generation = c.generation
+                    next.stateMAC = c.stateMAC
+                }
+                return Self.encode(next, uuid: tokenUUID, writes: 0)
+            }
+        } catch let e as KeyWrapError {
+            backendWritten.withLock { $0 = nil }
+            throw StoreError.backend(e)
+        }
+        backendWritten.withLock { $0 = (tokenUUID, written) }
+    }
+
+    /// Writes the file's next slot; returns the state written.
+    private func writeFile(_ tokenUUID: String, _ state: State, keepHigher: Bool) throws -> State {
         try withFile(tokenUUID, create: true) { fd in
             guard flock(fd, LOCK_EX) == 0 else { throw Self.failure("lock", path(tokenUUID)) }
             defer { _ = flock(fd, LOCK_UN) }
@@ -87,6 +131,7 @@ public final class TokenAnchor: Sendable {
             let bytes = Self.encode(next, uuid: tokenUUID, writes: writes)
             let written = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(slot * Self.slotSize)) }
             guard written == bytes.count else { throw Self.failure("write", path(tokenUUID)) }
+            return next
         }
     }
 
@@ -121,6 +166,11 @@ public final class TokenAnchor: Sendable {
             best = (state, writes, slot)
         }
         return best
+    }
+
+    /// The decodable value with the highest generation.
+    static func newest(_ values: [[UInt8]], uuid: String) -> State? {
+        values.compactMap { decode($0, uuid: uuid)?.0 }.max { $0.generation < $1.generation }
     }
 
     /// Slot: `"TGANCHR1" || u64be generation || u64be writes || u32be so_failed || u32be user_failed ||

@@ -169,12 +169,14 @@ final class StoreTamperTests: XCTestCase {
         try copiedBackStore(backendYAML: "", backend: LocalBackend())
     }
 
-    func testCopiedBackStoreIsRefusedOnSoftHSMBackedToken() throws {
+    /// The HSM keeps the anchor too: rolling the anchor file back with the store does not help.
+    func testCopiedBackStoreAndAnchorFileAreRefusedOnSoftHSMBackedToken() throws {
         let hsm = try HygieneHSM()
-        try copiedBackStore(backendYAML: hsm.yaml, backend: try BackendFactory.make(BackendConfiguration(kind: "pkcs11", options: hsm.options)))
+        try copiedBackStore(backendYAML: hsm.yaml, backend: try BackendFactory.make(BackendConfiguration(kind: "pkcs11", options: hsm.options)),
+                            alsoTheAnchorFile: true)
     }
 
-    func copiedBackStore(backendYAML: String, backend: any KeyWrapBackend) throws {
+    func copiedBackStore(backendYAML: String, backend: any KeyWrapBackend, alsoTheAnchorFile: Bool = false) throws {
         let env = try TestEnvironment(extra: backendYAML)
         let store = Store(db: env.root + "/t0/token.sqlite")
         let saved = env.root + "/saved.sqlite"
@@ -182,11 +184,17 @@ final class StoreTamperTests: XCTestCase {
         var s = try m.readySession()
         let doomed = try m.aesKey(s, token: true, extra: [textAttr(CKA_LABEL, "doomed")])
         try store.copy(to: saved)
+        let savedAnchors = env.root + "/saved-anchors"
+        try FileManager.default.copyItem(atPath: env.anchorDirectory, toPath: savedAnchors)
         try m.destroyObject(s, doomed)
         try m.setPIN(s, oldPIN: userPIN, newPIN: Array("changed-pin-1".utf8))
         m.finalize()
 
         try store.restore(from: saved)
+        if alsoTheAnchorFile {
+            try FileManager.default.removeItem(atPath: env.anchorDirectory)
+            try FileManager.default.copyItem(atPath: savedAnchors, toPath: env.anchorDirectory)
+        }
         try assertLoginRefused(env, "copied-back store")
         m = try env.module()
         s = try m.openSession(0, flags: CKF_SERIAL_SESSION | CKF_RW_SESSION)
@@ -194,8 +202,9 @@ final class StoreTamperTests: XCTestCase {
         m.finalize()
 
         // The SO accepts the store as it is (what `tg-pkcs11 token accept-rollback` runs).
+        let anchor = TokenAnchor(directory: env.anchorDirectory, backend: backend as? any AnchorHoldingBackend)
         let vault = try TokenVault(database: try TokenDatabase(directory: env.root + "/t0", indexedAttributes: [],
-                                                               anchor: TokenAnchor(directory: env.anchorDirectory)),
+                                                               anchor: anchor),
                                    kdfLog2N: 10)
         let accepted = try vault.acceptState(using: try vault.recoveryKeys(soPIN: soPIN, backend: backend))
         XCTAssertGreaterThan(accepted.generation, try XCTUnwrap(accepted.recordedGeneration))

@@ -43,14 +43,15 @@ public struct OperatorTokenConfiguration: Sendable, Equatable {
         }
     }
 
-    /// Opens the token's store the way the module does. Refuses (without creating anything) when the store
+    /// Opens the token's store the way the module does (give the configured `backend` when the command writes the
+    /// store, so an anchor the backend keeps is updated too). Refuses (without creating anything) when the store
     /// directory or its database does not exist yet.
-    public func openVault() throws -> TokenVault {
+    public func openVault(backend: (any KeyWrapBackend)? = nil) throws -> TokenVault {
         let file = store.hasSuffix("/") ? store + TokenDatabase.fileName : store + "/" + TokenDatabase.fileName
         guard access(file, F_OK) == 0 else {
             throw OperatorConfigurationError("token '\(name)': no token database at \(file) (initialise the token first)")
         }
-        let database = try TokenDatabase.open(store: store, anchorDirectory: anchorDirectory)
+        let database = try TokenDatabase.open(store: store, anchorDirectory: anchorDirectory, backend: backend)
         return try TokenVault(database: database, kdfLog2N: pinKDFCost)
     }
 
@@ -63,7 +64,7 @@ public struct OperatorTokenConfiguration: Sendable, Equatable {
     /// decrypted backup in a private directory before it replaces the store. No anchor: the copy is checked on
     /// its own (after the replacement, `restore` records the restored generation in the anchor).
     public func openVault(directory: String) throws -> TokenVault {
-        let database = try TokenDatabase.open(store: directory, anchorDirectory: nil)
+        let database = try TokenDatabase.open(store: directory, anchorDirectory: nil, backend: nil)
         return try TokenVault(database: database, kdfLog2N: pinKDFCost)
     }
 }

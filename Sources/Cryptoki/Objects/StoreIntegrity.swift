@@ -2,18 +2,20 @@
 // §Authentication, §Rollback): the anchor from the configuration, the one kind of object that may be written
 // without a login, and tampering turned into a log line, an audit record and CKR_DEVICE_ERROR.
 import CP11Kit
+import KeyWrap
 import TokenStore
 
 extension TokenDatabase {
-    /// The token's store as the module and the operator CLI open it.
-    static func open(store: String, anchorDirectory: String?) throws -> TokenDatabase {
+    /// The token's store as the module and the operator CLI open it: its anchor in `anchorDirectory` and, when
+    /// `backend` keeps anchors (`pkcs11`), in the backend too.
+    static func open(store: String, anchorDirectory: String?, backend: (any KeyWrapBackend)?) throws -> TokenDatabase {
         try TokenDatabase(directory: store, indexedAttributes: AttributePolicy.indexedTypes,
-                          anchor: anchorDirectory.map { TokenAnchor(directory: $0) },
+                          anchor: anchorDirectory.map { TokenAnchor(directory: $0, backend: backend as? any AnchorHoldingBackend) },
                           admitsUnauthenticated: StoreIntegrity.writableWithoutLogin)
     }
 
-    static func open(_ config: TokenConfiguration) throws -> TokenDatabase {
-        try open(store: config.store, anchorDirectory: config.anchorDirectory)
+    static func open(_ config: TokenConfiguration, backend: any KeyWrapBackend) throws -> TokenDatabase {
+        try open(store: config.store, anchorDirectory: config.anchorDirectory, backend: backend)
     }
 }
 

@@ -110,7 +110,7 @@ final class Token: @unchecked Sendable {
         do {
             self.backend = try BackendFactory.make(config.backend)
             for notice in config.backend.deprecationNotices { Log.warning("token '\(config.name)': \(notice)") }
-            self.database = try TokenDatabase.open(config)
+            self.database = try TokenDatabase.open(config, backend: backend)
             self.vault = try TokenVault(database: database, kdfLog2N: config.pinKDFCost)
         } catch {
             throw UnusableToken(slotID: slotID, config: config, reason: "cannot open: \(error)")

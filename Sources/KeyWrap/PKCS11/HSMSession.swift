@@ -267,6 +267,11 @@ struct HSMCalls {
         return object
     }
 
+    func setAttributes(_ session: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE, _ template: [HSMAttribute]) throws {
+        let set = try entry("C_SetAttributeValue", fn.C_SetAttributeValue)
+        try withHSMTemplate(template) { try check("C_SetAttributeValue", set(session, object, $0, $1)) }
+    }
+
     func destroy(_ session: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE) {
         guard let destroy = try? entry("C_DestroyObject", fn.C_DestroyObject) else { return }
         _ = destroy(session, object)

@@ -244,7 +244,7 @@ struct RotateKEK: ParsableCommand {
         let (next, configLine) = try Self.target(current, ref: newKEK)
         let vault: TokenVault
         do {
-            vault = try token.openVault()
+            vault = try token.openVault(backend: current)
         } catch let e as OperatorConfigurationError {
             throw CLIError(e.description)
         } catch let e as StoreError {

@@ -382,7 +382,8 @@ struct Restore: ParsableCommand {
                 restoredKeys = keys
                 // A restore is a rollback the SO asked for: the restored store moves above the generation the
                 // token's anchor recorded, so the next login takes it (docs/storage-format.md §Rollback).
-                let recorded = try TokenAnchor(directory: token.anchorDirectory).read(record.tokenUUID)?.generation ?? 0
+                let recorded = try TokenAnchor(directory: token.anchorDirectory, backend: backend as? any AnchorHoldingBackend)
+                    .read(record.tokenUUID)?.generation ?? 0
                 _ = try vault.acceptState(using: keys, floor: recorded)
             } catch let e as StoreError {
                 audit.failure("token_restore", e, details: auditDetails)

@@ -305,7 +305,7 @@ struct TokenAcceptRollback: ParsableCommand {
     func run() throws {
         let (_, token) = try configOptions.load()
         let backend = try makeBackend(token)
-        let vault = try operatorStep(token.name, "opening the store \(token.store)") { try token.openVault() }
+        let vault = try operatorStep(token.name, "opening the store \(token.store)") { try token.openVault(backend: backend) }
         let audit = try OperatorAuditTrail(configPath: configOptions.config, token: token.name)
         let pin = try soPIN.source(token: token.name).read()
         let details = ["store": token.store]
