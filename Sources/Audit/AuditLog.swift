@@ -125,7 +125,13 @@ public final class AuditLog: Sendable {
         let position: AuditPosition
         if let filePath {
             let remembered = mem.lastCheckpoint
+            var unchanged = false
+            defer {
+                // Someone else appended, or the file was rotated: what this process remembers no longer applies.
+                if !unchanged { mem.lastCheckpoint = [:] }
+            }
             (line, position) = try appendToFile(filePath, lastWrite: &mem.lastWrite, sync: sync && syncThis,
+                                                unchanged: &unchanged,
                                                 findCheckpoint: uuid.map { u in { fd, unchanged in
                 if unchanged, let known = remembered[u] { return known }
                 return try AuditTail.lastCheckpoint(fd: fd, path: filePath, tokenUUID: u)
@@ -165,7 +171,7 @@ public final class AuditLog: Sendable {
         return AuditEncoding.encode(f)
     }
 
-    private func appendToFile(_ path: String, lastWrite: inout FileEnd?, sync: Bool,
+    private func appendToFile(_ path: String, lastWrite: inout FileEnd?, sync: Bool, unchanged: inout Bool,
                               findCheckpoint: ((Int32, Bool) throws -> AuditCheckpointLink?)?,
                               _ build: (Int64, String, Bool, AuditCheckpointLink?) throws -> [UInt8]) throws -> ([UInt8], AuditPosition) {
         try Self.makeParentDirectory(of: path)
@@ -176,7 +182,6 @@ public final class AuditLog: Sendable {
             guard errno == EINTR else { throw AuditError("audit file \(path): flock failed (\(Self.errnoText()))") }
         }
         let tail: AuditTail
-        let unchanged: Bool
         if let known = lastWrite, known.matches(fd) {
             tail = AuditTail(lastSeq: known.position.seq, chainHash: known.position.hash, partial: false)
             unchanged = true
