@@ -244,6 +244,23 @@ final class AuditModuleTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: env.auditPath))
     }
 
+    /// `audit: {enabled: false}` without `reason`: the module says so in its log (at the default level, error)
+    /// whenever it loads; with a reason, it does not.
+    func testDisabledAuditWithoutAReasonIsLoggedAtLoad() throws {
+        let env = try TestEnvironment()
+        for (audit, warned) in [("{ enabled: false }", true), ("{ enabled: false, reason: \"throwaway CI tokens\" }", false),
+                                ("{ file: \(env.auditPath) }", false)] {
+            let logFile = env.root + "/module-\(warned)-\(audit.count).log"
+            try env.write("log: { file: \(logFile) }\naudit: \(audit)\ntokens:\n  - name: t0\n    store: \(env.root)/t0\n"
+                + "    pin_kdf_cost: 10\n", to: env.configPath)
+            let m = try env.module()
+            m.finalize()
+            let text = (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? ""
+            XCTAssertEqual(text.contains("warning: audit log disabled (audit.enabled: false) and the configuration gives no reason"),
+                           warned, "\(audit): \(text)")
+        }
+    }
+
     static let crashConfigVariable = "TG_AUDIT_CRASH_CONFIG"
 
     /// The child of testCrashAfterTheAuditWriteLeavesAVerifiableLog (this test binary re-run on that test with
