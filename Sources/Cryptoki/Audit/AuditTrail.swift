@@ -90,7 +90,7 @@ final class TokenAuditor: @unchecked Sendable {
         f["event"] = .string(event.kind.rawValue)
         f["outcome"] = .string(event.outcome.rawValue)
         if let p = event.pendingSeq { f["pending_seq"] = .int(p) }
-        f["rv"] = .string(AuditTrail.hex(event.rv))
+        if event.outcome != .pending { f["rv"] = .string(AuditTrail.hex(event.rv)) }  // no answer yet
         f["token"] = .string(tokenName)
         if let r = event.role { f["role"] = .string(r == .so ? "so" : "user") }
         if let s = event.session { f["session"] = .int(Int64(truncatingIfNeeded: s)) }
