@@ -38,6 +38,9 @@ public final class AuditLog: Sendable {
     struct Memory {
         /// The chain of a syslog-only log.
         var position = AuditPosition(seq: 0, hash: AuditEncoding.zeroHash)
+        /// The last checkpoint this process wrote or found, per token uuid (seq, hmac): valid for the file while
+        /// `lastWrite` still matches it (nobody appended since), and the only source for a syslog-only log.
+        var lastCheckpoint: [String: AuditCheckpointLink] = [:]
         /// The file as this process left it after its last append; when the file still looks exactly so (same
         /// inode, size and modification time under the flock), nobody appended since and the tail need not be read.
         var lastWrite: FileEnd?
@@ -80,50 +83,97 @@ public final class AuditLog: Sendable {
 
     /// Appends one record. `fields` must not contain seq/prev/time/pid/v (added here); `finish` may add fields
     /// that depend on the chain position (a checkpoint's MAC): it gets (seq, prev, time).
+    /// `sync: false` skips the fdatasync of this one record even when the log syncs (an outcome record whose
+    /// pending record is already on disk: it reaches the disk with the next synced record, and a power cut before
+    /// that leaves the pending record unresolved, which `verify` reports).
     @discardableResult
-    public func append(_ fields: AuditFields,
+    public func append(_ fields: AuditFields, sync syncThis: Bool = true,
                        finish: ((inout AuditFields, Int64, String, String) throws -> Void)? = nil) throws -> AuditPosition {
         try memory.withLock { mem in
-            let time = AuditEncoding.timestamp()
-            let line: [UInt8]
-            let position: AuditPosition
-            if let filePath {
-                (line, position) = try appendToFile(filePath, lastWrite: &mem.lastWrite) { seq, prev, afterPartial in
-                    var f = fields
-                    // Marks the record that follows a crashed writer's fragment (verify reports the fragment).
-                    if afterPartial { f["after_partial"] = .bool(true) }
-                    return try AuditLog.build(f, seq: seq, prev: prev, time: time, finish: finish)
-                }
-            } else {
-                let seq = mem.position.seq + 1
-                line = try AuditLog.build(fields, seq: seq, prev: mem.position.hash, time: time, finish: finish)
-                position = AuditPosition(seq: seq, hash: AuditEncoding.hash(line))
+            try appendLocked(&mem, fields, sync: syncThis, checkpointOf: nil) { f, seq, prev, time, _ in
+                try finish?(&f, seq, prev, time)
             }
-            mem.position = position
-            if let syslogSocket {
-                let failed = fields["outcome"] == .string("failure")
-                let event: String
-                if case .string(let e)? = fields["event"] { event = e } else { event = "-" }
-                try Syslog.send(line: line, event: event, warning: failed, socketPath: syslogSocket)
-            }
-            return position
         }
     }
 
+    /// Appends a checkpoint of token `tokenUUID` (docs/audit.md §Checkpoints): `fields` plus `prev_checkpoint`
+    /// (the seq of this token's previous checkpoint in the file, 0 when none) and `hmac`, which covers the chain up
+    /// to here and the previous checkpoint's own hmac, so checkpoints chain to each other. The previous checkpoint
+    /// is found under the file's lock: remembered when this process wrote it and nobody appended since, else
+    /// by reading the file backwards from its end.
+    @discardableResult
+    public func appendCheckpoint(_ fields: AuditFields, tokenUUID: String, key: SecretBytes) throws -> AuditPosition {
+        try memory.withLock { mem in
+            var written: AuditCheckpointLink?
+            let p = try appendLocked(&mem, fields, sync: true, checkpointOf: tokenUUID) { f, seq, prev, time, before in
+                f["token_uuid"] = .string(tokenUUID)
+                f["prev_checkpoint"] = .int(before?.seq ?? 0)
+                let mac = try AuditKey.checkpointMAC(key: key, tokenUUID: tokenUUID, seq: seq, prev: prev, time: time,
+                                                     previous: before)
+                f["hmac"] = .string(mac)
+                written = AuditCheckpointLink(seq: seq, hmac: mac)
+            }
+            mem.lastCheckpoint[tokenUUID] = written
+            return p
+        }
+    }
+
+    private func appendLocked(_ mem: inout Memory, _ fields: AuditFields, sync syncThis: Bool, checkpointOf uuid: String?,
+                              finish: (inout AuditFields, Int64, String, String, AuditCheckpointLink?) throws -> Void) throws -> AuditPosition {
+        let time = AuditEncoding.timestamp()
+        let line: [UInt8]
+        let position: AuditPosition
+        if let filePath {
+            let remembered = mem.lastCheckpoint
+            var unchanged = false
+            defer {
+                // Someone else appended, or the file was rotated: what this process remembers no longer applies.
+                if !unchanged { mem.lastCheckpoint = [:] }
+            }
+            (line, position) = try appendToFile(filePath, lastWrite: &mem.lastWrite, sync: sync && syncThis,
+                                                unchanged: &unchanged,
+                                                findCheckpoint: uuid.map { u in { fd, unchanged in
+                if unchanged, let known = remembered[u] { return known }
+                return try AuditTail.lastCheckpoint(fd: fd, path: filePath, tokenUUID: u)
+            } }) { seq, prev, afterPartial, before in
+                var f = fields
+                // Marks the record that follows a crashed writer's fragment (verify reports the fragment).
+                if afterPartial { f["after_partial"] = .bool(true) }
+                return try AuditLog.build(f, seq: seq, prev: prev, time: time) { try finish(&$0, $1, $2, $3, before) }
+            }
+        } else {
+            let seq = mem.position.seq + 1
+            let before = uuid.flatMap { mem.lastCheckpoint[$0] }
+            line = try AuditLog.build(fields, seq: seq, prev: mem.position.hash, time: time) {
+                try finish(&$0, $1, $2, $3, before)
+            }
+            position = AuditPosition(seq: seq, hash: AuditEncoding.hash(line))
+        }
+        mem.position = position
+        if let syslogSocket {
+            let failed = fields["outcome"] == .string("failure")
+            let event: String
+            if case .string(let e)? = fields["event"] { event = e } else { event = "-" }
+            try Syslog.send(line: line, event: event, warning: failed, socketPath: syslogSocket)
+        }
+        return position
+    }
+
     private static func build(_ fields: AuditFields, seq: Int64, prev: String, time: String,
-                                finish: ((inout AuditFields, Int64, String, String) throws -> Void)?) throws -> [UInt8] {
+                                finish: (inout AuditFields, Int64, String, String) throws -> Void) throws -> [UInt8] {
         var f = fields
         f["v"] = .int(AuditEncoding.formatVersion)
         f["seq"] = .int(seq)
         f["prev"] = .string(prev)
         f["time"] = .string(time)
         f["pid"] = .int(Int64(getpid()))
-        try finish?(&f, seq, prev, time)
+        try finish(&f, seq, prev, time)
         return AuditEncoding.encode(f)
     }
 
-    private func appendToFile(_ path: String, lastWrite: inout FileEnd?,
-                              _ build: (Int64, String, Bool) throws -> [UInt8]) throws -> ([UInt8], AuditPosition) {
+    private func appendToFile(_ path: String, lastWrite: inout FileEnd?, sync: Bool, unchanged: inout Bool,
+                              findCheckpoint: ((Int32, Bool) throws -> AuditCheckpointLink?)?,
+                              _ build: (Int64, String, Bool, AuditCheckpointLink?) throws -> [UInt8]) throws -> ([UInt8], AuditPosition) {
         try Self.makeParentDirectory(of: path)
         let fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw AuditError("audit file \(path): cannot open (\(Self.errnoText()))") }
@@ -134,11 +184,14 @@ public final class AuditLog: Sendable {
         let tail: AuditTail
         if let known = lastWrite, known.matches(fd) {
             tail = AuditTail(lastSeq: known.position.seq, chainHash: known.position.hash, partial: false)
+            unchanged = true
         } else {
             tail = try AuditTail.read(fd: fd, path: path)
+            unchanged = false
         }
+        let before = try findCheckpoint?(fd, unchanged)
         let seq = tail.lastSeq + 1
-        let line = try build(seq, tail.chainHash, tail.partial)
+        let line = try build(seq, tail.chainHash, tail.partial, before)
         var bytes = tail.partial ? [UInt8(ascii: "\n")] : []
         bytes += line
         bytes.append(UInt8(ascii: "\n"))
@@ -282,5 +335,58 @@ struct AuditTail {
         guard wholeFile else { return nil }
         let hash = partial ? AuditEncoding.hash(buf[completeEnd...]) : (lastLineHash ?? AuditEncoding.zeroHash)
         return AuditTail(lastSeq: 0, chainHash: hash, partial: partial)
+    }
+}
+
+/// A checkpoint as the next checkpoint of the same token chains to it: its seq and its hmac.
+public struct AuditCheckpointLink: Sendable, Equatable {
+    public var seq: Int64
+    public var hmac: String
+    public init(seq: Int64, hmac: String) {
+        self.seq = seq
+        self.hmac = hmac
+    }
+}
+
+extension AuditTail {
+    /// The last checkpoint of `tokenUUID` in the file, read backwards from the end in 64 KiB windows (a login
+    /// usually finds it within the last few records: logouts write one). nil when the file has none.
+    static func lastCheckpoint(fd: Int32, path: String, tokenUUID: String) throws -> AuditCheckpointLink? {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw AuditError("audit file \(path): fstat failed (\(AuditLog.errnoText()))") }
+        var end = Int(st.st_size)   // bytes [0, end) not yet searched; `carry` = the partial line after `end`
+        var carry: [UInt8] = []
+        let needle = Array("\"token_uuid\":\"\(tokenUUID)\"".utf8)
+        let window = 1 << 16
+        while end > 0 {
+            let start = max(0, end - window)
+            var buf = [UInt8](repeating: 0, count: end - start)
+            let got = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, end - start, off_t(start)) }
+            guard got == end - start else { throw AuditError("audit file \(path): read failed (\(AuditLog.errnoText()))") }
+            buf += carry
+            // Complete lines only (the first piece may be cut unless this window reaches the file's start).
+            var pieces = buf.split(separator: 0x0A, omittingEmptySubsequences: false)
+            carry = start > 0 ? Array(pieces.removeFirst()) : []
+            for line in pieces.reversed() where contains(line, needle) {
+                if let obj = AuditEncoding.parse(line), obj["event"] as? String == "checkpoint",
+                   obj["token_uuid"] as? String == tokenUUID, let seq = AuditEncoding.int(obj["seq"]),
+                   let mac = obj["hmac"] as? String {
+                    return AuditCheckpointLink(seq: seq, hmac: mac)
+                }
+            }
+            end = start
+        }
+        return nil
+    }
+
+    private static func contains(_ hay: ArraySlice<UInt8>, _ needle: [UInt8]) -> Bool {
+        guard let first = needle.first, hay.count >= needle.count else { return false }
+        var i = hay.startIndex
+        let last = hay.endIndex - needle.count
+        while i <= last {
+            if hay[i] == first, hay[i..<(i + needle.count)].elementsEqual(needle) { return true }
+            i += 1
+        }
+        return false
     }
 }

@@ -21,7 +21,7 @@ public typealias AuditFields = [String: AuditValue]
 public enum AuditEncoding {
     /// `prev` of the first record.
     public static let zeroHash = String(repeating: "0", count: 64)
-    public static let formatVersion: Int64 = 1
+    public static let formatVersion: Int64 = 2
 
     /// The record as one line, without the newline.
     public static func encode(_ fields: AuditFields) -> [UInt8] {

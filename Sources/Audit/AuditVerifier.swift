@@ -30,6 +30,10 @@ public struct AuditVerification: Sendable {
     public var lastVerifiedCheckpointLine: Int?
     /// The sidecar's position, when there is one.
     public var head: AuditPosition?
+    /// Pending records (a state change or key export announced before it took effect) that no outcome record
+    /// resolves: the writer stopped in between (killed, crashed, power cut), or is still at work. Not a break
+    /// of the log, but the change may or may not have happened: reported by `audit verify`.
+    public var pending: [AuditFinding] = []
     public var ok: Bool { error == nil }
 }
 
@@ -40,13 +44,31 @@ public enum AuditVerifier {
     /// The whole file's bytes; nil when it cannot be opened or read.
     static func readWholeFile(_ path: String) -> [UInt8]? { try? BoundedFile.read(path, limit: maximumFileSize) }
 
-    /// `keys`: audit keys by token uuid (checkpoints of other tokens are counted as unverified).
-    public static func verify(path: String, keys: [String: SecretBytes] = [:]) throws -> AuditVerification {
+    /// The token whose audit key is given, checked strictly (`audit verify --token`): `name` is `tokens[].name`
+    /// (the records' `token`), `uuid` the current incarnation's token uuid.
+    public struct StrictToken: Sendable {
+        public var name: String
+        public var uuid: String
+        public init(name: String, uuid: String) {
+            self.name = name
+            self.uuid = uuid
+        }
+    }
+
+    /// Events after which a token has a new uuid (or none): checkpoints of another uuid before one of these are
+    /// an earlier incarnation's.
+    static let incarnationEvents: Set<String> = ["token_init", "token_restore", "token_delete"]
+
+    /// `keys`: audit keys by token uuid (checkpoints of other tokens are counted as unverified). `strict`: with the
+    /// key of that token, also fail (1) a checkpoint naming that token with a uuid it cannot verify, unless the
+    /// token was initialised, restored or deleted after it; (2) any record of that token after its last verified
+    /// checkpoint.
+    public static func verify(path: String, keys: [String: SecretBytes] = [:], strict: StrictToken? = nil) throws -> AuditVerification {
         guard let data = readWholeFile(path) else {
             throw AuditError("audit file \(path): cannot read")
         }
         let head = readHead(AuditLog.headPath(for: path))
-        return verify(bytes: data, head: head, keys: keys)
+        return verify(bytes: data, head: head, keys: keys, strict: strict)
     }
 
     public static func readHead(_ path: String) -> AuditPosition?? {
@@ -59,7 +81,8 @@ public enum AuditVerifier {
     }
 
     /// `head`: nil = no sidecar, .some(nil) = a sidecar that does not parse.
-    public static func verify(bytes: [UInt8], head: AuditPosition??, keys: [String: SecretBytes]) -> AuditVerification {
+    public static func verify(bytes: [UInt8], head: AuditPosition??, keys: [String: SecretBytes],
+                              strict: StrictToken? = nil) -> AuditVerification {
         var r = AuditVerification()
         var lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false).map { $0 }
         let endsWithNewline = bytes.last == 0x0A || bytes.isEmpty
@@ -71,6 +94,17 @@ public enum AuditVerifier {
 
         var prev = AuditEncoding.zeroHash
         var expectedSeq: Int64 = 1
+        // Index of the strict token's last re-initialisation / restore / deletion.
+        let lastIncarnation = strict.flatMap { st in
+            parsed.lastIndex { o in
+                o?["token"] as? String == st.name && o?["outcome"] as? String == "success"
+                    && incarnationEvents.contains(o?["event"] as? String ?? "")
+            }
+        } ?? -1
+        var lastCheckpoint: [String: AuditCheckpointLink] = [:]
+        var lastVerifiedIndex = -1
+        struct Open { var line: Int; var event: String; var token: String; var text: String }
+        var open: [Int64: Open] = [:]
         func fail(_ line: Int, _ m: String) -> AuditVerification {
             r.error = AuditFinding(line: line, message: m)
             return r
@@ -121,25 +155,80 @@ public enum AuditVerifier {
                 }
                 return fail(n, "prev does not match the SHA-256 of the line before (altered)")
             }
-            if obj["event"] as? String == "checkpoint" {
-                if let uuid = obj["token_uuid"] as? String, let key = keys[uuid] {
+            let event = obj["event"] as? String ?? ""
+            let token = obj["token"] as? String ?? ""
+            if event == "checkpoint" {
+                let uuid = obj["token_uuid"] as? String ?? ""
+                let hmac = obj["hmac"] as? String ?? ""
+                if let key = keys[uuid] {
+                    var previous: AuditCheckpointLink?? = .none   // v1: not chained
+                    if obj["prev_checkpoint"] != nil {
+                        guard let pc = AuditEncoding.int(obj["prev_checkpoint"]) else {
+                            return fail(n, "checkpoint with a prev_checkpoint that is not a seq (altered)")
+                        }
+                        let before = lastCheckpoint[uuid]
+                        guard pc == (before?.seq ?? 0) else {
+                            let found = before.map { "seq \($0.seq)" } ?? "none"
+                            return fail(n, "checkpoint chains to the checkpoint at seq \(pc), but the previous checkpoint of "
+                                + "token \(uuid) in the file is \(found) (checkpoints removed, inserted or moved)")
+                        }
+                        previous = .some(before)
+                    }
                     let ok = AuditKey.checkpointValid(key: key, tokenUUID: uuid, seq: seq, prev: p,
-                                                      time: obj["time"] as? String ?? "", mac: obj["hmac"] as? String ?? "")
+                                                      time: obj["time"] as? String ?? "", previous: previous, mac: hmac)
                     guard ok else {
                         return fail(n, "checkpoint HMAC does not verify under the audit key of token \(uuid) "
                             + "(records before it were rewritten, or it was forged)")
                     }
                     r.checkpointsVerified += 1
                     r.lastVerifiedCheckpointLine = n
+                    lastVerifiedIndex = i
                 } else {
+                    if let st = strict, token == st.name, i > lastIncarnation {
+                        return fail(n, "checkpoint of token '\(st.name)' names token uuid \(uuid), which is not this token's "
+                            + "(\(st.uuid)), and the token was not re-initialised or restored after it: it cannot be "
+                            + "verified (altered or forged)")
+                    }
                     r.checkpointsUnverified += 1
                 }
+                lastCheckpoint[uuid] = AuditCheckpointLink(seq: seq, hmac: hmac)
+            }
+            // Pending records and their outcomes (docs/audit.md §Pending records).
+            let outcome = obj["outcome"] as? String
+            if outcome == "pending" {
+                var what = "pending \(event) of token '\(token)'"
+                if let pid = AuditEncoding.int(obj["pid"]) { what += ", pid \(pid)" }
+                if let s = AuditEncoding.int(obj["session"]) { what += ", session \(s)" }
+                if let l = obj["object_label"] as? String { what += ", label '\(l)'" }
+                if let u = obj["object_uid"] as? String { what += ", object \(u)" }
+                what += ", at \(obj["time"] as? String ?? "?")"
+                open[seq] = Open(line: n, event: event, token: token, text: what)
+            } else if obj["pending_seq"] != nil {
+                guard let ps = AuditEncoding.int(obj["pending_seq"]), let o = open[ps], o.event == event, o.token == token else {
+                    return fail(n, "outcome of seq \(AuditEncoding.int(obj["pending_seq"]).map(String.init) ?? "?"), which is "
+                        + "not an open pending \(event) record of token '\(token)' (altered)")
+                }
+                open[ps] = nil
             }
             prev = hashes[i]
             r.lastSeq = seq
             r.lastHash = hashes[i]
             r.records += 1
             expectedSeq = seq + 1
+        }
+        r.pending = open.values.sorted { $0.line < $1.line }.map {
+            AuditFinding(line: $0.line, message: $0.text + ": no outcome was recorded (the process stopped before the "
+                + "change was acknowledged, or is still at work): it may or may not have taken effect")
+        }
+        if let st = strict {
+            // Everything of the token must lie before one of its verified checkpoints: records after the last one
+            // are only chained, so an editor of the file could have changed them or cut checkpoints after them.
+            if let i = parsed.indices.first(where: { $0 > lastVerifiedIndex && parsed[$0]?["token"] as? String == st.name }) {
+                let after = lastVerifiedIndex >= 0 ? "after its last verified checkpoint (line \(lastVerifiedIndex + 1))"
+                    : "and no checkpoint of it verifies"
+                return fail(i + 1, "record of token '\(st.name)' \(after): not authenticated by the audit key (altered, or "
+                    + "checkpoints after it removed; a login or logout of the token writes a new checkpoint)")
+            }
         }
         // The last line may have been altered without anything after it to notice: the head sidecar does.
         switch head {

@@ -96,7 +96,10 @@ final class AuditCommandTests: XCTestCase {
         r = try CLI.ok(["audit", "show", "--event", "object_generate,key_use", "--json"], environment: env)
         let arr = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]])
         XCTAssertEqual(Set(arr.compactMap { $0["event"] as? String }), ["object_generate", "key_use"])
-        let gen = try XCTUnwrap(arr.first { $0["event"] as? String == "object_generate" })
+        let gen = try XCTUnwrap(arr.first { $0["event"] as? String == "object_generate" && $0["outcome"] as? String == "success" })
+        let announced = try XCTUnwrap(arr.first { $0["event"] as? String == "object_generate" && $0["outcome"] as? String == "pending" })
+        XCTAssertEqual(announced["object_label"] as? String, "audit-key")
+        XCTAssertEqual(gen["pending_seq"] as? Int, announced["seq"] as? Int)
         XCTAssertEqual(gen["object_label"] as? String, "audit-key")
         let uid = try XCTUnwrap(gen["object_uid"] as? String)
         let use = try XCTUnwrap(arr.first { $0["event"] as? String == "key_use" })
@@ -107,7 +110,7 @@ final class AuditCommandTests: XCTestCase {
         let byObject = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]])
         XCTAssertEqual(byObject.map { $0["event"] as? String }, ["object_generate", "key_use"])
         r = try CLI.ok(["audit", "show", "--label", "audit-key"], environment: env)
-        XCTAssertEqual(r.stdout.split(separator: "\n").count, 3, r.transcript)  // header + 2
+        XCTAssertEqual(r.stdout.split(separator: "\n").count, 4, r.transcript)  // header + pending, generate, key use
         r = try CLI.ok(["audit", "show", "--token", "nope", "--json"], environment: env)
         XCTAssertEqual(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "[]")
         r = try CLI.ok(["audit", "show", "--since", "2999-01-01", "--json"], environment: env)

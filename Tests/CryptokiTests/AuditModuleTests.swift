@@ -83,7 +83,20 @@ final class AuditModuleTests: XCTestCase {
         expectCKR(CKR_OBJECT_HANDLE_INVALID) { try m.destroyObject(s, copy) }
         _ = unwrapped
         let recs = try auditRecords(env.auditPath)
-        let objectEvents = recs.filter { ($0["event"] as? String).map { !["login", "logout", "checkpoint", "token_init", "pin_init"].contains($0) } ?? false }
+        let allObjectEvents = recs.filter { ($0["event"] as? String).map { !["login", "logout", "checkpoint", "token_init", "pin_init"].contains($0) } ?? false }
+        // Every state change and the wrap: a pending record first, then exactly one outcome naming it.
+        let pendings = allObjectEvents.filter { $0["outcome"] as? String == "pending" }
+        let objectEvents = allObjectEvents.filter { $0["outcome"] as? String != "pending" }
+        XCTAssertEqual(pendings.count, objectEvents.count)
+        for (p, o) in zip(pendings, objectEvents) {
+            XCTAssertEqual(p["event"] as? String, o["event"] as? String)
+            XCTAssertEqual(AuditEncoding.int(o["pending_seq"]), AuditEncoding.int(p["seq"]), "the outcome names its pending record")
+            XCTAssertLessThan(AuditEncoding.int(p["seq"]) ?? .max, AuditEncoding.int(o["seq"]) ?? 0)
+        }
+        XCTAssertEqual(pendings.first { $0["event"] as? String == "object_generate" }?["object_label"] as? String,
+                       "generated-key", "the pending record of a creation names the label asked for")
+        XCTAssertEqual(pendings.first { $0["event"] as? String == "object_destroy" }?["object_uid"] as? String,
+                       objectEvents.first { $0["event"] as? String == "object_destroy" }?["object_uid"] as? String)
         XCTAssertEqual(events(objectEvents), [
             "object_import:success", "object_generate:success", "object_generate:success", "attribute_change:success", "object_copy:success",
             "object_create:success", "wrap:success", "unwrap:success", "object_destroy:success", "object_destroy:failure"])
@@ -121,7 +134,8 @@ final class AuditModuleTests: XCTestCase {
         try m.signInit(s, mechanism: Mechanism(type: CKM_SHA256_HMAC), key: try m.createObject(s, template: [
             ulongAttr(CKA_CLASS, CKO_SECRET_KEY), ulongAttr(CKA_KEY_TYPE, CKK_GENERIC_SECRET),
             bytesAttr(CKA_VALUE, [UInt8](repeating: 3, count: 32)), boolAttr(CKA_SIGN, true)]))
-        XCTAssertEqual(try auditRecords(env.auditPath).count, before + 1, "no record per operation (only the HMAC key's import)")
+        XCTAssertEqual(try auditRecords(env.auditPath).count, before + 2,
+                       "no record per operation (only the HMAC key's import: pending and outcome)")
         try m.closeSession(s)
         let recs = try auditRecords(env.auditPath)
         let uses = recs.filter { $0["event"] as? String == "key_use" }
@@ -228,6 +242,23 @@ final class AuditModuleTests: XCTestCase {
         let s = try m.readySession()
         _ = try m.aesKey(s)
         XCTAssertFalse(FileManager.default.fileExists(atPath: env.auditPath))
+    }
+
+    /// `audit: {enabled: false}` without `reason`: the module says so in its log (at the default level, error)
+    /// whenever it loads; with a reason, it does not.
+    func testDisabledAuditWithoutAReasonIsLoggedAtLoad() throws {
+        let env = try TestEnvironment()
+        for (audit, warned) in [("{ enabled: false }", true), ("{ enabled: false, reason: \"throwaway CI tokens\" }", false),
+                                ("{ file: \(env.auditPath) }", false)] {
+            let logFile = env.root + "/module-\(warned)-\(audit.count).log"
+            try env.write("log: { file: \(logFile) }\naudit: \(audit)\ntokens:\n  - name: t0\n    store: \(env.root)/t0\n"
+                + "    pin_kdf_cost: 10\n", to: env.configPath)
+            let m = try env.module()
+            m.finalize()
+            let text = (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? ""
+            XCTAssertEqual(text.contains("warning: audit log disabled (audit.enabled: false) and the configuration gives no reason"),
+                           warned, "\(audit): \(text)")
+        }
     }
 
     static let crashConfigVariable = "TG_AUDIT_CRASH_CONFIG"

@@ -1,7 +1,7 @@
 /*
  * reliability — multi-process and crash tests of libtensorguard-pkcs11.so through its C ABI.
  *
- *   reliability /path/to/libtensorguard-pkcs11.so /path/to/token/store
+ *   reliability /path/to/libtensorguard-pkcs11.so /path/to/token/store [audit.log [--wrap-only]]
  *
  * TENSORGUARD_PKCS11_CONF must name a config whose first slot is a fresh token stored in the given
  * directory (Tests/reliability/run.sh writes it). The parent process never loads the module: every
@@ -11,6 +11,10 @@
  *   2. A process killed with SIGKILL in the middle of a C_GenerateKey loop: every key whose
  *      C_GenerateKey returned CKR_OK is there afterwards, PRAGMA integrity_check is ok, and the
  *      token still logs in.
+ *   3. C_WrapKey while the process cannot open a file (RLIMIT_NOFILE exhausted, so the audit record cannot
+ *      be written): CKR_DEVICE_ERROR, the caller's buffer untouched, no wrap recorded; once files open again the
+ *      same call wraps, and the audit log holds exactly one wrap, written before the bytes came out.
+ *      (--wrap-only: this test alone, for a token on another backend.)
  *
  * Prints one line per failed check and, at the end, "reliability: N passed, M failed"; exits
  * non-zero on any failure.
@@ -25,7 +29,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,7 +42,7 @@ static const char *so_pin = "rel-so-pin-1";
 static const char *user_pin = "rel-user-pin-1";
 #define PIN(p) (CK_UTF8CHAR_PTR)(p), (CK_ULONG)strlen(p)
 
-static const char *module_path, *store_dir;
+static const char *module_path, *store_dir, *audit_path;
 static int passed, failed;
 
 static void check(const char *what, int ok) {
@@ -256,6 +262,94 @@ static void child_verify(const uint32_t *keys, size_t n) {
     _exit(bad ? 2 : 0);
 }
 
+/* Test 3 child. Exit status: 0 all good; 10 + n for the n-th failed step (printed). */
+static void child_wrap_nofile(void) {
+    alarm(120);
+    child_load("wrap");
+    CK_SESSION_HANDLE s = child_user_session("wrap");
+    CK_MECHANISM gen = { CKM_AES_KEY_GEN, NULL, 0 };
+    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    CK_ULONG len32 = 32;
+    CK_ATTRIBUTE wt[] = { { CKA_VALUE_LEN, &len32, sizeof len32 }, { CKA_WRAP, &yes, sizeof yes },
+                          { CKA_ENCRYPT, &no, sizeof no }, { CKA_DECRYPT, &no, sizeof no },
+                          { CKA_LABEL, "nofile-wrapper", 14 } };
+    CK_ATTRIBUTE kt[] = { { CKA_VALUE_LEN, &len32, sizeof len32 }, { CKA_EXTRACTABLE, &yes, sizeof yes },
+                          { CKA_LABEL, "nofile-target", 13 } };
+    CK_OBJECT_HANDLE wrapper, target;
+    CK_RV rv = f->C_GenerateKey(s, &gen, wt, 5, &wrapper);
+    if (rv != CKR_OK) die("wrap", "C_GenerateKey(wrapper)", rv);
+    if ((rv = f->C_GenerateKey(s, &gen, kt, 3, &target)) != CKR_OK) die("wrap", "C_GenerateKey(target)", rv);
+    CK_MECHANISM kw = { CKM_AES_KEY_WRAP, NULL, 0 };
+    CK_ULONG n = 0;
+    if ((rv = f->C_WrapKey(s, &kw, wrapper, target, NULL, &n)) != CKR_OK || n != 40) {
+        printf("      [wrap] length query -> 0x%lx, %lu\n", (unsigned long)rv, (unsigned long)n);
+        _exit(11);
+    }
+    unsigned char buf[64];
+    memset(buf, 0xA5, sizeof buf);
+
+    /* No file can be opened from here on: the soft limit at the highest open descriptor + 1, every lower
+     * free descriptor taken by a dup. */
+    struct rlimit old;
+    if (getrlimit(RLIMIT_NOFILE, &old) != 0) die("wrap", "getrlimit", 0);
+    int top = 0;
+    for (int fd = 0; fd < 4096; fd++)
+        if (fcntl(fd, F_GETFD) != -1) top = fd;
+    struct rlimit low = { (rlim_t)top + 1, old.rlim_max };
+    if (setrlimit(RLIMIT_NOFILE, &low) != 0) die("wrap", "setrlimit", 0);
+    int dups[4096], ndups = 0;
+    for (;;) {
+        int d = dup(0);
+        if (d < 0) break;
+        if (ndups < 4096) dups[ndups++] = d;
+    }
+    int probe = open("/dev/null", O_RDONLY);
+    int exhausted = probe < 0 && errno == EMFILE;
+    if (probe >= 0) close(probe);
+    CK_ULONG got = sizeof buf;
+    rv = f->C_WrapKey(s, &kw, wrapper, target, buf, &got);
+    for (int i = 0; i < ndups; i++) close(dups[i]);
+    setrlimit(RLIMIT_NOFILE, &old);
+    if (!exhausted) {
+        printf("      [wrap] could not exhaust RLIMIT_NOFILE\n");
+        _exit(12);
+    }
+    int untouched = 1;
+    for (size_t i = 0; i < sizeof buf; i++)
+        if (buf[i] != 0xA5) untouched = 0;
+    printf("      [wrap] with no file descriptor left: C_WrapKey -> 0x%lx, caller's buffer %s\n", (unsigned long)rv,
+           untouched ? "untouched" : "WRITTEN");
+    if (rv != CKR_DEVICE_ERROR) _exit(13);
+    if (!untouched) _exit(14);
+
+    got = sizeof buf;
+    rv = f->C_WrapKey(s, &kw, wrapper, target, buf, &got);
+    int changed = 0;
+    for (size_t i = 0; i < 40; i++)
+        if (buf[i] != 0xA5) changed = 1;
+    printf("      [wrap] with descriptors again: C_WrapKey -> 0x%lx, %lu bytes\n", (unsigned long)rv, (unsigned long)got);
+    if (rv != CKR_OK || got != 40 || !changed) _exit(15);
+    f->C_Logout(s);
+    f->C_CloseSession(s);
+    f->C_Finalize(NULL);
+    fflush(stdout);
+    _exit(0);
+}
+
+/* Lines of the audit log containing both needles. -1 when it cannot be read. */
+static long count_records(const char *a, const char *b) {
+    FILE *fp = fopen(audit_path, "r");
+    if (fp == NULL) return -1;
+    char *line = NULL;
+    size_t cap = 0;
+    long n = 0;
+    while (getline(&line, &cap, fp) > 0)
+        if (strstr(line, a) != NULL && strstr(line, b) != NULL) n++;
+    free(line);
+    fclose(fp);
+    return n;
+}
+
 /* ---- parent ----------------------------------------------------------------------------------- */
 
 static pid_t spawn(void (*fn)(void)) {
@@ -397,6 +491,26 @@ static void test_sigkill_keygen(void) {
     check("test 2: PRAGMA integrity_check is ok", strcmp(out, "ok") == 0);
 }
 
+static void test_wrap_nofile(void) {
+    printf("test 3: C_WrapKey when the audit record cannot be written (RLIMIT_NOFILE exhausted)\n");
+    if (audit_path == NULL) {
+        check("test 3: the audit log's path is given", 0);
+        return;
+    }
+    long before = count_records("\"event\":\"wrap\"", "\"outcome\":\"success\"");
+    long pending_before = count_records("\"event\":\"wrap\"", "\"outcome\":\"pending\"");
+    int st = wait_child(spawn(child_wrap_nofile), 150);
+    int code = (st >= 0 && WIFEXITED(st)) ? WEXITSTATUS(st) : 255;
+    check("test 3: C_WrapKey answers CKR_DEVICE_ERROR with no descriptor for the audit record", code == 0 || code > 13);
+    check("test 3: the caller's buffer is untouched when the record cannot be written", code == 0 || code > 14);
+    check("test 3: the wrap succeeds once the record can be written", code == 0);
+    long wraps = count_records("\"event\":\"wrap\"", "\"outcome\":\"success\"") - before;
+    long pending = count_records("\"event\":\"wrap\"", "\"outcome\":\"pending\"") - pending_before;
+    printf("      audit log: %ld new wrap record(s), %ld new pending wrap record(s)\n", wraps, pending);
+    check("test 3: exactly one wrap recorded (the one that delivered its bytes)", wraps == 1);
+    check("test 3: exactly one pending wrap record (the refused call could write none)", pending == 1);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGPIPE, SIG_IGN);
@@ -406,12 +520,17 @@ int main(int argc, char **argv) {
     }
     module_path = argv[1];
     store_dir = argv[2];
+    audit_path = argc > 3 ? argv[3] : NULL;
+    int wrap_only = argc > 4 && strcmp(argv[4], "--wrap-only") == 0;
 
     int st = wait_child(spawn(child_init_token), 90);
     check("setup: C_InitToken + C_InitPIN in a helper process", exited_ok(st));
     if (exited_ok(st)) {
-        test_two_processes();
-        test_sigkill_keygen();
+        if (!wrap_only) {
+            test_two_processes();
+            test_sigkill_keygen();
+        }
+        test_wrap_nofile();
     }
     printf("reliability: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

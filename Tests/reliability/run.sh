@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Reliability tests: two processes writing one token at once, and a SIGKILL mid key generation.
+# Reliability tests: two processes writing one token at once, a SIGKILL mid key generation, and C_WrapKey with
+# RLIMIT_NOFILE exhausted (no audit record possible: no wrapped byte may reach the caller) on a local-backend token
+# and again on a SoftHSM2-backed one.
 #   bash Tests/reliability/run.sh [path/to/libtensorguard-pkcs11.so]
 # Prints "reliability: N passed, M failed" last; exits non-zero on any failure.
 set -euo pipefail
@@ -32,7 +34,7 @@ chmod 600 "$work/config.yaml"
 export TENSORGUARD_PKCS11_CONF="$work/config.yaml"
 
 set +e
-timeout -k 10 600 "$work/reliability" "$module" "$work/store" | tee "$work/output"
+timeout -k 10 600 "$work/reliability" "$module" "$work/store" "$work/audit.log" | tee "$work/output"
 rc=${PIPESTATUS[0]}
 set -e
 if [ "$rc" = 124 ] || [ "$rc" -ge 128 ]; then
@@ -46,12 +48,49 @@ summary="$(grep -aE '^reliability: [0-9]+ passed, [0-9]+ failed$' "$work/output"
 if [ "$rc" = 0 ] && [ -x "$cli" ] && [ -n "$summary" ]; then
     passed="$(sed -E 's/^reliability: ([0-9]+) passed.*/\1/' <<<"$summary")"
     failed="$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$summary")"
-    echo "test 3: the audit log written by both processes and the killed one"
+    echo "audit: the log written by both processes, the killed one and test 3"
     if "$cli" audit verify --file "$work/audit.log"; then
         echo "ok: tg-pkcs11 audit verify"
         passed=$((passed + 1))
     else
         echo "FAIL: tg-pkcs11 audit verify"
+        failed=$((failed + 1))
+        rc=1
+    fi
+    # Test 3 again on a token whose root key is wrapped by SoftHSM2 (kind: pkcs11), with its own audit log.
+    echo "test 4: test 3 on a SoftHSM2-backed token"
+    softhsm=/usr/lib/softhsm/libsofthsm2.so
+    if [ -f "$softhsm" ] && command -v softhsm2-util >/dev/null; then
+        mkdir -p "$work/hsm-tokens" "$work/store-hsm"
+        printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$work/hsm-tokens" > "$work/softhsm2.conf"
+        export SOFTHSM2_CONF="$work/softhsm2.conf" HSM_PIN=rel-hsm-user-1
+        softhsm2-util --init-token --free --label rel-hsm --so-pin rel-hsm-so-1 --pin "$HSM_PIN" >/dev/null
+        cat > "$work/config-hsm.yaml" <<YAML
+audit: { file: $work/audit-hsm.log }
+tokens:
+  - name: reliability-hsm
+    store: $work/store-hsm
+    pin_kdf_cost: 10
+    backend: { kind: pkcs11, module: $softhsm, token_label: rel-hsm, pin_env: HSM_PIN, kek_label: rel-kek }
+YAML
+        chmod 600 "$work/config-hsm.yaml"
+        export TENSORGUARD_PKCS11_CONF="$work/config-hsm.yaml"
+        set +e
+        "$cli" backend create-kek --token reliability-hsm --label rel-kek >/dev/null &&
+            timeout -k 10 300 "$work/reliability" "$module" "$work/store-hsm" "$work/audit-hsm.log" --wrap-only | tee "$work/output-hsm"
+        hrc=${PIPESTATUS[0]}
+        set -e
+        hsummary="$(grep -aE '^reliability: [0-9]+ passed, [0-9]+ failed$' "$work/output-hsm" 2>/dev/null | tail -n1 || true)"
+        if [ "$hrc" = 0 ] && [ -n "$hsummary" ] && "$cli" audit verify --file "$work/audit-hsm.log"; then
+            passed=$((passed + $(sed -E 's/^reliability: ([0-9]+) passed.*/\1/' <<<"$hsummary") + 1))
+            echo "ok: test 4 and tg-pkcs11 audit verify of its log"
+        else
+            echo "FAIL: test 4 on the SoftHSM2-backed token (exit $hrc)"
+            failed=$((failed + 1))
+            rc=1
+        fi
+    else
+        echo "FAIL: test 4 needs SoftHSM2 ($softhsm, softhsm2-util; Debian package softhsm2)"
         failed=$((failed + 1))
         rc=1
     fi

@@ -6,21 +6,21 @@ import N2HE
 
 extension Module {
     public func generateKey(_ session: CK_SESSION_HANDLE, mechanism: Mechanism, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
-        try audited(session, .objectGenerate, mechanism: mechanism.type, creates: true) {
+        try audited(session, .objectGenerate, mechanism: mechanism.type, creates: true, label: Module.templateLabel(template)) {
             try generateKeyImpl(session, mechanism: mechanism, template: template)
         } ?? 0
     }
     public func wrapKey(_ session: CK_SESSION_HANDLE, mechanism: Mechanism, wrappingKey: CK_OBJECT_HANDLE,
                         key: CK_OBJECT_HANDLE, output: OutputBuffer) throws -> OutputResult {
-        try auditedWrap(session, mechanism: mechanism.type, wrappingKey: wrappingKey, key: key) {
-            try wrapKeyImpl(session, mechanism: mechanism, wrappingKey: wrappingKey, key: key, output: output)
+        try auditedWrap(session, mechanism: mechanism.type, wrappingKey: wrappingKey, key: key, output: output) {
+            try wrapKeyImpl(session, mechanism: mechanism, wrappingKey: wrappingKey, key: key)
         }
     }
     public func unwrapKey(_ session: CK_SESSION_HANDLE, mechanism: Mechanism, unwrappingKey: CK_OBJECT_HANDLE,
                           wrappedKey: UnsafeRawBufferPointer, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
         let unwrapper = (try? self.session(session)).flatMap { $0.token.auditDescription(unwrappingKey, access: $0.access) }
         return try audited(session, .unwrap, mechanism: mechanism.type, details: ["unwrapping_key_uid": unwrapper?.uid ?? "?"],
-                           creates: true) {
+                           creates: true, label: Module.templateLabel(template)) {
             try unwrapKeyImpl(session, mechanism: mechanism, unwrappingKey: unwrappingKey, wrappedKey: wrappedKey, template: template)
         } ?? 0
     }
@@ -79,8 +79,10 @@ extension Module {
         return try s.token.insert(record, access: access)
     }
 
+    /// Every check of C_WrapKey, and the exact wrapped length; `produce` wraps (into the module's memory: the
+    /// caller's buffer is written by `auditedWrap` only after the record is).
     private func wrapKeyImpl(_ handle: CK_SESSION_HANDLE, mechanism m: Mechanism, wrappingKey: CK_OBJECT_HANDLE,
-                     key: CK_OBJECT_HANDLE, output: OutputBuffer) throws -> OutputResult {
+                     key: CK_OBJECT_HANDLE) throws -> (length: Int, produce: () throws -> [UInt8]) {
         let s = try session(handle)
         let (padded, iv) = try KeyWrapMechanism.parameters(m, entry: try Mechanisms.require(m.type, CKF_WRAP))
         let wrapper = try operationKey(s, wrappingKey, usage: CKA_WRAP, mechanism: m.type,
@@ -112,11 +114,9 @@ extension Module {
               len <= CK_ULONG(Int.max), let n = AESKeyWrap.wrappedLength(plaintextLength: Int(len), padded: padded) else {
             throw ckr(CKR_KEY_SIZE_RANGE)
         }
-        var pending: SecretBytes? = nil
         let wrapperValue = try keyValue(s, wrapper)
-        // The wrapped key is ciphertext: its temporary array is not wiped (`secret: false`).
-        return try Output.produce(exact: n, pending: &pending, output: output, secret: false) {
-            let v = try keyValue(s, r)
+        return (n, {
+            let v = try self.keyValue(s, r)
             do {
                 return try AESKeyWrap.wrap(kek: wrapperValue, plaintext: v, padded: padded, iv: iv)
             } catch let e as CryptoError where e == .invalidInputLength(v.count) {
@@ -124,7 +124,7 @@ extension Module {
             } catch {
                 throw ErrorMap.cipher(error, direction: .encrypt, context: "wrap key")
             }
-        }
+        })
     }
 
     private func unwrapKeyImpl(_ handle: CK_SESSION_HANDLE, mechanism m: Mechanism, unwrappingKey: CK_OBJECT_HANDLE,

@@ -65,6 +65,8 @@ public final class Module: @unchecked Sendable {
         let trail: AuditTrail
         do {
             trail = try AuditTrail.make(config.audit)
+            // At error level, the default: a module that leaves no trace of state changes must not do so silently.
+            if let w = AuditTrail.disabledWarning(config.audit) { Log.error(w) }
         } catch let e as ConfigurationError {
             Log.error(e.message)
             throw CKRError(e.rv)

@@ -6,11 +6,12 @@ import CryptoCore
 
 extension Module {
     public func createObject(_ session: CK_SESSION_HANDLE, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
-        try audited(session, Module.createKind(template), creates: true) { try createObjectImpl(session, template: template) } ?? 0
+        try audited(session, Module.createKind(template), creates: true, label: Module.templateLabel(template)) { try createObjectImpl(session, template: template) } ?? 0
     }
     public func copyObject(_ session: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE, template: [Attribute]) throws -> CK_OBJECT_HANDLE {
         let source = (try? self.session(session)).flatMap { $0.token.auditDescription(object, access: $0.access) }
-        return try audited(session, .objectCopy, details: ["source_uid": source?.uid ?? "?"], creates: true) {
+        return try audited(session, .objectCopy, details: ["source_uid": source?.uid ?? "?"], creates: true,
+                           label: Module.templateLabel(template)) {
             try copyObjectImpl(session, object, template: template)
         } ?? 0
     }

@@ -23,7 +23,9 @@ enum AuditEventKind: String, Sendable {
 }
 
 struct AuditEvent: Sendable {
-    enum Outcome: String, Sendable { case success, failure }
+    /// `pending`: announced before the change or export takes effect; an outcome record (success or failure, with
+    /// `pendingSeq`) follows it. A pending record with no outcome is one the writer never finished.
+    enum Outcome: String, Sendable { case success, failure, pending }
     var kind: AuditEventKind
     var outcome: Outcome
     var rv: CK_RV = CKR_OK
@@ -36,6 +38,8 @@ struct AuditEvent: Sendable {
     var reason: String? = nil
     /// Further non-secret facts (attribute names changed, operation name, ...).
     var details: [String: String] = [:]
+    /// The seq of the pending record this one resolves.
+    var pendingSeq: Int64? = nil
 }
 
 extension Token {

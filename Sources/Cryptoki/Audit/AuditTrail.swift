@@ -33,6 +33,14 @@ final class AuditTrail: Sendable {
                           checkpointEvery: c.checkpointEvery, keyUseInterval: Double(c.keyUseInterval))
     }
 
+    /// The line the module logs when it loads a configuration that switches the audit log off without saying why
+    /// (`tg-pkcs11 doctor` fails such a configuration); nil when there is nothing to say.
+    static func disabledWarning(_ c: AuditConfiguration) -> String? {
+        guard !c.enabled, c.disabledReason == nil else { return nil }
+        return "warning: audit log disabled (audit.enabled: false) and the configuration gives no reason (audit.reason): "
+            + "state changes and key exports of every token are not recorded"
+    }
+
     static func hex(_ v: CK_ULONG) -> String { "0x" + UInt(v).zeroPadded(8, radix: 16, uppercase: true) }
 }
 
@@ -74,13 +82,15 @@ final class TokenAuditor: @unchecked Sendable {
     var enabled: Bool { trail.log != nil }
 
     /// Writes one record; after it, a checkpoint when `checkpoint_every` records passed and the key is at hand.
+    /// `sync: false`: no fdatasync for this record (an outcome whose pending record is on disk already).
     @discardableResult
-    func write(_ event: AuditEvent, extra: AuditFields = [:]) throws -> AuditPosition? {
+    func write(_ event: AuditEvent, extra: AuditFields = [:], sync: Bool = true) throws -> AuditPosition? {
         guard let log = trail.log else { return nil }
         var f = extra
         f["event"] = .string(event.kind.rawValue)
         f["outcome"] = .string(event.outcome.rawValue)
-        f["rv"] = .string(AuditTrail.hex(event.rv))
+        if let p = event.pendingSeq { f["pending_seq"] = .int(p) }
+        if event.outcome != .pending { f["rv"] = .string(AuditTrail.hex(event.rv)) }  // no answer yet
         f["token"] = .string(tokenName)
         if let r = event.role { f["role"] = .string(r == .so ? "so" : "user") }
         if let s = event.session { f["session"] = .int(Int64(truncatingIfNeeded: s)) }
@@ -91,7 +101,7 @@ final class TokenAuditor: @unchecked Sendable {
         if !event.details.isEmpty { f["details"] = .object(event.details) }
         let position: AuditPosition
         do {
-            position = try log.append(f)
+            position = try log.append(f, sync: sync)
         } catch {
             Log.error("token '\(tokenName)': audit record '\(event.kind.rawValue)' not written: \(error)")
             throw CKRError(CKR_DEVICE_ERROR)
@@ -106,12 +116,9 @@ final class TokenAuditor: @unchecked Sendable {
         guard let log = trail.log else { return }
         guard let (key, uuid) = state.withLock({ s in s.key.flatMap { k in s.tokenUUID.map { (k, $0) } } }) else { return }
         let fields: AuditFields = ["event": .string("checkpoint"), "outcome": .string("success"),
-                                   "rv": .string(AuditTrail.hex(CKR_OK)), "token": .string(tokenName),
-                                   "token_uuid": .string(uuid)]
+                                   "rv": .string(AuditTrail.hex(CKR_OK)), "token": .string(tokenName)]
         do {
-            let p = try log.append(fields) { f, seq, prev, time in
-                f["hmac"] = .string(try AuditKey.checkpointMAC(key: key, tokenUUID: uuid, seq: seq, prev: prev, time: time))
-            }
+            let p = try log.appendCheckpoint(fields, tokenUUID: uuid, key: key)
             state.withLock { $0.lastCheckpointSeq = p.seq }
         } catch {
             Log.error("token '\(tokenName)': audit checkpoint not written: \(error)")

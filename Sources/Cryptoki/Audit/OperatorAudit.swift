@@ -44,10 +44,8 @@ public enum OperatorAudit {
         if let keys {
             let key = try auditKey(keys)
             let uuid = keys.tokenUUID
-            try log.append(["event": .string("checkpoint"), "outcome": .string("success"), "rv": .string(AuditTrail.hex(0)),
-                            "token": .string(token), "token_uuid": .string(uuid), "source": .string("tg-pkcs11")]) { f, seq, prev, time in
-                f["hmac"] = .string(try AuditKey.checkpointMAC(key: key, tokenUUID: uuid, seq: seq, prev: prev, time: time))
-            }
+            try log.appendCheckpoint(["event": .string("checkpoint"), "outcome": .string("success"), "rv": .string(AuditTrail.hex(0)),
+                                      "token": .string(token), "source": .string("tg-pkcs11")], tokenUUID: uuid, key: key)
         }
     }
 

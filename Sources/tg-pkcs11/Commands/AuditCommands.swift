@@ -50,7 +50,11 @@ struct AuditVerify: ParsableCommand {
             Without --token: every record's seq and prev (SHA-256 of the line before) and the head sidecar \
             (<file>.head, which catches whole trailing lines cut off). With --token and that token's PIN (user, \
             or SO with --so): also the token's HMAC checkpoints under its audit key, which an editor of the file \
-            cannot recompute. Exit status 0 when the log verifies, 1 with "line N: <what>" when it does not.
+            cannot recompute; then every checkpoint naming that token must verify (unless the token was \
+            re-initialised or restored after it), checkpoints must chain to each other, and every record of the \
+            token must lie before one of its verified checkpoints. Pending records without an outcome (a process \
+            stopped between announcing a change and finishing it) are listed as "line N: pending ..."; they do not \
+            fail the log. Exit status 0 when the log verifies, 1 with "line N: <what>" when it does not.
             """)
 
     @OptionGroup var fileOptions: AuditFileOptions
@@ -79,13 +83,14 @@ struct AuditVerify: ParsableCommand {
         let lastSeq: Int64
         let error: Finding?
         let warnings: [Finding]
+        let pending: [Finding]
         let token: String?
         let checkpointsVerified: Int
         let checkpointsUnverified: Int
         let lastVerifiedCheckpointLine: Int?
 
         enum CodingKeys: String, CodingKey {
-            case file, ok, lines, records, lastSeq = "last_seq", error, warnings, token
+            case file, ok, lines, records, lastSeq = "last_seq", error, warnings, pending, token
             case checkpointsVerified = "checkpoints_verified", checkpointsUnverified = "checkpoints_unverified"
             case lastVerifiedCheckpointLine = "last_verified_checkpoint_line"
         }
@@ -94,17 +99,22 @@ struct AuditVerify: ParsableCommand {
     func run() throws {
         let file = try fileOptions.resolve()
         var keys: [String: SecretBytes] = [:]
-        if let token { keys = try tokenKey(token) }
+        var strict: AuditVerifier.StrictToken?
+        if let token {
+            keys = try tokenKey(token)
+            strict = keys.keys.first.map { AuditVerifier.StrictToken(name: token, uuid: $0) }
+        }
         let r: AuditVerification
         do {
-            r = try AuditVerifier.verify(path: file, keys: keys)
+            r = try AuditVerifier.verify(path: file, keys: keys, strict: strict)
         } catch let e as AuditError {
             throw CLIError(e.description)
         }
         let finding = { (f: AuditFinding) in Report.Finding(line: f.line, message: f.message) }
         if json {
             let report = Report(file: file, ok: r.ok, lines: r.lines, records: r.records, lastSeq: r.lastSeq,
-                                error: r.error.map(finding), warnings: r.warnings.map(finding), token: token,
+                                error: r.error.map(finding), warnings: r.warnings.map(finding),
+                                pending: r.pending.map(finding), token: token,
                                 checkpointsVerified: r.checkpointsVerified, checkpointsUnverified: r.checkpointsUnverified,
                                 lastVerifiedCheckpointLine: r.lastVerifiedCheckpointLine)
             print(try jsonString(report))
@@ -114,12 +124,16 @@ struct AuditVerify: ParsableCommand {
         for w in r.warnings { warn("\(file): \(w)") }
         if let e = r.error { throw CLIError("\(file): \(e)") }
         print("\(file): \(r.records) records, chain intact (last seq \(r.lastSeq)).")
+        if !r.pending.isEmpty {
+            print("\(r.pending.count) pending record(s) without an outcome:")
+            for p in r.pending { print("  \(p)") }
+        }
         if let token {
             if r.checkpointsVerified == 0 {
                 throw CLIError("\(file): no checkpoint of token '\(token)' (this incarnation of it) found to verify")
             }
-            print("Token '\(token)': \(r.checkpointsVerified) checkpoint(s) verified under its audit key; records up to "
-                + "line \(r.lastVerifiedCheckpointLine ?? 0) are authenticated, later ones only chained.")
+            print("Token '\(token)': \(r.checkpointsVerified) checkpoint(s) verified under its audit key; all its records "
+                + "(up to line \(r.lastVerifiedCheckpointLine ?? 0)) are authenticated.")
         } else if r.checkpointsUnverified > 0 {
             print("\(r.checkpointsUnverified) checkpoint(s) not checked: give --token NAME and its PIN to check them.")
         }
