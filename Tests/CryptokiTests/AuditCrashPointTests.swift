@@ -42,6 +42,8 @@ final class AuditCrashPointTests: XCTestCase {
                                                  textAttr(CKA_LABEL, "create-\(stage)")])
         case "destroy":
             try m.destroyObject(s, try one("victim-\(stage)"))
+        case "setpin":
+            try m.setPIN(s, oldPIN: userPIN, newPIN: Array("changed-pin-99".utf8))
         case "wrap":
             var out = [UInt8](repeating: 0xA5, count: 40)
             _ = try out.withUnsafeMutableBytes { buf in
@@ -63,6 +65,43 @@ final class AuditCrashPointTests: XCTestCase {
         try runAsChild()
         let hsm = try HygieneHSM()
         try runCrashes(backendYAML: hsm.yaml)
+    }
+
+    /// C_SetPIN between its pending record and its outcome: killed before the store change (the old PIN still
+    /// works) and after it (the new one works); either way the log holds the pending `pin_change`, reported by verify.
+    func testKilledInsideSetPIN() throws {
+        try runAsChild()
+        for stage in ["pending", "done"] {
+            let env = try TestEnvironment()
+            let m = try env.module()
+            let s = try m.readySession()
+            let token = m.tokens[0]
+            let keys = try token.vault.login(role: .user, pin: userPIN, backend: token.backend)
+            let auditKey = try OperatorAudit.auditKey(keys)
+            try m.logout(s)
+            m.finalize()
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            p.arguments = ["CryptokiTests.AuditCrashPointTests/testKilledInsideSetPIN"]
+            var environment = ProcessInfo.processInfo.environment
+            environment[Self.opVariable] = "setpin"
+            environment[Self.configVariable] = env.configPath
+            environment[AuditCrashPoint.variable] = "audit-pin_change-\(stage)"
+            p.environment = environment
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationReason, .uncaughtSignal, "\(stage): the child was not killed (exit \(p.terminationStatus))")
+            let changes = try auditRecords(env.auditPath).filter { $0["event"] as? String == "pin_change" }
+            XCTAssertEqual(changes.map { $0["outcome"] as? String }, ["pending"], stage)
+            let r = try AuditVerifier.verify(path: env.auditPath, keys: [keys.tokenUUID: auditKey])
+            XCTAssertTrue(r.pending.contains { $0.message.contains("pending pin_change of token 't0'") }, "\(stage): \(r.pending)")
+            let check = try env.module()
+            defer { check.finalize() }
+            let cs = try check.openSession(0, flags: CKF_SERIAL_SESSION | CKF_RW_SESSION)
+            try check.login(cs, userType: CKU_USER, pin: stage == "done" ? Array("changed-pin-99".utf8) : userPIN)
+        }
     }
 
     func runCrashes(backendYAML: String) throws {

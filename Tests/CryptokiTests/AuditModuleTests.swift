@@ -30,8 +30,9 @@ final class AuditModuleTests: XCTestCase {
         try m.logout(s)
         let recs = try auditRecords(env.auditPath)
         XCTAssertEqual(events(recs).filter { !$0.hasPrefix("checkpoint") }, [
-            "token_init:success", "login:success", "pin_init:success", "logout:success",
-            "login:failure", "login:success", "pin_change:success", "logout:success"])
+            "token_init:pending", "token_init:success", "login:success", "pin_init:pending", "pin_init:success",
+            "logout:success", "login:failure", "login:success", "pin_change:pending", "pin_change:success",
+            "logout:success"])
         let failed = try XCTUnwrap(recs.first { $0["event"] as? String == "login" && $0["outcome"] as? String == "failure" })
         XCTAssertEqual(failed["role"] as? String, "user")
         XCTAssertEqual(failed["rv"] as? String, "0x000000A0")  // CKR_PIN_INCORRECT

@@ -6,15 +6,25 @@ import TokenStore
 extension Token {
     /// Runs `body`; when it fails, records `kind` as a failure with its CK_RV (best effort: the caller gets
     /// the original error either way) and rethrows.
+    /// With `pending`, the failure points at the pending record `body` wrote into it (`recordPending`).
     func auditedFailure<R>(_ kind: AuditEventKind, role: LoginRole?, session: CK_SESSION_HANDLE? = nil,
-                           _ body: () throws -> R) throws -> R {
+                           pending: PendingRecord? = nil, _ body: () throws -> R) throws -> R {
         do {
             return try body()
         } catch {
             let rv = (error as? CKRError)?.rv ?? CKR_GENERAL_ERROR
-            try? audit(AuditEvent(kind: kind, outcome: .failure, rv: rv, role: role, session: session))
+            try? audit(AuditEvent(kind: kind, outcome: .failure, rv: rv, role: role, session: session,
+                                  pendingSeq: pending?.seq))
             throw error
         }
+    }
+
+    /// The durable `pending` record of a token state change (C_InitToken, C_InitPIN, C_SetPIN; docs/audit.md
+    /// §Pending records), written before the store changes; its seq goes into `pending` for the outcome record.
+    /// Not written → CKR_DEVICE_ERROR and nothing is changed.
+    func recordPending(_ kind: AuditEventKind, role: LoginRole, _ pending: PendingRecord) throws {
+        pending.seq = try auditor.write(AuditEvent(kind: kind, outcome: .pending, role: role))?.seq
+        AuditCrashPoint.reached(kind, "pending")
     }
 
     /// A TokenVault call whose failures say more than their CK_RV: the attempt that locked a PIN is a
@@ -63,4 +73,9 @@ extension Token {
         guard let ref = try? object(handle, access: access) else { return nil }
         return (ref.record.uniqueID, ref.record.auditLabel)
     }
+}
+
+/// The seq of a pending record, handed from where it is written to the outcome record (one per call).
+final class PendingRecord {
+    var seq: Int64?
 }

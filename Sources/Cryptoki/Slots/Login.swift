@@ -77,7 +77,8 @@ extension Token {
 
     /// C_InitToken: no session may be open; an initialised token needs its SO PIN; every object is wiped.
     func initToken(soPIN: SecretBytes, label: [UInt8]) throws {
-        try auditedFailure(.tokenInit, role: .so) {
+        let pending = PendingRecord()
+        try auditedFailure(.tokenInit, role: .so, pending: pending) {
             try gate.withLock { _ in
                 try state.withLock { s in
                     if !s.sessions.isEmpty { throw ckr(CKR_SESSION_EXISTS) }
@@ -91,6 +92,7 @@ extension Token {
                 }
                 var padded = Array(label.prefix(32))
                 while padded.count < 32 { padded.append(0x20) }
+                try recordPending(.tokenInit, role: .so, pending)
                 try auditedStoreCall("init token", role: .so) {
                     try vault.initialize(soPIN: soPIN, label: padded, backend: backend, maxAttempts: config.maxPINRetries)
                 }
@@ -101,8 +103,10 @@ extension Token {
                 }
                 auditor.forgetKey()
                 let serial = (try? record().serialNumber) ?? ""
+                AuditCrashPoint.reached(.tokenInit, "done")
                 try audit(AuditEvent(kind: .tokenInit, outcome: .success, role: .so,
-                                     details: ["label": Encoding.trimmedText(padded), "serial": serial]))
+                                     details: ["label": Encoding.trimmedText(padded), "serial": serial],
+                                     pendingSeq: pending.seq))
                 Log.info("token '\(config.name)': initialised")
             }
         }
@@ -110,7 +114,8 @@ extension Token {
 
     /// C_InitPIN: RW SO session only.
     func initPIN(_ pin: SecretBytes, sessionReadWrite: Bool) throws {
-        try auditedFailure(.pinInit, role: .so) {
+        let pending = PendingRecord()
+        try auditedFailure(.pinInit, role: .so, pending: pending) {
             try gate.withLock { _ in
                 let keys: SessionKeys = try state.withLock { s in
                     guard s.role == .so, let k = s.keys else { throw ckr(CKR_USER_NOT_LOGGED_IN) }
@@ -118,10 +123,13 @@ extension Token {
                 }
                 guard sessionReadWrite else { throw ckr(CKR_SESSION_READ_ONLY) }
                 guard Token.pinLengthOK(pin) else { throw ckr(CKR_PIN_LEN_RANGE) }
+                try recordPending(.pinInit, role: .so, pending)
                 try ErrorMap.guarded("token '\(config.name)': init PIN") {
                     try integrityChecked("init PIN", role: .so) { try vault.initUserPIN(pin, using: keys) }
                 }
-                try audit(AuditEvent(kind: .pinInit, outcome: .success, role: .so, details: ["pin_of": "user"]))
+                AuditCrashPoint.reached(.pinInit, "done")
+                try audit(AuditEvent(kind: .pinInit, outcome: .success, role: .so, details: ["pin_of": "user"],
+                                     pendingSeq: pending.seq))
                 Log.info("token '\(config.name)': user PIN initialised")
             }
         }
@@ -130,7 +138,8 @@ extension Token {
     /// C_SetPIN: the SO's PIN in an SO session, else the user's (RW session required).
     func setPIN(old: SecretBytes, new: SecretBytes, sessionReadWrite: Bool) throws {
         let role: LoginRole = state.withLock { $0.role == .so ? .so : .user }
-        try auditedFailure(.pinChange, role: role) {
+        let pending = PendingRecord()
+        try auditedFailure(.pinChange, role: role, pending: pending) {
             guard sessionReadWrite else { throw ckr(CKR_SESSION_READ_ONLY) }
             try gate.withLock { _ in
                 let rec = try record()
@@ -139,12 +148,14 @@ extension Token {
                 if rec.pinStatus(role.storeRole).isLocked { throw ckr(CKR_PIN_LOCKED) }
                 guard Token.pinLengthOK(old) else { throw ckr(CKR_PIN_INCORRECT) }
                 guard Token.pinLengthOK(new) else { throw ckr(CKR_PIN_LEN_RANGE) }
+                try recordPending(.pinChange, role: role, pending)
                 try auditedStoreCall("set PIN", role: role) {
                     try integrityChecked("set PIN", role: role) {
                         try vault.setPIN(role: role.storeRole, oldPIN: old, newPIN: new, backend: backend)
                     }
                 }
-                try audit(AuditEvent(kind: .pinChange, outcome: .success, role: role))
+                AuditCrashPoint.reached(.pinChange, "done")
+                try audit(AuditEvent(kind: .pinChange, outcome: .success, role: role, pendingSeq: pending.seq))
                 Log.info("token '\(config.name)': \(role == .so ? "SO" : "user") PIN changed")
             }
         }
