@@ -159,7 +159,7 @@ if [ -x "$CLI" ] && "$CLI" --help 2>/dev/null | grep -q encrypt; then
     echo "backend check after the rotation: healthy"
     encrypt_to "$DEMO/after-rotation.lwe2"
     decrypt_and_check "$DEMO/after-rotation.lwe2" "[1,2,3,42,65535,65535]"
-    step "Keys on the SoftHSM2 backend token: the two KEKs (no value readable)"
+    step "Objects on the SoftHSM2 backend token: the two KEKs (no value readable) and the token's anchor (docs/storage-format.md, Rollback)"
     run pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$HSM_LABEL" --login --pin "$DEMO_HSM_PIN" -O \
       || fail "pkcs11-tool -O on SoftHSM2"
   fi
