@@ -288,10 +288,8 @@ extension Token {
             guard let keys else { return try database.find(matching: storeTemplate) }
             let (found, failed) = try database.findVerified(matching: storeTemplate, keys: keys)
             if !failed.isEmpty {
-                Log.error("token '\(config.name)': find: TAMPERING: \(failed.count) object(s) do not match their MAC and are not shown: \(failed.prefix(4).joined(separator: ", "))")
-                try? audit(AuditEvent(kind: .tamper, outcome: .failure, rv: CKR_DEVICE_ERROR, role: access.role,
-                                      session: access.session,
-                                      reason: "find: \(failed.count) object(s) do not match their MAC: \(failed.prefix(4).joined(separator: ", "))"))
+                reportTampering("find", "\(failed.count) object(s) do not match their MAC and are not shown: "
+                                    + failed.prefix(4).joined(separator: ", "), role: access.role, session: access.session)
             }
             return found
         }

@@ -38,9 +38,7 @@ extension Token {
         } catch let e as StoreError {
             switch e {
             case .tampered(let why):
-                Log.error("token '\(config.name)': \(what): TAMPERING: \(why)")
-                try? audit(AuditEvent(kind: .tamper, outcome: .failure, rv: ErrorMap.rv(e), role: role,
-                                      reason: "\(what): \(why)"))
+                reportTampering(what, why, role: role)
             case .rollback:
                 Log.error("token '\(config.name)': \(what): ROLLBACK: \(e) — refused until the SO runs 'tg-pkcs11 token accept-rollback'")
                 try? audit(AuditEvent(kind: .tamper, outcome: .failure, rv: ErrorMap.rv(e), role: role,
@@ -50,5 +48,12 @@ extension Token {
             }
             throw e
         }
+    }
+
+    /// The log line and `tamper` audit record (best effort) of stored state that failed authentication.
+    func reportTampering(_ what: String, _ why: String, role: LoginRole?, session: CK_SESSION_HANDLE? = nil) {
+        Log.error("token '\(config.name)': \(what): TAMPERING: \(why)")
+        try? audit(AuditEvent(kind: .tamper, outcome: .failure, rv: CKR_DEVICE_ERROR, role: role, session: session,
+                              reason: "\(what): \(why)"))
     }
 }
