@@ -101,12 +101,14 @@ let package = Package(
         .testTarget(name: "N2HETests", dependencies: ["N2HE", "CN2HEKernels"]),
         .testTarget(name: "TokenStoreTests", dependencies: ["TokenStore", "KeyWrap", "CryptoCore"]),
         // Chain, tamper cases, partial lines, checkpoints; concurrent writers re-run this test binary as children.
-        .testTarget(name: "AuditTests", dependencies: ["Audit", "CryptoCore"]),
-        // The Python test servers (Tests/servers) as child processes; used by test targets only, no product.
-        .target(name: "TestSupport", dependencies: ["KeyWrap"]),
+        .testTarget(name: "AuditTests", dependencies: ["Audit", "CryptoCore", "TestSupport"]),
+        // The Python test servers (Tests/servers) as child processes, and an audit log editor (AuditForger); used by
+        // test targets only, no product.
+        .target(name: "TestSupport", dependencies: ["KeyWrap", "Audit"]),
 
         .testTarget(name: "KeyWrapTests", dependencies: ["KeyWrap", "CryptoCore", "TokenStore", "TestSupport"]),
-        .testTarget(name: "CryptokiTests", dependencies: ["Cryptoki", "CP11Kit", "Audit", "CryptoCore", "N2HE", "TokenStore", "KeyWrap"],
+        .testTarget(name: "CryptokiTests", dependencies: ["Cryptoki", "CP11Kit", "Audit", "CryptoCore", "N2HE", "TokenStore", "KeyWrap",
+                                                         "TestSupport"],
                     exclude: ["Fixtures"]),
         // Tokens on the cloud backends through the Module API, against moto / the fault proxy / the fakes.
         .testTarget(name: "CloudTokenTests", dependencies: ["Cryptoki", "CP11Kit", "CryptoCore", "KeyWrap", "TestSupport"]),
