@@ -105,6 +105,7 @@ public enum AuditVerifier {
         var lastVerifiedIndex = -1
         struct Open { var line: Int; var event: String; var token: String; var text: String }
         var open: [Int64: Open] = [:]
+        var attempts = FailedPINAttempts()
         func fail(_ line: Int, _ m: String) -> AuditVerification {
             r.error = AuditFinding(line: line, message: m)
             return r
@@ -193,6 +194,9 @@ public enum AuditVerifier {
                 }
                 lastCheckpoint[uuid] = AuditCheckpointLink(seq: seq, hmac: hmac)
             }
+            if let missing = attempts.take(i, parsed) {
+                return fail(n, missing)
+            }
             // Pending records and their outcomes (docs/audit.md §Pending records).
             let outcome = obj["outcome"] as? String
             if outcome == "pending" {
@@ -265,5 +269,105 @@ public enum AuditVerifier {
             if let s = AuditEncoding.int(parsed[i]?["seq"]), s == seq { return i + 1 }
         }
         return nil
+    }
+}
+
+/// Failed PIN attempts against their count (docs/audit.md §Failed PIN attempts). A wrong PIN is counted in the
+/// store before the module knows it is wrong; its record carries `failed_attempts` (the role's consecutive
+/// failures, this one included), and the next login's record carries `prior_failed_attempts` (the count it reset).
+/// Each of 1...prior must have its record: deleting the records of failed attempts before a login (which then
+/// checkpoints the doctored file) is noticed. Another process's wrong PIN counted before the login may be recorded
+/// just after it: records up to `lateRecordSeconds` after a login count for it.
+struct FailedPINAttempts {
+    static let lateRecordSeconds = 30.0
+    /// failed_attempts values of the wrong-PIN records of (token, role) since that role's counter was last reset.
+    private var since: [String: [Int64]] = [:]
+
+    private static func key(_ o: [String: Any], role: String? = nil) -> String {
+        (o["token"] as? String ?? "") + "\u{0}" + (role ?? o["role"] as? String ?? "")
+    }
+
+    /// Takes record `i`; a finding when it is a login whose cleared attempts lack records.
+    mutating func take(_ i: Int, _ parsed: [[String: Any]?]) -> String? {
+        guard let o = parsed[i] else { return nil }
+        let event = o["event"] as? String ?? ""
+        let outcome = o["outcome"] as? String ?? ""
+        if outcome == "failure", let k = AuditEncoding.int(o["failed_attempts"]) {
+            since[Self.key(o), default: []].append(k)
+            return nil
+        }
+        guard outcome == "success" else { return nil }
+        switch event {
+        case "login":
+            defer { since[Self.key(o)] = nil }
+            guard let prior = AuditEncoding.int(o["prior_failed_attempts"]), prior > 0 else { return nil }
+            var seen = Set(since[Self.key(o)] ?? [])
+            seen.formUnion(Self.lateRecords(after: i, parsed))
+            let missing = (1...min(prior, 100_000)).filter { !seen.contains($0) }
+            guard !missing.isEmpty else { return nil }
+            let list = missing.prefix(10).map(String.init).joined(separator: ", ") + (missing.count > 10 ? ", ..." : "")
+            return "login of token '\(o["token"] as? String ?? "")' as \(o["role"] as? String ?? "?") cleared \(prior) failed "
+                + "PIN attempt(s), but the record of attempt \(list) is missing (deleted from the log, or a process was "
+                + "killed between counting the attempt and recording it)"
+        case "pin_change":
+            since[Self.key(o)] = nil
+        case "pin_init":
+            since[Self.key(o, role: "user")] = nil
+        case _ where AuditVerifier.incarnationEvents.contains(event):
+            since[Self.key(o, role: "so")] = nil
+            since[Self.key(o, role: "user")] = nil
+        default:
+            break
+        }
+        return nil
+    }
+
+    /// failed_attempts of the same token and role recorded within `lateRecordSeconds` after login `i`.
+    private static func lateRecords(after i: Int, _ parsed: [[String: Any]?]) -> [Int64] {
+        guard let login = parsed[i], let t0 = seconds(login["time"] as? String) else { return [] }
+        let key = key(login)
+        var out: [Int64] = []
+        for j in (i + 1)..<parsed.count {
+            guard let o = parsed[j] else { continue }
+            guard let t = seconds(o["time"] as? String), t - t0 <= lateRecordSeconds else { break }
+            if Self.key(o) == key, o["outcome"] as? String == "failure", let k = AuditEncoding.int(o["failed_attempts"]) {
+                out.append(k)
+            }
+        }
+        return out
+    }
+
+    /// Seconds since 1970 of a record time ("2026-11-29T10:20:29.123Z"), nil when it is not one.
+    static func seconds(_ text: String?) -> Double? {
+        guard let text, (20...32).contains(text.utf8.count), text.hasSuffix("Z") else { return nil }
+        let u = Array(text.utf8)
+        func number(_ r: Range<Int>) -> Int? {
+            var v = 0
+            for i in r {
+                guard u[i] >= 0x30, u[i] <= 0x39 else { return nil }
+                v = v * 10 + Int(u[i] - 0x30)
+            }
+            return v
+        }
+        guard let y = number(0..<4), let mo = number(5..<7), let d = number(8..<10), let h = number(11..<13),
+              let mi = number(14..<16), let s = number(17..<19), (1...12).contains(mo) else { return nil }
+        var fraction = 0.0
+        if u.count > 21, u[19] == 0x2E, let ms = number(20..<(u.count - 1)) {
+            fraction = Double(ms) / pow10(u.count - 21)
+        }
+        // Days from 1970-01-01 to the civil date (proleptic Gregorian).
+        let yy = mo <= 2 ? y - 1 : y
+        let era = (yy >= 0 ? yy : yy - 399) / 400
+        let yoe = yy - era * 400
+        let doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146097 + doe - 719468
+        return Double(days * 86400 + h * 3600 + mi * 60 + s) + fraction
+    }
+
+    private static func pow10(_ n: Int) -> Double {
+        var v = 1.0
+        for _ in 0..<max(0, n) { v *= 10 }
+        return v
     }
 }

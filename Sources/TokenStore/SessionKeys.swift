@@ -12,6 +12,9 @@ public final class SessionKeys: Sendable {
     public let role: Role
     /// The token identity these keys belong to (stale after another process re-initialises the token).
     public let tokenUUID: String
+    /// The role's consecutive wrong-PIN attempts this login cleared from the retry counter: the login's audit
+    /// record says how many, so records of failed attempts deleted from the log are noticed (docs/audit.md).
+    public let priorFailedAttempts: Int
     let rootKey: SecretBytes
     /// The key every PIN envelope seals; it seals the backend blob (`token.wrapped_root`).
     let envelopeKey: SecretBytes
@@ -26,9 +29,10 @@ public final class SessionKeys: Sendable {
     static let tagLength = 16
     static let objectKeySalt = Array("TG-OBJECT-KEY-1".utf8)
 
-    init(role: Role, tokenUUID: String, rootKey: SecretBytes, envelopeKey: SecretBytes) {
+    init(role: Role, tokenUUID: String, rootKey: SecretBytes, envelopeKey: SecretBytes, priorFailedAttempts: Int = 0) {
         self.role = role
         self.tokenUUID = tokenUUID
+        self.priorFailedAttempts = priorFailedAttempts
         self.rootKey = rootKey
         self.envelopeKey = envelopeKey
     }

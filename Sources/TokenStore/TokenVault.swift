@@ -32,6 +32,9 @@ public struct TokenVault: Sendable {
     public let database: TokenDatabase
     /// scrypt log2(N) for envelopes written by this vault (existing envelopes keep their stored cost).
     public let kdfLog2N: Int
+    /// Told of every wrong PIN once its attempt is counted: the role and its consecutive failed attempts, this one
+    /// included (the operator CLI audits them; the module audits its own through the PIN error it answers).
+    public var wrongPINObserver: (@Sendable (Role, Int) -> Void)?
 
     /// - Throws: `.invalidArgument` if `kdfLog2N` is outside `minimumKDFLog2N...maximumKDFLog2N`.
     public init(database: TokenDatabase, kdfLog2N: Int = TokenVault.defaultKDFLog2N) throws {
@@ -122,7 +125,8 @@ public struct TokenVault: Sendable {
         var blobBytes = blob.unsafeCopyToArray()
         defer { secureZero(&blobBytes) }
         let root = try backendCall { try backend.unwrap(blobBytes, context: opened.record.wrapContext) }
-        return SessionKeys(role: role, tokenUUID: opened.record.tokenUUID, rootKey: root, envelopeKey: opened.envelopeKey)
+        return SessionKeys(role: role, tokenUUID: opened.record.tokenUUID, rootKey: root, envelopeKey: opened.envelopeKey,
+                           priorFailedAttempts: opened.priorFailedAttempts)
     }
 
     /// The SO's keys for recovery (`tg-pkcs11 token accept-rollback`, `restore`): the PIN (counted like a login)
@@ -221,6 +225,8 @@ public struct TokenVault: Sendable {
         let record: TokenRecord
         let envelopeKey: SecretBytes
         let wrappedRoot: [UInt8]
+        /// Consecutive wrong PINs before this attempt (the counter this success reset).
+        let priorFailedAttempts: Int
     }
 
     /// The PIN check: count the attempt first (one committed transaction, from the larger of the store's and the
@@ -255,6 +261,7 @@ public struct TokenVault: Sendable {
             envelopeKey = try AESGCM.openSecret(key: key, iv: envelope.sealed[0..<Self.nonceLength],
                                                 ciphertextAndTag: envelope.sealed[Self.nonceLength...], aad: aad)
         } catch CryptoError.authenticationFailed {
+            wrongPINObserver?(role, envelope.failed)
             let remaining = max(0, envelope.maxAttempts - envelope.failed)
             throw remaining == 0 ? StoreError.pinLocked : StoreError.pinIncorrect(remaining: remaining)
         } catch let e as CryptoError {
@@ -267,7 +274,8 @@ public struct TokenVault: Sendable {
             guard let w = try conn.loadWrappedRoot() else { throw StoreError.corrupt("wrapped root key missing") }
             return (conn.token.record, w)
         }
-        return Opened(record: fresh, envelopeKey: envelopeKey, wrappedRoot: wrappedRoot)
+        return Opened(record: fresh, envelopeKey: envelopeKey, wrappedRoot: wrappedRoot,
+                      priorFailedAttempts: max(0, envelope.failed - 1))
     }
 
     /// `backend.wrap(root)` sealed under the envelope key: `nonce[12] || GCM(envelopeKey, blob, rootAAD)`.

@@ -2,47 +2,11 @@
 // copies of a log (records deleted, the hash chain and the head sidecar recomputed, checkpoints given an unknown
 // token uuid or removed) fail `verify` with the token's key; checkpoints chain to each other; pending records
 // (a change announced before it took effect) are reported when no outcome follows them.
-import Audit
+@testable import Audit
 import CryptoCore
 import Foundation
+import TestSupport
 import XCTest
-
-/// Rewrites a log as an editor of the file can: renumbers seq, recomputes every prev and the head sidecar.
-enum Forger {
-    /// Also renumbers what refers to a seq (an outcome's `pending_seq`, a checkpoint's `prev_checkpoint`), as a
-    /// careful editor would.
-    static func rechain(_ lines: [String]) -> (lines: [String], head: String) {
-        var out: [String] = []
-        var prev = AuditEncoding.zeroHash
-        var seq = 0
-        var renumbered: [Int64: Int] = [:]
-        for line in lines {
-            seq += 1
-            var l = line
-            if let obj = AuditEncoding.parse(Array(l.utf8)), let p = obj["prev"] as? String, let s = AuditEncoding.int(obj["seq"]) {
-                renumbered[s] = seq
-                l = l.replacingOccurrences(of: "\"prev\":\"\(p)\"", with: "\"prev\":\"\(prev)\"")
-                l = l.replacingOccurrences(of: "\"seq\":\(s),", with: "\"seq\":\(seq),")
-                for field in ["pending_seq", "prev_checkpoint"] {
-                    if let old = AuditEncoding.int(obj[field]), let new = renumbered[old] {
-                        l = l.replacingOccurrences(of: "\"\(field)\":\(old),", with: "\"\(field)\":\(new),")
-                    }
-                }
-            }
-            out.append(l)
-            prev = AuditEncoding.hash(Array(l.utf8))
-        }
-        var head = #"{"hash":"\#(prev)","seq":\#(seq),"v":2}"#
-        head += String(repeating: " ", count: AuditLog.headSize - 1 - head.utf8.count) + "\n"
-        return (out, head)
-    }
-
-    static func write(_ lines: [String], to file: String) throws {
-        let (ls, head) = rechain(lines)
-        try (ls.joined(separator: "\n") + "\n").write(toFile: file, atomically: false, encoding: .utf8)
-        try head.write(toFile: AuditLog.headPath(for: file), atomically: false, encoding: .utf8)
-    }
-}
 
 final class AuditForgeryTests: XCTestCase {
     var dir = ""
@@ -219,6 +183,64 @@ final class AuditForgeryTests: XCTestCase {
         r = try AuditVerifier.verify(path: file, keys: [uuid: key])
         XCTAssertEqual(r.error?.line, try lines().count, "\(String(describing: r.error))")
         XCTAssertTrue(r.error?.message.contains("chains to the checkpoint at seq 1") ?? false, "\(String(describing: r.error))")
+    }
+
+    /// The reviewer's forgery: the records of three wrong PINs deleted (chain and head recomputed) before the next
+    /// legitimate login, whose checkpoint then authenticated the doctored file. The login's record says how many
+    /// failed attempts it cleared, and each must have its record.
+    func testDeletedFailedPINRecordsBeforeALoginFail() throws {
+        let log = AuditLog(filePath: file, syslogSocket: nil, sync: false)
+        func wrongPINs(_ counts: ClosedRange<Int64>, role: String = "user") throws {
+            for k in counts {
+                _ = try record(log, "login", "failure", extra: ["role": .string(role), "failed_attempts": .int(k)])
+            }
+        }
+        _ = try record(log, "login", extra: ["role": .string("user")])
+        try checkpoint(log)
+        try wrongPINs(1...3)
+        try wrongPINs(1...1, role: "so")   // the SO's count is another one
+        _ = try record(log, "login", extra: ["role": .string("user"), "prior_failed_attempts": .int(3)])
+        try checkpoint(log)
+        var r = try verify()
+        XCTAssertTrue(r.ok, "\(String(describing: r.error))")
+
+        var ls = try lines()
+        ls.removeSubrange(2...3)   // attempts 1 and 2 of the user
+        try Forger.write(ls, to: file)
+        try assertFails(at: 5, "cleared 3 failed PIN attempt(s), but the record of attempt 1, 2 is missing")
+
+        // All three gone, and the SO's record relabelled as the user's: still short of 1...3.
+        ls = try lines()
+        ls.remove(at: 2)
+        ls[2] = ls[2].replacingOccurrences(of: "\"role\":\"so\"", with: "\"role\":\"user\"")
+        try Forger.write(ls, to: file)
+        r = try verify()
+        XCTAssertTrue(r.error?.message.contains("attempt 2, 3 is missing") ?? false, "\(String(describing: r.error))")
+    }
+
+    /// Another process's wrong PIN may be counted before a login and recorded just after it; it counts for that
+    /// login only when recorded within FailedPINAttempts.lateRecordSeconds, and a reset (C_InitPIN) starts afresh.
+    func testAFailedAttemptRecordedJustAfterTheLoginCounts() throws {
+        let log = AuditLog(filePath: file, syslogSocket: nil, sync: false)
+        _ = try record(log, "login", "failure", extra: ["role": .string("user"), "failed_attempts": .int(1)])
+        _ = try record(log, "login", extra: ["role": .string("user"), "prior_failed_attempts": .int(2)])
+        _ = try record(log, "login", "failure", extra: ["role": .string("user"), "failed_attempts": .int(2)])
+        try checkpoint(log)
+        let r = try verify()
+        XCTAssertTrue(r.ok, "\(String(describing: r.error))")
+
+        // The same record an hour later is not that login's.
+        var ls = try lines()
+        let time = try XCTUnwrap(AuditEncoding.parse(Array(ls[2].utf8))?["time"] as? String)
+        let hourLater = try XCTUnwrap(FailedPINAttempts.seconds(time)).advanced(by: 3600)
+        ls[2] = ls[2].replacingOccurrences(of: time, with: AuditEncoding.timestamp(AuditTime(hourLater)))
+        try Forger.write(ls, to: file)
+        try assertFails(at: 2, "the record of attempt 2 is missing")
+
+        XCTAssertEqual(FailedPINAttempts.seconds("1970-01-01T00:00:00.000Z"), 0)
+        XCTAssertEqual(FailedPINAttempts.seconds("2026-11-29T10:20:29.123Z")!, 1_795_947_629.123, accuracy: 0.0005)
+        XCTAssertNil(FailedPINAttempts.seconds("2026-13-29T10:20:29Z"))
+        XCTAssertNil(FailedPINAttempts.seconds("not a time at all, really"))
     }
 
     func testPendingRecordsWithoutOutcomeAreReported() throws {

@@ -59,6 +59,15 @@ final class AuditCommandTests: XCTestCase {
         XCTAssertEqual(report["checkpoints_unverified"] as? Int, 0)
         try CLI.fails(["audit", "verify", "--token", "audited", "--pin-env", "WRONG"], with: "PIN incorrect",
                       environment: env.merging(["WRONG": "not-the-pin-1"]) { $1 })
+        // The wrong PIN counted against the token, so it is recorded like the module's (docs/audit.md).
+        let shown = try CLI.ok(["audit", "show", "--event", "login", "--json"], environment: env)
+        let logins = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [[String: Any]], shown.transcript)
+        let wrong = try XCTUnwrap(logins.last, shown.transcript)
+        XCTAssertEqual(wrong["outcome"] as? String, "failure")
+        XCTAssertEqual(wrong["source"] as? String, "tg-pkcs11")
+        XCTAssertEqual(wrong["role"] as? String, "user")
+        XCTAssertEqual(wrong["failed_attempts"] as? Int, 1)
+        XCTAssertEqual(wrong["rv"] as? String, "0x000000A0")
         // Never a PIN or key byte in the log.
         let text = try String(contentsOfFile: log, encoding: .utf8)
         XCTAssertFalse(text.contains(Self.userPIN))

@@ -4,6 +4,7 @@
 import Audit
 import CP11Kit
 import Foundation
+import TestSupport
 import XCTest
 @testable import Cryptoki
 #if canImport(Glibc)
@@ -218,6 +219,38 @@ final class AuditModuleTests: XCTestCase {
         XCTAssertEqual(r.checkpointsVerified, checkpoints.filter { $0["token_uuid"] as? String == keys.tokenUUID }.count)
         XCTAssertEqual(r.checkpointsUnverified, checkpoints.count - r.checkpointsVerified)
         XCTAssertGreaterThan(r.checkpointsVerified, 2)
+    }
+
+    /// Issue 13: the records of wrong PINs deleted before the next legitimate login (chain and head recomputed, as
+    /// anyone who can write the file can) no longer pass: the login's record says how many attempts it cleared.
+    func testDeletingFailedLoginRecordsBeforeTheNextLoginIsDetected() throws {
+        let env = try TestEnvironment()
+        let m = try env.module()
+        let s = try m.readySession(login: false)
+        for _ in 0..<3 {
+            expectCKR(CKR_PIN_INCORRECT) { try m.login(s, userType: CKU_USER, pin: Array("wrong-pin-99".utf8)) }
+        }
+        let wrong = try auditRecords(env.auditPath).filter { $0["outcome"] as? String == "failure" }
+        XCTAssertEqual(wrong.compactMap { AuditEncoding.int($0["failed_attempts"]) }, [1, 2, 3])
+        let token = m.tokens[0]
+        let keys = try token.vault.login(role: .user, pin: userPIN, backend: token.backend)
+        XCTAssertEqual(keys.priorFailedAttempts, 3)
+        // That login reset the counter; three more wrong PINs, then the editor deletes their records.
+        for _ in 0..<3 {
+            expectCKR(CKR_PIN_INCORRECT) { try m.login(s, userType: CKU_USER, pin: Array("wrong-pin-99".utf8)) }
+        }
+        let text = try String(contentsOfFile: env.auditPath, encoding: .utf8)
+        let kept = text.split(separator: "\n").map(String.init).filter { !$0.contains("\"failed_attempts\"") }
+        try Forger.write(kept, to: env.auditPath)
+        try m.login(s, userType: CKU_USER, pin: userPIN)
+        try m.logout(s)
+        let login = try XCTUnwrap(try auditRecords(env.auditPath).last { $0["event"] as? String == "login" })
+        XCTAssertEqual(AuditEncoding.int(login["prior_failed_attempts"]), 3)
+        let auditKey = try OperatorAudit.auditKey(keys)
+        let r = try AuditVerifier.verify(path: env.auditPath, keys: [keys.tokenUUID: auditKey],
+                                         strict: AuditVerifier.StrictToken(name: "t0", uuid: keys.tokenUUID))
+        XCTAssertTrue(r.error?.message.contains("cleared 3 failed PIN attempt(s), but the record of attempt 1, 2, 3 is missing")
+                      ?? false, "\(String(describing: r.error))")
     }
 
     func testStateChangesAreRefusedWhenTheirRecordCannotBeWritten() throws {

@@ -24,6 +24,8 @@ public struct OperatorTokenConfiguration: Sendable, Equatable {
     public let anchorDirectory: String
     /// `policy.allow_mixed_key_roles` (legacy applications; `doctor` warns).
     public var allowsMixedKeyRoles: Bool = false
+    /// The `--config` path the configuration was loaded with (nil: discovered), for the audit log.
+    public var configPath: String? = nil
 
     /// Labels of the token's N2HE keys whose decryption rule is `raw`, read from the store's public attributes
     /// (no login needed: the rule and the label are public).
@@ -52,7 +54,19 @@ public struct OperatorTokenConfiguration: Sendable, Equatable {
             throw OperatorConfigurationError("token '\(name)': no token database at \(file) (initialise the token first)")
         }
         let database = try TokenDatabase.open(store: store, anchorDirectory: anchorDirectory, backend: backend)
-        return try TokenVault(database: database, kdfLog2N: pinKDFCost)
+        var vault = try TokenVault(database: database, kdfLog2N: pinKDFCost)
+        // A wrong PIN given to the CLI counts against the token like one given to the module, so it is audited like
+        // one: the next login's record says how many failed attempts it cleared (docs/audit.md).
+        if let log = try? OperatorAudit.log(configPath: configPath) {
+            let token = name
+            vault.wrongPINObserver = { role, failed in
+                try? OperatorAudit.record(log, event: "login", success: false, token: token, role: role == .so ? "so" : "user",
+                                          reason: "wrong PIN given to tg-pkcs11", details: [:], keys: nil,
+                                          error: StoreError.pinIncorrect(remaining: 0),
+                                          extra: ["failed_attempts": .int(Int64(failed))])
+            }
+        }
+        return vault
     }
 
     /// Full path of the token's database file (`<store>/token.sqlite`).
@@ -111,7 +125,7 @@ public struct OperatorConfiguration: Sendable, Equatable {
         return OperatorConfiguration(source: config.source, tokens: config.tokens.map {
             OperatorTokenConfiguration(name: $0.name, store: $0.store, backend: $0.backend, pinKDFCost: $0.pinKDFCost,
                                        anchorDirectory: $0.anchorDirectory,
-                                       allowsMixedKeyRoles: $0.policy.allowMixedKeyRoles)
+                                       allowsMixedKeyRoles: $0.policy.allowMixedKeyRoles, configPath: explicitPath)
         })
     }
 

@@ -6,8 +6,16 @@ import CryptoCore
 /// A PKCS#11 failure: every error leaving Cryptoki carries the CK_RV the standard names.
 public struct CKRError: Error, Equatable, Hashable, Sendable, CustomStringConvertible {
     public let rv: CK_RV
-    public init(_ rv: CK_RV) { self.rv = rv }
+    /// With CKR_PIN_INCORRECT: the role's consecutive failed attempts, this one included, for its audit record.
+    /// Not part of equality: two errors are the same when they answer the same CK_RV.
+    public let failedPINAttempts: Int?
+    public init(_ rv: CK_RV, failedPINAttempts: Int? = nil) {
+        self.rv = rv
+        self.failedPINAttempts = failedPINAttempts
+    }
     public var description: String { "CK_RV 0x" + String(rv, radix: 16) }
+    public static func == (a: CKRError, b: CKRError) -> Bool { a.rv == b.rv }
+    public func hash(into h: inout Hasher) { h.combine(rv) }
 }
 
 /// One attribute of a template or an object. Array attributes (CKA_WRAP_TEMPLATE, CKA_UNWRAP_TEMPLATE,

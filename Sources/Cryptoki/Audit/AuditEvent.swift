@@ -40,6 +40,10 @@ struct AuditEvent: Sendable {
     var details: [String: String] = [:]
     /// The seq of the pending record this one resolves.
     var pendingSeq: Int64? = nil
+    /// A wrong PIN: the role's consecutive failed attempts counted, this one included.
+    var failedAttempts: Int? = nil
+    /// A login: the consecutive failed attempts it cleared (each must have its `failedAttempts` record).
+    var priorFailedAttempts: Int? = nil
 }
 
 extension Token {

@@ -98,6 +98,8 @@ final class TokenAuditor: @unchecked Sendable {
         if let l = event.objectLabel { f["object_label"] = .string(l) }
         if let m = event.mechanism { f["mechanism"] = .string(AuditTrail.hex(m)) }
         if let r = event.reason { f["reason"] = .string(r) }
+        if let n = event.failedAttempts { f["failed_attempts"] = .int(Int64(n)) }
+        if let n = event.priorFailedAttempts { f["prior_failed_attempts"] = .int(Int64(n)) }
         if !event.details.isEmpty { f["details"] = .object(event.details) }
         let position: AuditPosition
         do {

@@ -27,16 +27,16 @@ public enum OperatorAudit {
     /// `error`: why it failed; its CK_RV is the one the module would answer for it (CKR_PIN_INCORRECT, ...).
     public static func record(_ log: AuditLog, event: String, success: Bool, token: String, role: String?,
                               reason: String?, details: [String: String], keys: SessionKeys?,
-                              error: (any Error)? = nil) throws {
+                              error: (any Error)? = nil, extra: AuditFields = [:]) throws {
         var rv: CK_RV = success ? CKR_OK : CKR_FUNCTION_FAILED
         switch error {
         case let e as StoreError: rv = ErrorMap.rv(e)
         case let e as KeyWrapError: rv = ErrorMap.rv(e)
         default: break
         }
-        var f: AuditFields = ["event": .string(event), "outcome": .string(success ? "success" : "failure"),
-                              "rv": .string(AuditTrail.hex(rv)), "token": .string(token),
-                              "source": .string("tg-pkcs11")]
+        var f = extra
+        f.merge(["event": .string(event), "outcome": .string(success ? "success" : "failure"),
+                 "rv": .string(AuditTrail.hex(rv)), "token": .string(token), "source": .string("tg-pkcs11")]) { _, new in new }
         if let role { f["role"] = .string(role) }
         if let reason { f["reason"] = .string(reason) }
         if !details.isEmpty { f["details"] = .object(details) }

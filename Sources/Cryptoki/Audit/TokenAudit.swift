@@ -14,7 +14,7 @@ extension Token {
         } catch {
             let rv = (error as? CKRError)?.rv ?? CKR_GENERAL_ERROR
             try? audit(AuditEvent(kind: kind, outcome: .failure, rv: rv, role: role, session: session,
-                                  pendingSeq: pending?.seq))
+                                  pendingSeq: pending?.seq, failedAttempts: (error as? CKRError)?.failedPINAttempts))
             throw error
         }
     }
@@ -36,6 +36,11 @@ extension Token {
         } catch let e as StoreError {
             let rv = ErrorMap.rv(e)
             switch e {
+            case .pinIncorrect(let remaining):
+                // The attempt was counted: its record says which one it was (docs/audit.md §Failed PIN attempts).
+                let answered = ErrorMap.wrap(e, context: "token '\(config.name)': \(what)")
+                let maximum = role.flatMap { r in (try? record())?.pinStatus(r.storeRole).maxAttempts }
+                throw CKRError(answered.rv, failedPINAttempts: maximum.map { max(1, $0 - remaining) })
             case .pinLocked:
                 try? audit(AuditEvent(kind: .pinLockout, outcome: .failure, rv: rv, role: role,
                                       reason: "\(what): the PIN's retry counter reached zero"))

@@ -42,7 +42,8 @@ extension Token {
                 // Recorded (with a checkpoint under the new audit key) before the login takes effect.
                 try auditor.loggedIn(keys)
                 do {
-                    try audit(AuditEvent(kind: .login, outcome: .success, role: role))
+                    try audit(AuditEvent(kind: .login, outcome: .success, role: role,
+                                         priorFailedAttempts: keys.priorFailedAttempts))
                     try auditor.checkpoint()
                 } catch {
                     auditor.forgetKey()
