@@ -7,7 +7,32 @@ extension Connection {
         StoreAuthentication.StateFields(tokenUUID: token.record.tokenUUID, serial: token.record.serialNumber,
                                         label: token.record.label, backend: token.record.backend,
                                         wrappedRoot: token.wrappedRoot, epoch: token.epoch, generation: generation,
-                                        envelopes: token.envelopes, objectsDigest: objectsDigest)
+                                        envelopes: token.envelopes, objectsDigest: objectsDigest,
+                                        ledgerDigest: token.ledgerDigest)
+    }
+
+    /// The ledger digest of the rows as they are in the file (a full scan: at login and acceptance only).
+    func computedLedgerDigest(key: SecretBytes) throws -> [UInt8] {
+        var digest = StoreAuthentication.zeroDigest
+        try withStatement("SELECT unique_id, digest FROM spent_seeds") { stmt in
+            while try step(stmt) {
+                StoreAuthentication.xor(&digest, try StoreAuthentication.ledgerRowMAC(
+                    key: key, ledger: columnText(stmt, 0), seedDigest: columnBlob(stmt, 1)))
+            }
+        }
+        try withStatement("SELECT unique_id, hour, calls FROM hourly_calls") { stmt in
+            while try step(stmt) {
+                StoreAuthentication.xor(&digest, try StoreAuthentication.ledgerRowMAC(
+                    key: key, ledger: columnText(stmt, 0), hour: columnInt(stmt, 1), calls: columnInt(stmt, 2)))
+            }
+        }
+        return digest
+    }
+
+    /// Stores the ledger digest (the caller stamps the state after).
+    func setLedgerDigest(_ digest: [UInt8]) throws {
+        try run("UPDATE token SET ledger_digest = ? WHERE id = 1") { try bind($0, 1, digest) }
+        token.ledgerDigest = digest
     }
 
     /// The stored state MAC matches the token row, the PIN envelopes and the set of object MACs; else `.tampered`.

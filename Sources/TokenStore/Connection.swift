@@ -21,6 +21,9 @@ struct TokenState {
     /// Everything else the state MAC covers, mirrored from the pin and token rows.
     var envelopes: [(Role, PINEnvelope)] = []
     var wrappedRoot: [UInt8] = []
+    /// XOR of the N2HE ledger rows' MACs (`StoreAuthentication.ledgerRowMAC`); nil until the first login under
+    /// schema 4 computes it.
+    var ledgerDigest: [UInt8]? = nil
 }
 
 /// A PIN envelope row.
@@ -37,7 +40,7 @@ struct PINEnvelope {
 /// One SQLite connection plus the in-memory mirror. Only ever used under `TokenDatabase`'s mutex.
 /// `@unchecked Sendable`: every access happens inside `TokenDatabase.state.withLock`.
 final class Connection: @unchecked Sendable {
-    static let schemaVersion = 3
+    static let schemaVersion = 4
     /// Tombstones older than this many change numbers are pruned; a reader further behind reloads fully.
     static let tombstoneWindow: Int64 = 4096
 
@@ -136,6 +139,11 @@ final class Connection: @unchecked Sendable {
                 try exec("UPDATE schema_version SET version = 3")
                 current = 3
             }
+            if current == 3 {
+                try exec(Self.schemaV4)
+                try exec("UPDATE schema_version SET version = 4")
+                current = 4
+            }
         }
     }
 
@@ -210,6 +218,12 @@ final class Connection: @unchecked Sendable {
     UPDATE token SET format_version = 2 WHERE initialized = 0;
     """
 
+    /// v4: the N2HE ledgers (`spent_seeds`, `hourly_calls`) are authenticated: the XOR of their rows' MACs, which
+    /// the state MAC covers once set (NULL until the first login computes it from the rows as they are).
+    static let schemaV4 = """
+    ALTER TABLE token ADD COLUMN ledger_digest BLOB;
+    """
+
     // MARK: change detection and mirror
 
     /// One cached `PRAGMA data_version`; refreshes the mirror only if another connection committed.
@@ -280,7 +294,7 @@ final class Connection: @unchecked Sendable {
             SELECT initialized, label, serial, uuid, flags, backend_kind, backend_key_id, backend_key_version,
                    format_version, epoch, pruned_seq,
                    max(ifnull((SELECT max(seq) FROM objects), 0), ifnull((SELECT max(seq) FROM tombstones), 0)),
-                   generation, state_mac, wrapped_root
+                   generation, state_mac, wrapped_root, ledger_digest
             FROM token WHERE id = 1
             """) { stmt in
             guard try step(stmt) else { throw StoreError.corrupt("token row missing") }
@@ -298,7 +312,8 @@ final class Connection: @unchecked Sendable {
                                      backend: backend, formatVersion: Int(columnInt(stmt, 8)))
             state = TokenState(record: record, epoch: columnInt(stmt, 9), seq: columnInt(stmt, 11), prunedSeq: columnInt(stmt, 10),
                                generation: columnInt(stmt, 12), stateMAC: columnIsNull(stmt, 13) ? nil : columnBlob(stmt, 13),
-                               wrappedRoot: columnIsNull(stmt, 14) ? [] : columnBlob(stmt, 14))
+                               wrappedRoot: columnIsNull(stmt, 14) ? [] : columnBlob(stmt, 14),
+                               ledgerDigest: columnIsNull(stmt, 15) ? nil : columnBlob(stmt, 15))
         }
         guard var s = state else { throw StoreError.corrupt("token row missing") }
         for role in Role.allCases {

@@ -60,12 +60,14 @@ enum StoreAuthentication {
         var generation: Int64
         var envelopes: [(Role, PINEnvelope)]
         var objectsDigest: [UInt8]
+        /// The XOR of the ledger row MACs (`ledgerRowMAC`); nil on a store whose ledgers are not authenticated yet.
+        var ledgerDigest: [UInt8]?
     }
 
     /// `"TG-STATE-1" 0x00 || field(uuid) || field(serial) || label(32) || field(kind) || field(key id) ||
     /// field(key version) || u32be len || wrapped root || u64be epoch || u64be generation || per PIN role in order
     /// (so, user), when set: role byte || salt || u32be log2N, r, p, max attempts || u32be len || sealed ||
-    /// objects digest(32)`.
+    /// objects digest(32) [|| "L" || ledger digest(32), once the ledgers are authenticated]`.
     static func stateMAC(key: SecretBytes, _ f: StateFields) throws -> [UInt8] {
         var m = Array("TG-STATE-1".utf8)
         m.append(0)
@@ -88,6 +90,10 @@ enum StoreAuthentication {
             m.append(contentsOf: e.sealed)
         }
         m.append(contentsOf: f.objectsDigest)
+        if let ledger = f.ledgerDigest {
+            m.append(UInt8(ascii: "L"))
+            m.append(contentsOf: ledger)
+        }
         return try crypto { try HMAC.authenticate(.sha256, key: key, data: m) }
     }
 
@@ -96,6 +102,32 @@ enum StoreAuthentication {
     static func xor(_ digest: inout [UInt8], _ mac: [UInt8]) {
         guard mac.count == digest.count else { return }
         for i in digest.indices { digest[i] ^= mac[i] }
+    }
+
+    /// One row of the N2HE ledgers (docs/storage-format.md §Authentication): a spent seed
+    /// (`"TG-LEDGER-1" 0x00 'S' || field(ledger) || u32be len || digest`) or an hour's decrypt-call count
+    /// (`... 'H' || field(ledger) || u64be hour || u64be calls`). Their XOR is the ledger digest in the state MAC,
+    /// so a row removed, added or changed in the file fails the next login.
+    static func ledgerRowMAC(key: SecretBytes, ledger: String, seedDigest: [UInt8]) throws -> [UInt8] {
+        var m = ledgerPrefix(UInt8(ascii: "S"), ledger)
+        m.append(contentsOf: lengthPrefix(seedDigest.count))
+        m.append(contentsOf: seedDigest)
+        return try crypto { try HMAC.authenticate(.sha256, key: key, data: m) }
+    }
+
+    static func ledgerRowMAC(key: SecretBytes, ledger: String, hour: Int64, calls: Int64) throws -> [UInt8] {
+        var m = ledgerPrefix(UInt8(ascii: "H"), ledger)
+        RecordCodec.appendU64(&m, UInt64(bitPattern: hour))
+        RecordCodec.appendU64(&m, UInt64(bitPattern: calls))
+        return try crypto { try HMAC.authenticate(.sha256, key: key, data: m) }
+    }
+
+    private static func ledgerPrefix(_ kind: UInt8, _ ledger: String) -> [UInt8] {
+        var m = Array("TG-LEDGER-1".utf8)
+        m.append(0)
+        m.append(kind)
+        RecordCodec.appendField(&m, ledger)
+        return m
     }
 
     private static func lengthPrefix(_ n: Int) -> [UInt8] {

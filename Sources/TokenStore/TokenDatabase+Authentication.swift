@@ -34,6 +34,7 @@ extension TokenDatabase {
                     throw StoreError.rollback(stored: conn.token.generation, recorded: recorded.generation)
                 }
                 try adopt(conn, Array(conn.objects.keys), key: key)
+                try conn.setLedgerDigest(try conn.computedLedgerDigest(key: key))
                 try conn.run("UPDATE token SET format_version = ? WHERE id = 1") { try conn.bind($0, 1, Int64(TokenDatabase.formatVersion)) }
                 conn.token.record.formatVersion = TokenDatabase.formatVersion
                 try conn.stampState(key: key)
@@ -49,15 +50,20 @@ extension TokenDatabase {
                 do { try conn.checkObject(uid, key: key) } catch StoreError.tampered(let why) { failures.append(why) }
             }
             do { try conn.checkState(key: key) } catch StoreError.tampered(let why) { failures.append(why) }
+            let ledger = try conn.computedLedgerDigest(key: key)
+            if let stored = conn.token.ledgerDigest, !constantTimeEquals(stored, ledger) {
+                failures.append("the N2HE seed ledger or decrypt-call counts do not match their digest (rows removed, added or edited)")
+            }
             if !failures.isEmpty { throw StoreError.tampered(Self.summary(failures)) }
             if let recorded, recorded.generation > conn.token.generation
                 || (recorded.generation == conn.token.generation && recorded.stateMAC != conn.token.stateMAC) {
                 throw StoreError.rollback(stored: conn.token.generation, recorded: recorded.generation)
             }
-            if !pending.isEmpty {
-                try adopt(conn, pending, key: key)
-                try conn.stampState(key: key)
-            }
+            // A store from before schema 4: its ledgers are authenticated as they are now.
+            let migrating = conn.token.ledgerDigest == nil
+            if migrating { try conn.setLedgerDigest(ledger) }
+            if !pending.isEmpty { try adopt(conn, pending, key: key) }
+            if migrating || !pending.isEmpty { try conn.stampState(key: key) }
         }
     }
 
@@ -79,6 +85,7 @@ extension TokenDatabase {
             let base = max(stored, recorded?.generation ?? 0, floor)
             for uid in removed { conn.didCommit(seq: try conn.deleteObject(uid)) }
             try adopt(conn, adopted, key: key)
+            try conn.setLedgerDigest(try conn.computedLedgerDigest(key: key))
             try conn.run("UPDATE token SET format_version = ?, generation = ? WHERE id = 1") { s in
                 try conn.bind(s, 1, Int64(TokenDatabase.formatVersion))
                 try conn.bind(s, 2, base)

@@ -316,15 +316,17 @@ public final class TokenDatabase: Sendable {
     /// copy of the key), all or none, in one committed transaction: true when none was spent before, false
     /// (nothing written) when one was. Two processes racing on one seed serialise on the write lock, so exactly one
     /// of them gets true. Ledgers outlive the objects (a key destroyed and unwrapped again keeps its spent seeds);
-    /// only C_InitToken empties them. With `keys` the state is checked first and one more generation stamped, so a
-    /// store copied back with fewer spent seeds is a rollback (docs/storage-format.md; a row deleted from the file
-    /// is not detected — see docs/threat-model.md).
-    public func spendSeeds(ledgerID: String, digests: [[UInt8]], keys: SessionKeys? = nil) throws -> Bool {
+    /// only C_InitToken empties them. The state is checked first, each new row's MAC goes into the ledger digest
+    /// and one more generation is stamped: a store copied back with fewer spent seeds is a rollback, and a row
+    /// deleted from the file fails the next login (docs/storage-format.md §Authentication).
+    public func spendSeeds(ledgerID: String, digests: [[UInt8]], keys: SessionKeys) throws -> Bool {
         guard Set(digests).count == digests.count else { return false }
         let uniqueID = ledgerID
-        let key = try keys.map { try StoreAuthentication.key($0) }
+        let key = try StoreAuthentication.key(keys)
         return try write { conn in
-            if let key { try conn.checkState(key: key) }
+            guard conn.token.record.tokenUUID == keys.tokenUUID else { throw StoreError.notLoggedIn }
+            try conn.checkState(key: key)
+            var ledger = try conn.token.ledgerDigest ?? conn.computedLedgerDigest(key: key)
             for d in digests {
                 let spent = try conn.withStatement("SELECT 1 FROM spent_seeds WHERE unique_id = ? AND digest = ?") { stmt in
                     try conn.bind(stmt, 1, uniqueID)
@@ -338,26 +340,41 @@ public final class TokenDatabase: Sendable {
                     try conn.bind(s, 1, uniqueID)
                     try conn.bind(s, 2, d)
                 }
+                StoreAuthentication.xor(&ledger, try StoreAuthentication.ledgerRowMAC(key: key, ledger: uniqueID, seedDigest: d))
             }
-            if let key { try conn.stampState(key: key) }
+            try conn.setLedgerDigest(ledger)
+            try conn.stampState(key: key)
             return true
         }
     }
 
     /// Counts one call under the ledger `ledgerID` in `hour` (hours since 1970) unless `limit` calls were counted
     /// already: true when counted. One committed transaction, exact across processes; older hours are pruned.
-    /// With `keys`, checked and stamped like `spendSeeds`.
-    public func chargeHourlyCall(ledgerID: String, hour: Int64, limit: Int, keys: SessionKeys? = nil) throws -> Bool {
+    /// Checked, entered in the ledger digest and stamped like `spendSeeds`.
+    public func chargeHourlyCall(ledgerID: String, hour: Int64, limit: Int, keys: SessionKeys) throws -> Bool {
         let uniqueID = ledgerID
-        let key = try keys.map { try StoreAuthentication.key($0) }
+        let key = try StoreAuthentication.key(keys)
         return try write { conn in
-            if let key { try conn.checkState(key: key) }
+            guard conn.token.record.tokenUUID == keys.tokenUUID else { throw StoreError.notLoggedIn }
+            try conn.checkState(key: key)
+            var ledger = try conn.token.ledgerDigest ?? conn.computedLedgerDigest(key: key)
             let calls: Int64 = try conn.withStatement("SELECT calls FROM hourly_calls WHERE unique_id = ? AND hour = ?") { stmt in
                 try conn.bind(stmt, 1, uniqueID)
                 try conn.bind(stmt, 2, hour)
                 return try conn.step(stmt) ? conn.columnInt(stmt, 0) : 0
             }
             guard calls < Int64(limit) else { return false }
+            // The rows that go (older hours, and this hour's old count) leave the digest; the new count enters it.
+            try conn.withStatement("SELECT hour, calls FROM hourly_calls WHERE unique_id = ? AND hour <= ?") { stmt in
+                try conn.bind(stmt, 1, uniqueID)
+                try conn.bind(stmt, 2, hour)
+                while try conn.step(stmt) {
+                    StoreAuthentication.xor(&ledger, try StoreAuthentication.ledgerRowMAC(
+                        key: key, ledger: uniqueID, hour: conn.columnInt(stmt, 0), calls: conn.columnInt(stmt, 1)))
+                }
+            }
+            StoreAuthentication.xor(&ledger, try StoreAuthentication.ledgerRowMAC(key: key, ledger: uniqueID, hour: hour,
+                                                                                  calls: calls + 1))
             try conn.run("DELETE FROM hourly_calls WHERE unique_id = ? AND hour < ?") { s in
                 try conn.bind(s, 1, uniqueID)
                 try conn.bind(s, 2, hour)
@@ -367,7 +384,8 @@ public final class TokenDatabase: Sendable {
                 try conn.bind(s, 2, hour)
                 try conn.bind(s, 3, calls + 1)
             }
-            if let key { try conn.stampState(key: key) }
+            try conn.setLedgerDigest(ledger)
+            try conn.stampState(key: key)
             return true
         }
     }

@@ -91,6 +91,7 @@ public struct TokenVault: Sendable {
                 try conn.bind(s, 7, wrappedRoot)
                 try conn.bind(s, 8, Int64(TokenDatabase.formatVersion))
             }
+            try conn.run("UPDATE token SET ledger_digest = ? WHERE id = 1") { try conn.bind($0, 1, StoreAuthentication.zeroDigest) }
             conn.token = try conn.loadToken()
             try conn.fullReload()
             let keys = SessionKeys(role: .so, tokenUUID: uuid, rootKey: root, envelopeKey: envelopeKey)

@@ -294,6 +294,42 @@ final class StoreTamperTests: XCTestCase {
     /// Fixtures/format1-token.sqlite was written by the format-1 module (fc64925): SO PIN so-pin-1234, user PIN
     /// user-pin-1234, an AES-256 key `v1key` of 32 × "K" (decrypt) and a public data object `v1data`. The first
     /// login migrates it: every row gets its MAC, the file becomes format 2, the key still decrypts.
+    /// The N2HE ledgers (seeds a `seeded-once` key has decrypted, decrypt calls counted per hour) are part of the
+    /// authenticated state: deleting a spent seed (to decrypt that ciphertext again) or resetting a count in the
+    /// file fails the next login.
+    func testEditedN2HELedgersAreRefused() throws {
+        let edits = [
+            ("a spent seed deleted", "DELETE FROM spent_seeds WHERE digest = X'02'"),
+            ("a spent seed added", "INSERT INTO spent_seeds VALUES ('ledger-a', X'00112233')"),
+            ("an hour's count reset", "UPDATE hourly_calls SET calls = 0"),
+            ("an hour's count deleted", "DELETE FROM hourly_calls"),
+            ("the ledger digest removed", "UPDATE token SET ledger_digest = NULL"),
+        ]
+        for (what, sql) in edits {
+            let env = try TestEnvironment()
+            let store = Store(db: env.root + "/t0/token.sqlite")
+            let m = try env.module()
+            _ = try m.readySession()
+            let token = m.tokens[0]
+            let keys = try token.vault.login(role: .user, pin: userPIN, backend: token.backend)
+            XCTAssertTrue(try token.database.spendSeeds(ledgerID: "ledger-a", digests: [[1], [2], [3]], keys: keys))
+            XCTAssertFalse(try token.database.spendSeeds(ledgerID: "ledger-a", digests: [[2]], keys: keys), "spent once")
+            for _ in 0..<3 {
+                XCTAssertTrue(try token.database.chargeHourlyCall(ledgerID: "ledger-a", hour: 7, limit: 3, keys: keys))
+            }
+            XCTAssertFalse(try token.database.chargeHourlyCall(ledgerID: "ledger-a", hour: 7, limit: 3, keys: keys))
+            XCTAssertTrue(try token.database.chargeHourlyCall(ledgerID: "ledger-a", hour: 8, limit: 3, keys: keys),
+                          "a new hour prunes the old one")
+            m.finalize()
+            let untouched = try env.module()
+            let s = try untouched.openSession(0, flags: CKF_SERIAL_SESSION | CKF_RW_SESSION)
+            try untouched.login(s, userType: CKU_USER, pin: userPIN)
+            untouched.finalize()
+            _ = try sqliteShell(store.db, sql)
+            try assertLoginRefused(env, what)
+        }
+    }
+
     func testStoreWrittenByTheFormat1ModuleMigratesAtFirstLogin() throws {
         let env = try TestEnvironment()
         let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/format1-token.sqlite").path
@@ -310,6 +346,7 @@ final class StoreTamperTests: XCTestCase {
         try m.login(s, userType: CKU_USER, pin: userPIN)
         XCTAssertEqual(try sqliteShell(db, "SELECT format_version, state_mac IS NOT NULL FROM token"), ["2|1"])
         XCTAssertEqual(try sqliteShell(db, "SELECT count(*), count(mac) FROM objects"), ["2|2"])
+        XCTAssertEqual(try sqliteShell(db, "SELECT ledger_digest IS NOT NULL FROM token"), ["1"], "ledgers authenticated too")
         let key = try XCTUnwrap(try m.find(s, [textAttr(CKA_LABEL, "v1key")]).first)
         XCTAssertEqual(try m.decryptAll(s, Mechanism(type: CKM_AES_ECB), key, hex("59ce414dba32456402cf3844d8696c62")),
                        Array("0123456789abcdef".utf8))

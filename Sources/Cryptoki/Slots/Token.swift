@@ -135,7 +135,7 @@ final class Token: @unchecked Sendable {
 
     /// Spends `digests` in the ledger, all or none (TokenDatabase.spendSeeds); false if one was spent already.
     func spendSeeds(ledgerID: String, digests: [[UInt8]]) throws -> Bool {
-        let keys = state.withLock { $0.keys }
+        guard let keys = state.withLock({ $0.keys }) else { throw ckr(CKR_USER_NOT_LOGGED_IN) }
         return try ErrorMap.guarded("token '\(config.name)': seed ledger") {
             try integrityChecked("seed ledger", role: state.withLock { $0.role }) {
                 try database.spendSeeds(ledgerID: ledgerID, digests: digests, keys: keys)
@@ -145,7 +145,7 @@ final class Token: @unchecked Sendable {
 
     /// Counts one raw decryption in `hour` for the ledger; false when `limit` is reached.
     func chargeHourlyCall(ledgerID: String, hour: Int64, limit: Int) throws -> Bool {
-        let keys = state.withLock { $0.keys }
+        guard let keys = state.withLock({ $0.keys }) else { throw ckr(CKR_USER_NOT_LOGGED_IN) }
         return try ErrorMap.guarded("token '\(config.name)': decrypt call limit") {
             try integrityChecked("decrypt call limit", role: state.withLock { $0.role }) {
                 try database.chargeHourlyCall(ledgerID: ledgerID, hour: hour, limit: limit, keys: keys)
