@@ -44,9 +44,9 @@ extension Token {
                 try? audit(AuditEvent(kind: .tamper, outcome: .failure, rv: ErrorMap.rv(e), role: role,
                                       reason: "\(what): \(e)"))
             default:
-                break
+                throw e
             }
-            throw e
+            throw CKRError(ErrorMap.rv(e))   // logged above: not once more by ErrorMap.wrap
         }
     }
 
