@@ -78,7 +78,8 @@ final class Connection: @unchecked Sendable {
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &handle, flags, nil)
         guard rc == SQLITE_OK, let h = handle else {
-            let message = handle.flatMap { sqlite3_errmsg($0) }.map { String(cString: $0) } ?? "cannot open"
+            let message = (handle.flatMap { sqlite3_errmsg($0) }.map { String(cString: $0) } ?? "cannot open")
+                + " " + path + Connection.systemError(handle)
             if let h = handle { sqlite3_close_v2(h) }
             throw StoreError.database(code: rc, message: message)
         }

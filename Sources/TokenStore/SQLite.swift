@@ -1,4 +1,9 @@
 import CSQLite
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Thin SQLite helpers used by `Connection`. Never binds or logs secret cleartext: everything secret that
 /// reaches SQLite is already sealed.
@@ -12,7 +17,16 @@ extension Connection {
         let message: String
         if let m = sqlite3_errmsg(db) { message = String(cString: m) } else { message = "unknown" }
         if primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB { return .corrupt(message) }
-        return .database(code: sqlite3_extended_errcode(db), message: message)
+        return .database(code: sqlite3_extended_errcode(db), message: message + Self.systemError(db))
+    }
+
+    /// " (errno N: text)" when the last failure of `db` came from the operating system (SQLITE_CANTOPEN,
+    /// SQLITE_IOERR, SQLITE_FULL, ...), else "": the code alone does not say which file or why.
+    static func systemError(_ db: OpaquePointer?) -> String {
+        guard let db else { return "" }
+        let e = sqlite3_system_errno(db)
+        guard e != 0 else { return "" }
+        return " (errno \(e): \(String(cString: strerror(e))))"
     }
 
     /// Runs SQL text with no parameters (schema, pragmas). Not for hot paths.

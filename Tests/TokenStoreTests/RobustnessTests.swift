@@ -54,4 +54,14 @@ final class RobustnessTests: XCTestCase {
         }
         XCTAssertThrowsError(try TokenDatabase(directory: "", indexedAttributes: []))
     }
+
+    /// A failure the operating system caused says which errno (here: the WAL file cannot be created).
+    func testOpenFailuresNameTheSystemError() throws {
+        let dir = try tempDir()
+        try FileManager.default.createDirectory(atPath: dir + "/token.sqlite-wal", withIntermediateDirectories: false)
+        XCTAssertThrowsError(try TokenDatabase(directory: dir, indexedAttributes: [])) { error in
+            guard case .database(_, let message)? = error as? StoreError else { return XCTFail("\(error)") }
+            XCTAssertTrue(message.contains("errno \(EISDIR)"), message)
+        }
+    }
 }
