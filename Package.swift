@@ -111,7 +111,7 @@ let package = Package(
                                                          "TestSupport"],
                     exclude: ["Fixtures"]),
         // Tokens on the cloud backends through the Module API, against moto / the fault proxy / the fakes.
-        .testTarget(name: "CloudTokenTests", dependencies: ["Cryptoki", "CP11Kit", "CryptoCore", "KeyWrap", "TestSupport"]),
+        .testTarget(name: "CloudTokenTests", dependencies: ["Cryptoki", "CP11Kit", "CryptoCore", "JSON", "KeyWrap", "TestSupport"]),
         // Runs the built tg-pkcs11 (`swift build` first); N2HE checks its ciphertexts against the SDK key file.
         .testTarget(name: "CLITests", dependencies: ["N2HE", "Audit", "TestSupport"]),
     ]

@@ -15,6 +15,8 @@ public struct JSONWriter {
 
     public mutating func beginObject() { separator(); bytes.append(UInt8(ascii: "{")); needsComma.append(false) }
     public mutating func endObject() { bytes.append(UInt8(ascii: "}")); _ = needsComma.popLast() }
+    public mutating func beginArray() { separator(); bytes.append(UInt8(ascii: "[")); needsComma.append(false) }
+    public mutating func endArray() { bytes.append(UInt8(ascii: "]")); _ = needsComma.popLast() }
 
     public mutating func key(_ name: String) {
         separator()

@@ -19,10 +19,12 @@ import Darwin
 /// goes to the slot not holding the current state, so a write cut short leaves the previous state readable. The
 /// anchor only moves forward: a write with a lower generation keeps the recorded one (and its MAC).
 ///
-/// With a backend that keeps anchors (`AnchorHoldingBackend`: the `pkcs11` backend), every state is also written
+/// With a backend that keeps anchors (`AnchorHoldingBackend`: `pkcs11` in a private data object of the HSM token;
+/// `aws-kms`, `azure-keyvault` in a tag and `gcp-kms` in labels of the KMS key), every state is also written
 /// there, in the same slot encoding, and a read takes the newer of the two (and the larger retry counts): then
 /// rolling the store and the anchor file back together is detected too, unless the backend's value is rolled back
-/// as well, which needs the backend's credentials.
+/// as well, which needs the backend's credentials (the HSM PIN; permission to tag / update the KMS key). A backend
+/// write is a read and a replacement (two network calls on a cloud backend) per state change.
 public final class TokenAnchor: Sendable {
     public struct State: Sendable, Equatable {
         public var generation: Int64

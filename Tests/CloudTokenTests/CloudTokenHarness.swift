@@ -45,7 +45,8 @@ final class CloudToken {
     static func writeConfig(_ path: String, store: String, kind: String, options: [String: String]) throws {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         var yaml = "log: { level: off }\naudit: { file: \(directory)/audit.log, sync: false }\n"
-        yaml += "tokens:\n  - name: cloud\n    store: \(store)\n    max_pin_retries: 10\n"
+        // The anchor beside the store in the test's directory (not the default under $XDG_STATE_HOME / ~/.local/state).
+        yaml += "tokens:\n  - name: cloud\n    store: \(store)\n    anchor_dir: \(directory)/anchors\n    max_pin_retries: 10\n"
         yaml += "    pin_kdf_cost: 10\n    backend:\n      kind: \(kind)\n"
         for (k, v) in options.sorted(by: { $0.key < $1.key }) {
             yaml += "      \(k): \"\(v)\"\n"
@@ -63,6 +64,14 @@ final class CloudToken {
     func reload(configPath path: String? = nil) throws {
         module.finalize()
         module = try Module(configPath: path ?? configPath)
+        session = try module.openSession(0, flags: CKF_SERIAL_SESSION | CKF_RW_SESSION)
+    }
+
+    /// Runs `body` with the module finalized (no open store or anchor file), then loads it again with a session.
+    func withModuleClosed(_ body: () throws -> Void) throws {
+        module.finalize()
+        try body()
+        module = try Module(configPath: configPath)
         session = try module.openSession(0, flags: CKF_SERIAL_SESSION | CKF_RW_SESSION)
     }
 

@@ -9,6 +9,7 @@
 // Servers run on 127.0.0.1 only and are stopped by PID; a server that cannot start fails the test.
 import CP11Kit
 import Foundation
+import JSON
 @testable import Cryptoki
 @testable import KeyWrap
 import TestSupport
@@ -145,7 +146,12 @@ final class CloudTokenTests: XCTestCase {
         try proxy.post("/__control/expired_tokens", ["tokens": [sessions[0].session_token]])
 
         try verifyUnchanged(token, baseline)
-        XCTAssertEqual(try proxy.stats().kms, 1, "the one login after the restart")
+        // The one login after the restart: one Decrypt; the rest reads and writes the anchor tag (docs/backends/aws-kms.md).
+        let byTarget = try proxy.stats().byTarget
+        XCTAssertEqual(byTarget["TrentService.Decrypt"], 1, "the one login after the restart: \(byTarget)")
+        XCTAssertEqual(Set(byTarget.keys), ["TrentService.Decrypt", "TrentService.ListResourceTags", "TrentService.TagResource"])
+        XCTAssertGreaterThanOrEqual(byTarget["TrentService.TagResource"] ?? 0, 1, "the login's state change reaches the tag")
+        report("aws-kms login_after_restart \(byTarget.sorted { $0.key < $1.key }.map { "\($0.key.dropFirst(13))=\($0.value)" }.joined(separator: " "))")
     }
 
     // MARK: gcp-kms (fake Cloud KMS over HTTPS, service-account credentials)
@@ -199,6 +205,55 @@ final class CloudTokenTests: XCTestCase {
         }
         try server.faults([])
         try verifyUnchanged(token, baseline)
+    }
+
+    // MARK: Rollback of the store and the anchor directory together (docs/threat-model.md)
+
+    /// Whoever can write the token's files copies an older store and anchor directory back: the CryptoKey's labels
+    /// keep the newer state, so the login is refused (CKR_DEVICE_ERROR, as StoreTamperTests asserts for the local
+    /// anchor). With the labels removed too — what needs permission to update the key — the same copy logs in.
+    func testGCPKMSLabelsRefuseACopiedBackStoreAndAnchorDirectory() throws {
+        let server = try FakeCloudServer("gcp/fake_gcp_kms.py")
+        defer { server.stop() }
+        let options = ["key": server.string("key_name"), "credentials_file": server.string("sa_key"), "endpoint": server.base,
+                       "ca_bundle": server.ca, "timeout": "2", "connect_timeout": "1", "max_attempts": "2",
+                       "retry_base_delay": "0.05"]
+        let token = try CloudToken(kind: "gcp-kms", options: options)
+        try token.initialize()
+        token.logoutIfNeeded()
+        let fm = FileManager.default
+        let (store, anchors) = (token.root + "/store", token.root + "/anchors")
+        try token.withModuleClosed {
+            try fm.copyItem(atPath: store, toPath: token.root + "/saved-store")
+            try fm.copyItem(atPath: anchors, toPath: token.root + "/saved-anchors")
+        }
+        try token.login()
+        _ = try token.generateKeys()       // two token objects: the state moves on
+        token.logoutIfNeeded()
+        try token.withModuleClosed {
+            for (live, saved) in [(store, "/saved-store"), (anchors, "/saved-anchors")] {
+                try fm.removeItem(atPath: live)
+                try fm.copyItem(atPath: token.root + saved, toPath: live)
+            }
+        }
+        let backend = try GCPKMSBackend(configuration: BackendConfiguration(kind: "gcp-kms", options: options))
+        XCTAssertEqual(try backend.labels().keys.filter { $0.hasPrefix("tg-anchor-") }.count, 5, "the key's labels hold the anchor")
+        var rv: CK_RV = CKR_OK
+        do { try token.login() } catch let e as CKRError { rv = e.rv }
+        XCTAssertEqual(rvName(rv), rvName(CKR_DEVICE_ERROR), "the copied-back store and anchor directory are refused")
+        XCTAssertThrowsError(try token.handle(label: "cloud-aes"))
+
+        // Rolling the labels back as well (here: removing them) needs cloudkms.cryptoKeys.update; then the copy is
+        // not detected — the other half of the claim.
+        var body = JSONWriter()
+        body.beginObject()
+        body.key("labels"); body.stringMap([:])
+        body.endObject()
+        let name = backend.configuration.keyName
+        _ = try backend.request("PATCH", "\(server.base)/v1/\(name)?updateMask=labels", "cryptoKeys.patch", on: name, body.take()) { $0["name"] }
+        try token.login()
+        XCTAssertThrowsError(try token.handle(label: "cloud-aes"), "the old store, without the later keys")
+        token.logoutIfNeeded()
     }
 
     // MARK: Shared by the two fakes

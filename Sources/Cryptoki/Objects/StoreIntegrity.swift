@@ -7,7 +7,7 @@ import TokenStore
 
 extension TokenDatabase {
     /// The token's store as the module and the operator CLI open it: its anchor in `anchorDirectory` and, when
-    /// `backend` keeps anchors (`pkcs11`), in the backend too.
+    /// `backend` keeps anchors (`pkcs11`, `aws-kms`, `gcp-kms`, `azure-keyvault`), in the backend too.
     static func open(store: String, anchorDirectory: String?, backend: (any KeyWrapBackend)?) throws -> TokenDatabase {
         try TokenDatabase(directory: store, indexedAttributes: AttributePolicy.indexedTypes,
                           anchor: anchorDirectory.map { TokenAnchor(directory: $0, backend: backend as? any AnchorHoldingBackend) },

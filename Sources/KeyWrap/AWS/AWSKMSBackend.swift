@@ -57,6 +57,8 @@ public final class AWSKMSBackend: KeyWrapBackend {
     public let configuration: AWSKMSBackendConfig
     let client: AWSKMSClient
     private let stats = Mutex(Counters())
+    /// The key id or ARN an alias `key_id` resolved to (DescribeKey, once): tag calls take no alias.
+    let anchorKey = Mutex<String?>(nil)
 
     struct Counters {
         var wraps = 0

@@ -186,16 +186,16 @@ public final class AzureKeyVaultBackend: KeyWrapBackend {
 
     // MARK: Calls
 
-    /// POST {url}?api-version=… Retries (HTTP layer policy) on 429, 5xx, network errors and malformed 200
+    /// POST (or `httpMethod`) {url}?api-version=… Retries (HTTP layer policy) on 429, 5xx, network errors and malformed 200
     /// bodies. 401 → bearer challenge → token → repeat, at most twice.
-    func call<T>(_ url: String, _ operation: String, _ body: [UInt8], secretMembers: Set<String> = [],
-                 accept: (JSONValue) -> T?) throws -> T {
+    func call<T>(_ url: String, _ operation: String, _ body: [UInt8], httpMethod: String = "POST",
+                 secretMembers: Set<String> = [], accept: (JSONValue) -> T?) throws -> T {
         let what = "Key Vault \(operation) on \(HTTPURL.redacted(url).replacingSuffix("/" + operation.lowercased()))"
         var lastChallengeError: KeyWrapError? = nil
         for _ in 0..<3 {
             var token = tokens.current()
             if token == nil, let ch = challenge.withLock({ $0 }) { token = try fetchToken(ch) }
-            var request = HTTPRequest(method: "POST", url: "\(url)?api-version=\(configuration.apiVersion)", headers: [
+            var request = HTTPRequest(method: httpMethod, url: "\(url)?api-version=\(configuration.apiVersion)", headers: [
                 ("Content-Type", "application/json"), ("Accept", "application/json"),
             ], body: token == nil ? [] : body)
             if let token { request.setHeader("Authorization", "Bearer \(token.value)") }

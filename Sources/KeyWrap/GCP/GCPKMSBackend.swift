@@ -135,11 +135,17 @@ public final class GCPKMSBackend: KeyWrapBackend {
     /// cached token and is retried once with a fresh one. Errors name the service's status and message.
     func call<T>(_ resource: String, _ method: String, _ body: [UInt8], secretMembers: Set<String> = [],
                  accept: (JSONValue) -> T?) throws -> T {
-        let url = "\(configuration.endpoint)/v1/\(resource):\(method)"
+        try request("POST", "\(configuration.endpoint)/v1/\(resource):\(method)", method, on: resource, body,
+                    secretMembers: secretMembers, accept: accept)
+    }
+
+    /// One REST call (`httpMethod` to `url`; `method` names it in errors and the error mapping), as `call` describes.
+    func request<T>(_ httpMethod: String, _ url: String, _ method: String, on resource: String, _ body: [UInt8],
+                    secretMembers: Set<String> = [], accept: (JSONValue) -> T?) throws -> T {
         let what = "Cloud KMS \(method) on \(resource)"
         for pass in 0..<2 {
             let token = try accessToken()
-            var request = HTTPRequest(method: "POST", url: url, headers: [
+            var request = HTTPRequest(method: httpMethod, url: url, headers: [
                 ("Content-Type", "application/json; charset=utf-8"), ("Accept", "application/json"),
                 ("Authorization", "Bearer \(token.value)"),
             ], body: body)

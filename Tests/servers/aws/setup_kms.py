@@ -7,10 +7,11 @@ authentication ON (signature checking + IAM policies) through POST /moto-api/res
 Prints one JSON object on stdout:
   key_id, key_arn, alias            the key the backend wraps with (created with the default credentials)
   key2_id, key2_arn                 a second key (rotation tests)
-  user_access_key, user_secret_key  IAM user tg-kms: inline policy kms:Encrypt + kms:Decrypt (nothing else)
+  user_access_key, user_secret_key  IAM user tg-kms: inline policy kms:Encrypt, Decrypt, TagResource,
+                                    ListResourceTags, DescribeKey (the documented least privilege)
   encrypt_only_access_key, encrypt_only_secret_key   IAM user allowed kms:Encrypt only
   sessions: [ {access_key, secret_key, session_token}, x2 ]   STS AssumeRole sessions of role tg-kms-role
-                                                               (same two permissions), for instance-metadata tests
+                                                               (same permissions), for instance-metadata tests
   account, region
 Secrets go to stdout only (the calling test), never to a file.
 """
@@ -39,7 +40,9 @@ def main() -> int:
     # would be needed for a Resource-restricted policy; production policies name the key ARN only (docs).
     both = {
         "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": ["kms:Encrypt", "kms:Decrypt"], "Resource": "*"}],
+        # The token's anchor lives in the key's tags (docs/backends/aws-kms.md); DescribeKey resolves an alias.
+        "Statement": [{"Effect": "Allow", "Action": ["kms:Encrypt", "kms:Decrypt", "kms:TagResource",
+                                                      "kms:ListResourceTags", "kms:DescribeKey"], "Resource": "*"}],
     }
     encrypt_only = {
         "Version": "2012-10-17",

@@ -6,7 +6,11 @@ Key Vault: POST /keys/{name}[/{version}]/wrapkey and /unwrapkey?api-version=7.x 
 (base64url)}, real RSA-OAEP-256 (and RSA-OAEP) on real 2048-bit RSA keys, responses {"kid", "value"}, errors
 {"error": {"code", "message", "innererror"}}. Unauthenticated or stale-token requests get Key Vault's 401
 bearer challenge: WWW-Authenticate: Bearer authorization="<this server>/<tenant>", resource="https://vault.azure.net".
-GET /keys/... answers 403 (the least-privilege principal has no keys/get), so clients use the remote operations.
+GetKey: GET /keys/{name}[/{version}] returns the key bundle {"key" (the public JWK, its kid), "attributes",
+"tags"}; UpdateKey: PATCH the same URL with {"tags", "attributes"} replaces the version's tags (at most 15, values
+at most 256 characters; BadParameter otherwise). Tags belong to a key version: a new version starts without them.
+/_test/deny {"name", "deny", "ops": ["get"]} takes away only the named permissions (get, update, wrapKey,
+unwrapKey): a principal without keys/get makes the SDK's CryptographyClient use the remote operations.
 
 Entra ID: GET /{tenant}/v2.0/.well-known/openid-configuration, POST /{tenant}/oauth2/v2.0/token
 (grant_type=client_credentials, client_id, client_secret checked, scope https://vault.azure.net/.default).
@@ -67,14 +71,16 @@ class Vault:
     def create(self, name):
         with self.lock:
             if name not in self.keys:
-                self.keys[name] = {"versions": {}, "order": [], "deny": False}
+                self.keys[name] = {"versions": {}, "order": [], "deny": False, "deny_ops": set()}
         return self.rotate(name)
 
     def rotate(self, name):
         v = uuid.uuid4().hex
         with self.lock:
             k = self.keys[name]
-            k["versions"][v] = {"key": rsa.generate_private_key(public_exponent=65537, key_size=2048), "enabled": True}
+            now = int(time.time())
+            k["versions"][v] = {"key": rsa.generate_private_key(public_exponent=65537, key_size=2048), "enabled": True,
+                                "tags": {}, "created": now, "updated": now}
             k["order"].append(v)
         return v
 
@@ -85,7 +91,7 @@ class Vault:
                 raise KVError(404, "KeyNotFound", f"A key with (name/id) {name} was not found in this key vault. If you "
                                                   "recently deleted this key you may be able to recover it using the "
                                                   "correct recovery command.")
-            if k["deny"]:
+            if k["deny"] and (not k["deny_ops"] or op in k["deny_ops"]):
                 raise KVError(403, "Forbidden", f"The user, group or application does not have keys {op} permission "
                                                 f"on key vault. For help resolving this issue, please see "
                                                 f"https://go.microsoft.com/fwlink/?linkid=2125287", "AccessDenied")
@@ -93,9 +99,13 @@ class Vault:
             kv = k["versions"].get(v)
             if kv is None:
                 raise KVError(404, "KeyNotFound", f"A key with (name/id) {name}/{v} was not found in this key vault.")
-            if not kv["enabled"]:
+            if not kv["enabled"] and op not in ("get", "update"):
                 raise KVError(403, "Forbidden", f'Operation "{op}" is not allowed on a disabled key.', "KeyDisabled")
             return v, kv["key"]
+
+    def version(self, name, v):
+        with self.lock:
+            return self.keys[name]["versions"][v]
 
 
 def oaep(alg):
@@ -110,6 +120,9 @@ class Handler(fakecommon.BaseHandler):
         self.route()
 
     def do_POST(self):
+        self.route()
+
+    def do_PATCH(self):
         self.route()
 
     def route(self):
@@ -201,6 +214,7 @@ class Handler(fakecommon.BaseHandler):
             elif path == "/_test/deny":
                 with srv.vault.lock:
                     srv.vault.keys[doc["name"]]["deny"] = bool(doc.get("deny", True))
+                    srv.vault.keys[doc["name"]]["deny_ops"] = set(doc.get("ops", []))
                 self.reply(200, {})
             elif path == "/_test/revoke":
                 srv.revoke()
@@ -279,7 +293,7 @@ class Handler(fakecommon.BaseHandler):
     # ---- Key Vault -----------------------------------------------------------------------------------------------
     def vault(self, name, version, op, query, body):
         srv = self.server
-        srv.stats.inc(op or "get")
+        srv.stats.inc(op or ("get" if self.command == "GET" else "update"))
         auth = self.headers.get("Authorization", "")
         if not auth.startswith("Bearer ") or not srv.token_valid(auth[7:].strip()):
             srv.stats.inc("unauthenticated")
@@ -290,9 +304,7 @@ class Handler(fakecommon.BaseHandler):
         if not (m and int(m.group(1)) >= 7) and not re.match(r"^20\d\d-\d\d-\d\d(-preview)?$", api):
             return self.kv_error(KVError(400, "BadParameter", "The 'api-version' query parameter is required and must be 7.0 or later."))
         if op is None:
-            srv.stats.inc("get_forbidden")
-            return self.kv_error(KVError(403, "Forbidden", "The user, group or application does not have keys get "
-                                                           "permission on key vault.", "AccessDenied"))
+            return self.key_bundle_op(name, version, body)
         if self.command != "POST":
             return self.kv_error(KVError(405, "MethodNotAllowed", "use POST"))
         handled, fault = self.fault("api")
@@ -323,6 +335,69 @@ class Handler(fakecommon.BaseHandler):
             kid = f"https://evil.example/keys/{name}/{v}"
         srv.stats.inc(op + "_ok")
         self.reply(200, {"kid": kid, "value": b64u(out)})
+
+
+MAX_TAGS = 15
+MAX_TAG_VALUE = 256
+MAX_TAG_NAME = 512
+
+
+def _key_bundle_op(self, name, version, body):
+    """GetKey (GET) and UpdateKey (PATCH: tags, attributes.enabled) of one key version (the latest without one)."""
+    srv = self.server
+    if self.command not in ("GET", "PATCH"):
+        return self.kv_error(KVError(405, "MethodNotAllowed", f"The method {self.command} is not allowed."))
+    handled, _ = self.fault("api")
+    if handled:
+        return
+    op = "get" if self.command == "GET" else "update"
+    try:
+        v, key = srv.vault.get(name, version, op)
+        kv = srv.vault.version(name, v)
+        if op == "update":
+            try:
+                doc = json.loads(body or b"{}")
+                if not isinstance(doc, dict):
+                    raise ValueError
+            except ValueError:
+                raise KVError(400, "BadParameter", "The request body is not valid JSON.")
+            tags = doc.get("tags")
+            if tags is not None:
+                if not isinstance(tags, dict) or not all(isinstance(t, str) for t in tags.values()):
+                    raise KVError(400, "BadParameter", "Property 'tags' must be an object of string values.")
+                if len(tags) > MAX_TAGS:
+                    raise KVError(400, "BadParameter", f"The number of tags ({len(tags)}) exceeds the maximum of {MAX_TAGS}.")
+                for t, value in tags.items():
+                    if not t or len(t) > MAX_TAG_NAME:
+                        raise KVError(400, "BadParameter", f"Tag name length must be between 1 and {MAX_TAG_NAME} characters.")
+                    if len(value) > MAX_TAG_VALUE:
+                        raise KVError(400, "BadParameter", f"Tag value for '{t}' exceeds {MAX_TAG_VALUE} characters.")
+            attributes = doc.get("attributes") or {}
+            with srv.vault.lock:
+                if tags is not None:
+                    kv["tags"] = dict(tags)
+                if isinstance(attributes.get("enabled"), bool):
+                    kv["enabled"] = attributes["enabled"]
+                kv["updated"] = int(time.time())
+    except KVError as e:
+        srv.stats.inc("api_errors")
+        return self.kv_error(e)
+    numbers = key.public_key().public_numbers()
+    n = numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")
+    e = numbers.e.to_bytes((numbers.e.bit_length() + 7) // 8, "big")
+    with srv.vault.lock:
+        out = {"key": {"kid": f"{srv.base}/keys/{name}/{v}", "kty": "RSA",
+                       "key_ops": ["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"],
+                       "n": b64u(n), "e": b64u(e)},
+               "attributes": {"enabled": kv["enabled"], "created": kv["created"], "updated": kv["updated"],
+                              "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90, "exportable": False}}
+        if kv["tags"]:
+            out["tags"] = dict(kv["tags"])
+    srv.stats.inc(op + "_ok")
+    self.reply(200, out)
+
+
+Handler.key_bundle_op = _key_bundle_op
 
 
 class State:

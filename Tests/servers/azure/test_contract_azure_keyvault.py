@@ -69,6 +69,9 @@ def credential(fake, secret=None):
 
 
 def crypto_client(fake, key_id, cred=None):
+    # A principal without keys/get (wrapKey + unwrapKey only): the SDK cannot fetch the public key and uses the
+    # remote operations, which is what these tests exercise.
+    control(fake, "/_test/deny", {"name": fake["key_name"], "deny": True, "ops": ["get"]})
     return CryptographyClient(key_id, cred or credential(fake), verify_challenge_resource=False,
                               connection_verify=fake["ca"], retry_total=0)
 
@@ -145,3 +148,55 @@ def test_managed_identity_endpoint(fake):
     assert requests.get(url, params=params, timeout=5).status_code == 400      # Metadata: true required
     r = requests.get(url, params=params, headers={"Metadata": "true"}, timeout=5)
     assert r.status_code == 200 and r.json()["token_type"] == "Bearer" and r.json()["expires_in"].isdigit()
+
+
+def key_client(fake):
+    from azure.keyvault.keys import KeyClient
+    control(fake, "/_test/deny", {"name": fake["key_name"], "deny": False})
+    return KeyClient(fake["vault_url"], credential(fake), verify_challenge_resource=False,
+                     connection_verify=fake["ca"], retry_total=0)
+
+
+def test_get_key_and_update_tags(fake):
+    c = key_client(fake)
+    key = c.get_key(fake["key_name"])
+    assert key.id.startswith(key_id(fake) + "/") and key.key_type == "RSA" and key.properties.enabled
+    tags = {"team": "pki", "tg-anchor-0123456789abcdef0123456789abcdef": "QUJD+/=" + "A" * 165}
+    props = c.update_key_properties(fake["key_name"], key.properties.version, tags=tags)
+    assert props.properties.tags == tags and props.id == key.id
+    assert c.get_key(fake["key_name"], key.properties.version).properties.tags == tags
+    # No version: the latest is read and updated; a new version starts without the tags.
+    assert c.get_key(fake["key_name"]).properties.tags == tags
+    new_kid = control(fake, "/_test/rotate", {"name": fake["key_name"]})["kid"]
+    latest = c.get_key(fake["key_name"])
+    assert latest.id == new_kid and not latest.properties.tags
+    assert c.update_key_properties(fake["key_name"], tags={"only": "this"}).properties.tags == {"only": "this"}
+    assert c.get_key(fake["key_name"], key.properties.version).properties.tags == tags
+
+
+@pytest.mark.parametrize("tags", [
+    {f"t{i}": "x" for i in range(16)},     # more than 15 tags
+    {"big": "v" * 257},                    # value longer than 256
+])
+def test_bad_tags_are_bad_parameter(fake, tags):
+    c = key_client(fake)
+    before = c.get_key(fake["key_name"]).properties.tags
+    with pytest.raises(HttpResponseError) as e:
+        c.update_key_properties(fake["key_name"], tags=tags)
+    assert e.value.status_code == 400 and "BadParameter" in str(e.value)
+    assert c.get_key(fake["key_name"]).properties.tags == before
+
+
+def test_get_and_update_need_their_permissions(fake):
+    c = key_client(fake)
+    control(fake, "/_test/deny", {"name": fake["key_name"], "deny": True, "ops": ["update"]})
+    c.get_key(fake["key_name"])
+    with pytest.raises(HttpResponseError) as e:
+        c.update_key_properties(fake["key_name"], tags={"a": "b"})
+    assert e.value.status_code == 403 and "keys update permission" in str(e.value)
+    control(fake, "/_test/deny", {"name": fake["key_name"], "deny": True, "ops": ["get"]})
+    with pytest.raises(HttpResponseError) as e:
+        c.get_key(fake["key_name"])
+    assert e.value.status_code == 403
+    with pytest.raises(ResourceNotFoundError):
+        key_client(fake).get_key("nope")

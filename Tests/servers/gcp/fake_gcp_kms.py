@@ -12,8 +12,13 @@ service-account key are accepted as bearer tokens too, as Google does.
 
 Test control (no auth): GET /_test/stats, POST /_test/reset, POST /_test/faults {"faults": [...]} (see
 fakecommon.Faults), POST /_test/keys {"name"} (create), /_test/rotate {"name"} (new primary version),
-/_test/disable {"name", "version"}, /_test/deny {"name", "deny": bool} (PERMISSION_DENIED),
-/_test/revoke (invalidate every issued access token).
+/_test/disable {"name", "version"}, /_test/deny {"name", "deny": bool[, "ops": ["cryptoKeys.update", …]]}
+(PERMISSION_DENIED on every call, or only on the named ones: cryptoKeyVersions.useToEncrypt / useToDecrypt,
+cryptoKeys.get, cryptoKeys.update), /_test/revoke (invalidate every issued access token).
+
+CryptoKey metadata: GET /v1/{cryptoKey} returns the CryptoKey (name, primary, purpose, createTime, versionTemplate,
+labels); PATCH /v1/{cryptoKey}?updateMask=labels with a CryptoKey body replaces its labels, validated like Cloud
+KMS does (at most 64; keys [a-z][a-z0-9_-]{0,62}, values [a-z0-9_-]{0,63}; INVALID_ARGUMENT otherwise).
 
 Usage: fake_gcp_kms.py --state-dir DIR [--token-lifetime S] — writes DIR/ready.json {port, metadata_port, ca,
 sa_key, key_name, client_email} when listening. Stop it by PID.
@@ -44,6 +49,11 @@ SELF_SIGNED_AUDIENCES = ("https://cloudkms.googleapis.com/", "https://cloudkms.g
 DEFAULT_KEY = "projects/tg-test/locations/global/keyRings/tg-ring/cryptoKeys/tg-root"
 KEY_RE = re.compile(r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/:]+$")
 MAX_DATA = 64 * 1024
+MAX_LABELS = 64
+LABEL_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+LABEL_VALUE_RE = re.compile(r"^[a-z0-9_-]{0,63}$")
+UPDATABLE = {"labels", "rotation_period", "next_rotation_time", "version_template", "version_template.algorithm",
+             "version_template.protection_level", "destroy_scheduled_duration"}
 
 STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                 409: "ABORTED", 429: "RESOURCE_EXHAUSTED", 499: "CANCELLED", 500: "INTERNAL", 501: "NOT_IMPLEMENTED",
@@ -95,25 +105,27 @@ class KMS:
     def create(self, name):
         with self.lock:
             if name not in self.keys:
-                self.keys[name] = {"versions": {1: {"key": AESGCM.generate_key(256), "state": "ENABLED"}},
-                                   "primary": 1, "deny": False}
+                self.keys[name] = {"versions": {1: {"key": AESGCM.generate_key(256), "state": "ENABLED",
+                                                    "created": time.time()}},
+                                   "primary": 1, "deny": False, "deny_ops": set(), "labels": {},
+                                   "created": time.time()}
             return self.keys[name]
 
     def rotate(self, name):
         with self.lock:
             k = self.keys[name]
             v = max(k["versions"]) + 1
-            k["versions"][v] = {"key": AESGCM.generate_key(256), "state": "ENABLED"}
+            k["versions"][v] = {"key": AESGCM.generate_key(256), "state": "ENABLED", "created": time.time()}
             k["primary"] = v
             return v
 
-    def lookup(self, name):
+    def lookup(self, name, permission="cryptoKeyVersions.useToEncrypt"):
         with self.lock:
             k = self.keys.get(name)
         if k is None:
             raise ApiError(404, f"{name} not found.")
-        if k["deny"]:
-            raise ApiError(403, f"Permission 'cloudkms.cryptoKeyVersions.useToEncrypt' denied on resource "
+        if k["deny"] and (not k["deny_ops"] or permission in k["deny_ops"]):
+            raise ApiError(403, f"Permission 'cloudkms.{permission}' denied on resource "
                                 f"'{name}' (or it may not exist).")
         return k
 
@@ -124,6 +136,9 @@ class Handler(fakecommon.BaseHandler):
         self.route()
 
     def do_POST(self):
+        self.route()
+
+    def do_PATCH(self):
         self.route()
 
     def route(self):
@@ -144,6 +159,10 @@ class Handler(fakecommon.BaseHandler):
         m = re.match(r"^/v1/(.+):(encrypt|decrypt)$", path)
         if m and self.command == "POST":
             return self.api(urllib.parse.unquote(m.group(1)), m.group(2), body)
+        m = re.match(r"^/v1/(projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/:]+)$", path)
+        if m and self.command in ("GET", "PATCH"):
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            return self.api(urllib.parse.unquote(m.group(1)), "get" if self.command == "GET" else "patch", body, query)
         self.error(ApiError(404, f"The requested URL {path} was not found on this server."))
 
     def error(self, e, headers=None):
@@ -207,6 +226,7 @@ class Handler(fakecommon.BaseHandler):
             elif path == "/_test/deny":
                 with srv.kms.lock:
                     srv.kms.keys[doc["name"]]["deny"] = bool(doc.get("deny", True))
+                    srv.kms.keys[doc["name"]]["deny_ops"] = set(doc.get("ops", []))
                 self.reply(200, {})
             elif path == "/_test/revoke":
                 srv.revoke()
@@ -269,7 +289,7 @@ class Handler(fakecommon.BaseHandler):
                    headers={"Metadata-Flavor": "Google"})
 
     # ---- Cloud KMS -----------------------------------------------------------------------------------------------
-    def api(self, name, method, body):
+    def api(self, name, method, body, query=None):
         srv = self.server
         srv.stats.inc(method)
         auth = self.headers.get("Authorization", "")
@@ -286,7 +306,12 @@ class Handler(fakecommon.BaseHandler):
         except ValueError:
             return self.error(ApiError(400, "Invalid JSON payload received. Unexpected token."))
         try:
-            out = self.encrypt(name, doc) if method == "encrypt" else self.decrypt(name, doc)
+            if method == "get":
+                out = self.crypto_key(name, srv.kms.lookup(name, "cryptoKeys.get"))
+            elif method == "patch":
+                out = self.patch_key(name, doc, query or {})
+            else:
+                out = self.encrypt(name, doc) if method == "encrypt" else self.decrypt(name, doc)
         except ApiError as e:
             srv.stats.inc("api_errors")
             return self.error(e)
@@ -349,7 +374,7 @@ class Handler(fakecommon.BaseHandler):
             raise ApiError(400, "Ciphertext is required.")
         self.check_crc(doc, "ciphertext", "ciphertextCrc32c", ct)
         self.check_crc(doc, "additional_authenticated_data", "additionalAuthenticatedDataCrc32c", aad)
-        k = srv.kms.lookup(name)
+        k = srv.kms.lookup(name, "cryptoKeyVersions.useToDecrypt")
         invalid = ApiError(400, "Decryption failed: the ciphertext is invalid.")
         if len(ct) < 1 + 4 + 12 + 16 or ct[0] != 1:
             raise invalid
@@ -366,6 +391,63 @@ class Handler(fakecommon.BaseHandler):
             raise invalid
         return {"plaintext": b64e(pt), "plaintextCrc32c": str(crc32c(pt)), "usedPrimary": v == k["primary"],
                 "protectionLevel": "SOFTWARE"}
+
+
+def rfc3339(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%06dZ" % int((t % 1) * 1e6)
+
+
+def _crypto_key(self, name, k):
+    """A CryptoKey resource in proto3 JSON (an empty label map is omitted, as Google omits it)."""
+    with self.server.kms.lock:
+        v = k["primary"]
+        kv = k["versions"][v]
+        out = {"name": name,
+               "primary": {"name": f"{name}/cryptoKeyVersions/{v}", "state": kv["state"],
+                           "createTime": rfc3339(kv["created"]), "protectionLevel": "SOFTWARE",
+                           "algorithm": "GOOGLE_SYMMETRIC_ENCRYPTION", "generateTime": rfc3339(kv["created"])},
+               "purpose": "ENCRYPT_DECRYPT", "createTime": rfc3339(k["created"]),
+               "versionTemplate": {"protectionLevel": "SOFTWARE", "algorithm": "GOOGLE_SYMMETRIC_ENCRYPTION"},
+               "destroyScheduledDuration": "2592000s"}
+        if k["labels"]:
+            out["labels"] = dict(k["labels"])
+    return out
+
+
+def _patch(self, name, doc, query):
+    """cryptoKeys.patch: only the fields named in updateMask change; of those this fake implements labels."""
+    if not KEY_RE.match(name):
+        raise ApiError(400, f"Invalid resource name '{name}'.")
+    mask = ",".join(query.get("updateMask", [])).strip()
+    if not mask:
+        raise ApiError(400, "The request must specify an update_mask.")
+    fields = [re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), f.strip()) for f in mask.split(",")]
+    for f in fields:
+        if f not in UPDATABLE:
+            raise ApiError(400, f"The field mask path '{f}' is not a valid CryptoKey field for update.")
+    if doc.get("name") not in (None, "", name):
+        raise ApiError(400, f"The crypto_key.name '{doc.get('name')}' does not match the resource '{name}'.")
+    k = self.server.kms.lookup(name, "cryptoKeys.update")
+    if "labels" in fields:
+        labels = doc.get("labels") or {}
+        if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+            raise ApiError(400, "Invalid value at 'crypto_key.labels' (map<string, string>).")
+        if len(labels) > MAX_LABELS:
+            raise ApiError(400, f"The number of labels ({len(labels)}) exceeds the maximum of {MAX_LABELS}.")
+        for key, value in labels.items():
+            if not LABEL_KEY_RE.match(key):
+                raise ApiError(400, f"Label key '{key}' is invalid: keys must start with a lowercase letter and "
+                                    "contain only lowercase letters, digits, underscores and dashes (at most 63).")
+            if not LABEL_VALUE_RE.match(value):
+                raise ApiError(400, f"Label value '{value}' of key '{key}' is invalid: values may contain only "
+                                    "lowercase letters, digits, underscores and dashes (at most 63).")
+        with self.server.kms.lock:
+            k["labels"] = dict(labels)
+    return self.crypto_key(name, k)
+
+
+Handler.crypto_key = _crypto_key
+Handler.patch_key = _patch
 
 
 class Server:

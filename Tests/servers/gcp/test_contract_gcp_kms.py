@@ -166,3 +166,62 @@ def test_metadata_server_token(fake):
     c = kms.KeyManagementServiceClient(credentials=Credentials(token), transport="rest",
                                        client_options={"api_endpoint": fake["base"]})
     assert c.encrypt(request={"name": fake["key_name"], "plaintext": b"m" * 16}).ciphertext
+
+
+def test_crypto_key_labels_get_and_update(fake):
+    from google.protobuf import field_mask_pb2
+    c = client(fake)
+    key = c.get_crypto_key(request={"name": fake["key_name"]})
+    assert key.name == fake["key_name"] and key.purpose == kms.CryptoKey.CryptoKeyPurpose.ENCRYPT_DECRYPT
+    assert key.primary.name.startswith(fake["key_name"] + "/cryptoKeyVersions/")
+    assert dict(key.labels) == {}
+    labels = {"team": "pki", "tg-anchor-0123456789abcdef0123456789abcdef-0": "ab" * 31,
+              "tg-anchor-0123456789abcdef0123456789abcdef-1": ""}
+    key.labels.update(labels)
+    updated = c.update_crypto_key(request={"crypto_key": key, "update_mask": field_mask_pb2.FieldMask(paths=["labels"])})
+    assert dict(updated.labels) == labels
+    assert dict(c.get_crypto_key(request={"name": fake["key_name"]}).labels) == labels
+    # The whole map is replaced: a label left out is gone.
+    key = c.get_crypto_key(request={"name": fake["key_name"]})
+    del key.labels["team"]
+    c.update_crypto_key(request={"crypto_key": key, "update_mask": field_mask_pb2.FieldMask(paths=["labels"])})
+    assert "team" not in c.get_crypto_key(request={"name": fake["key_name"]}).labels
+
+
+@pytest.mark.parametrize("labels", [
+    {"Team": "x"},                       # upper-case key
+    {"1team": "x"},                      # key must start with a letter
+    {"team": "Upper"},                   # upper-case value
+    {"team": "a" * 64},                  # value longer than 63
+    {"k" * 64: "x"},                     # key longer than 63
+    {"team": "a+b="},                    # base64 characters are not label characters
+    {f"l{i}": "x" for i in range(65)},   # more than 64 labels
+])
+def test_crypto_key_bad_labels_are_invalid_argument(fake, labels):
+    from google.protobuf import field_mask_pb2
+    c = client(fake)
+    key = c.get_crypto_key(request={"name": fake["key_name"]})
+    before = dict(key.labels)
+    key.labels.clear()
+    key.labels.update(labels)
+    with pytest.raises(gexc.BadRequest) as e:
+        c.update_crypto_key(request={"crypto_key": key, "update_mask": field_mask_pb2.FieldMask(paths=["labels"])})
+    assert "label" in str(e.value).lower()
+    assert dict(c.get_crypto_key(request={"name": fake["key_name"]}).labels) == before
+
+
+def test_crypto_key_metadata_permissions(fake):
+    from google.protobuf import field_mask_pb2
+    c = client(fake)
+    control(fake, "/_test/deny", {"name": fake["key_name"], "deny": True, "ops": ["cryptoKeys.update"]})
+    try:
+        key = c.get_crypto_key(request={"name": fake["key_name"]})       # get still allowed
+        key.labels["x"] = "y"
+        with pytest.raises(gexc.Forbidden) as e:
+            c.update_crypto_key(request={"crypto_key": key, "update_mask": field_mask_pb2.FieldMask(paths=["labels"])})
+        assert "cloudkms.cryptoKeys.update" in str(e.value)
+        c.encrypt(request={"name": fake["key_name"], "plaintext": b"still works"})
+    finally:
+        control(fake, "/_test/deny", {"name": fake["key_name"], "deny": False})
+    with pytest.raises(gexc.NotFound):
+        c.get_crypto_key(request={"name": "projects/tg-test/locations/global/keyRings/tg-ring/cryptoKeys/nope"})
