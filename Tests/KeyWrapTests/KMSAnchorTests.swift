@@ -1,7 +1,7 @@
-// The cloud KMS backends as keepers of a token's anchor (KeyWrap/{AWS,GCP,Azure}/*+Anchor.swift,
-// Support/KMSAnchorMetadata.swift): aws-kms against moto (authentication on), gcp-kms and azure-keyvault against
-// the project's fakes (whose metadata calls the contract tests check against the vendors' clients). Mirrors
-// CryptokiTests/BackendAnchorTests (the pkcs11 variant).
+// The backends as keepers of a token's anchor (KeyWrap/PKCS11/PKCS11Backend+Anchor.swift,
+// KeyWrap/{AWS,GCP,Azure}/*+Anchor.swift, Support/KMSAnchorMetadata.swift): pkcs11 on a real SoftHSM2 token,
+// aws-kms against moto (authentication on), gcp-kms and azure-keyvault against the project's fakes (whose
+// metadata calls the contract tests check against the vendors' clients).
 import CryptoCore
 import Foundation
 import JSON
@@ -70,6 +70,12 @@ final class KMSAnchorTests: XCTestCase {
     static let other = "fedcba9876543210fedcba9876543210"
 
     // MARK: codec
+
+    /// The pkcs11 backend: a private data object per token in the HSM token, replaced by create-then-destroy.
+    func testSoftHSMKeepsOneAnchorObjectPerToken() throws {
+        let hsm = try SoftHSMFixture()
+        try exerciseAnchorHolder(try hsm.backend(), uuid: Self.uuid)
+    }
 
     func testLabelChunksRoundTripAndRefuseGaps() {
         let value = (0..<128).map { UInt8(truncatingIfNeeded: $0 &* 7) }

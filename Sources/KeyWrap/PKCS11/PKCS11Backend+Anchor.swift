@@ -4,7 +4,8 @@ import CP11Kit
 
 extension PKCS11Backend: AnchorHoldingBackend {
     static let anchorApplication = Array("tensorguard-pkcs11 anchor".utf8)
-    static let maximumAnchorLength = 1024
+    /// The anchor slot is 128 bytes, as for the cloud backends.
+    static let maximumAnchorLength = KMSAnchorMetadata.maximumLength
 
     /// CKO_DATA, token, private (readable only after the backend login), CKA_APPLICATION "tensorguard-pkcs11
     /// anchor", CKA_LABEL "tg-anchor-<token uuid>".
