@@ -57,14 +57,14 @@ public struct OperatorTokenConfiguration: Sendable, Equatable {
         var vault = try TokenVault(database: database, kdfLog2N: pinKDFCost)
         // A wrong PIN given to the CLI counts against the token like one given to the module, so it is audited like
         // one: the next login's record says how many failed attempts it cleared (docs/audit.md).
-        if let log = try? OperatorAudit.log(configPath: configPath) {
-            let token = name
-            vault.wrongPINObserver = { role, failed in
-                try? OperatorAudit.record(log, event: "login", success: false, token: token, role: role == .so ? "so" : "user",
-                                          reason: "wrong PIN given to tg-pkcs11", details: [:], keys: nil,
-                                          error: StoreError.pinIncorrect(remaining: 0),
-                                          extra: ["failed_attempts": .int(Int64(failed))])
-            }
+        // The audit log is opened only when a wrong PIN comes (most openings never need it).
+        let token = name, configPath = configPath
+        vault.wrongPINObserver = { role, failed in
+            guard let log = try? OperatorAudit.log(configPath: configPath) else { return }
+            try? OperatorAudit.record(log, event: "login", success: false, token: token, role: role == .so ? "so" : "user",
+                                      reason: "wrong PIN given to tg-pkcs11", details: [:], keys: nil,
+                                      error: StoreError.pinIncorrect(remaining: 0),
+                                      extra: ["failed_attempts": .int(Int64(failed))])
         }
         return vault
     }
