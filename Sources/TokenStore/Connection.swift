@@ -40,7 +40,7 @@ struct PINEnvelope {
 /// One SQLite connection plus the in-memory mirror. Only ever used under `TokenDatabase`'s mutex.
 /// `@unchecked Sendable`: every access happens inside `TokenDatabase.state.withLock`.
 final class Connection: @unchecked Sendable {
-    static let schemaVersion = 4
+    static let schemaVersion = 5
     /// Tombstones older than this many change numbers are pruned; a reader further behind reloads fully.
     static let tombstoneWindow: Int64 = 4096
 
@@ -145,6 +145,11 @@ final class Connection: @unchecked Sendable {
                 try exec("UPDATE schema_version SET version = 4")
                 current = 4
             }
+            if current == 4 {
+                try exec(Self.schemaV5)
+                try exec("UPDATE schema_version SET version = 5")
+                current = 5
+            }
         }
     }
 
@@ -223,6 +228,17 @@ final class Connection: @unchecked Sendable {
     /// the state MAC covers once set (NULL until the first login computes it from the rows as they are).
     static let schemaV4 = """
     ALTER TABLE token ADD COLUMN ledger_digest BLOB;
+    """
+
+    /// v5: PIN attempts in flight (counted, their KDF not yet concluded), apart from `pin.failed`, which from now
+    /// on counts wrong PINs only: two right PINs checked at once no longer count each other as failures. A row
+    /// older than `TokenVault.attemptLifetime` is an attempt whose process died; it becomes a failure.
+    static let schemaV5 = """
+    CREATE TABLE pin_attempts (
+        id      INTEGER PRIMARY KEY,
+        role    TEXT    NOT NULL CHECK (role IN ('so', 'user')),
+        started INTEGER NOT NULL
+    );
     """
 
     // MARK: change detection and mirror
@@ -426,6 +442,7 @@ final class Connection: @unchecked Sendable {
             try bind(stmt, 7, Int64(e.failed))
             try bind(stmt, 8, Int64(e.maxAttempts))
         }
+        try clearAttempts(role)   // attempts on the replaced envelope count no more
     }
 
     /// `token.wrapped_root`: the backend blob sealed under the envelope key (nil before initialisation).
@@ -447,5 +464,40 @@ final class Connection: @unchecked Sendable {
             try bind(stmt, 1, Int64(failed))
             try bind(stmt, 2, role.rawValue)
         }
+    }
+
+    // MARK: PIN attempts in flight (schema v5)
+
+    /// Counts an attempt before its KDF runs: returns its row id.
+    func beginAttempt(_ role: Role, now: Int64) throws -> Int64 {
+        try run("INSERT INTO pin_attempts (role, started) VALUES (?, ?)") { stmt in
+            try bind(stmt, 1, role.rawValue)
+            try bind(stmt, 2, now)
+        }
+        return sqlite3_last_insert_rowid(db)
+    }
+
+    /// Ends an attempt; false if its row was gone (expired into a failure, or the PIN was reset meanwhile).
+    func endAttempt(_ id: Int64) throws -> Bool {
+        try run("DELETE FROM pin_attempts WHERE id = ?") { try bind($0, 1, id) }
+        return sqlite3_changes(db) > 0
+    }
+
+    /// Attempts of `role` in flight, after removing those started before `staleBefore`; returns both counts.
+    func attemptsInFlight(_ role: Role, staleBefore: Int64) throws -> (live: Int, expired: Int) {
+        try run("DELETE FROM pin_attempts WHERE role = ? AND started < ?") { stmt in
+            try bind(stmt, 1, role.rawValue)
+            try bind(stmt, 2, staleBefore)
+        }
+        let expired = Int(sqlite3_changes(db))
+        let live = try withStatement("SELECT count(*) FROM pin_attempts WHERE role = ?") { stmt in
+            try bind(stmt, 1, role.rawValue)
+            return try step(stmt) ? Self.clampCount(columnInt(stmt, 0)) : 0
+        }
+        return (live, expired)
+    }
+
+    func clearAttempts(_ role: Role) throws {
+        try run("DELETE FROM pin_attempts WHERE role = ?") { try bind($0, 1, role.rawValue) }
     }
 }

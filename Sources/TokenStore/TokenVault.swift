@@ -1,5 +1,10 @@
 import CryptoCore
 import KeyWrap
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
 
 /// The root-key envelope (DESIGN §4) over a `TokenDatabase`:
 ///
@@ -9,8 +14,8 @@ import KeyWrap
 /// ```
 ///
 /// Using keys needs a PIN (to open an envelope) and the backend (to unwrap the blob). A PIN is checked by
-/// opening its envelope (GCM tag) before any backend call; the retry counter is incremented in the database
-/// *before* the check (killing the process mid-attempt still counts it) and reset on success. The envelope
+/// opening its envelope (GCM tag) before any backend call; the attempt is counted in the database *before* the
+/// check (killing the process mid-attempt still counts it) and the retry counter reset on success. The envelope
 /// key indirection lets a KEK rotation (`rewrapRootKey`) replace the backend blob with one backend call and
 /// without knowing every role's PIN.
 public struct TokenVault: Sendable {
@@ -76,6 +81,7 @@ public struct TokenVault: Sendable {
             try conn.run("DELETE FROM hourly_calls")
             try conn.run("DELETE FROM tombstones")
             try conn.run("DELETE FROM pin")
+            try conn.run("DELETE FROM pin_attempts")
             try conn.storeEnvelope(.so, envelope)
             try conn.run("""
                 UPDATE token SET initialized = 1, label = ?, serial = ?, uuid = ?, flags = 0, backend_kind = ?,
@@ -230,24 +236,50 @@ public struct TokenVault: Sendable {
         let priorFailedAttempts: Int
     }
 
-    /// The PIN check: count the attempt first (one committed transaction, from the larger of the store's and the
-    /// anchor's count), derive outside the lock, open the envelope, reset the counter on success.
+    /// How long an attempt may stay in flight before it is taken for one whose process died (and counted as a
+    /// wrong PIN): far above the slowest accepted KDF (2^20, about 5 s).
+    static let attemptLifetime: Int64 = 300
+    /// How long an attempt waits for a free place when attempts in flight fill the remaining tries.
+    static let attemptWaitMilliseconds = 30_000
+
+    /// The PIN check. In one committed transaction the attempt is counted as in flight (`pin_attempts`): with
+    /// the wrong PINs so far (the larger of the store's and the anchor's count) the attempts may not exceed the
+    /// limit, so racing processes get no more tries than the limit between them. The KDF runs outside the lock.
+    /// A wrong PIN then becomes a failure; a right one resets the failures (and reports how many it reset). An
+    /// attempt never counts another that is still in flight as a failure.
     private func openEnvelope(role: Role, pin: some ByteView) throws -> Opened {
         let uuid = try database.tokenRecord().tokenUUID
-        let anchored = try database.anchor?.read(uuid)
-        let (record, envelope) = try database.write { conn -> (TokenRecord, PINEnvelope) in
-            guard conn.token.record.isInitialized else { throw StoreError.tokenNotInitialized }
-            guard var e = try conn.loadEnvelope(role) else {
-                throw role == .user ? StoreError.userPINNotInitialized : StoreError.tokenNotInitialized
+        let (record, envelope, attempt) = try beginAttempt(role: role, uuid: uuid)
+        let envelopeKey: SecretBytes
+        do {
+            guard let opened = try unseal(envelope, role: role, pin: pin, record: record) else {
+                let failed = try countFailure(attempt, role: role, envelope: envelope)
+                wrongPINObserver?(role, failed)
+                let remaining = max(0, envelope.maxAttempts - failed)
+                throw remaining == 0 ? StoreError.pinLocked : StoreError.pinIncorrect(remaining: remaining)
             }
-            // The anchor's count wins when it is higher: an older or edited store does not clear a lockout.
-            if conn.token.record.tokenUUID == uuid, let anchored { e.failed = max(e.failed, anchored.failed(role)) }
-            guard e.failed < e.maxAttempts else { throw StoreError.pinLocked }
-            e.failed += 1
-            try conn.setFailed(role, e.failed)
-            conn.token = try conn.loadToken()
-            return (conn.token.record, e)
+            envelopeKey = opened
+        } catch let e as StoreError {
+            if case .pinIncorrect = e {} else if case .pinLocked = e {} else {
+                // The PIN was not checked (a tampered envelope, no memory for the KDF): the attempt still counts.
+                _ = try? countFailure(attempt, role: role, envelope: envelope)
+            }
+            throw e
         }
+        let (fresh, wrappedRoot, prior) = try database.write { conn -> (TokenRecord, [UInt8], Int) in
+            guard conn.token.record.tokenUUID == record.tokenUUID else { throw StoreError.busy }
+            _ = try conn.endAttempt(attempt)
+            let prior = try conn.loadEnvelope(role)?.failed ?? 0
+            try conn.setFailed(role, 0)
+            conn.token = try conn.loadToken()
+            guard let w = try conn.loadWrappedRoot() else { throw StoreError.corrupt("wrapped root key missing") }
+            return (conn.token.record, w, prior)
+        }
+        return Opened(record: fresh, envelopeKey: envelopeKey, wrappedRoot: wrappedRoot, priorFailedAttempts: prior)
+    }
+
+    /// The envelope key sealed in `envelope` under `pin`; nil if the PIN is wrong.
+    private func unseal(_ envelope: PINEnvelope, role: Role, pin: some ByteView, record: TokenRecord) throws -> SecretBytes? {
         // Bounds on stored KDF parameters: a tampered file must not turn a login into a huge allocation.
         guard (Self.minimumKDFLog2N...Self.maximumKDFLog2N).contains(envelope.log2N), (1...32).contains(envelope.r),
               (1...16).contains(envelope.p), envelope.salt.count == Self.saltLength,
@@ -257,26 +289,58 @@ public struct TokenVault: Sendable {
         }
         let aad = Self.envelopeAAD(role: role, uuid: record.tokenUUID, serial: record.serialNumber,
                                    log2N: envelope.log2N, r: envelope.r, p: envelope.p)
-        let envelopeKey: SecretBytes
         do {
-            envelopeKey = try AESGCM.openSecret(key: key, iv: envelope.sealed[0..<Self.nonceLength],
-                                                ciphertextAndTag: envelope.sealed[Self.nonceLength...], aad: aad)
+            return try AESGCM.openSecret(key: key, iv: envelope.sealed[0..<Self.nonceLength],
+                                         ciphertextAndTag: envelope.sealed[Self.nonceLength...], aad: aad)
         } catch CryptoError.authenticationFailed {
-            wrongPINObserver?(role, envelope.failed)
-            let remaining = max(0, envelope.maxAttempts - envelope.failed)
-            throw remaining == 0 ? StoreError.pinLocked : StoreError.pinIncorrect(remaining: remaining)
+            return nil
         } catch let e as CryptoError {
             throw StoreError.crypto(e)
         }
-        let (fresh, wrappedRoot) = try database.write { conn -> (TokenRecord, [UInt8]) in
-            guard conn.token.record.tokenUUID == record.tokenUUID else { throw StoreError.busy }
-            try conn.setFailed(role, 0)
+    }
+
+    /// Ends `attempt` as a wrong PIN: returns the consecutive failures, this one included.
+    private func countFailure(_ attempt: Int64, role: Role, envelope: PINEnvelope) throws -> Int {
+        try database.write { conn -> Int in
+            guard try conn.endAttempt(attempt), let e = try conn.loadEnvelope(role) else {
+                return envelope.failed + 1   // counted already (expired), or the envelope was replaced meanwhile
+            }
+            try conn.setFailed(role, e.failed + 1)
             conn.token = try conn.loadToken()
-            guard let w = try conn.loadWrappedRoot() else { throw StoreError.corrupt("wrapped root key missing") }
-            return (conn.token.record, w)
+            return e.failed + 1
         }
-        return Opened(record: fresh, envelopeKey: envelopeKey, wrappedRoot: wrappedRoot,
-                      priorFailedAttempts: max(0, envelope.failed - 1))
+    }
+
+    /// Counts an attempt in flight, waiting (up to `attemptWaitMilliseconds`) while attempts in flight fill the
+    /// tries left; attempts whose process died become failures here. Returns the envelope and the attempt's row.
+    private func beginAttempt(role: Role, uuid: String) throws -> (TokenRecord, PINEnvelope, Int64) {
+        let anchored = try database.anchor?.read(uuid)
+        var waited = 0
+        while true {
+            let begun = try database.write { conn -> (TokenRecord, PINEnvelope, Int64)? in
+                guard conn.token.record.isInitialized else { throw StoreError.tokenNotInitialized }
+                guard var e = try conn.loadEnvelope(role) else {
+                    throw role == .user ? StoreError.userPINNotInitialized : StoreError.tokenNotInitialized
+                }
+                let now = Int64(time(nil))
+                let inFlight = try conn.attemptsInFlight(role, staleBefore: now - Self.attemptLifetime)
+                // The anchor's count wins when it is higher: an older or edited store does not clear a lockout.
+                var failed = e.failed + inFlight.expired
+                if conn.token.record.tokenUUID == uuid, let anchored { failed = max(failed, anchored.failed(role)) }
+                failed = min(failed, e.maxAttempts)
+                if failed != e.failed { try conn.setFailed(role, failed) }
+                e.failed = failed
+                guard failed < e.maxAttempts else { throw StoreError.pinLocked }
+                guard failed + inFlight.live < e.maxAttempts else { return nil }
+                let attempt = try conn.beginAttempt(role, now: now)
+                conn.token = try conn.loadToken()
+                return (conn.token.record, e, attempt)
+            }
+            if let begun { return begun }
+            guard waited < Self.attemptWaitMilliseconds else { throw StoreError.busy }
+            usleep(20_000)
+            waited += 20
+        }
     }
 
     /// `backend.wrap(root)` sealed under the envelope key: `nonce[12] || GCM(envelopeKey, blob, rootAAD)`.

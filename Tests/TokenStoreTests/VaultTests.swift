@@ -1,6 +1,7 @@
 import CryptoCore
 import Foundation
 import KeyWrap
+import Synchronization
 @testable import TokenStore
 import XCTest
 
@@ -202,6 +203,66 @@ final class VaultTests: XCTestCase {
         // Rotation by the user's session works too; the SO PIN still opens.
         try vault.rewrapRootKey(using: userKeys, backend: LocalBackend())
         XCTAssertEqual(try vault.login(role: .so, pin: so, backend: LocalBackend()).rootKey, soKeys.rootKey)
+    }
+
+    /// An attempt still in flight (another process's KDF running) is not a failure: the right PIN clears no
+    /// failure because of it and leaves it counted; one whose process died (older than the attempt lifetime)
+    /// becomes a failure, which the next right PIN reports as cleared.
+    func testAttemptsInFlightAreNotFailuresAndDeadOnesAre() throws {
+        let (db, vault) = try makeVault(try tempDir())
+        try vault.initialize(soPIN: so, label: [], backend: LocalBackend(), maxAttempts: 5)
+        let now = Int(time(nil))
+        try sqlite3Shell(db.path, "INSERT INTO pin_attempts (role, started) VALUES ('so', \(now))")
+        var keys = try vault.login(role: .so, pin: so, backend: LocalBackend())
+        XCTAssertEqual(keys.priorFailedAttempts, 0)
+        XCTAssertEqual(try sqlite3Shell(db.path, "SELECT count(*) FROM pin_attempts"), "1", "the other attempt stays counted")
+        assertStoreError(.pinIncorrect(remaining: 4)) { try vault.verifyPIN(role: .so, pin: bytes("bad")) }
+
+        try sqlite3Shell(db.path, "UPDATE pin_attempts SET started = \(now - Int(TokenVault.attemptLifetime) - 1)")
+        keys = try vault.login(role: .so, pin: so, backend: LocalBackend())
+        XCTAssertEqual(keys.priorFailedAttempts, 2, "the wrong PIN and the dead attempt")
+        XCTAssertEqual(try sqlite3Shell(db.path, "SELECT count(*) FROM pin_attempts"), "0")
+        XCTAssertEqual(try db.tokenRecord().soPIN.failedAttempts, 0)
+    }
+
+    /// Attempts in flight take tries: with 2 wrong PINs of 3 and one attempt in flight, another attempt waits for
+    /// it to end instead of getting a fourth try; the right PIN then gets in.
+    func testAttemptsInFlightThatFillTheTriesLeftMakeTheNextWait() throws {
+        let (db, vault) = try makeVault(try tempDir())
+        try vault.initialize(soPIN: so, label: [], backend: LocalBackend(), maxAttempts: 3)
+        for remaining in [2, 1] {
+            assertStoreError(.pinIncorrect(remaining: remaining)) { try vault.verifyPIN(role: .so, pin: bytes("bad")) }
+        }
+        try sqlite3Shell(db.path, "INSERT INTO pin_attempts (role, started) VALUES ('so', \(Int(time(nil))))")
+        let path = db.path
+        let ended = expectation(description: "the attempt in flight ends")
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.5) {
+            _ = try? sqlite3Shell(path, "DELETE FROM pin_attempts")
+            ended.fulfill()
+        }
+        let start = DispatchTime.now()
+        let keys = try vault.login(role: .so, pin: so, backend: LocalBackend())
+        XCTAssertGreaterThan(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds, 400_000_000, "it waited")
+        XCTAssertEqual(keys.priorFailedAttempts, 2)
+        wait(for: [ended], timeout: 10)
+    }
+
+    /// Two right PINs checked at once by two connections (two processes' worth): neither is told of a failure.
+    func testRightPINsCheckedAtOnceDoNotCountEachOther() throws {
+        let dir = try tempDir()
+        // A KDF slow enough (2^14, some 20 ms) that the checks overlap.
+        let vault = try TokenVault(database: try TokenDatabase(directory: dir, indexedAttributes: indexed), kdfLog2N: 14)
+        try vault.initialize(soPIN: so, label: [], backend: LocalBackend(), maxAttempts: 3)
+        let vaults = try (0..<4).map { _ in try makeVault(dir).1 }
+        let logins = Atomic<Int>(0), cleared = Atomic<Int>(0), pin = so
+        DispatchQueue.concurrentPerform(iterations: 4 * 5) { i in
+            if let keys = try? vaults[i % 4].login(role: .so, pin: pin, backend: LocalBackend()) {
+                logins.add(1, ordering: .relaxed)
+                cleared.add(keys.priorFailedAttempts, ordering: .relaxed)
+            }
+        }
+        XCTAssertEqual(logins.load(ordering: .relaxed), 20, "every right PIN got in (none was refused as locked)")
+        XCTAssertEqual(cleared.load(ordering: .relaxed), 0, "no right PIN was counted as a failure")
     }
 
     /// Absurd values written into the file are clamped or refused, never a trap or a huge allocation.
