@@ -15,9 +15,9 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case unsupportedFormat(Int)
     /// The token has not been initialised (C_InitToken never ran).
     case tokenNotInitialized
-    /// Wrong PIN; `remaining` attempts are left before the role locks.
+    /// Wrong PIN, counted; `remaining` attempts are left before the role locks (0: this attempt locked it).
     case pinIncorrect(remaining: Int)
-    /// The role's retry counter reached its maximum.
+    /// The role's retry counter is at its maximum: the attempt was refused before any PIN check.
     case pinLocked
     /// No user PIN has been set since the last C_InitToken.
     case userPINNotInitialized
@@ -52,7 +52,7 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .corrupt(let m): return "token database corrupt: \(m)"
         case .unsupportedFormat(let v): return "unsupported storage format version \(v)"
         case .tokenNotInitialized: return "token not initialized"
-        case .pinIncorrect(let r): return "PIN incorrect (\(r) attempts left)"
+        case .pinIncorrect(let r): return r > 0 ? "PIN incorrect (\(r) attempts left)" : "PIN incorrect, and now locked"
         case .pinLocked: return "PIN locked"
         case .userPINNotInitialized: return "user PIN not initialized"
         case .integrityFailure: return "sealed data failed its integrity check"
@@ -69,6 +69,26 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
             return "token store at generation \(stored) is not the one its anchor recorded at that generation: another copy of the store"
         case .rollback(let stored, let recorded):
             return "token store is at generation \(stored) but generation \(recorded) was recorded: an older copy of the store (rolled back)"
+        }
+    }
+}
+
+extension StoreError {
+    /// A CLI's message for a PIN failure of `role` ("SO PIN incorrect (2 attempts left)"); nil for other errors.
+    public func pinFailure(role: String) -> String? {
+        switch self {
+        case .pinIncorrect(let r) where r > 0: return "\(role) incorrect (\(r) attempts left)"
+        case .pinIncorrect: return "\(role) incorrect, and now locked"
+        case .pinLocked: return "\(role) locked"
+        default: return nil
+        }
+    }
+
+    /// The PIN is locked after this error: the attempt that locked it, or one refused because it was.
+    public var locksPIN: Bool {
+        switch self {
+        case .pinIncorrect(0), .pinLocked: return true
+        default: return false
         }
     }
 }

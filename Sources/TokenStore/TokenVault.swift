@@ -37,9 +37,10 @@ public struct TokenVault: Sendable {
     public let database: TokenDatabase
     /// scrypt log2(N) for envelopes written by this vault (existing envelopes keep their stored cost).
     public let kdfLog2N: Int
-    /// Told of every wrong PIN once its attempt is counted: the role and its consecutive failed attempts, this one
-    /// included (the operator CLI audits them; the module audits its own through the PIN error it answers).
-    public var wrongPINObserver: (@Sendable (Role, Int) -> Void)?
+    /// Told of every wrong PIN once its attempt is counted: the role, its consecutive failed attempts (this one
+    /// included) and the attempts left (the operator CLI audits them; the module audits its own through the PIN
+    /// error it answers).
+    public var wrongPINObserver: (@Sendable (Role, Int, Int) -> Void)?
 
     /// - Throws: `.invalidArgument` if `kdfLog2N` is outside `minimumKDFLog2N...maximumKDFLog2N`.
     public init(database: TokenDatabase, kdfLog2N: Int = TokenVault.defaultKDFLog2N) throws {
@@ -254,13 +255,13 @@ public struct TokenVault: Sendable {
         do {
             guard let opened = try unseal(envelope, role: role, pin: pin, record: record) else {
                 let failed = try countFailure(attempt, role: role, envelope: envelope)
-                wrongPINObserver?(role, failed)
                 let remaining = max(0, envelope.maxAttempts - failed)
-                throw remaining == 0 ? StoreError.pinLocked : StoreError.pinIncorrect(remaining: remaining)
+                wrongPINObserver?(role, failed, remaining)
+                throw StoreError.pinIncorrect(remaining: remaining)   // 0: this attempt locked the PIN
             }
             envelopeKey = opened
         } catch let e as StoreError {
-            if case .pinIncorrect = e {} else if case .pinLocked = e {} else {
+            if case .pinIncorrect = e {} else {
                 // The PIN was not checked (a tampered envelope, no memory for the KDF): the attempt still counts.
                 _ = try? countFailure(attempt, role: role, envelope: envelope)
             }

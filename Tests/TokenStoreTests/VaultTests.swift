@@ -62,7 +62,7 @@ final class VaultTests: XCTestCase {
         r = try db.tokenRecord()
         XCTAssertTrue(r.userPIN.isFinalTry)
         XCTAssertEqual(r.userPIN.remainingAttempts, 1)
-        assertStoreError(.pinLocked) { _ = try vault.login(role: .user, pin: bytes("nope"), backend: backend) }
+        assertStoreError(.pinIncorrect(remaining: 0)) { _ = try vault.login(role: .user, pin: bytes("nope"), backend: backend) }
         XCTAssertTrue(try db.tokenRecord().userPIN.isLocked)
         // Locked: even the right PIN is refused, still no backend call.
         assertStoreError(.pinLocked) { _ = try vault.login(role: .user, pin: self.user, backend: backend) }

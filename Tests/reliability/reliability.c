@@ -1,7 +1,7 @@
 /*
  * reliability — multi-process and crash tests of libtensorguard-pkcs11.so through its C ABI.
  *
- *   reliability /path/to/libtensorguard-pkcs11.so /path/to/token/store [audit.log [--wrap-only]]
+ *   reliability /path/to/libtensorguard-pkcs11.so /path/to/token/store [audit.log [--wrap-only | --races RETRIES USES]]
  *
  * TENSORGUARD_PKCS11_CONF must name a config whose first slot is a fresh token stored in the given
  * directory (Tests/reliability/run.sh writes it). The parent process never loads the module: every
@@ -15,6 +15,11 @@
  *      be written): CKR_DEVICE_ERROR, the caller's buffer untouched, no wrap recorded; once files open again the
  *      same call wraps, and the audit log holds exactly one wrap, written before the bytes came out.
  *      (--wrap-only: this test alone, for a token on another backend.)
+ *   5. (--races RETRIES USES) RACERS processes race C_EncryptInit on one key of a token whose policy allows USES:
+ *      exactly USES succeed.
+ *   6. (--races) RACERS processes race wrong PINs at one token: exactly RETRIES attempts are counted before the
+ *      lockout (RETRIES - 1 answers CKR_PIN_INCORRECT, the last CKR_PIN_LOCKED, and the audit log has one failure
+ *      record for each of attempts 1 … RETRIES). Run on a token of their own: test 6 locks its user PIN.
  *
  * Prints one line per failed check and, at the end, "reliability: N passed, M failed"; exits
  * non-zero on any failure.
@@ -36,6 +41,7 @@
 #include <unistd.h>
 
 #define OBJECTS_PER_CHILD 500
+#define RACERS 20
 #define KILL_AFTER_MS 1500
 
 static const char *so_pin = "rel-so-pin-1";
@@ -350,6 +356,112 @@ static long count_records(const char *a, const char *b) {
     return n;
 }
 
+/* Test 6 child: wait for 's', then wrong PINs until the PIN locks; writes its counts (incorrect, locked, other). */
+static void child_wrong_pins(int who, int to_parent, int from_parent) {
+    char name[16];
+    snprintf(name, sizeof name, "pin%d", who);
+    alarm(240);
+    child_load(name);
+    CK_SESSION_HANDLE s;
+    CK_RV rv = f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s);
+    if (rv != CKR_OK) die(name, "C_OpenSession", rv);
+    char start = 0;
+    (void)!write(to_parent, "R", 1);
+    if (read(from_parent, &start, 1) != 1 || start != 's') die(name, "no start from the parent", 0);
+    int counts[3] = { 0, 0, 0 };
+    for (int i = 0; i < 1000; i++) {
+        rv = f->C_Login(s, CKU_USER, PIN("wrong-pin-0000"));
+        if (rv == CKR_PIN_INCORRECT) {
+            counts[0]++;
+        } else if (rv == CKR_PIN_LOCKED) {
+            counts[1]++;
+            break;
+        } else {
+            printf("      [%s] C_Login(wrong PIN) -> 0x%lx\n", name, (unsigned long)rv);
+            counts[2]++;
+            break;
+        }
+    }
+    (void)!write(to_parent, counts, sizeof counts);
+    f->C_CloseSession(s);
+    f->C_Finalize(NULL);
+    fflush(stdout);
+    _exit(0);
+}
+
+static CK_OBJECT_HANDLE find_one(const char *who, CK_SESSION_HANDLE s, const char *label) {
+    CK_ATTRIBUTE tmpl[] = { { CKA_LABEL, (void *)label, (CK_ULONG)strlen(label) } };
+    CK_RV rv = f->C_FindObjectsInit(s, tmpl, 1);
+    if (rv != CKR_OK) die(who, "C_FindObjectsInit", rv);
+    CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+    CK_ULONG got = 0;
+    if ((rv = f->C_FindObjects(s, &h, 1, &got)) != CKR_OK || got != 1) die(who, "C_FindObjects(race key)", rv);
+    f->C_FindObjectsFinal(s);
+    return h;
+}
+
+/* Test 5 child: wait for 's', then C_EncryptInit + C_Encrypt on the race key until refused; writes its
+ * counts (succeeded, refused, other). */
+static void child_key_uses(int who, int to_parent, int from_parent) {
+    char name[16];
+    snprintf(name, sizeof name, "use%d", who);
+    alarm(240);
+    child_load(name);
+    CK_SESSION_HANDLE s = child_user_session(name);
+    CK_RV rv;
+    CK_OBJECT_HANDLE key = find_one(name, s, "race-key");
+    char start = 0;
+    (void)!write(to_parent, "R", 1);
+    if (read(from_parent, &start, 1) != 1 || start != 's') die(name, "no start from the parent", 0);
+    int counts[3] = { 0, 0, 0 };
+    CK_BYTE iv[16] = { 0 }, in[16] = { 1 }, out[32];
+    CK_MECHANISM cbc = { CKM_AES_CBC_PAD, iv, sizeof iv };
+    for (int i = 0; i < 1000; i++) {
+        rv = f->C_EncryptInit(s, &cbc, key);
+        if (rv == CKR_KEY_FUNCTION_NOT_PERMITTED) {
+            counts[1]++;
+            break;
+        }
+        if (rv != CKR_OK) {
+            printf("      [%s] C_EncryptInit -> 0x%lx\n", name, (unsigned long)rv);
+            counts[2]++;
+            break;
+        }
+        counts[0]++;
+        CK_ULONG n = sizeof out;
+        if ((rv = f->C_Encrypt(s, in, sizeof in, out, &n)) != CKR_OK) {
+            printf("      [%s] C_Encrypt -> 0x%lx\n", name, (unsigned long)rv);
+            counts[2]++;
+            break;
+        }
+    }
+    (void)!write(to_parent, counts, sizeof counts);
+    f->C_Logout(s);
+    f->C_CloseSession(s);
+    f->C_Finalize(NULL);
+    fflush(stdout);
+    _exit(0);
+}
+
+/* Test 5 setup: the race key (AES, encrypt only). */
+static void child_make_race_key(void) {
+    alarm(60);
+    child_load("race-setup");
+    CK_SESSION_HANDLE s = child_user_session("race-setup");
+    CK_RV rv;
+    CK_MECHANISM gen = { CKM_AES_KEY_GEN, NULL, 0 };
+    CK_BBOOL yes = CK_TRUE;
+    CK_ULONG len = 32;
+    CK_ATTRIBUTE t[] = { { CKA_VALUE_LEN, &len, sizeof len }, { CKA_TOKEN, &yes, sizeof yes },
+                         { CKA_ENCRYPT, &yes, sizeof yes }, { CKA_LABEL, "race-key", 8 } };
+    CK_OBJECT_HANDLE h;
+    if ((rv = f->C_GenerateKey(s, &gen, t, 4, &h)) != CKR_OK) die("race-setup", "C_GenerateKey", rv);
+    f->C_Logout(s);
+    f->C_Finalize(NULL);
+    fflush(stdout);
+    _exit(0);
+}
+
 /* ---- parent ----------------------------------------------------------------------------------- */
 
 static pid_t spawn(void (*fn)(void)) {
@@ -511,6 +623,76 @@ static void test_wrap_nofile(void) {
     check("test 3: exactly one pending wrap record (the refused call could write none)", pending == 1);
 }
 
+/* Runs RACERS children of `fn` past one barrier; sums the three counts each writes. 0 when all reported. */
+static int race(void (*fn)(int, int, int), int totals[3]) {
+    int up[2], down[2];
+    if (pipe(up) != 0 || pipe(down) != 0) return -1;
+    pid_t pids[RACERS];
+    for (int i = 0; i < RACERS; i++) {
+        fflush(stdout);
+        pids[i] = fork();
+        if (pids[i] == 0) {
+            close(up[0]);
+            close(down[1]);
+            fn(i, up[1], down[0]);
+        }
+    }
+    close(up[1]);
+    close(down[0]);
+    int ready = 0;
+    char c;
+    while (ready < RACERS && read_byte(up[0], 120, &c) && c == 'R') ready++;
+    for (int i = 0; i < RACERS; i++) (void)!write(down[1], "s", 1);
+    close(down[1]);
+    int reported = 0;
+    totals[0] = totals[1] = totals[2] = 0;
+    for (int i = 0; i < RACERS; i++) {
+        int counts[3];
+        struct pollfd pf = { up[0], POLLIN, 0 };
+        if (poll(&pf, 1, 180000) <= 0 || read(up[0], counts, sizeof counts) != (ssize_t)sizeof counts) break;
+        for (int k = 0; k < 3; k++) totals[k] += counts[k];
+        reported++;
+    }
+    close(up[0]);
+    for (int i = 0; i < RACERS; i++) wait_child(pids[i], 60);
+    if (ready != RACERS) printf("      only %d of %d racers got ready\n", ready, RACERS);
+    return ready == RACERS && reported == RACERS ? 0 : -1;
+}
+
+static void test_pin_race(int retries) {
+    printf("test 6: %d processes race wrong PINs (max_pin_retries %d)\n", RACERS, retries);
+    int t[3];
+    int ok = race(child_wrong_pins, t) == 0;
+    printf("      %d CKR_PIN_INCORRECT, %d CKR_PIN_LOCKED, %d other answers\n", t[0], t[1], t[2]);
+    check("test 6: every racer reported", ok);
+    check("test 6: exactly max_pin_retries - 1 attempts answered CKR_PIN_INCORRECT", t[0] == retries - 1);
+    check("test 6: every racer ended on CKR_PIN_LOCKED", t[1] == RACERS && t[2] == 0);
+    int missing = 0, repeated = 0;
+    for (int k = 1; k <= retries + 1; k++) {
+        char field[48];
+        snprintf(field, sizeof field, "\"failed_attempts\":%d,", k);
+        long n = count_records("\"event\":\"login\"", field);
+        if (k <= retries && n == 0) missing++;
+        if (n > 1 || (k > retries && n > 0)) repeated++;
+    }
+    printf("      audit: %d of attempts 1..%d without a failure record, %d numbers recorded twice or beyond\n",
+           missing, retries, repeated);
+    check("test 6: one failure record for each of attempts 1 … max_pin_retries, none beyond", missing == 0 && repeated == 0);
+}
+
+static void test_use_race(int uses) {
+    printf("test 5: %d processes race C_EncryptInit on a key with policy max_key_uses %d\n", RACERS, uses);
+    int st = wait_child(spawn(child_make_race_key), 90);
+    check("test 5: setup: the key is generated", exited_ok(st));
+    if (!exited_ok(st)) return;
+    int t[3];
+    int ok = race(child_key_uses, t) == 0;
+    printf("      %d C_EncryptInit CKR_OK, %d CKR_KEY_FUNCTION_NOT_PERMITTED, %d other answers\n", t[0], t[1], t[2]);
+    check("test 5: every racer reported", ok);
+    check("test 5: exactly max_key_uses C_EncryptInit calls succeeded", t[0] == uses);
+    check("test 5: every racer ended on CKR_KEY_FUNCTION_NOT_PERMITTED", t[1] == RACERS && t[2] == 0);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGPIPE, SIG_IGN);
@@ -522,15 +704,21 @@ int main(int argc, char **argv) {
     store_dir = argv[2];
     audit_path = argc > 3 ? argv[3] : NULL;
     int wrap_only = argc > 4 && strcmp(argv[4], "--wrap-only") == 0;
+    int races = argc > 6 && strcmp(argv[4], "--races") == 0;
 
     int st = wait_child(spawn(child_init_token), 90);
     check("setup: C_InitToken + C_InitPIN in a helper process", exited_ok(st));
     if (exited_ok(st)) {
-        if (!wrap_only) {
-            test_two_processes();
-            test_sigkill_keygen();
+        if (races) {
+            test_use_race(atoi(argv[6]));
+            test_pin_race(atoi(argv[5]));
+        } else {
+            if (!wrap_only) {
+                test_two_processes();
+                test_sigkill_keygen();
+            }
+            test_wrap_nofile();
         }
-        test_wrap_nofile();
     }
     printf("reliability: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

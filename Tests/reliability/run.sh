@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reliability tests: two processes writing one token at once, a SIGKILL mid key generation, and C_WrapKey with
 # RLIMIT_NOFILE exhausted (no audit record possible: no wrapped byte may reach the caller) on a local-backend token
-# and again on a SoftHSM2-backed one.
+# and again on a SoftHSM2-backed one; then 20 processes racing for a key's last uses and for the PIN's tries.
 #   bash Tests/reliability/run.sh [path/to/libtensorguard-pkcs11.so]
 # Prints "reliability: N passed, M failed" last; exits non-zero on any failure.
 set -euo pipefail
@@ -91,6 +91,41 @@ YAML
         fi
     else
         echo "FAIL: test 4 needs SoftHSM2 ($softhsm, softhsm2-util; Debian package softhsm2)"
+        failed=$((failed + 1))
+        rc=1
+    fi
+    # Tests 5 and 6 on a token of their own (test 6 locks its user PIN), with its own audit log.
+    mkdir -p "$work/store-races"
+    cat > "$work/config-races.yaml" <<YAML
+audit: { file: $work/audit-races.log }
+tokens:
+  - name: races
+    store: $work/store-races
+    backend: { kind: local }
+    pin_kdf_cost: 10
+    max_pin_retries: 7
+    policy: { max_key_uses: 100 }
+YAML
+    chmod 600 "$work/config-races.yaml"
+    export TENSORGUARD_PKCS11_CONF="$work/config-races.yaml"
+    set +e
+    timeout -k 10 600 "$work/reliability" "$module" "$work/store-races" "$work/audit-races.log" --races 7 100 | tee "$work/output-races"
+    rrc=${PIPESTATUS[0]}
+    set -e
+    rsummary="$(grep -aE '^reliability: [0-9]+ passed, [0-9]+ failed$' "$work/output-races" 2>/dev/null | tail -n1 || true)"
+    if [ -n "$rsummary" ]; then
+        passed=$((passed + $(sed -E 's/^reliability: ([0-9]+) passed.*/\1/' <<<"$rsummary")))
+        failed=$((failed + $(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$rsummary")))
+    fi
+    if [ "$rrc" != 0 ] || [ -z "$rsummary" ]; then
+        echo "FAIL: tests 5 and 6 (exit $rrc)"
+        [ -n "$rsummary" ] || failed=$((failed + 1))
+        rc=1
+    elif "$cli" audit verify --file "$work/audit-races.log"; then
+        echo "ok: tg-pkcs11 audit verify of the races' log"
+        passed=$((passed + 1))
+    else
+        echo "FAIL: tg-pkcs11 audit verify of the races' log"
         failed=$((failed + 1))
         rc=1
     fi

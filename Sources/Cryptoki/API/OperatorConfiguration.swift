@@ -59,11 +59,11 @@ public struct OperatorTokenConfiguration: Sendable, Equatable {
         // one: the next login's record says how many failed attempts it cleared (docs/audit.md).
         // The audit log is opened only when a wrong PIN comes (most openings never need it).
         let token = name, configPath = configPath
-        vault.wrongPINObserver = { role, failed in
+        vault.wrongPINObserver = { role, failed, remaining in
             guard let log = try? OperatorAudit.log(configPath: configPath) else { return }
             try? OperatorAudit.record(log, event: "login", success: false, token: token, role: role == .so ? "so" : "user",
                                       reason: "wrong PIN given to tg-pkcs11", details: [:], keys: nil,
-                                      error: StoreError.pinIncorrect(remaining: 0),
+                                      error: StoreError.pinIncorrect(remaining: remaining),
                                       extra: ["failed_attempts": .int(Int64(failed))])
         }
         return vault

@@ -40,10 +40,14 @@ extension Token {
                 // The attempt was counted: its record says which one it was (docs/audit.md §Failed PIN attempts).
                 let answered = ErrorMap.wrap(e, context: "token '\(config.name)': \(what)")
                 let maximum = role.flatMap { r in (try? record())?.pinStatus(r.storeRole).maxAttempts }
+                if remaining == 0 {
+                    try? audit(AuditEvent(kind: .pinLockout, outcome: .failure, rv: rv, role: role,
+                                          reason: "\(what): the PIN's retry counter reached zero"))
+                }
                 throw CKRError(answered.rv, failedPINAttempts: maximum.map { max(1, $0 - remaining) })
             case .pinLocked:
                 try? audit(AuditEvent(kind: .pinLockout, outcome: .failure, rv: rv, role: role,
-                                      reason: "\(what): the PIN's retry counter reached zero"))
+                                      reason: "\(what): the PIN is locked"))
             case .backend(let b):
                 try? audit(AuditEvent(kind: .backendFailure, outcome: .failure, rv: rv, role: role,
                                       reason: "\(what): \(b)"))

@@ -42,7 +42,7 @@ enum ErrorMap {
 
     static func rv(_ e: StoreError) -> CK_RV {
         switch e {
-        case .pinIncorrect: return CKR_PIN_INCORRECT
+        case .pinIncorrect(let remaining): return remaining > 0 ? CKR_PIN_INCORRECT : CKR_PIN_LOCKED
         case .pinLocked: return CKR_PIN_LOCKED
         case .userPINNotInitialized: return CKR_USER_PIN_NOT_INITIALIZED
         case .tokenNotInitialized: return CKR_USER_PIN_NOT_INITIALIZED

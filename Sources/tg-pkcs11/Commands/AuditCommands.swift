@@ -166,12 +166,7 @@ struct AuditVerify: ParsableCommand {
             let keys = try vault.login(role: so ? .so : .user, pin: pin, backend: backend)
             return [keys.tokenUUID: try OperatorAudit.auditKey(keys)]
         } catch let e as StoreError {
-            switch e {
-            case .pinIncorrect(let remaining):
-                throw CLIError("token '\(name)': PIN incorrect (\(remaining) attempts left)")
-            case .pinLocked: throw CLIError("token '\(name)': PIN locked")
-            default: throw CLIError("token '\(name)': login failed: \(e)")
-            }
+            throw CLIError("token '\(name)': " + (e.pinFailure(role: "PIN") ?? "login failed: \(e)"))
         } catch {
             throw CLIError("token '\(name)': login failed: \(error)")
         }

@@ -322,14 +322,7 @@ struct RotateKEK: ParsableCommand {
         do {
             return try body()
         } catch let e as StoreError {
-            switch e {
-            case .pinIncorrect(let remaining):
-                throw CLIError("token '\(token.name)': SO PIN incorrect (\(remaining) attempts left)")
-            case .pinLocked:
-                throw CLIError("token '\(token.name)': SO PIN locked")
-            default:
-                throw CLIError("token '\(token.name)': \(what) failed: \(e)")
-            }
+            throw CLIError("token '\(token.name)': " + (e.pinFailure(role: "SO PIN") ?? "\(what) failed: \(e)"))
         } catch let e as KeyWrapError {
             throw CLIError("token '\(token.name)': \(what) failed: \(e)")
         }

@@ -28,9 +28,10 @@ func operatorStep<R>(_ token: String, _ what: String, _ body: () throws -> R) th
     do {
         return try body()
     } catch let e as StoreError {
+        if let pin = e.pinFailure(role: "SO PIN") {
+            throw CLIError("token '\(token)': \(pin)" + (e.locksPIN ? " (re-initialise the token or restore a backup)" : ""))
+        }
         switch e {
-        case .pinIncorrect(let remaining): throw CLIError("token '\(token)': SO PIN incorrect (\(remaining) attempts left)")
-        case .pinLocked: throw CLIError("token '\(token)': SO PIN locked (re-initialise the token or restore a backup)")
         case .tokenNotInitialized: throw CLIError("token '\(token)' is not initialised")
         default: throw CLIError("token '\(token)': \(what) failed: \(e)")
         }
