@@ -1,5 +1,4 @@
 import CryptoCore
-import CSQLite
 
 /// Checking and stamping the MACs of `StoreAuthentication` inside a transaction (mirror fresh, lock held).
 extension Connection {
@@ -15,15 +14,15 @@ extension Connection {
     func computedLedgerDigest(key: SecretBytes) throws -> [UInt8] {
         var digest = StoreAuthentication.zeroDigest
         try withStatement("SELECT unique_id, digest FROM spent_seeds") { stmt in
-            while try step(stmt) {
+            while try stmt.step() {
                 StoreAuthentication.xor(&digest, try StoreAuthentication.ledgerRowMAC(
-                    key: key, ledger: columnText(stmt, 0), seedDigest: columnBlob(stmt, 1)))
+                    key: key, ledger: stmt.text(0), seedDigest: stmt.blob(1)))
             }
         }
         try withStatement("SELECT unique_id, hour, calls FROM hourly_calls") { stmt in
-            while try step(stmt) {
+            while try stmt.step() {
                 StoreAuthentication.xor(&digest, try StoreAuthentication.ledgerRowMAC(
-                    key: key, ledger: columnText(stmt, 0), hour: columnInt(stmt, 1), calls: columnInt(stmt, 2)))
+                    key: key, ledger: stmt.text(0), hour: stmt.int(1), calls: stmt.int(2)))
             }
         }
         return digest
@@ -31,7 +30,7 @@ extension Connection {
 
     /// Stores the ledger digest (the caller stamps the state after).
     func setLedgerDigest(_ digest: [UInt8]) throws {
-        try run("UPDATE token SET ledger_digest = ? WHERE id = 1") { try bind($0, 1, digest) }
+        try run("UPDATE token SET ledger_digest = ? WHERE id = 1") { try $0.bind(1, digest) }
         token.ledgerDigest = digest
     }
 
@@ -51,8 +50,8 @@ extension Connection {
         let generation = token.generation &+ 1
         let mac = try StoreAuthentication.stateMAC(key: key, stateFields(generation: generation))
         try run("UPDATE token SET generation = ?, state_mac = ? WHERE id = 1") { s in
-            try bind(s, 1, generation)
-            try bind(s, 2, mac)
+            try s.bind(1, generation)
+            try s.bind(2, mac)
         }
         token.generation = generation
         token.stateMAC = mac
@@ -106,14 +105,14 @@ extension Connection {
             ? "INSERT INTO objects (created, seq, public_attrs, sealed_attrs, mac, unique_id) VALUES (?, ?, ?, ?, ?, ?)"
             : "UPDATE objects SET created = ?, seq = ?, public_attrs = ?, sealed_attrs = ?, mac = ? WHERE unique_id = ?"
         try run(sql) { s in
-            try bind(s, 1, created)
-            try bind(s, 2, object.sequence)
-            try bind(s, 3, publicBlob)
-            try bind(s, 4, sealedBlob)
-            if let mac = stored.mac { try bind(s, 5, mac) } else { try bindNull(s, 5) }
-            try bind(s, 6, object.uniqueID)
+            try s.bind(1, created)
+            try s.bind(2, object.sequence)
+            try s.bind(3, publicBlob)
+            try s.bind(4, sealedBlob)
+            if let mac = stored.mac { try s.bind(5, mac) } else { try s.bindNull(5) }
+            try s.bind(6, object.uniqueID)
         }
-        if !insert, sqlite3_changes(db) != 1 { throw StoreError.objectNotFound(object.uniqueID) }
+        if !insert, driver.changes != 1 { throw StoreError.objectNotFound(object.uniqueID) }
         putInMirror(stored, created: created)
         if let key {
             verifiedObjects[object.uniqueID] = object.sequence

@@ -37,17 +37,16 @@ struct PINEnvelope {
     var maxAttempts: Int
 }
 
-/// One SQLite connection plus the in-memory mirror. Only ever used under `TokenDatabase`'s mutex.
+/// One database connection (`SQLDriver`) plus the in-memory mirror. Only ever used under `TokenDatabase`'s mutex.
 /// `@unchecked Sendable`: every access happens inside `TokenDatabase.state.withLock`.
 final class Connection: @unchecked Sendable {
     static let schemaVersion = 5
     /// Tombstones older than this many change numbers are pruned; a reader further behind reloads fully.
     static let tombstoneWindow: Int64 = 4096
 
-    let db: OpaquePointer
-    var statements: [String: OpaquePointer] = [:]
+    let driver: any SQLDriver
     var inTransaction = false
-    var abandoned = false
+    var abandoned: Bool { driver.isAbandoned }
 
     // Mirror.
     let indexed: Set<UInt>
@@ -67,39 +66,13 @@ final class Connection: @unchecked Sendable {
     var lastSeq: Int64 = -1
     var loadedEpoch: Int64 = -1
 
-    init(path: String, indexed: Set<UInt>, busyTimeoutMilliseconds: Int32) throws {
+    /// The connection over `driver`: the schema created or migrated, the mirror loaded.
+    init(driver: any SQLDriver, indexed: Set<UInt>) throws {
+        self.driver = driver
         self.indexed = indexed
-        var handle: OpaquePointer?
-        // A new file is private to the owner from its first byte (created here 0600, not by SQLite with 0644 and
-        // narrowed later); the WAL and SHM files inherit the main file's permissions. An existing file keeps
-        // whatever the operator chose within the ownership rule (TokenDatabase.init: e.g. group read access).
-        let created = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        if created >= 0 { close(created) }
-        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
-        let rc = sqlite3_open_v2(path, &handle, flags, nil)
-        guard rc == SQLITE_OK, let h = handle else {
-            let message = (handle.flatMap { sqlite3_errmsg($0) }.map { String(cString: $0) } ?? "cannot open")
-                + " " + path + Connection.systemError(handle)
-            if let h = handle { sqlite3_close_v2(h) }
-            throw StoreError.database(code: rc, message: message)
-        }
-        db = h
         token = TokenState(record: Connection.emptyRecord, epoch: 0, seq: 0, prunedSeq: 0)
-        // From here on `self` is complete: a throw runs deinit, which closes the handle.
-        sqlite3_busy_timeout(db, max(0, busyTimeoutMilliseconds))
-        sqlite3_extended_result_codes(db, 1)
-        try exec("PRAGMA journal_mode=WAL")
-        try exec("PRAGMA synchronous=NORMAL")
-        try exec("PRAGMA foreign_keys=ON")
-        try exec("PRAGMA secure_delete=ON")
         try migrate()
         try refreshIfChanged()
-    }
-
-    deinit {
-        guard !abandoned else { return }   // after fork: never touch the parent's SQLite state
-        for (_, s) in statements { sqlite3_finalize(s) }
-        sqlite3_close_v2(db)
     }
 
     static var emptyRecord: TokenRecord {
@@ -122,7 +95,7 @@ final class Connection: @unchecked Sendable {
             try exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             var current = 0
             try withStatement("SELECT version FROM schema_version") { stmt in
-                if try step(stmt) { current = Int(columnInt(stmt, 0)) }
+                if try stmt.step() { current = Int(stmt.int(0)) }
             }
             guard current <= Self.schemaVersion else { throw StoreError.unsupportedFormat(current) }
             if current == 0 {
@@ -243,13 +216,10 @@ final class Connection: @unchecked Sendable {
 
     // MARK: change detection and mirror
 
-    /// One cached `PRAGMA data_version`; refreshes the mirror only if another connection committed.
+    /// One `SQLDriver.changeMarker()`; refreshes the mirror only if another connection committed.
     func refreshIfChanged() throws {
         try checkUsable()
-        let dv: Int64 = try withStatement("PRAGMA data_version") { stmt in
-            guard try step(stmt) else { throw StoreError.corrupt("no data_version") }
-            return columnInt(stmt, 0)
-        }
+        let dv = try driver.changeMarker()
         guard dv != lastDataVersion else { return }
         try readTransaction { try refresh() }
         lastDataVersion = dv
@@ -266,12 +236,12 @@ final class Connection: @unchecked Sendable {
         }
         guard token.seq > lastSeq else { return }
         try withStatement("SELECT unique_id FROM tombstones WHERE seq > ?") { stmt in
-            try bind(stmt, 1, lastSeq)
-            while try step(stmt) { removeFromMirror(columnText(stmt, 0)) }
+            try stmt.bind(1, lastSeq)
+            while try stmt.step() { removeFromMirror(stmt.text(0)) }
         }
         try withStatement("SELECT created, unique_id, seq, public_attrs, sealed_attrs, mac FROM objects WHERE seq > ?") { stmt in
-            try bind(stmt, 1, lastSeq)
-            while try step(stmt) {
+            try stmt.bind(1, lastSeq)
+            while try stmt.step() {
                 let (created, object) = try decodeObjectRow(stmt)
                 putInMirror(object, created: created)
             }
@@ -286,7 +256,7 @@ final class Connection: @unchecked Sendable {
         verifiedObjects.removeAll()
         orderCache = nil
         try withStatement("SELECT created, unique_id, seq, public_attrs, sealed_attrs, mac FROM objects") { stmt in
-            while try step(stmt) {
+            while try stmt.step() {
                 let (created, object) = try decodeObjectRow(stmt)
                 putInMirror(object, created: created)
             }
@@ -295,13 +265,13 @@ final class Connection: @unchecked Sendable {
         lastSeq = token.seq
     }
 
-    func decodeObjectRow(_ stmt: OpaquePointer) throws -> (Int64, StoredObject) {
-        let created = columnInt(stmt, 0)
-        let uid = columnText(stmt, 1)
-        let seq = columnInt(stmt, 2)
-        let pub = try RecordCodec.decode(columnBlob(stmt, 3))
-        let sealed = try RecordCodec.decode(columnBlob(stmt, 4)).mapValues { SealedValue(bytes: $0) }
-        let mac = columnIsNull(stmt, 5) ? nil : columnBlob(stmt, 5)
+    func decodeObjectRow(_ stmt: any SQLStatement) throws -> (Int64, StoredObject) {
+        let created = stmt.int(0)
+        let uid = stmt.text(1)
+        let seq = stmt.int(2)
+        let pub = try RecordCodec.decode(stmt.blob(3))
+        let sealed = try RecordCodec.decode(stmt.blob(4)).mapValues { SealedValue(bytes: $0) }
+        let mac = stmt.isNull(5) ? nil : stmt.blob(5)
         return (created, StoredObject(uniqueID: uid, publicAttributes: pub, sealedAttributes: sealed, sequence: seq, mac: mac))
     }
 
@@ -314,23 +284,23 @@ final class Connection: @unchecked Sendable {
                    generation, state_mac, wrapped_root, ledger_digest
             FROM token WHERE id = 1
             """) { stmt in
-            guard try step(stmt) else { throw StoreError.corrupt("token row missing") }
+            guard try stmt.step() else { throw StoreError.corrupt("token row missing") }
             var backend: BackendDescriptor? = nil
-            if !columnIsNull(stmt, 5) {
-                backend = BackendDescriptor(kind: columnText(stmt, 5), keyID: columnText(stmt, 6), keyVersion: columnText(stmt, 7))
+            if !stmt.isNull(5) {
+                backend = BackendDescriptor(kind: stmt.text(5), keyID: stmt.text(6), keyVersion: stmt.text(7))
             }
-            var label = columnBlob(stmt, 1)
+            var label = stmt.blob(1)
             if label.count != 32 { label = Array((label + [UInt8](repeating: 0x20, count: 32)).prefix(32)) }
-            let record = TokenRecord(isInitialized: columnInt(stmt, 0) != 0, label: label,
-                                     serialNumber: columnText(stmt, 2), tokenUUID: columnText(stmt, 3),
-                                     flags: UInt64(bitPattern: columnInt(stmt, 4)),
+            let record = TokenRecord(isInitialized: stmt.int(0) != 0, label: label,
+                                     serialNumber: stmt.text(2), tokenUUID: stmt.text(3),
+                                     flags: UInt64(bitPattern: stmt.int(4)),
                                      soPIN: PINStatus(isSet: false, failedAttempts: 0, maxAttempts: 0),
                                      userPIN: PINStatus(isSet: false, failedAttempts: 0, maxAttempts: 0),
-                                     backend: backend, formatVersion: Int(columnInt(stmt, 8)))
-            state = TokenState(record: record, epoch: columnInt(stmt, 9), seq: columnInt(stmt, 11), prunedSeq: columnInt(stmt, 10),
-                               generation: columnInt(stmt, 12), stateMAC: columnIsNull(stmt, 13) ? nil : columnBlob(stmt, 13),
-                               wrappedRoot: columnIsNull(stmt, 14) ? [] : columnBlob(stmt, 14),
-                               ledgerDigest: columnIsNull(stmt, 15) ? nil : columnBlob(stmt, 15))
+                                     backend: backend, formatVersion: Int(stmt.int(8)))
+            state = TokenState(record: record, epoch: stmt.int(9), seq: stmt.int(11), prunedSeq: stmt.int(10),
+                               generation: stmt.int(12), stateMAC: stmt.isNull(13) ? nil : stmt.blob(13),
+                               wrappedRoot: stmt.isNull(14) ? [] : stmt.blob(14),
+                               ledgerDigest: stmt.isNull(15) ? nil : stmt.blob(15))
         }
         guard var s = state else { throw StoreError.corrupt("token row missing") }
         for role in Role.allCases {
@@ -343,7 +313,7 @@ final class Connection: @unchecked Sendable {
             s.envelopes.append((role, e))
         }
         try withStatement("SELECT count(*) FROM pin WHERE role NOT IN ('so', 'user')") { stmt in
-            if try step(stmt), columnInt(stmt, 0) != 0 { throw StoreError.corrupt("unknown PIN role") }
+            if try stmt.step(), stmt.int(0) != 0 { throw StoreError.corrupt("unknown PIN role") }
         }
         return s
     }
@@ -390,17 +360,17 @@ final class Connection: @unchecked Sendable {
     /// and calls `didCommit`), pruning old tombstones; updates the mirror.
     func deleteObject(_ uniqueID: String) throws -> Int64 {
         let seq = nextSeq()
-        try run("DELETE FROM objects WHERE unique_id = ?") { try bind($0, 1, uniqueID) }
+        try run("DELETE FROM objects WHERE unique_id = ?") { try $0.bind(1, uniqueID) }
         try run("INSERT INTO tombstones (seq, unique_id) VALUES (?, ?)") { s in
-            try bind(s, 1, seq)
-            try bind(s, 2, uniqueID)
+            try s.bind(1, seq)
+            try s.bind(2, uniqueID)
         }
         // Prune in batches of 1024 once the window is exceeded (by distance, not by a modulus of `seq`:
         // a delete need not land on any particular number).
         if seq - token.prunedSeq > Connection.tombstoneWindow + 1024 {
             let pruned = seq - Connection.tombstoneWindow
-            try run("DELETE FROM tombstones WHERE seq <= ?") { try bind($0, 1, pruned) }
-            try run("UPDATE token SET pruned_seq = ? WHERE id = 1") { try bind($0, 1, pruned) }
+            try run("DELETE FROM tombstones WHERE seq <= ?") { try $0.bind(1, pruned) }
+            try run("UPDATE token SET pruned_seq = ? WHERE id = 1") { try $0.bind(1, pruned) }
             token.prunedSeq = pruned
         }
         removeFromMirror(uniqueID)
@@ -417,12 +387,12 @@ final class Connection: @unchecked Sendable {
 
     func loadEnvelope(_ role: Role) throws -> PINEnvelope? {
         try withStatement("SELECT salt, log2n, r, p, sealed, failed, max_attempts FROM pin WHERE role = ?") { stmt in
-            try bind(stmt, 1, role.rawValue)
-            guard try step(stmt) else { return nil }
-            return PINEnvelope(salt: columnBlob(stmt, 0), log2N: Self.clampCount(columnInt(stmt, 1)),
-                               r: Self.clampCount(columnInt(stmt, 2)), p: Self.clampCount(columnInt(stmt, 3)),
-                               sealed: columnBlob(stmt, 4), failed: Self.clampCount(columnInt(stmt, 5)),
-                               maxAttempts: Self.clampCount(columnInt(stmt, 6)))
+            try stmt.bind(1, role.rawValue)
+            guard try stmt.step() else { return nil }
+            return PINEnvelope(salt: stmt.blob(0), log2N: Self.clampCount(stmt.int(1)),
+                               r: Self.clampCount(stmt.int(2)), p: Self.clampCount(stmt.int(3)),
+                               sealed: stmt.blob(4), failed: Self.clampCount(stmt.int(5)),
+                               maxAttempts: Self.clampCount(stmt.int(6)))
         }
     }
 
@@ -433,14 +403,14 @@ final class Connection: @unchecked Sendable {
                 r = excluded.r, p = excluded.p, sealed = excluded.sealed, failed = excluded.failed,
                 max_attempts = excluded.max_attempts
             """) { stmt in
-            try bind(stmt, 1, role.rawValue)
-            try bind(stmt, 2, e.salt)
-            try bind(stmt, 3, Int64(e.log2N))
-            try bind(stmt, 4, Int64(e.r))
-            try bind(stmt, 5, Int64(e.p))
-            try bind(stmt, 6, e.sealed)
-            try bind(stmt, 7, Int64(e.failed))
-            try bind(stmt, 8, Int64(e.maxAttempts))
+            try stmt.bind(1, role.rawValue)
+            try stmt.bind(2, e.salt)
+            try stmt.bind(3, Int64(e.log2N))
+            try stmt.bind(4, Int64(e.r))
+            try stmt.bind(5, Int64(e.p))
+            try stmt.bind(6, e.sealed)
+            try stmt.bind(7, Int64(e.failed))
+            try stmt.bind(8, Int64(e.maxAttempts))
         }
         try clearAttempts(role)   // attempts on the replaced envelope count no more
     }
@@ -448,8 +418,8 @@ final class Connection: @unchecked Sendable {
     /// `token.wrapped_root`: the backend blob sealed under the envelope key (nil before initialisation).
     func loadWrappedRoot() throws -> [UInt8]? {
         try withStatement("SELECT wrapped_root FROM token WHERE id = 1") { stmt in
-            guard try step(stmt), !columnIsNull(stmt, 0) else { return nil }
-            return columnBlob(stmt, 0)
+            guard try stmt.step(), !stmt.isNull(0) else { return nil }
+            return stmt.blob(0)
         }
     }
 
@@ -461,8 +431,8 @@ final class Connection: @unchecked Sendable {
 
     func setFailed(_ role: Role, _ failed: Int) throws {
         try run("UPDATE pin SET failed = ? WHERE role = ?") { stmt in
-            try bind(stmt, 1, Int64(failed))
-            try bind(stmt, 2, role.rawValue)
+            try stmt.bind(1, Int64(failed))
+            try stmt.bind(2, role.rawValue)
         }
     }
 
@@ -471,33 +441,33 @@ final class Connection: @unchecked Sendable {
     /// Counts an attempt before its KDF runs: returns its row id.
     func beginAttempt(_ role: Role, now: Int64) throws -> Int64 {
         try run("INSERT INTO pin_attempts (role, started) VALUES (?, ?)") { stmt in
-            try bind(stmt, 1, role.rawValue)
-            try bind(stmt, 2, now)
+            try stmt.bind(1, role.rawValue)
+            try stmt.bind(2, now)
         }
-        return sqlite3_last_insert_rowid(db)
+        return driver.lastInsertRowID
     }
 
     /// Ends an attempt; false if its row was gone (expired into a failure, or the PIN was reset meanwhile).
     func endAttempt(_ id: Int64) throws -> Bool {
-        try run("DELETE FROM pin_attempts WHERE id = ?") { try bind($0, 1, id) }
-        return sqlite3_changes(db) > 0
+        try run("DELETE FROM pin_attempts WHERE id = ?") { try $0.bind(1, id) }
+        return driver.changes > 0
     }
 
     /// Attempts of `role` in flight, after removing those started before `staleBefore`; returns both counts.
     func attemptsInFlight(_ role: Role, staleBefore: Int64) throws -> (live: Int, expired: Int) {
         try run("DELETE FROM pin_attempts WHERE role = ? AND started < ?") { stmt in
-            try bind(stmt, 1, role.rawValue)
-            try bind(stmt, 2, staleBefore)
+            try stmt.bind(1, role.rawValue)
+            try stmt.bind(2, staleBefore)
         }
-        let expired = Int(sqlite3_changes(db))
+        let expired = driver.changes
         let live = try withStatement("SELECT count(*) FROM pin_attempts WHERE role = ?") { stmt in
-            try bind(stmt, 1, role.rawValue)
-            return try step(stmt) ? Self.clampCount(columnInt(stmt, 0)) : 0
+            try stmt.bind(1, role.rawValue)
+            return try stmt.step() ? Self.clampCount(stmt.int(0)) : 0
         }
         return (live, expired)
     }
 
     func clearAttempts(_ role: Role) throws {
-        try run("DELETE FROM pin_attempts WHERE role = ?") { try bind($0, 1, role.rawValue) }
+        try run("DELETE FROM pin_attempts WHERE role = ?") { try $0.bind(1, role.rawValue) }
     }
 }

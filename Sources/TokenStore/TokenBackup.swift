@@ -90,7 +90,7 @@ public enum TokenBackup {
                 throw StoreError.database(code: SQLITE_CANTOPEN, message: "cannot create snapshot \(path) (errno \(errno))")
             }
             close(fd)
-            try conn.run("VACUUM INTO ?") { try conn.bind($0, 1, path) }
+            try conn.driver.snapshot(into: path)
         }
     }
 
@@ -297,11 +297,7 @@ extension TokenDatabase {
     public func integrityCheck() throws -> [String] {
         try state.withLock { conn in
             try conn.checkUsable()
-            var rows: [String] = []
-            let stmt = try conn.prepare("PRAGMA integrity_check")
-            defer { sqlite3_reset(stmt) }
-            while try conn.step(stmt) { rows.append(conn.columnText(stmt, 0)) }
-            return rows
+            return try conn.driver.integrityCheck()
         }
     }
 

@@ -35,7 +35,7 @@ extension TokenDatabase {
                 }
                 try adopt(conn, Array(conn.objects.keys), key: key)
                 try conn.setLedgerDigest(try conn.computedLedgerDigest(key: key))
-                try conn.run("UPDATE token SET format_version = ? WHERE id = 1") { try conn.bind($0, 1, Int64(TokenDatabase.formatVersion)) }
+                try conn.run("UPDATE token SET format_version = ? WHERE id = 1") { try $0.bind(1, Int64(TokenDatabase.formatVersion)) }
                 conn.token.record.formatVersion = TokenDatabase.formatVersion
                 try conn.stampState(key: key)
                 return
@@ -87,8 +87,8 @@ extension TokenDatabase {
             try adopt(conn, adopted, key: key)
             try conn.setLedgerDigest(try conn.computedLedgerDigest(key: key))
             try conn.run("UPDATE token SET format_version = ?, generation = ? WHERE id = 1") { s in
-                try conn.bind(s, 1, Int64(TokenDatabase.formatVersion))
-                try conn.bind(s, 2, base)
+                try s.bind(1, Int64(TokenDatabase.formatVersion))
+                try s.bind(2, base)
             }
             conn.token.record.formatVersion = TokenDatabase.formatVersion
             conn.token.generation = base

@@ -8,12 +8,13 @@ import Glibc
 import Darwin
 #endif
 
-/// One token's SQLite database (`<directory>/token.sqlite`), WAL mode, shared safely by threads and processes.
+/// One token's database, shared safely by threads and processes: today SQLite (`<directory>/token.sqlite`, WAL
+/// mode, `SQLiteDriver`); everything here talks to it through `SQLDriver`.
 ///
-/// Every call first runs `PRAGMA data_version` (one cached statement); if another connection committed
-/// since, the in-memory mirror of the token row and objects is refreshed incrementally. Every write is one
-/// `BEGIN IMMEDIATE … COMMIT` transaction committed before the call returns (durable against a crash of the
-/// process: WAL with synchronous=NORMAL; see docs/storage-format.md). `find(matching:)` is served from the
+/// Every call first reads the driver's change marker (SQLite: `PRAGMA data_version`, one cached statement); if
+/// another connection committed since, the in-memory mirror of the token row and objects is refreshed
+/// incrementally. Every write is one write transaction (SQLite: `BEGIN IMMEDIATE … COMMIT`) committed before the
+/// call returns (durable against a crash of the process: WAL with synchronous=NORMAL; see docs/storage-format.md). `find(matching:)` is served from the
 /// mirror through hash indexes on the attribute types named at open time.
 ///
 /// Fork: a child process must not use or close the parent's connection — call `abandonAfterFork()` on every
@@ -62,7 +63,8 @@ public final class TokenDatabase: Sendable {
         self.path = directory.hasSuffix("/") ? directory + Self.fileName : directory + "/" + Self.fileName
         if let problem = Self.trustProblem(directory: directory, database: path) { throw StoreError.untrustedStore(problem) }
         self.indexedAttributeTypes = indexedAttributes
-        let connection = try Connection(path: path, indexed: indexedAttributes, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
+        let driver = try SQLiteDriver(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
+        let connection = try Connection(driver: driver, indexed: indexedAttributes)
         self.state = Mutex(connection)
     }
 
@@ -107,7 +109,7 @@ public final class TokenDatabase: Sendable {
     /// For a forked child: marks the inherited connection unusable and leaks it (closing it in the child could
     /// checkpoint or delete the parent's WAL). Every later call throws.
     public func abandonAfterFork() {
-        state.withLock { $0.abandoned = true }
+        state.withLock { $0.driver.abandon() }
     }
 
     // MARK: Token record
@@ -120,7 +122,7 @@ public final class TokenDatabase: Sendable {
     /// Persists caller-owned token flag bits.
     public func setTokenFlags(_ flags: UInt64) throws {
         try write { conn in
-            try conn.run("UPDATE token SET flags = ? WHERE id = 1") { try conn.bind($0, 1, Int64(bitPattern: flags)) }
+            try conn.run("UPDATE token SET flags = ? WHERE id = 1") { try $0.bind(1, Int64(bitPattern: flags)) }
             conn.token.record.flags = flags
         }
     }
@@ -221,7 +223,7 @@ public final class TokenDatabase: Sendable {
     }
 
     /// The object's current change number, or nil when it no longer exists — as fresh as `object(uniqueID:)`
-    /// (one `PRAGMA data_version`, the mirror refreshed if another connection committed) without copying the
+    /// (one change-marker read, the mirror refreshed if another connection committed) without copying the
     /// record out: what a cache of decoded records or unsealed values checks before each use.
     public func sequence(uniqueID: String) throws -> Int64? {
         try read { $0.objects[uniqueID]?.object.sequence }
@@ -329,16 +331,16 @@ public final class TokenDatabase: Sendable {
             var ledger = try conn.token.ledgerDigest ?? conn.computedLedgerDigest(key: key)
             for d in digests {
                 let spent = try conn.withStatement("SELECT 1 FROM spent_seeds WHERE unique_id = ? AND digest = ?") { stmt in
-                    try conn.bind(stmt, 1, uniqueID)
-                    try conn.bind(stmt, 2, d)
-                    return try conn.step(stmt)
+                    try stmt.bind(1, uniqueID)
+                    try stmt.bind(2, d)
+                    return try stmt.step()
                 }
                 if spent { return false }
             }
             for d in digests {
                 try conn.run("INSERT INTO spent_seeds (unique_id, digest) VALUES (?, ?)") { s in
-                    try conn.bind(s, 1, uniqueID)
-                    try conn.bind(s, 2, d)
+                    try s.bind(1, uniqueID)
+                    try s.bind(2, d)
                 }
                 StoreAuthentication.xor(&ledger, try StoreAuthentication.ledgerRowMAC(key: key, ledger: uniqueID, seedDigest: d))
             }
@@ -359,30 +361,30 @@ public final class TokenDatabase: Sendable {
             try conn.checkState(key: key)
             var ledger = try conn.token.ledgerDigest ?? conn.computedLedgerDigest(key: key)
             let calls: Int64 = try conn.withStatement("SELECT calls FROM hourly_calls WHERE unique_id = ? AND hour = ?") { stmt in
-                try conn.bind(stmt, 1, uniqueID)
-                try conn.bind(stmt, 2, hour)
-                return try conn.step(stmt) ? conn.columnInt(stmt, 0) : 0
+                try stmt.bind(1, uniqueID)
+                try stmt.bind(2, hour)
+                return try stmt.step() ? stmt.int(0) : 0
             }
             guard calls < Int64(limit) else { return false }
             // The rows that go (older hours, and this hour's old count) leave the digest; the new count enters it.
             try conn.withStatement("SELECT hour, calls FROM hourly_calls WHERE unique_id = ? AND hour <= ?") { stmt in
-                try conn.bind(stmt, 1, uniqueID)
-                try conn.bind(stmt, 2, hour)
-                while try conn.step(stmt) {
+                try stmt.bind(1, uniqueID)
+                try stmt.bind(2, hour)
+                while try stmt.step() {
                     StoreAuthentication.xor(&ledger, try StoreAuthentication.ledgerRowMAC(
-                        key: key, ledger: uniqueID, hour: conn.columnInt(stmt, 0), calls: conn.columnInt(stmt, 1)))
+                        key: key, ledger: uniqueID, hour: stmt.int(0), calls: stmt.int(1)))
                 }
             }
             StoreAuthentication.xor(&ledger, try StoreAuthentication.ledgerRowMAC(key: key, ledger: uniqueID, hour: hour,
                                                                                   calls: calls + 1))
             try conn.run("DELETE FROM hourly_calls WHERE unique_id = ? AND hour < ?") { s in
-                try conn.bind(s, 1, uniqueID)
-                try conn.bind(s, 2, hour)
+                try s.bind(1, uniqueID)
+                try s.bind(2, hour)
             }
             try conn.run("INSERT OR REPLACE INTO hourly_calls (unique_id, hour, calls) VALUES (?, ?, ?)") { s in
-                try conn.bind(s, 1, uniqueID)
-                try conn.bind(s, 2, hour)
-                try conn.bind(s, 3, calls + 1)
+                try s.bind(1, uniqueID)
+                try s.bind(2, hour)
+                try s.bind(3, calls + 1)
             }
             try conn.setLedgerDigest(ledger)
             try conn.stampState(key: key)
@@ -394,9 +396,9 @@ public final class TokenDatabase: Sendable {
     public func spentSeedCount(ledgerID: String) throws -> Int {
         try read { conn in
             try conn.withStatement("SELECT count(*) FROM spent_seeds WHERE unique_id = ?") { stmt in
-                try conn.bind(stmt, 1, ledgerID)
-                guard try conn.step(stmt) else { return 0 }
-                return Int(conn.columnInt(stmt, 0))
+                try stmt.bind(1, ledgerID)
+                guard try stmt.step() else { return 0 }
+                return Int(stmt.int(0))
             }
         }
     }
@@ -438,9 +440,7 @@ extension TokenDatabase {
     public func checkpoint() -> Bool {
         state.withLock { conn in
             guard !conn.abandoned, !conn.inTransaction else { return false }
-            var logFrames: Int32 = -1, checkpointed: Int32 = -1
-            let rc = sqlite3_wal_checkpoint_v2(conn.db, nil, SQLITE_CHECKPOINT_TRUNCATE, &logFrames, &checkpointed)
-            return rc == SQLITE_OK && logFrames == 0
+            return conn.driver.flushSupersededSecrets()
         }
     }
 }

@@ -89,16 +89,16 @@ public struct TokenVault: Sendable {
                     backend_key_id = ?, backend_key_version = ?, wrapped_root = ?, format_version = ?,
                     epoch = epoch + 1, pruned_seq = 0 WHERE id = 1
                 """) { s in
-                try conn.bind(s, 1, paddedLabel)
-                try conn.bind(s, 2, serial)
-                try conn.bind(s, 3, uuid)
-                try conn.bind(s, 4, descriptor.kind)
-                try conn.bind(s, 5, descriptor.keyID)
-                try conn.bind(s, 6, descriptor.keyVersion)
-                try conn.bind(s, 7, wrappedRoot)
-                try conn.bind(s, 8, Int64(TokenDatabase.formatVersion))
+                try s.bind(1, paddedLabel)
+                try s.bind(2, serial)
+                try s.bind(3, uuid)
+                try s.bind(4, descriptor.kind)
+                try s.bind(5, descriptor.keyID)
+                try s.bind(6, descriptor.keyVersion)
+                try s.bind(7, wrappedRoot)
+                try s.bind(8, Int64(TokenDatabase.formatVersion))
             }
-            try conn.run("UPDATE token SET ledger_digest = ? WHERE id = 1") { try conn.bind($0, 1, StoreAuthentication.zeroDigest) }
+            try conn.run("UPDATE token SET ledger_digest = ? WHERE id = 1") { try $0.bind(1, StoreAuthentication.zeroDigest) }
             conn.token = try conn.loadToken()
             try conn.fullReload()
             let keys = SessionKeys(role: .so, tokenUUID: uuid, rootKey: root, envelopeKey: envelopeKey)
@@ -204,10 +204,10 @@ public struct TokenVault: Sendable {
                 UPDATE token SET backend_kind = ?, backend_key_id = ?, backend_key_version = ?, wrapped_root = ?
                 WHERE id = 1
                 """) { s in
-                try conn.bind(s, 1, descriptor.kind)
-                try conn.bind(s, 2, descriptor.keyID)
-                try conn.bind(s, 3, descriptor.keyVersion)
-                try conn.bind(s, 4, wrappedRoot)
+                try s.bind(1, descriptor.kind)
+                try s.bind(2, descriptor.keyID)
+                try s.bind(3, descriptor.keyVersion)
+                try s.bind(4, wrappedRoot)
             }
             conn.token = try conn.loadToken()
             try conn.stampState(key: key)
