@@ -230,7 +230,9 @@ final class Connection: @unchecked Sendable {
     func refresh() throws {
         token = try loadToken()
         verifiedState = nil
-        if token.epoch != loadedEpoch || lastSeq < token.prunedSeq {
+        // A new epoch, tombstones pruned past what the mirror has seen, or change numbers gone backwards (the
+        // database rolled back or restored under this process): only a full reload is right.
+        if token.epoch != loadedEpoch || lastSeq < token.prunedSeq || token.seq < lastSeq {
             try fullReload()
             return
         }
@@ -280,7 +282,7 @@ final class Connection: @unchecked Sendable {
         try withStatement("""
             SELECT initialized, label, serial, uuid, flags, backend_kind, backend_key_id, backend_key_version,
                    format_version, epoch, pruned_seq,
-                   max(ifnull((SELECT max(seq) FROM objects), 0), ifnull((SELECT max(seq) FROM tombstones), 0)),
+                   max(coalesce((SELECT max(seq) FROM objects), 0), coalesce((SELECT max(seq) FROM tombstones), 0)),
                    generation, state_mac, wrapped_root, ledger_digest
             FROM token WHERE id = 1
             """) { stmt in

@@ -381,7 +381,10 @@ public final class TokenDatabase: Sendable {
                 try s.bind(1, uniqueID)
                 try s.bind(2, hour)
             }
-            try conn.run("INSERT OR REPLACE INTO hourly_calls (unique_id, hour, calls) VALUES (?, ?, ?)") { s in
+            try conn.run("""
+                INSERT INTO hourly_calls (unique_id, hour, calls) VALUES (?, ?, ?)
+                ON CONFLICT (unique_id, hour) DO UPDATE SET calls = excluded.calls
+                """) { s in
                 try s.bind(1, uniqueID)
                 try s.bind(2, hour)
                 try s.bind(3, calls + 1)

@@ -265,4 +265,18 @@ final class ObjectTests: XCTestCase {
         XCTAssertEqual(try db2.allObjects().map(\.uniqueID), ["keep", "late"])
         XCTAssertEqual(try db2.find(matching: [Attr.label: bytes("t")]), [])
     }
+
+    /// Change numbers that go backwards (the database rolled back or restored under a running process: here the
+    /// newest rows removed behind its back) make the next refresh a full reload, so no row the database no longer
+    /// holds stays in the mirror.
+    func testChangeNumbersGoingBackwardsReloadTheMirror() throws {
+        let (db1, _, dir) = try makeToken()
+        let db2 = try TokenDatabase(directory: dir, indexedAttributes: indexed)
+        try db1.insert(uniqueID: "old", publicAttributes: key("old"), keys: nil)
+        try db1.insert(uniqueID: "new", publicAttributes: key("new"), keys: nil)
+        XCTAssertEqual(try db2.allObjects().map(\.uniqueID), ["old", "new"])
+        try sqlite3Shell(db1.path, "DELETE FROM objects WHERE unique_id = 'new'")
+        XCTAssertEqual(try db2.allObjects().map(\.uniqueID), ["old"])
+        XCTAssertEqual(try db2.find(matching: [Attr.label: bytes("new")]), [])
+    }
 }
