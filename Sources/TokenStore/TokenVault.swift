@@ -37,10 +37,17 @@ public struct TokenVault: Sendable {
     public let database: TokenDatabase
     /// scrypt log2(N) for envelopes written by this vault (existing envelopes keep their stored cost).
     public let kdfLog2N: Int
-    /// Told of every wrong PIN once its attempt is counted: the role, its consecutive failed attempts (this one
-    /// included) and the attempts left (the operator CLI audits them; the module audits its own through the PIN
-    /// error it answers).
-    public var wrongPINObserver: (@Sendable (Role, Int, Int) -> Void)?
+    /// What a PIN check did to the retry counter, for an observer that audits it.
+    public enum PINCheck: Sendable {
+        /// A wrong PIN, counted: the role's consecutive failed attempts (this one included) and the attempts left.
+        case wrong(Role, failed: Int, remaining: Int)
+        /// A right PIN that reset `cleared` (> 0) consecutive failed attempts; with the keys it unwrapped, if any.
+        case clearedFailures(Role, cleared: Int, keys: SessionKeys?)
+    }
+
+    /// Told of every wrong PIN once it is counted and of every right one that reset a count (the operator CLI
+    /// audits them; the module audits its own through the PIN error it answers and its login record).
+    public var pinCheckObserver: (@Sendable (PINCheck) -> Void)?
 
     /// - Throws: `.invalidArgument` if `kdfLog2N` is outside `minimumKDFLog2N...maximumKDFLog2N`.
     public init(database: TokenDatabase, kdfLog2N: Int = TokenVault.defaultKDFLog2N) throws {
@@ -133,8 +140,10 @@ public struct TokenVault: Sendable {
         var blobBytes = blob.unsafeCopyToArray()
         defer { secureZero(&blobBytes) }
         let root = try backendCall { try backend.unwrap(blobBytes, context: opened.record.wrapContext) }
-        return SessionKeys(role: role, tokenUUID: opened.record.tokenUUID, rootKey: root, envelopeKey: opened.envelopeKey,
-                           priorFailedAttempts: opened.priorFailedAttempts)
+        let keys = SessionKeys(role: role, tokenUUID: opened.record.tokenUUID, rootKey: root, envelopeKey: opened.envelopeKey,
+                               priorFailedAttempts: opened.priorFailedAttempts)
+        if keys.priorFailedAttempts > 0 { pinCheckObserver?(.clearedFailures(role, cleared: keys.priorFailedAttempts, keys: keys)) }
+        return keys
     }
 
     /// The SO's keys for recovery (`tg-pkcs11 token accept-rollback`, `restore`): the PIN (counted like a login)
@@ -154,7 +163,8 @@ public struct TokenVault: Sendable {
 
     /// Checks a PIN (counted exactly like `login`) without calling the backend.
     public func verifyPIN(role: Role, pin: some ByteView) throws {
-        _ = try openEnvelope(role: role, pin: pin)
+        let opened = try openEnvelope(role: role, pin: pin)
+        if opened.priorFailedAttempts > 0 { pinCheckObserver?(.clearedFailures(role, cleared: opened.priorFailedAttempts, keys: nil)) }
     }
 
     // MARK: PIN management
@@ -256,7 +266,7 @@ public struct TokenVault: Sendable {
             guard let opened = try unseal(envelope, role: role, pin: pin, record: record) else {
                 let failed = try countFailure(attempt, role: role, envelope: envelope)
                 let remaining = max(0, envelope.maxAttempts - failed)
-                wrongPINObserver?(role, failed, remaining)
+                pinCheckObserver?(.wrong(role, failed: failed, remaining: remaining))
                 throw StoreError.pinIncorrect(remaining: remaining)   // 0: this attempt locked the PIN
             }
             envelopeKey = opened

@@ -68,6 +68,15 @@ final class AuditCommandTests: XCTestCase {
         XCTAssertEqual(wrong["role"] as? String, "user")
         XCTAssertEqual(wrong["failed_attempts"] as? Int, 1)
         XCTAssertEqual(wrong["rv"] as? String, "0x000000A0")
+        // The CLI's next right PIN resets the count, and says how many attempts it cleared; the log still verifies.
+        r = try CLI.ok(["audit", "verify", "--token", "audited"], environment: env)
+        XCTAssertTrue(r.stdout.contains("chain intact"), r.transcript)
+        let after = try CLI.ok(["audit", "show", "--event", "login", "--json"], environment: env)
+        let cleared = try XCTUnwrap((JSONSerialization.jsonObject(with: Data(after.stdout.utf8)) as? [[String: Any]])?.last,
+                                    after.transcript)
+        XCTAssertEqual(cleared["outcome"] as? String, "success", after.transcript)
+        XCTAssertEqual(cleared["source"] as? String, "tg-pkcs11")
+        XCTAssertEqual(cleared["prior_failed_attempts"] as? Int, 1)
         // Never a PIN or key byte in the log.
         let text = try String(contentsOfFile: log, encoding: .utf8)
         XCTAssertFalse(text.contains(Self.userPIN))

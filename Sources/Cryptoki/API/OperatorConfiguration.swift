@@ -55,16 +55,23 @@ public struct OperatorTokenConfiguration: Sendable, Equatable {
         }
         let database = try TokenDatabase.open(store: store, anchorDirectory: anchorDirectory, backend: backend)
         var vault = try TokenVault(database: database, kdfLog2N: pinKDFCost)
-        // A wrong PIN given to the CLI counts against the token like one given to the module, so it is audited like
-        // one: the next login's record says how many failed attempts it cleared (docs/audit.md).
-        // The audit log is opened only when a wrong PIN comes (most openings never need it).
+        // A PIN given to the CLI counts against the token like one given to the module, so it is audited like one:
+        // a wrong one with its attempt number, a right one that reset the count with the number it cleared
+        // (docs/audit.md §Failed PIN attempts). The audit log is opened only then (most openings never need it).
         let token = name, configPath = configPath
-        vault.wrongPINObserver = { role, failed, remaining in
+        vault.pinCheckObserver = { check in
             guard let log = try? OperatorAudit.log(configPath: configPath) else { return }
-            try? OperatorAudit.record(log, event: "login", success: false, token: token, role: role == .so ? "so" : "user",
-                                      reason: "wrong PIN given to tg-pkcs11", details: [:], keys: nil,
-                                      error: StoreError.pinIncorrect(remaining: remaining),
-                                      extra: ["failed_attempts": .int(Int64(failed))])
+            switch check {
+            case .wrong(let role, let failed, let remaining):
+                try? OperatorAudit.record(log, event: "login", success: false, token: token, role: role == .so ? "so" : "user",
+                                          reason: "wrong PIN given to tg-pkcs11", details: [:], keys: nil,
+                                          error: StoreError.pinIncorrect(remaining: remaining),
+                                          extra: ["failed_attempts": .int(Int64(failed))])
+            case .clearedFailures(let role, let cleared, let keys):
+                try? OperatorAudit.record(log, event: "login", success: true, token: token, role: role == .so ? "so" : "user",
+                                          reason: "PIN given to tg-pkcs11", details: [:], keys: keys,
+                                          extra: ["prior_failed_attempts": .int(Int64(cleared))])
+            }
         }
         return vault
     }
