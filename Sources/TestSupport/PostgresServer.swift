@@ -202,7 +202,7 @@ public final class PostgresServer: @unchecked Sendable {
         environment["LC_ALL"] = "C"
         let log = open(toolLog, O_WRONLY | O_APPEND | O_CLOEXEC)
         guard log >= 0 else { throw TestServerError("cannot open \(toolLog): \(String(cString: strerror(errno)))") }
-        defer { Glibc.close(log) }
+        defer { close(log) }
         let header = "$ \(arguments.joined(separator: " "))\n"
         _ = header.withCString { write(log, $0, strlen($0)) }
 

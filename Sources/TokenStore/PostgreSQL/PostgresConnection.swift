@@ -17,7 +17,8 @@ import Darwin
 // therefore cannot hang the caller, which neither tcp_user_timeout nor statement_timeout would prevent.
 //
 // One caveat that only the caller's parameters can avoid: libpq resolves a host *name* with a blocking
-// getaddrinfo inside PQconnectPoll. Numeric addresses (or `hostaddr`) never wait on DNS.
+// getaddrinfo (inside PQconnectStartParams for the first host, PQconnectPoll for the next ones), which no deadline
+// of ours can interrupt. Numeric addresses (or `hostaddr`) never wait on DNS.
 
 /// A parameter or column value. Parameters go to the server in binary format with their type (int8, text, bytea,
 /// bool; a NULL leaves the type to the server), and results come back in binary format.
@@ -42,8 +43,10 @@ public enum PostgresValue: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// Why a PostgreSQL call failed. Messages are libpq's or the server's primary message, never a bound value, a
-/// password or a URI's userinfo.
+/// Why a PostgreSQL call failed. Messages are libpq's, or the server's primary message without its DETAIL (where
+/// the server repeats key values, e.g. of a unique violation); never a password or a URI's userinfo. A primary
+/// message can quote a value only when the statement itself converts a text value (`$1::text::int8` → "invalid
+/// input syntax for type bigint: …"), which binary parameters of the right type never need.
 public enum PostgresError: Error, Sendable, Equatable, CustomStringConvertible {
     /// libpq.so.5 could not be loaded (the text is the loader's reason: "cannot load libpq.so.5 …").
     case libraryMissing(String)
@@ -306,7 +309,12 @@ public final class PostgresConnection {
             case PGRES_POLLING_WRITING: events = Int16(POLLOUT)
             default: events = 0  // PGRES_POLLING_ACTIVE (unused since libpq 9): poll again at once
             }
-            if events != 0 {
+            if events == 0 {
+                guard MonotonicInstant.now < deadline else {
+                    tg_pq_finish(conn)
+                    throw PostgresError.unavailable("no connection within \(Self.milliseconds(timeout)) ms")
+                }
+            } else {
                 let socket = tg_pq_socket(conn)
                 guard socket >= 0 else { throw fail("cannot connect") }
                 switch Self.wait(socket: socket, events: events, deadline: deadline) {
