@@ -39,12 +39,16 @@ let package = Package(
         // libcurl for the cloud backends' HTTP layer, loaded with dlopen on first use (header from Debian's
         // libcurl4-openssl-dev; not linked: its ~30 libraries would load into every host, docs/footprint.md).
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("dl")]),
+        // libpq for the PostgreSQL token store, loaded with dlopen on first use like libcurl (header from Debian's
+        // libpq-dev, <postgresql/libpq-fe.h>; not linked: its 22 libraries would load into every host,
+        // docs/plans/postgresql-store.md §1.4). Only the asynchronous calls, so that every wait has a deadline.
+        .target(name: "CLibPQ", linkerSettings: [.linkedLibrary("dl")]),
         // CK_RV names for messages (the CLI's and the PKCS#11 backend's), from numeric values.
         .target(name: "PKCS11Names", dependencies: ["CP11Kit"]),
         // Key-wrapping backends (DESIGN §5): the protocol and its implementations. Never sees objects.
         .target(name: "KeyWrap", dependencies: ["CryptoCore", "JSON", "CP11Kit", "CCurl", "COpenSSL", "PKCS11Names"]),
         // Persistence and at-rest sealing (DESIGN §4): SQLite per token, root key envelope, sealed attributes.
-        .target(name: "TokenStore", dependencies: ["CryptoCore", "CSQLite", "KeyWrap"]),
+        .target(name: "TokenStore", dependencies: ["CryptoCore", "CSQLite", "KeyWrap", "CLibPQ"]),
         // The tamper-evident audit log (docs/audit.md): record encoding, hash chain, appender, verifier, syslog.
         // Knows no PKCS#11.
         .target(name: "Audit", dependencies: ["CryptoCore", "JSON"]),
@@ -99,7 +103,7 @@ let package = Package(
 
         .testTarget(name: "CryptoCoreTests", dependencies: ["CryptoCore"]),
         .testTarget(name: "N2HETests", dependencies: ["N2HE", "CN2HEKernels"]),
-        .testTarget(name: "TokenStoreTests", dependencies: ["TokenStore", "KeyWrap", "CryptoCore"]),
+        .testTarget(name: "TokenStoreTests", dependencies: ["TokenStore", "KeyWrap", "CryptoCore", "TestSupport"]),
         // Chain, tamper cases, partial lines, checkpoints; concurrent writers re-run this test binary as children.
         .testTarget(name: "AuditTests", dependencies: ["Audit", "CryptoCore", "TestSupport"]),
         // The Python test servers (Tests/servers) as child processes, and an audit log editor (AuditForger); used by

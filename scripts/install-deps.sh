@@ -22,6 +22,8 @@ die()  { echo "deps: ERROR: $*" >&2; exit 1; }
 APT_PACKAGES=(
   libssl-dev libsqlite3-dev libp11-kit-dev libcurl4-openssl-dev   # Swift system-library targets
   libyaml-dev                                                     # CYAML: the configuration file
+  libpq-dev libpq5                                                # CLibPQ: libpq's header; libpq.so.5 (dlopen'ed)
+  postgresql                                                      # PostgreSQL store tests: initdb, pg_ctl, postgres
   opensc softhsm2 gnutls-bin p11-kit                              # pkcs11-tool, SoftHSM2, p11tool, p11-kit + proxy
   sqlite3 pkg-config                                              # store inspection, build
   gcc make                                                        # bench/p11bench.c
@@ -54,9 +56,10 @@ fi
 
 # Paths the scripts rely on, checked once here so failures are clear.
 for f in /usr/lib/softhsm/libsofthsm2.so /usr/include/p11-kit-1/p11-kit/pkcs11.h \
-         /usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so; do
+         /usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so /usr/include/postgresql/libpq-fe.h; do
   [ -e "$f" ] || die "$f missing although its package is installed"
 done
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || die "no /usr/lib/postgresql/*/bin/initdb although postgresql is installed"
 for t in pkcs11-tool softhsm2-util p11tool p11-kit certutil modutil symkeyutil java javac keytool; do
   command -v "$t" >/dev/null || die "$t not on PATH"
 done
