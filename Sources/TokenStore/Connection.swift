@@ -282,7 +282,7 @@ final class Connection: @unchecked Sendable {
         try withStatement("""
             SELECT initialized, label, serial, uuid, flags, backend_kind, backend_key_id, backend_key_version,
                    format_version, epoch, pruned_seq,
-                   max(coalesce((SELECT max(seq) FROM objects), 0), coalesce((SELECT max(seq) FROM tombstones), 0)),
+                   coalesce((SELECT max(m) FROM (SELECT max(seq) AS m FROM objects UNION ALL SELECT max(seq) FROM tombstones) AS s), 0),
                    generation, state_mac, wrapped_root, ledger_digest
             FROM token WHERE id = 1
             """) { stmt in
@@ -442,11 +442,14 @@ final class Connection: @unchecked Sendable {
 
     /// Counts an attempt before its KDF runs: returns its row id.
     func beginAttempt(_ role: Role, now: Int64) throws -> Int64 {
-        try run("INSERT INTO pin_attempts (role, started) VALUES (?, ?)") { stmt in
+        try withStatement("INSERT INTO pin_attempts (role, started) VALUES (?, ?) RETURNING id") { stmt in
             try stmt.bind(1, role.rawValue)
             try stmt.bind(2, now)
+            guard try stmt.step() else { throw StoreError.corrupt("no id for a PIN attempt") }
+            let id = stmt.int(0)
+            while try stmt.step() {}
+            return id
         }
-        return driver.lastInsertRowID
     }
 
     /// Ends an attempt; false if its row was gone (expired into a failure, or the PIN was reset meanwhile).

@@ -9,8 +9,6 @@ protocol SQLDriver: AnyObject {
     func withStatement<R>(_ sql: String, _ body: (any SQLStatement) throws -> R) throws -> R
     /// Rows changed by the last INSERT, UPDATE or DELETE.
     var changes: Int { get }
-    /// The row id given by the last INSERT into a table with an integer primary key.
-    var lastInsertRowID: Int64 { get }
 
     /// Starts a write transaction holding the store's write lock (waiting up to the busy timeout), so that a
     /// read-then-write inside it is atomic across processes and hosts.

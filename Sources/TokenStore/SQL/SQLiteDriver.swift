@@ -96,7 +96,6 @@ final class SQLiteDriver: SQLDriver {
     }
 
     var changes: Int { Int(sqlite3_changes(db)) }
-    var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(db) }
 
     // MARK: transactions
 
