@@ -91,6 +91,11 @@ final class Connection: @unchecked Sendable {
     /// Creates or upgrades the schema inside one write transaction. Rule: versions only go up; each step
     /// `n → n+1` is a function below; a file newer than this build is refused (`.unsupportedFormat`).
     func migrate() throws {
+        if let postgres = driver as? PostgresDriver {
+            return try writeTransaction {
+                try PostgresSchema.migrate(self, schema: postgres.schema, currentVersion: Self.schemaVersion)
+            }
+        }
         try writeTransaction {
             try exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             var current = 0

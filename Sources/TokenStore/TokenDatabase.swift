@@ -68,6 +68,18 @@ public final class TokenDatabase: Sendable {
         self.state = Mutex(connection)
     }
 
+    /// A store on a PostgreSQL schema (`PostgresDriver`), for the storage tests until a configuration can name
+    /// one (docs/plans/postgresql-store.md, M2). `path` is then `postgresql:<schema>`.
+    init(postgres connection: PostgresConnection, schema: String, indexedAttributes: Set<UInt>, anchor: TokenAnchor? = nil,
+         admitsUnauthenticated: @escaping @Sendable (StoredObject) -> Bool = { $0.sealedAttributes.isEmpty }) throws {
+        self.anchor = anchor
+        self.admitsUnauthenticated = admitsUnauthenticated
+        self.path = "postgresql:" + schema
+        self.indexedAttributeTypes = indexedAttributes
+        let driver = try PostgresDriver(connection: connection, schema: schema)
+        self.state = Mutex(try Connection(driver: driver, indexed: indexedAttributes))
+    }
+
     /// Why the store in `directory` (database file `database`) must not be used, or nil: `TrustedFile` on the
     /// directory, then on each database file that exists.
     static func trustProblem(directory: String, database: String) -> String? {

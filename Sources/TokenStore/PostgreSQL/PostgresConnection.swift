@@ -191,6 +191,16 @@ public final class PostgresConnection {
         }.affected
     }
 
+    /// Runs one statement; returns its rows and the number of rows it affected (PQcmdTuples).
+    public func statement(_ sql: String, _ params: [PostgresValue] = [], timeout: Duration? = nil) throws
+        -> (rows: [[PostgresValue]], affected: Int64) {
+        let deadline = MonotonicInstant.now + (timeout ?? self.timeout)
+        let outcome = try run(params, deadline: deadline) { conn, count, types, values, lengths, formats in
+            tg_pq_send_query_params(conn, sql, count, types, values, lengths, formats, Self.binary)
+        }
+        return (outcome.rows, outcome.affected)
+    }
+
     /// Prepares `sql` as the named statement (PQsendPrepare), the parameter types left to the server.
     public func prepare(name: String, sql: String, timeout: Duration? = nil) throws {
         let deadline = MonotonicInstant.now + (timeout ?? self.timeout)

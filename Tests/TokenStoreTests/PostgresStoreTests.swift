@@ -1,0 +1,162 @@
+import CryptoCore
+import Foundation
+import KeyWrap
+import Synchronization
+import TestSupport
+@testable import TokenStore
+import XCTest
+
+/// The token store on PostgreSQL (`PostgresDriver`, `PostgresSchema`) against a real server (TestSupport.
+/// PostgresServer), through the same TokenDatabase / TokenVault code as the SQLite store: one schema per test.
+final class PostgresStoreTests: XCTestCase {
+    nonisolated(unsafe) private static var shared: PostgresServer?
+    nonisolated(unsafe) private static var startFailure: Error?
+    let so = bytes("so-pin-pg-1")
+    let user = bytes("user-pin-pg-1")
+
+    override class func tearDown() {
+        shared = nil
+        super.tearDown()
+    }
+
+    private func server() throws -> PostgresServer {
+        if let server = Self.shared { return server }
+        if let failure = Self.startFailure { throw failure }
+        do {
+            let server = try PostgresServer()
+            Self.shared = server
+            return server
+        } catch {
+            Self.startFailure = error
+            throw error
+        }
+    }
+
+    private func connect() throws -> PostgresConnection {
+        let s = try server()
+        return try PostgresConnection(parameters: s.parameters, password: SecretBytes(copying: Array(s.password.utf8)),
+                                      timeout: .seconds(10))
+    }
+
+    /// A schema name of this test's own.
+    private func schemaName(_ function: String = #function) -> String {
+        "t_" + function.lowercased().filter { $0.isLetter || $0.isNumber }.prefix(40) + "_\(getpid())"
+    }
+
+    private func open(_ schema: String) throws -> TokenDatabase {
+        try TokenDatabase(postgres: try connect(), schema: schema, indexedAttributes: indexed)
+    }
+
+    private func key(_ label: String) -> [UInt: [UInt8]] {
+        [Attr.cls: [4, 0, 0, 0, 0, 0, 0, 0], Attr.label: bytes(label), Attr.id: [1], Attr.keyType: [0x1f]]
+    }
+
+    /// Initialise, PINs, objects with a sealed value, wrong PINs counted and reset, and everything still there —
+    /// and verified at login (object MACs, state MAC, ledger digest) — through a new connection.
+    func testATokenLivesOnAPostgreSQLSchema() throws {
+        let schema = schemaName()
+        let db = try open(schema)
+        XCTAssertFalse(try db.tokenRecord().isInitialized)
+        let vault = try TokenVault(database: db, kdfLog2N: TokenVault.minimumKDFLog2N)
+        try vault.initialize(soPIN: so, label: bytes("pg token"), backend: LocalBackend(), maxAttempts: 3)
+        try vault.initUserPIN(user, using: try vault.login(role: .so, pin: so, backend: LocalBackend()))
+        let keys = try vault.login(role: .user, pin: user, backend: LocalBackend())
+
+        let secret = SecretBytes(copying: bytes("0123456789ABCDEF0123456789ABCDEF"))
+        let uid = try TokenDatabase.newUniqueID()
+        try db.insert(uniqueID: uid, publicAttributes: key("aes"), secretAttributes: [Attr.value: secret], keys: keys)
+        try db.insert(uniqueID: "doomed", publicAttributes: key("doomed"), keys: keys)
+        XCTAssertEqual(try db.find(matching: [Attr.label: bytes("aes")]).map(\.uniqueID), [uid])
+        var renamed = key("renamed")
+        renamed[Attr.id] = [2]
+        try db.update(uniqueID: uid, publicAttributes: renamed, secretAttributes: nil, keys: keys)
+        try db.delete(uniqueID: "doomed", keys: keys)
+        assertStoreError(.objectNotFound("doomed")) { try db.delete(uniqueID: "doomed", keys: keys) }
+        assertStoreError(.pinIncorrect(remaining: 2)) { _ = try vault.login(role: .user, pin: bytes("wrong"), backend: LocalBackend()) }
+        XCTAssertEqual(try vault.login(role: .user, pin: user, backend: LocalBackend()).priorFailedAttempts, 1)
+        assertStoreError(.pinIncorrect(remaining: 2)) { _ = try vault.login(role: .user, pin: bytes("wrong"), backend: LocalBackend()) }
+
+        // Another connection (another process's worth) sees it all and logs in: every MAC verifies.
+        let again = try open(schema)
+        let record = try again.tokenRecord()
+        XCTAssertEqual(Array(record.label.prefix(8)), bytes("pg token"))
+        XCTAssertEqual(record.userPIN.failedAttempts, 1)
+        let vault2 = try TokenVault(database: again, kdfLog2N: TokenVault.minimumKDFLog2N)
+        let keys2 = try vault2.login(role: .user, pin: user, backend: LocalBackend())
+        XCTAssertEqual(keys2.priorFailedAttempts, 1)
+        let found = try again.find(matching: [Attr.label: bytes("renamed")])
+        XCTAssertEqual(found.map(\.uniqueID), [uid])
+        XCTAssertEqual(try again.unseal(try XCTUnwrap(found.first), attribute: Attr.value, keys: keys2), secret)
+        XCTAssertNil(try again.object(uniqueID: "doomed"))
+    }
+
+    /// Commits of one connection are seen by the other at its next call; writers on two connections at once lose
+    /// nothing (the schema's advisory lock serialises them).
+    func testTwoConnectionsShareOneToken() throws {
+        let schema = schemaName()
+        let a = try open(schema), b = try open(schema)
+        let vault = try TokenVault(database: a, kdfLog2N: TokenVault.minimumKDFLog2N)
+        try vault.initialize(soPIN: so, label: [], backend: LocalBackend())
+        XCTAssertTrue(try b.tokenRecord().isInitialized)
+        try a.insert(uniqueID: "one", publicAttributes: key("shared"), keys: nil)
+        XCTAssertEqual(try b.find(matching: [Attr.label: bytes("shared")]).map(\.uniqueID), ["one"])
+        try b.delete(uniqueID: "one", keys: nil)
+        XCTAssertEqual(try a.objectCount(), 0)
+
+        let failures = Atomic<Int>(0)
+        let dbs = [a, b]
+        DispatchQueue.concurrentPerform(iterations: 2) { w in
+            for i in 0..<100 {
+                do {
+                    try dbs[w].insert(uniqueID: "w\(w)-\(i)", publicAttributes: [Attr.label: bytes("w\(w)")], keys: nil)
+                } catch {
+                    failures.add(1, ordering: .relaxed)
+                }
+            }
+        }
+        XCTAssertEqual(failures.load(ordering: .relaxed), 0)
+        XCTAssertEqual(try a.objectCount(), 200)
+        XCTAssertEqual(try b.objectCount(), 200)
+        XCTAssertEqual(Set(try b.allObjects().map(\.sequence)).count, 200, "every change number given once")
+    }
+
+    /// The server's rows hold no key byte and no PIN: only sealed values, MACs and PIN envelopes.
+    func testTheServerSeesNoKeyByteAndNoPIN() throws {
+        let schema = schemaName()
+        let db = try open(schema)
+        let vault = try TokenVault(database: db, kdfLog2N: TokenVault.minimumKDFLog2N)
+        try vault.initialize(soPIN: so, label: [], backend: LocalBackend())
+        let keys = try vault.login(role: .so, pin: so, backend: LocalBackend())
+        try vault.initUserPIN(user, using: keys)
+        let value = bytes("KEYBYTES-known-to-the-test-0001")
+        try db.insert(uniqueID: "k", publicAttributes: key("k"), secretAttributes: [Attr.value: SecretBytes(copying: value)],
+                      keys: keys)
+        let raw = try connect()
+        var everything: [UInt8] = []
+        for table in ["token", "pin", "objects", "tombstones", "spent_seeds", "hourly_calls"] {
+            let rows = try raw.query("SELECT pg_catalog.convert_to(t::text, 'UTF8') FROM \"\(schema)\".\(table) AS t")
+            for row in rows { if case .bytea(let b)? = row.first { everything += b } }
+        }
+        XCTAssertGreaterThan(everything.count, 100)
+        let text = String(decoding: everything, as: UTF8.self)
+        for needle in [value, so, user] {
+            XCTAssertFalse(text.contains(String(decoding: needle, as: UTF8.self)))
+            XCTAssertFalse(text.contains(Hex.encode(needle)), "hex of a secret in the rows")
+        }
+    }
+
+    /// A schema of another version is refused, not guessed at; a bad schema name never reaches SQL.
+    func testAnotherSchemaVersionAndBadNamesAreRefused() throws {
+        let schema = schemaName()
+        _ = try open(schema)
+        _ = try connect().query("UPDATE \"\(schema)\".schema_version SET version = 99")
+        XCTAssertThrowsError(try open(schema)) { error in
+            XCTAssertEqual(error as? StoreError, .unsupportedFormat(99))
+        }
+        for bad in ["", "Upper", "x\"; DROP SCHEMA public; --", String(repeating: "a", count: 64), "1abc"] {
+            XCTAssertThrowsError(try open(bad)) { error in
+                guard case .invalidArgument? = error as? StoreError else { return XCTFail("\(bad): \(error)") }
+            }
+        }
+    }
+}
