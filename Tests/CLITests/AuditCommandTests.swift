@@ -68,14 +68,19 @@ final class AuditCommandTests: XCTestCase {
         XCTAssertEqual(wrong["role"] as? String, "user")
         XCTAssertEqual(wrong["failed_attempts"] as? Int, 1)
         XCTAssertEqual(wrong["rv"] as? String, "0x000000A0")
-        // The CLI's next right PIN resets the count, and says how many attempts it cleared; the log still verifies.
+        // A right PIN given to a CLI command that logs in itself (backup) resets the SO count and says how many
+        // attempts it cleared, followed by a checkpoint (verify itself writes none); the log still verifies.
+        try CLI.fails(["audit", "verify", "--token", "audited", "--so", "--pin-env", "WRONG"], with: "PIN incorrect",
+                      environment: env.merging(["WRONG": "not-the-so-pin-1"]) { $1 })
+        try CLI.ok(["backup", "--token", "audited", "--output", dir.path + "/audited.tgb", "--so-pin-env", "SO_PIN"], environment: env)
         r = try CLI.ok(["audit", "verify", "--token", "audited"], environment: env)
         XCTAssertTrue(r.stdout.contains("chain intact"), r.transcript)
         let after = try CLI.ok(["audit", "show", "--event", "login", "--json"], environment: env)
-        let cleared = try XCTUnwrap((JSONSerialization.jsonObject(with: Data(after.stdout.utf8)) as? [[String: Any]])?.last,
-                                    after.transcript)
-        XCTAssertEqual(cleared["outcome"] as? String, "success", after.transcript)
-        XCTAssertEqual(cleared["source"] as? String, "tg-pkcs11")
+        let cleared = try XCTUnwrap((JSONSerialization.jsonObject(with: Data(after.stdout.utf8)) as? [[String: Any]])?.last {
+            $0["outcome"] as? String == "success"
+        }, after.transcript)
+        XCTAssertEqual(cleared["source"] as? String, "tg-pkcs11", after.transcript)
+        XCTAssertEqual(cleared["role"] as? String, "so")
         XCTAssertEqual(cleared["prior_failed_attempts"] as? Int, 1)
         // Never a PIN or key byte in the log.
         let text = try String(contentsOfFile: log, encoding: .utf8)

@@ -148,9 +148,13 @@ struct AuditVerify: ParsableCommand {
             throw CLIError(e.description)
         }
         let backend = try makeBackend(token)
-        let vault: TokenVault
+        var vault: TokenVault
         do {
             vault = try token.openVault()
+            // Verify writes no checkpoint: one written now would authenticate the very records it is about to check.
+            // A wrong PIN is still recorded (it counted); the reset of a count by the right one is not.
+            let recordWrongPIN = vault.pinCheckObserver
+            vault.pinCheckObserver = { check in if case .wrong = check { recordWrongPIN?(check) } }
         } catch let e as OperatorConfigurationError {
             throw CLIError(e.description)
         } catch {
