@@ -70,13 +70,14 @@ public final class TokenDatabase: Sendable {
 
     /// A store on a PostgreSQL schema (`PostgresDriver`), for the storage tests until a configuration can name
     /// one (docs/plans/postgresql-store.md, M2). `path` is then `postgresql:<schema>`.
-    init(postgres connection: PostgresConnection, schema: String, indexedAttributes: Set<UInt>, anchor: TokenAnchor? = nil,
+    init(postgres connect: @escaping () throws -> PostgresConnection, schema: String, indexedAttributes: Set<UInt>,
+         anchor: TokenAnchor? = nil,
          admitsUnauthenticated: @escaping @Sendable (StoredObject) -> Bool = { $0.sealedAttributes.isEmpty }) throws {
         self.anchor = anchor
         self.admitsUnauthenticated = admitsUnauthenticated
         self.path = "postgresql:" + schema
         self.indexedAttributeTypes = indexedAttributes
-        let driver = try PostgresDriver(connection: connection, schema: schema)
+        let driver = try PostgresDriver(schema: schema, connect: connect)
         self.state = Mutex(try Connection(driver: driver, indexed: indexedAttributes))
     }
 

@@ -1,3 +1,5 @@
+import KeyWrap
+
 /// The PostgreSQL store's `SQLDriver` (docs/plans/postgresql-store.md §2): one `PostgresConnection` with its
 /// `search_path` set to the token's schema alone. Not reachable from a configuration yet (milestone M2 adds the
 /// `store:` URI, reconnection and the error codes); the storage tests drive it.
@@ -8,27 +10,61 @@
 /// - Change marker: `token.change`, incremented by every write transaction just before its COMMIT.
 /// - Statements: SQLite's `?` placeholders rewritten to `$1, $2, …` once per statement text; parameters and
 ///   results in binary format.
+/// - Connection loss (a server restart, a deadline passed): the call answers an error, and so does every later
+///   statement of the same transaction; the next transaction or call outside one connects again (`connect`), at
+///   most once per backoff (0.1 s doubling to 5 s) so that a server that is down costs no connect timeout per call.
 final class PostgresDriver: SQLDriver {
-    let connection: PostgresConnection
     /// The token's schema (`[a-z_][a-z0-9_]{0,62}`, always quoted in SQL).
     let schema: String
     private(set) var changes = 0
     private(set) var isAbandoned = false
+    private let connect: () throws -> PostgresConnection
+    private let lockTimeoutMilliseconds: Int
+    private var connection: PostgresConnection?
     private var statements: [String: PostgresStatement] = [:]
+    private var inTransaction = false
     private var writing = false
+    private var retryAfter: MonotonicInstant?
+    private var backoff: Duration = PostgresDriver.firstBackoff
 
-    /// - Throws: `.invalidArgument` for a schema name outside `[a-z_][a-z0-9_]{0,62}`; `.database` when the
-    ///   session cannot be set up.
-    init(connection: PostgresConnection, schema: String, lockTimeoutMilliseconds: Int = 10_000) throws {
+    static let firstBackoff: Duration = .milliseconds(100)
+    static let longestBackoff: Duration = .seconds(5)
+
+    /// Connects at once (`connect` is called again after a connection is lost).
+    /// - Throws: `.invalidArgument` for a schema name outside `[a-z_][a-z0-9_]{0,62}`; `.database` when no
+    ///   session can be set up.
+    init(schema: String, lockTimeoutMilliseconds: Int = 10_000, connect: @escaping () throws -> PostgresConnection) throws {
         guard Self.validSchemaName(schema) else {
             throw StoreError.invalidArgument("PostgreSQL schema name must match [a-z_][a-z0-9_]{0,62}")
         }
-        self.connection = connection
         self.schema = schema
-        try call { _ = try connection.query("SELECT pg_catalog.set_config('search_path', $1, false)", [.text("\"\(schema)\"")]) }
-        try call {
-            _ = try connection.query("SELECT pg_catalog.set_config('lock_timeout', $1, false)",
-                                     [.text("\(max(1, lockTimeoutMilliseconds))ms")])
+        self.connect = connect
+        self.lockTimeoutMilliseconds = lockTimeoutMilliseconds
+        _ = try session()
+    }
+
+    /// The open connection, connected (and its session set up) again when it was lost and the backoff allows.
+    private func session() throws -> PostgresConnection {
+        guard !isAbandoned else { throw StoreError.database(code: 21, message: "connection abandoned after fork") }
+        if let c = connection, c.isOpen { return c }
+        guard !inTransaction else {
+            throw StoreError.database(code: 0, message: "PostgreSQL connection lost during a transaction")
+        }
+        if let t = retryAfter, MonotonicInstant.now < t {
+            throw StoreError.database(code: 0, message: "PostgreSQL unavailable (next connect attempt after a backoff)")
+        }
+        do {
+            let c = try connect()
+            _ = try c.query("SELECT pg_catalog.set_config('search_path', $1, false)", [.text("\"\(schema)\"")])
+            _ = try c.query("SELECT pg_catalog.set_config('lock_timeout', $1, false)",
+                            [.text("\(max(1, lockTimeoutMilliseconds))ms")])
+            connection = c
+            (retryAfter, backoff) = (nil, Self.firstBackoff)
+            return c
+        } catch {
+            retryAfter = MonotonicInstant.now + backoff
+            backoff = min(backoff * 2, Self.longestBackoff)
+            throw Self.storeError(error)
         }
     }
 
@@ -38,23 +74,23 @@ final class PostgresDriver: SQLDriver {
         return u.allSatisfy { $0 == 0x5f || (0x61...0x7a).contains($0) || (0x30...0x39).contains($0) }
     }
 
-    /// Runs `body`, turning a PostgreSQL failure into the store's error (lock timeouts, deadlocks and
-    /// serialisation failures are `.busy`).
-    func call<R>(_ body: () throws -> R) throws -> R {
-        guard !isAbandoned else { throw StoreError.database(code: 21, message: "connection abandoned after fork") }
-        do {
-            return try body()
-        } catch let e as PostgresError {
-            if case .statement(let code, _) = e, ["55P03", "40P01", "40001"].contains(code) { throw StoreError.busy }
-            throw StoreError.database(code: 0, message: e.description)
-        }
+    /// The store's error for a PostgreSQL failure (lock timeouts, deadlocks and serialisation failures are `.busy`).
+    static func storeError(_ error: any Error) -> any Error {
+        guard let e = error as? PostgresError else { return error }
+        if case .statement(let code, _) = e, ["55P03", "40P01", "40001"].contains(code) { return StoreError.busy }
+        return StoreError.database(code: 0, message: e.description)
     }
 
     /// One statement, its rows and affected count.
     func run(_ sql: String, _ params: [PostgresValue]) throws -> [[PostgresValue]] {
-        let outcome = try call { try connection.statement(sql, params) }
-        changes = Int(clamping: outcome.affected)
-        return outcome.rows
+        let c = try session()
+        do {
+            let outcome = try c.statement(sql, params)
+            changes = Int(clamping: outcome.affected)
+            return outcome.rows
+        } catch {
+            throw Self.storeError(error)
+        }
     }
 
     func exec(_ sql: String) throws {
@@ -94,6 +130,7 @@ final class PostgresDriver: SQLDriver {
 
     func beginWrite() throws {
         _ = try run("BEGIN", [])
+        inTransaction = true
         do {
             _ = try run("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended($1, 0))",
                         [.text("tensorguard-pkcs11:" + schema)])
@@ -106,20 +143,18 @@ final class PostgresDriver: SQLDriver {
 
     func beginRead() throws {
         _ = try run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", [])
-        writing = false
+        (inTransaction, writing) = (true, false)
     }
 
     func commit() throws {
-        if writing {
-            writing = false
-            _ = try run("UPDATE token SET change = change + 1 WHERE id = 1", [])
-        }
+        defer { (inTransaction, writing) = (false, false) }
+        if writing { _ = try run("UPDATE token SET change = change + 1 WHERE id = 1", []) }
         _ = try run("COMMIT", [])
     }
 
     func rollback() {
-        writing = false
-        _ = try? run("ROLLBACK", [])
+        if connection?.isOpen == true { _ = try? run("ROLLBACK", []) }
+        (inTransaction, writing) = (false, false)
     }
 
     // MARK: what PostgreSQL does its own way
@@ -145,7 +180,7 @@ final class PostgresDriver: SQLDriver {
 
     func abandon() {
         isAbandoned = true
-        connection.abandonAfterFork()
+        connection?.abandonAfterFork()
     }
 }
 
