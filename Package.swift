@@ -109,6 +109,8 @@ let package = Package(
         // The Python test servers (Tests/servers) as child processes, and an audit log editor (AuditForger); used by
         // test targets only, no product.
         .target(name: "TestSupport", dependencies: ["KeyWrap", "Audit"]),
+        // `make bench`: the token store on SQLite and on PostgreSQL through the same code (not installed).
+        .executableTarget(name: "tg-store-bench", dependencies: ["TokenStore", "KeyWrap", "CryptoCore", "TestSupport"]),
 
         .testTarget(name: "KeyWrapTests", dependencies: ["KeyWrap", "CryptoCore", "TokenStore", "TestSupport"]),
         .testTarget(name: "CryptokiTests", dependencies: ["Cryptoki", "CP11Kit", "Audit", "CryptoCore", "N2HE", "TokenStore", "KeyWrap",

@@ -86,6 +86,18 @@ if [ "$ours_ok" = 1 ]; then
   "$BIN" --module "$OURS" --token bench --pin "$PIN" --n2he-only --seconds "$SECS" >>"$OUT/ours-seeds.txt" 2>>"$OUT/ours.err" || true
 fi
 
+# The token store on SQLite and on PostgreSQL (issue 12): TokenDatabase/TokenVault, same code and run, a throwaway
+# PostgreSQL on 127.0.0.1 (fsync on). Built with the release products.
+STORE_BENCH="$(dirname "$OURS")/tg-store-bench"
+: >"$OUT/store.txt"
+if [ -x "$STORE_BENCH" ]; then
+  echo "bench: token store, SQLite vs PostgreSQL (tg-store-bench) ..." >&2
+  "$STORE_BENCH" --seconds "$SECS" >"$OUT/store.txt" 2>"$OUT/store.err" ||
+    echo "bench: tg-store-bench exited $? (see out/bench/store.err)" >&2
+else
+  echo "bench: $STORE_BENCH not built; the store table will be n/a" >&2
+fi
+
 # Footprint (issue 10): what loading the module costs a process, each sample a fresh process, median of 7. Our
 # module is measured as installed (stripped as `make install` and `make deb` strip it).
 footprint() {  # NAME MODULE — writes $OUT/footprint-NAME.txt
@@ -198,6 +210,24 @@ for f in ("lwe1", "lwe2"):
     print(f"| {F} peak RSS, k = {int(peak_k):,} (KiB) | {fmt(ours.get(f'n2he_{f}_peak_rss_kib_k{peak_k}'))} | | |")
 print("| LWE2 decrypt, decryption rule seeded-once (samples/s) | " + fmt(ours.get("n2he_lwe2so_decrypt_samples_per_s"))
       + " | | " + ratio(ours.get("n2he_lwe2so_decrypt_samples_per_s"), refv("lwe2", "decrypt", "samples_per_second")) + " |")
+store = figs("store")
+print("\n## Token store: PostgreSQL vs SQLite (TokenDatabase and TokenVault, same code, same run; PostgreSQL on 127.0.0.1 over TCP)\n")
+print("| figure | SQLite | PostgreSQL | PostgreSQL / SQLite |")
+print("|---|---:|---:|---:|")
+for label, key in [("login, default PIN KDF cost (ms)", "login_ms"),
+                   ("token key stored: sealed value, one committed write (/s)", "key_insert_per_s"),
+                   ("find by label, 1,000 objects (/s)", "find_by_label_per_s_1k"),
+                   ("find by label, 10,000 objects (/s)", "find_by_label_per_s_10k"),
+                   ("key use: freshness check of a cached key (/s)", "key_use_check_per_s"),
+                   ("another connection sees a commit at its next call (ms)", "other_connection_sees_commit_ms")]:
+    a, b = store.get("sqlite_" + key), store.get("postgresql_" + key)
+    print(f"| {label} | {fmt(a)} | {fmt(b)} | {ratio(b, a)} |")
+print("| token key stored on PostgreSQL vs SoftHSM2's whole C_GenerateKey (/s) | | "
+      + fmt(store.get("postgresql_key_insert_per_s")) + " | " + ratio(store.get("postgresql_key_insert_per_s"), soft.get("aes_keygen_per_s"))
+      + " of SoftHSM2 |")
+print("\nEvery PostgreSQL call reads the change marker first (one round trip: the strict mode of the plan), and every "
+      "write is a transaction of several round trips plus a commit flush; the plan's M5 (pipelining, LISTEN/NOTIFY) is "
+      "not built.")
 seeds = figs("ours-seeds")
 print(f"\n## LWE2 decryption under seeded-once with {fmt(seeds.get('spent_seeds_rows'))} spent seeds in the ledger (k = 4096)\n")
 print("| figure | samples/s | vs seeded-once, empty ledger | vs raw rule (no ledger, no smudging) |")

@@ -39,6 +39,7 @@ static struct {
     int (*getisnull)(const PGresult *, int, int);
     char *(*cmd_tuples)(PGresult *);
     void (*clear)(PGresult *);
+    PQnoticeProcessor (*set_notice_processor)(PGconn *, PQnoticeProcessor, void *);
 } pq;
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
@@ -102,6 +103,7 @@ static void try_load(void) {
     RESOLVE(getlength, "PQgetlength");
     RESOLVE(getisnull, "PQgetisnull");
     RESOLVE(cmd_tuples, "PQcmdTuples");
+    RESOLVE(set_notice_processor, "PQsetNoticeProcessor");
     RESOLVE(clear, "PQclear");
     if (load_error[0]) return;  // `loaded` stays 0: every wrapper below refuses
     atomic_store_explicit(&loaded, 1, memory_order_release);
@@ -190,3 +192,14 @@ int tg_pq_getisnull(const PGresult *result, int row, int field) {
 }
 const char *tg_pq_cmd_tuples(PGresult *result) { return ready() && result ? pq.cmd_tuples(result) : ""; }
 void tg_pq_clear(PGresult *result) { if (ready() && result) pq.clear(result); }
+
+// libpq's default notice processor prints the server's NOTICE and WARNING messages on stderr: in a host process
+// (every p11-kit consumer) that is noise nobody asked for. This one drops them.
+static void quiet_notice(void *arg, const char *message) {
+    (void)arg;
+    (void)message;
+}
+
+void tg_pq_silence_notices(PGconn *conn) {
+    if (ready() && conn) pq.set_notice_processor(conn, quiet_notice, NULL);
+}

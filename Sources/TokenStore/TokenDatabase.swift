@@ -68,9 +68,10 @@ public final class TokenDatabase: Sendable {
         self.state = Mutex(connection)
     }
 
-    /// A store on a PostgreSQL schema (`PostgresDriver`), for the storage tests until a configuration can name
-    /// one (docs/plans/postgresql-store.md, M2). `path` is then `postgresql:<schema>`.
-    init(postgres connect: @escaping () throws -> PostgresConnection, schema: String, indexedAttributes: Set<UInt>,
+    /// A store on a PostgreSQL schema (`PostgresDriver`; `connect` again after a lost connection), for the storage
+    /// tests and `tg-store-bench` until a configuration can name one (docs/plans/postgresql-store.md, M2). `path`
+    /// is then `postgresql:<schema>`.
+    public init(postgres connect: @escaping () throws -> PostgresConnection, schema: String, indexedAttributes: Set<UInt>,
          anchor: TokenAnchor? = nil,
          admitsUnauthenticated: @escaping @Sendable (StoredObject) -> Bool = { $0.sealedAttributes.isEmpty }) throws {
         self.anchor = anchor

@@ -122,6 +122,23 @@ final class PostgresConnectionTests: XCTestCase {
 
     // MARK: - Errors
 
+    /// The server's NOTICE and WARNING messages never reach the host process's stderr (libpq's default prints them).
+    func testServerNoticesAreNotPrinted() throws {
+        let db = try connect(try server())
+        let captured = FileManager.default.temporaryDirectory.path + "/tg-pg-stderr-\(getpid())"
+        let fd = open(captured, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        let saved = dup(2)
+        dup2(fd, 2)
+        let result = Result { try db.query("DO $$ BEGIN RAISE NOTICE 'tg-notice'; RAISE WARNING 'tg-warning'; END $$") }
+        dup2(saved, 2)
+        close(saved)
+        close(fd)
+        defer { unlink(captured) }
+        _ = try result.get()
+        XCTAssertEqual(try String(contentsOfFile: captured, encoding: .utf8), "")
+    }
+
     func testSQLErrorsCarryTheirSQLSTATEAndLeaveTheConnectionUsable() throws {
         let db = try connect(try server())
         guard case .statement(let missing, let message)? = postgresError({ try db.query("SELECT * FROM no_such_table") }) else {

@@ -60,6 +60,8 @@ const char *tg_pq_getvalue(const PGresult *result, int row, int field);
 int tg_pq_getlength(const PGresult *result, int row, int field);
 int tg_pq_getisnull(const PGresult *result, int row, int field);
 const char *tg_pq_cmd_tuples(PGresult *result);
+// Drops the server's notices instead of libpq's default, which prints them on stderr.
+void tg_pq_silence_notices(PGconn *conn);
 void tg_pq_clear(PGresult *result);
 
 #endif

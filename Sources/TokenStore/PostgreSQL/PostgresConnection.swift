@@ -132,6 +132,7 @@ public final class PostgresConnection {
             guard !hasNUL else { throw PostgresError.invalidConfiguration("the password holds a NUL byte") }
         }
         handle = try Self.connect(pairs: pairs, password: password, deadline: deadline, timeout: timeout)
+        tg_pq_silence_notices(handle)   // a host process's stderr is not ours to write server notices on
         _ = try query("SELECT pg_catalog.set_config('synchronous_commit', 'on', false)", [], deadline: deadline)
     }
 
@@ -569,7 +570,10 @@ public final class PostgresConnection {
             offset += bytes.count
         }
         let formats = [Int32](repeating: binary, count: params.count)
-        let count = Int32(params.count)
+        // The protocol carries the parameter count in 16 bits.
+        guard params.count <= 65_535, let count = Int32(exactly: params.count) else {
+            throw PostgresError.invalidConfiguration("more than 65535 parameters")
+        }
         return try types.withUnsafeBufferPointer { t in
             try pointers.withUnsafeBufferPointer { p in
                 try lengths.withUnsafeBufferPointer { l in
