@@ -28,7 +28,9 @@ extension Connection {
         inTransaction = true
         do {
             let result = try body()
-            try driver.commit()
+            // A marker that counts our own commit: the mirror is current at it when it was current just before
+            // (the lock held since, and `body` updated the mirror in place), so the next call need not re-read.
+            if let marker = try driver.commit(), lastDataVersion == marker &- 1 { lastDataVersion = marker }
             inTransaction = false
             return result
         } catch {

@@ -146,10 +146,14 @@ final class PostgresDriver: SQLDriver {
         (inTransaction, writing) = (true, false)
     }
 
-    func commit() throws {
+    func commit() throws -> Int64? {
         defer { (inTransaction, writing) = (false, false) }
-        if writing { _ = try run("UPDATE token SET change = change + 1 WHERE id = 1", []) }
+        var marker: Int64?
+        if writing, case .int8(let v)? = try run("UPDATE token SET change = change + 1 WHERE id = 1 RETURNING change", []).first?.first {
+            marker = v
+        }
         _ = try run("COMMIT", [])
+        return marker
     }
 
     func rollback() {

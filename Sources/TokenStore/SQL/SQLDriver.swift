@@ -15,7 +15,9 @@ protocol SQLDriver: AnyObject {
     func beginWrite() throws
     /// Starts a read transaction: one consistent snapshot.
     func beginRead() throws
-    func commit() throws
+    /// Commits; returns the change marker the commit produced when the marker counts this connection's own
+    /// commits too (PostgreSQL's `token.change`), nil when it never does (SQLite's data_version) or for a read.
+    @discardableResult func commit() throws -> Int64?
     func rollback()
 
     /// A number that changes whenever another connection committed (read before deciding to reload the mirror).

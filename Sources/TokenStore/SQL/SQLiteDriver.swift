@@ -102,7 +102,10 @@ final class SQLiteDriver: SQLDriver {
     /// `BEGIN IMMEDIATE`: the database write lock up front.
     func beginWrite() throws { try run("BEGIN IMMEDIATE") }
     func beginRead() throws { try run("BEGIN") }
-    func commit() throws { try run("COMMIT") }
+    func commit() throws -> Int64? {
+        try run("COMMIT")
+        return nil
+    }
     func rollback() { _ = try? run("ROLLBACK") }
 
     private func run(_ sql: String) throws {
