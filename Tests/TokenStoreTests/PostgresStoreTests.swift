@@ -197,4 +197,69 @@ final class PostgresStoreTests: XCTestCase {
         XCTAssertEqual(try other.objectCount(), 11)
         _ = try TokenVault(database: other, kdfLog2N: TokenVault.minimumKDFLog2N).login(role: .so, pin: so, backend: LocalBackend())
     }
+
+    /// The limits hold across connections (hosts) on one schema: 8 connections race wrong PINs and exactly
+    /// max_attempts are counted; 8 race the last 40 uses of a counter and exactly 40 succeed; 8 race to spend one
+    /// N2HE seed and exactly one does, and the hour's call limit grants exactly its number.
+    func testLimitsHoldAcrossConnections() throws {
+        let schema = schemaName()
+        let first = try open(schema)
+        let vault = try TokenVault(database: first, kdfLog2N: TokenVault.minimumKDFLog2N)
+        try vault.initialize(soPIN: so, label: [], backend: LocalBackend(), maxAttempts: 5)
+        let keys = try vault.login(role: .so, pin: so, backend: LocalBackend())
+        try first.insert(uniqueID: "counted", publicAttributes: [Attr.label: bytes("counted"), 0xD447_0007: [0]], keys: keys)
+        let dbs = try (0..<8).map { _ in try open(schema) }
+        let sessions = try dbs.map { db in try TokenVault(database: db, kdfLog2N: TokenVault.minimumKDFLog2N).login(role: .so, pin: so, backend: LocalBackend()) }
+
+        let incorrect = Atomic<Int>(0), locked = Atomic<Int>(0), other = Atomic<Int>(0)
+        let wrong = bytes("wrong-pin")
+        DispatchQueue.concurrentPerform(iterations: 8) { w in
+            let v = try? TokenVault(database: dbs[w], kdfLog2N: TokenVault.minimumKDFLog2N)
+            for _ in 0..<10 {
+                do {
+                    try v?.verifyPIN(role: .so, pin: wrong)
+                } catch StoreError.pinIncorrect(let remaining) where remaining > 0 {
+                    incorrect.add(1, ordering: .relaxed)
+                } catch StoreError.pinIncorrect, StoreError.pinLocked {
+                    locked.add(1, ordering: .relaxed)
+                    return
+                } catch {
+                    other.add(1, ordering: .relaxed)
+                    return
+                }
+            }
+        }
+        XCTAssertEqual(incorrect.load(ordering: .relaxed), 4, "max_attempts - 1 answered 'incorrect'")
+        XCTAssertEqual(locked.load(ordering: .relaxed), 8, "then every racer found it locked")
+        XCTAssertEqual(other.load(ordering: .relaxed), 0)
+        XCTAssertEqual(try first.tokenRecord().soPIN.failedAttempts, 5)
+
+        let granted = Atomic<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: 8) { w in
+            for _ in 0..<20 {
+                let ok = (try? dbs[w].modifyPublicAttributes(uniqueID: "counted", keys: sessions[w]) { attrs -> ([UInt: [UInt8]]?, Bool) in
+                    let used = attrs[0xD447_0007]?.first ?? 0
+                    guard used < 40 else { return (nil, false) }
+                    var next = attrs
+                    next[0xD447_0007] = [used + 1]
+                    return (next, true)
+                }) ?? false
+                if ok { granted.add(1, ordering: .relaxed) }
+            }
+        }
+        XCTAssertEqual(granted.load(ordering: .relaxed), 40, "exactly the uses left")
+        XCTAssertEqual(try first.object(uniqueID: "counted")?.publicAttributes[0xD447_0007], [40])
+
+        let spent = Atomic<Int>(0), charged = Atomic<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: 8) { w in
+            if (try? dbs[w].spendSeeds(ledgerID: "ledger", digests: [[UInt8](repeating: 7, count: 32)], keys: sessions[w])) == true {
+                spent.add(1, ordering: .relaxed)
+            }
+            for _ in 0..<3 where (try? dbs[w].chargeHourlyCall(ledgerID: "ledger", hour: 1, limit: 10, keys: sessions[w])) == true {
+                charged.add(1, ordering: .relaxed)
+            }
+        }
+        XCTAssertEqual(spent.load(ordering: .relaxed), 1, "one seed is spent once")
+        XCTAssertEqual(charged.load(ordering: .relaxed), 10, "the hour's limit, not more")
+    }
 }
