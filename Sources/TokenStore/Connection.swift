@@ -38,7 +38,7 @@ struct PINEnvelope {
 }
 
 /// One database connection (`SQLDriver`) plus the in-memory mirror. Only ever used under `TokenDatabase`'s mutex.
-/// `@unchecked Sendable`: every access happens inside `TokenDatabase.state.withLock`.
+/// `@unchecked Sendable`: every access happens inside `TokenDatabase.state.withLock` (`withConnection`).
 final class Connection: @unchecked Sendable {
     static let schemaVersion = 5
     /// Tombstones older than this many change numbers are pruned; a reader further behind reloads fully.

@@ -83,7 +83,7 @@ public enum TokenBackup {
     /// residue of deleted rows; other processes keep reading and writing meanwhile). `path` must not exist; it is
     /// created 0600 (empty, which VACUUM INTO accepts) before SQLite writes into it.
     public static func snapshot(_ database: TokenDatabase, to path: String) throws {
-        try database.state.withLock { conn in
+        try database.withConnection { conn in
             try conn.checkUsable()
             let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
             guard fd >= 0 else {
@@ -295,7 +295,7 @@ extension RecordCodec.Reader {
 extension TokenDatabase {
     /// `PRAGMA integrity_check`: `["ok"]` for a sound file, else SQLite's list of problems.
     public func integrityCheck() throws -> [String] {
-        try state.withLock { conn in
+        try withConnection { conn in
             try conn.checkUsable()
             return try conn.driver.integrityCheck()
         }

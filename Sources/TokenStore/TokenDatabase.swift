@@ -34,7 +34,7 @@ public final class TokenDatabase: Sendable {
     /// Attribute types with a hash index in the mirror (e.g. CKA_CLASS 0x0, CKA_LABEL 0x3, CKA_ID 0x102).
     public let indexedAttributeTypes: Set<UInt>
 
-    let state: Mutex<Connection>
+    let state: Mutex<ConnectionSlot>
     /// Which objects without a MAC the next login authenticates (docs/storage-format.md §Authentication): by
     /// default those with no sealed attribute. Cryptoki narrows it to what a session without login can create.
     public let admitsUnauthenticated: @Sendable (StoredObject) -> Bool
@@ -64,13 +64,13 @@ public final class TokenDatabase: Sendable {
         if let problem = Self.trustProblem(directory: directory, database: path) { throw StoreError.untrustedStore(problem) }
         self.indexedAttributeTypes = indexedAttributes
         let driver = try SQLiteDriver(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
-        let connection = try Connection(driver: driver, indexed: indexedAttributes)
-        self.state = Mutex(connection)
+        self.state = Mutex(ConnectionSlot(try Connection(driver: driver, indexed: indexedAttributes)))
     }
 
     /// A store on a PostgreSQL schema (`PostgresDriver`; `connect` again after a lost connection), for the storage
     /// tests and `tg-store-bench` until a configuration can name one (docs/plans/postgresql-store.md, M2). `path`
-    /// is then `postgresql:<schema>`.
+    /// is then `postgresql:<schema>`. Nothing connects until the first call (a server that is down then makes that
+    /// call fail, not the opening), so that opening every configured token at C_Initialize never waits on a server.
     public init(postgres connect: @escaping () throws -> PostgresConnection, schema: String, indexedAttributes: Set<UInt>,
          anchor: TokenAnchor? = nil,
          admitsUnauthenticated: @escaping @Sendable (StoredObject) -> Bool = { $0.sealedAttributes.isEmpty }) throws {
@@ -79,7 +79,12 @@ public final class TokenDatabase: Sendable {
         self.path = "postgresql:" + schema
         self.indexedAttributeTypes = indexedAttributes
         let driver = try PostgresDriver(schema: schema, connect: connect)
-        self.state = Mutex(try Connection(driver: driver, indexed: indexedAttributes))
+        self.state = Mutex(ConnectionSlot(driver: driver) { try Connection(driver: driver, indexed: indexedAttributes) })
+    }
+
+    /// Runs `body` with the connection locked, made first if this is the first call.
+    func withConnection<R>(_ body: (Connection) throws -> R) throws -> R {
+        try state.withLock { slot in try body(try slot.connection()) }
     }
 
     /// Why the store in `directory` (database file `database`) must not be used, or nil: `TrustedFile` on the
@@ -100,7 +105,7 @@ public final class TokenDatabase: Sendable {
 
     /// Runs `body` with the connection locked and the mirror fresh.
     func read<R: Sendable>(_ body: (Connection) throws -> R) throws -> R {
-        try state.withLock { conn in
+        try withConnection { conn in
             try conn.refreshIfChanged()
             return try body(conn)
         }
@@ -109,7 +114,7 @@ public final class TokenDatabase: Sendable {
     /// Runs `body` in a write transaction with the connection locked and the mirror fresh; after the commit, the
     /// token's generation and retry counters go to the anchor when they changed.
     func write<R: Sendable>(_ body: (Connection) throws -> R) throws -> R {
-        try state.withLock { conn in
+        try withConnection { conn in
             try conn.checkUsable()
             let result = try conn.writeTransaction {
                 try conn.refreshIfChanged()
@@ -123,7 +128,7 @@ public final class TokenDatabase: Sendable {
     /// For a forked child: marks the inherited connection unusable and leaks it (closing it in the child could
     /// checkpoint or delete the parent's WAL). Every later call throws.
     public func abandonAfterFork() {
-        state.withLock { $0.driver.abandon() }
+        state.withLock { $0.driver.abandon() }   // made or not: the driver is the slot's from the start
     }
 
     // MARK: Token record
@@ -455,9 +460,35 @@ extension TokenDatabase {
     /// succeeds (the next such change, or the last connection closing).
     @discardableResult
     public func checkpoint() -> Bool {
-        state.withLock { conn in
-            guard !conn.abandoned, !conn.inTransaction else { return false }
+        state.withLock { slot in
+            guard let conn = slot.made, !conn.abandoned, !conn.inTransaction else { return false }
             return conn.driver.flushSupersededSecrets()
         }
+    }
+}
+
+/// The connection of a `TokenDatabase`: made at opening (SQLite) or at the first call (PostgreSQL, whose server may
+/// be down when the module opens its tokens). Used only under `TokenDatabase.state`'s mutex.
+final class ConnectionSlot: @unchecked Sendable {
+    let driver: any SQLDriver
+    private(set) var made: Connection?
+    private let make: () throws -> Connection
+
+    init(_ connection: Connection) {
+        driver = connection.driver
+        made = connection
+        make = { connection }
+    }
+
+    init(driver: any SQLDriver, make: @escaping () throws -> Connection) {
+        self.driver = driver
+        self.make = make
+    }
+
+    func connection() throws -> Connection {
+        if let made { return made }
+        let connection = try make()
+        made = connection
+        return connection
     }
 }

@@ -37,7 +37,7 @@ final class HygieneTests: XCTestCase {
     }
 
     func envelope(_ db: TokenDatabase, _ role: Role) throws -> PINEnvelope {
-        try XCTUnwrap(try db.state.withLock { try $0.loadEnvelope(role) })
+        try XCTUnwrap(try db.withConnection { try $0.loadEnvelope(role) })
     }
 
     func testDestroyedKeyLeavesNoSealedBytesInDatabaseOrWAL() throws {
@@ -125,7 +125,7 @@ final class HygieneTests: XCTestCase {
         let quick = try TokenDatabase(directory: dir, indexedAttributes: indexed, busyTimeoutMilliseconds: 0)
         let reader = try TokenDatabase(directory: dir, indexedAttributes: indexed)
         try db.setTokenFlags(1)
-        try reader.state.withLock { conn in
+        try reader.withConnection { conn in
             try conn.readTransaction {
                 _ = try conn.loadToken()
                 XCTAssertFalse(quick.checkpoint(), "a checkpoint blocked by a reader must say so")

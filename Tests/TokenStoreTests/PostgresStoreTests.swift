@@ -145,12 +145,13 @@ final class PostgresStoreTests: XCTestCase {
         }
     }
 
-    /// A schema of another version is refused, not guessed at; a bad schema name never reaches SQL.
+    /// A schema of another version is refused (at the first call), not guessed at; a bad schema name never reaches
+    /// SQL (refused at opening).
     func testAnotherSchemaVersionAndBadNamesAreRefused() throws {
         let schema = schemaName()
-        _ = try open(schema)
+        _ = try open(schema).tokenRecord()   // the first call creates the schema
         _ = try connect().query("UPDATE \"\(schema)\".schema_version SET version = 99")
-        XCTAssertThrowsError(try open(schema)) { error in
+        XCTAssertThrowsError(try open(schema).tokenRecord()) { error in
             XCTAssertEqual(error as? StoreError, .unsupportedFormat(99))
         }
         for bad in ["", "Upper", "x\"; DROP SCHEMA public; --", String(repeating: "a", count: 64), "1abc"] {
@@ -261,5 +262,30 @@ final class PostgresStoreTests: XCTestCase {
         }
         XCTAssertEqual(spent.load(ordering: .relaxed), 1, "one seed is spent once")
         XCTAssertEqual(charged.load(ordering: .relaxed), 10, "the hour's limit, not more")
+    }
+
+    /// Opening a store whose server is down does not connect and does not fail (C_Initialize opens every token);
+    /// the first call fails within the connect deadline, and once the server is up the store works.
+    func testOpeningWhileTheServerIsDownWaitsForTheFirstCall() throws {
+        let schema = schemaName()
+        let s = try server()
+        s.stop()
+        defer { if !s.isRunning { try? s.start() } }
+        let opened = MonotonicInstant.now
+        let db = try open(schema)
+        XCTAssertLessThan(MonotonicInstant.now - opened, .milliseconds(100), "no connect at opening")
+        let called = MonotonicInstant.now
+        XCTAssertThrowsError(try db.tokenRecord())
+        XCTAssertLessThan(MonotonicInstant.now - called, .seconds(11), "within the connect deadline")
+        try s.start()
+        var record: TokenRecord?
+        let deadline = MonotonicInstant.now + .seconds(15)
+        while record == nil && MonotonicInstant.now < deadline {
+            record = try? db.tokenRecord()
+            if record == nil { usleep(100_000) }
+        }
+        XCTAssertEqual(record?.isInitialized, false, "the schema was created at the first call that reached the server")
+        try TokenVault(database: db, kdfLog2N: TokenVault.minimumKDFLog2N).initialize(soPIN: so, label: [], backend: LocalBackend())
+        XCTAssertTrue(try open(schema).tokenRecord().isInitialized)
     }
 }

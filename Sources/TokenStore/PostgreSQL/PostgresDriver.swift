@@ -30,9 +30,8 @@ final class PostgresDriver: SQLDriver {
     static let firstBackoff: Duration = .milliseconds(100)
     static let longestBackoff: Duration = .seconds(5)
 
-    /// Connects at once (`connect` is called again after a connection is lost).
-    /// - Throws: `.invalidArgument` for a schema name outside `[a-z_][a-z0-9_]{0,62}`; `.database` when no
-    ///   session can be set up.
+    /// Connects at the first statement (`connect` is called again after a connection is lost).
+    /// - Throws: `.invalidArgument` for a schema name outside `[a-z_][a-z0-9_]{0,62}`.
     init(schema: String, lockTimeoutMilliseconds: Int = 10_000, connect: @escaping () throws -> PostgresConnection) throws {
         guard Self.validSchemaName(schema) else {
             throw StoreError.invalidArgument("PostgreSQL schema name must match [a-z_][a-z0-9_]{0,62}")
@@ -40,7 +39,6 @@ final class PostgresDriver: SQLDriver {
         self.schema = schema
         self.connect = connect
         self.lockTimeoutMilliseconds = lockTimeoutMilliseconds
-        _ = try session()
     }
 
     /// The open connection, connected (and its session set up) again when it was lost and the backoff allows.
