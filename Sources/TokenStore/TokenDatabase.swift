@@ -8,14 +8,15 @@ import Glibc
 import Darwin
 #endif
 
-/// One token's database, shared safely by threads and processes: today SQLite (`<directory>/token.sqlite`, WAL
-/// mode, `SQLiteDriver`); everything here talks to it through `SQLDriver`.
+/// One token's database, shared safely by threads and processes: SQLite (`<directory>/token.sqlite`, WAL mode,
+/// `SQLiteDriver`) or, not yet from a configuration, a PostgreSQL schema (`PostgresDriver`); everything here talks
+/// to it through `SQLDriver`.
 ///
 /// Every call first reads the driver's change marker (SQLite: `PRAGMA data_version`, one cached statement); if
 /// another connection committed since, the in-memory mirror of the token row and objects is refreshed
 /// incrementally. Every write is one write transaction (SQLite: `BEGIN IMMEDIATE … COMMIT`) committed before the
-/// call returns (durable against a crash of the process: WAL with synchronous=NORMAL; see docs/storage-format.md). `find(matching:)` is served from the
-/// mirror through hash indexes on the attribute types named at open time.
+/// call returns (durable against a crash of the process: WAL with synchronous=NORMAL; see docs/storage-format.md).
+/// `find(matching:)` is served from the mirror through hash indexes on the attribute types named at open time.
 ///
 /// Fork: a child process must not use or close the parent's connection — call `abandonAfterFork()` on every
 /// inherited instance, drop it, and open a new one.
