@@ -213,7 +213,7 @@ final class Connection: @unchecked Sendable {
     /// older than `TokenVault.attemptLifetime` is an attempt whose process died; it becomes a failure.
     static let schemaV5 = """
     CREATE TABLE pin_attempts (
-        id      INTEGER PRIMARY KEY,
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,   -- never reused: a late end must not end another attempt
         role    TEXT    NOT NULL CHECK (role IN ('so', 'user')),
         started INTEGER NOT NULL
     );
