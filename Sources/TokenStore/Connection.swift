@@ -40,7 +40,7 @@ struct PINEnvelope {
 /// One database connection (`SQLDriver`) plus the in-memory mirror. Only ever used under `TokenDatabase`'s mutex.
 /// `@unchecked Sendable`: every access happens inside `TokenDatabase.state.withLock` (`withConnection`).
 final class Connection: @unchecked Sendable {
-    static let schemaVersion = 5
+    static var schemaVersion: Int { schemaSteps.count }
     /// Tombstones older than this many change numbers are pruned; a reader further behind reloads fully.
     static let tombstoneWindow: Int64 = 4096
 
@@ -103,33 +103,15 @@ final class Connection: @unchecked Sendable {
                 if try stmt.step() { current = Int(stmt.int(0)) }
             }
             guard current <= Self.schemaVersion else { throw StoreError.unsupportedFormat(current) }
-            if current == 0 {
-                try exec(Self.schemaV1)
-                try exec("INSERT INTO schema_version (version) VALUES (1)")
-                current = 1
-            }
-            if current == 1 {
-                try exec(Self.schemaV2)
-                try exec("UPDATE schema_version SET version = 2")
-                current = 2
-            }
-            if current == 2 {
-                try exec(Self.schemaV3)
-                try exec("UPDATE schema_version SET version = 3")
-                current = 3
-            }
-            if current == 3 {
-                try exec(Self.schemaV4)
-                try exec("UPDATE schema_version SET version = 4")
-                current = 4
-            }
-            if current == 4 {
-                try exec(Self.schemaV5)
-                try exec("UPDATE schema_version SET version = 5")
-                current = 5
-            }
+            guard current < Self.schemaVersion else { return }
+            for step in Self.schemaSteps[current...] { try exec(step) }
+            try exec(current == 0 ? "INSERT INTO schema_version (version) VALUES (\(Self.schemaVersion))"
+                                  : "UPDATE schema_version SET version = \(Self.schemaVersion)")
         }
     }
+
+    /// Step n → n+1 of the SQLite schema is `schemaSteps[n]`.
+    static let schemaSteps = [schemaV1, schemaV2, schemaV3, schemaV4, schemaV5]
 
     static let schemaV1 = """
     CREATE TABLE token (
