@@ -179,23 +179,22 @@ public final class PostgresConnection {
 
     @discardableResult
     public func query(_ sql: String, _ params: [PostgresValue], deadline: MonotonicInstant) throws -> [[PostgresValue]] {
-        try run(params, deadline: deadline) { conn, count, types, values, lengths, formats in
-            tg_pq_send_query_params(conn, sql, count, types, values, lengths, formats, Self.binary)
-        }.rows
+        try statement(sql, params, deadline: deadline).rows
     }
 
     /// Runs one statement and returns the number of rows it affected (PQcmdTuples; 0 when it reports none).
     public func execute(_ sql: String, _ params: [PostgresValue] = [], timeout: Duration? = nil) throws -> Int64 {
-        let deadline = MonotonicInstant.now + (timeout ?? self.timeout)
-        return try run(params, deadline: deadline) { conn, count, types, values, lengths, formats in
-            tg_pq_send_query_params(conn, sql, count, types, values, lengths, formats, Self.binary)
-        }.affected
+        try statement(sql, params, timeout: timeout).affected
     }
 
     /// Runs one statement; returns its rows and the number of rows it affected (PQcmdTuples).
     public func statement(_ sql: String, _ params: [PostgresValue] = [], timeout: Duration? = nil) throws
         -> (rows: [[PostgresValue]], affected: Int64) {
-        let deadline = MonotonicInstant.now + (timeout ?? self.timeout)
+        try statement(sql, params, deadline: MonotonicInstant.now + (timeout ?? self.timeout))
+    }
+
+    private func statement(_ sql: String, _ params: [PostgresValue], deadline: MonotonicInstant) throws
+        -> (rows: [[PostgresValue]], affected: Int64) {
         let outcome = try run(params, deadline: deadline) { conn, count, types, values, lengths, formats in
             tg_pq_send_query_params(conn, sql, count, types, values, lengths, formats, Self.binary)
         }
