@@ -306,3 +306,33 @@ extension MissingDependency {
     public static let postgreSQL = MissingDependency(
         "the PostgreSQL server is not installed (no /usr/lib/postgresql/*/bin/initdb; Debian package postgresql): run scripts/install-deps.sh")
 }
+
+/// One PostgresServer for a test class: started by the first test that asks for it (a start that failed fails
+/// every later test of the class the same way), stopped by `stop()` in the class's tearDown.
+public final class SharedPostgresServer: @unchecked Sendable {
+    private let lock = NSLock()
+    private var server: PostgresServer?
+    private var startFailure: Error?
+
+    public init() {}
+
+    public func get() throws -> PostgresServer {
+        try lock.withLock {
+            if let server { return server }
+            if let startFailure { throw startFailure }
+            do {
+                let started = try PostgresServer()
+                server = started
+                return started
+            } catch {
+                startFailure = error
+                throw error
+            }
+        }
+    }
+
+    /// Drops the server (its deinit stops it and removes its files).
+    public func stop() {
+        lock.withLock { server = nil }
+    }
+}

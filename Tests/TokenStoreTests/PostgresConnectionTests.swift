@@ -8,26 +8,14 @@ import XCTest
 /// PostgresConnection against a real PostgreSQL (TestSupport.PostgresServer: initdb + pg_ctl on 127.0.0.1, SCRAM),
 /// one server for the class. No mocks; a missing server binary fails every test (scripts/install-deps.sh).
 final class PostgresConnectionTests: XCTestCase {
-    nonisolated(unsafe) private static var shared: PostgresServer?
-    nonisolated(unsafe) private static var startFailure: Error?
+    private static let shared = SharedPostgresServer()
 
     override class func tearDown() {
-        shared = nil  // deinit: pg_ctl stop -m immediate, temp dir removed
+        shared.stop()   // the server's deinit: pg_ctl stop -m immediate, temp dir removed
         super.tearDown()
     }
 
-    private func server() throws -> PostgresServer {
-        if let server = Self.shared { return server }
-        if let failure = Self.startFailure { throw failure }
-        do {
-            let server = try PostgresServer()
-            Self.shared = server
-            return server
-        } catch {
-            Self.startFailure = error
-            throw error
-        }
-    }
+    private func server() throws -> PostgresServer { try Self.shared.get() }
 
     private func secret(_ text: String) -> SecretBytes { SecretBytes(copying: Array(text.utf8)) }
 

@@ -9,28 +9,16 @@ import XCTest
 /// The token store on PostgreSQL (`PostgresDriver`, `PostgresSchema`) against a real server (TestSupport.
 /// PostgresServer), through the same TokenDatabase / TokenVault code as the SQLite store: one schema per test.
 final class PostgresStoreTests: XCTestCase {
-    nonisolated(unsafe) private static var shared: PostgresServer?
-    nonisolated(unsafe) private static var startFailure: Error?
+    private static let shared = SharedPostgresServer()
     let so = bytes("so-pin-pg-1")
     let user = bytes("user-pin-pg-1")
 
     override class func tearDown() {
-        shared = nil
+        shared.stop()   // the server's deinit: pg_ctl stop -m immediate, temp dir removed
         super.tearDown()
     }
 
-    private func server() throws -> PostgresServer {
-        if let server = Self.shared { return server }
-        if let failure = Self.startFailure { throw failure }
-        do {
-            let server = try PostgresServer()
-            Self.shared = server
-            return server
-        } catch {
-            Self.startFailure = error
-            throw error
-        }
-    }
+    private func server() throws -> PostgresServer { try Self.shared.get() }
 
     private func connect() throws -> PostgresConnection {
         let s = try server()
