@@ -148,6 +148,13 @@ static void child_init_token(void) {
     _exit(0);
 }
 
+/* Barrier: reports 'R' (ready) to the parent, then waits for its 's' (start), so the children's calls overlap. */
+static void barrier(const char *who, int to_parent, int from_parent) {
+    char start = 0;
+    (void)!write(to_parent, "R", 1);
+    if (read(from_parent, &start, 1) != 1 || start != 's') die(who, "no start from the parent", 0);
+}
+
 /* Counts the objects matching tmpl (up to 64 handles per C_FindObjects call). */
 static long count_objects(const char *who, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n) {
     CK_RV rv = f->C_FindObjectsInit(s, tmpl, n);
@@ -173,9 +180,7 @@ static void child_create(int who, int to_parent, int from_parent) {
     child_load(name);
     CK_SESSION_HANDLE s = child_user_session(name);
     /* Barrier: both processes are logged in before either creates anything, so the writes overlap. */
-    char start = 0;
-    (void)!write(to_parent, "R", 1);
-    if (read(from_parent, &start, 1) != 1 || start != 's') die(name, "no start from the parent", 0);
+    barrier(name, to_parent, from_parent);
     CK_OBJECT_CLASS data = CKO_DATA;
     CK_BBOOL yes = CK_TRUE;
     for (int i = 0; i < OBJECTS_PER_CHILD; i++) {
@@ -365,9 +370,7 @@ static void child_wrong_pins(int who, int to_parent, int from_parent) {
     CK_SESSION_HANDLE s;
     CK_RV rv = f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s);
     if (rv != CKR_OK) die(name, "C_OpenSession", rv);
-    char start = 0;
-    (void)!write(to_parent, "R", 1);
-    if (read(from_parent, &start, 1) != 1 || start != 's') die(name, "no start from the parent", 0);
+    barrier(name, to_parent, from_parent);
     int counts[3] = { 0, 0, 0 };
     for (int i = 0; i < 1000; i++) {
         rv = f->C_Login(s, CKU_USER, PIN("wrong-pin-0000"));
@@ -410,9 +413,7 @@ static void child_key_uses(int who, int to_parent, int from_parent) {
     CK_SESSION_HANDLE s = child_user_session(name);
     CK_RV rv;
     CK_OBJECT_HANDLE key = find_one(name, s, "race-key");
-    char start = 0;
-    (void)!write(to_parent, "R", 1);
-    if (read(from_parent, &start, 1) != 1 || start != 's') die(name, "no start from the parent", 0);
+    barrier(name, to_parent, from_parent);
     int counts[3] = { 0, 0, 0 };
     CK_BYTE iv[16] = { 0 }, in[16] = { 1 }, out[32];
     CK_MECHANISM cbc = { CKM_AES_CBC_PAD, iv, sizeof iv };

@@ -44,19 +44,29 @@ fi
 # Both processes and the killed one appended to one audit log (docs/audit.md): it must still be one valid chain.
 # Counted as one more test in the summary line, which is printed again, last.
 cli="$(dirname "$module")/tg-pkcs11"
-summary="$(grep -aE '^reliability: [0-9]+ passed, [0-9]+ failed$' "$work/output" | tail -n1 || true)"
-if [ "$rc" = 0 ] && [ -x "$cli" ] && [ -n "$summary" ]; then
-    passed="$(sed -E 's/^reliability: ([0-9]+) passed.*/\1/' <<<"$summary")"
-    failed="$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$summary")"
-    echo "audit: the log written by both processes, the killed one and test 3"
-    if "$cli" audit verify --file "$work/audit.log"; then
-        echo "ok: tg-pkcs11 audit verify"
+# The counts of the last "reliability: N passed, M failed" line of FILE into got_passed/got_failed; false if none.
+counts_of() {
+    local line
+    line="$(grep -aE '^reliability: [0-9]+ passed, [0-9]+ failed$' "$1" 2>/dev/null | tail -n1 || true)"
+    [ -n "$line" ] || return 1
+    got_passed="$(sed -E 's/^reliability: ([0-9]+) passed.*/\1/' <<<"$line")"
+    got_failed="$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$line")"
+}
+# `tg-pkcs11 audit verify` of LOG, counted as one more test (WHAT names it in the output).
+verify_log() {
+    if "$cli" audit verify --file "$1"; then
+        echo "ok: tg-pkcs11 audit verify$2"
         passed=$((passed + 1))
     else
-        echo "FAIL: tg-pkcs11 audit verify"
+        echo "FAIL: tg-pkcs11 audit verify$2"
         failed=$((failed + 1))
         rc=1
     fi
+}
+if [ "$rc" = 0 ] && [ -x "$cli" ] && counts_of "$work/output"; then
+    passed=$got_passed failed=$got_failed
+    echo "audit: the log written by both processes, the killed one and test 3"
+    verify_log "$work/audit.log" ""
     # Test 3 again on a token whose root key is wrapped by SoftHSM2 (kind: pkcs11), with its own audit log.
     echo "test 4: test 3 on a SoftHSM2-backed token"
     softhsm=/usr/lib/softhsm/libsofthsm2.so
@@ -80,9 +90,8 @@ YAML
             timeout -k 10 300 "$work/reliability" "$module" "$work/store-hsm" "$work/audit-hsm.log" --wrap-only | tee "$work/output-hsm"
         hrc=${PIPESTATUS[0]}
         set -e
-        hsummary="$(grep -aE '^reliability: [0-9]+ passed, [0-9]+ failed$' "$work/output-hsm" 2>/dev/null | tail -n1 || true)"
-        if [ "$hrc" = 0 ] && [ -n "$hsummary" ] && "$cli" audit verify --file "$work/audit-hsm.log"; then
-            passed=$((passed + $(sed -E 's/^reliability: ([0-9]+) passed.*/\1/' <<<"$hsummary") + 1))
+        if [ "$hrc" = 0 ] && counts_of "$work/output-hsm" && "$cli" audit verify --file "$work/audit-hsm.log"; then
+            passed=$((passed + got_passed + 1))
             echo "ok: test 4 and tg-pkcs11 audit verify of its log"
         else
             echo "FAIL: test 4 on the SoftHSM2-backed token (exit $hrc)"
@@ -112,22 +121,18 @@ YAML
     timeout -k 10 600 "$work/reliability" "$module" "$work/store-races" "$work/audit-races.log" --races 7 100 | tee "$work/output-races"
     rrc=${PIPESTATUS[0]}
     set -e
-    rsummary="$(grep -aE '^reliability: [0-9]+ passed, [0-9]+ failed$' "$work/output-races" 2>/dev/null | tail -n1 || true)"
-    if [ -n "$rsummary" ]; then
-        passed=$((passed + $(sed -E 's/^reliability: ([0-9]+) passed.*/\1/' <<<"$rsummary")))
-        failed=$((failed + $(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$rsummary")))
-    fi
-    if [ "$rrc" != 0 ] || [ -z "$rsummary" ]; then
+    if ! counts_of "$work/output-races"; then
         echo "FAIL: tests 5 and 6 (exit $rrc)"
-        [ -n "$rsummary" ] || failed=$((failed + 1))
-        rc=1
-    elif "$cli" audit verify --file "$work/audit-races.log"; then
-        echo "ok: tg-pkcs11 audit verify of the races' log"
-        passed=$((passed + 1))
-    else
-        echo "FAIL: tg-pkcs11 audit verify of the races' log"
         failed=$((failed + 1))
         rc=1
+    else
+        passed=$((passed + got_passed)) failed=$((failed + got_failed))
+        if [ "$rrc" != 0 ]; then
+            echo "FAIL: tests 5 and 6 (exit $rrc)"
+            rc=1
+        else
+            verify_log "$work/audit-races.log" " of the races' log"
+        fi
     fi
     echo "reliability: $passed passed, $failed failed"
 fi
